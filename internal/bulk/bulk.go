@@ -1,0 +1,202 @@
+// Package bulk reads lists of mailbox logins: the panel's "one
+// login@domain.tld password per line" format and a CSV with separate source
+// and destination logins. Every bad line is reported at once, by number
+// and reason, and no password is ever repeated in an error.
+package bulk
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// Entry is one account to migrate.
+type Entry struct {
+	Line           int
+	SourceUser     string
+	SourcePassword string
+	DestUser       string
+	DestPassword   string
+}
+
+// LineError is one rejected line.
+type LineError struct {
+	Line   int
+	Reason string
+}
+
+func (e LineError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Reason) }
+
+// Errors is every rejected line of a list.
+type Errors []LineError
+
+func (es Errors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// CSVHeader is the header line that selects the CSV format.
+const CSVHeader = "source_user,source_password,dest_user,dest_password"
+
+// Parse reads a list in either format. On any bad line it returns no
+// entries and an Errors value listing every bad line.
+func Parse(r io.Reader) ([]Entry, error) {
+	data, err := io.ReadAll(io.LimitReader(r, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read account list: %w", err)
+	}
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a BOM from spreadsheet exports
+	var entries []Entry
+	var errs Errors
+	if first := firstLine(data); strings.EqualFold(strings.ReplaceAll(first, " ", ""), CSVHeader) {
+		entries, errs = parseCSV(data)
+	} else {
+		entries, errs = parseLines(data)
+	}
+	errs = append(errs, checkDuplicates(entries)...)
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	if len(entries) == 0 {
+		return nil, errors.New("the account list is empty: give one login@domain.tld password per line")
+	}
+	return entries, nil
+}
+
+func firstLine(data []byte) string {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			return l
+		}
+	}
+	return ""
+}
+
+// parseLines reads "login@domain.tld password" lines; the password is the
+// rest of the line after the first run of blanks, so it may hold spaces.
+// Blank lines and lines starting with # are ignored.
+func parseLines(data []byte) ([]Entry, Errors) {
+	var entries []Entry
+	var errs Errors
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimRight(sc.Text(), " \t\r")
+		trimmed := strings.TrimLeft(line, " \t")
+		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
+			continue
+		}
+		login, password, _ := strings.Cut(strings.Replace(trimmed, "\t", " ", 1), " ")
+		password = strings.TrimLeft(password, " \t")
+		if reason := checkLogin(login); reason != "" {
+			errs = append(errs, LineError{n, reason})
+			continue
+		}
+		if password == "" {
+			errs = append(errs, LineError{n, fmt.Sprintf("%s has no password: write the password after the address, separated by a space", login)})
+			continue
+		}
+		entries = append(entries, Entry{Line: n, SourceUser: login, SourcePassword: password,
+			DestUser: login, DestPassword: password})
+	}
+	return entries, errs
+}
+
+func parseCSV(data []byte) ([]Entry, Errors) {
+	var entries []Entry
+	var errs Errors
+	cr := csv.NewReader(bytes.NewReader(data))
+	cr.FieldsPerRecord = -1
+	first := true
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			line := 0
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				line = pe.StartLine
+			}
+			errs = append(errs, LineError{line, "not valid CSV (check the quotes)"})
+			if pe == nil {
+				break
+			}
+			continue
+		}
+		line, _ := cr.FieldPos(0)
+		if first {
+			first = false
+			continue
+		}
+		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
+			continue
+		}
+		if len(rec) != 4 {
+			errs = append(errs, LineError{line, fmt.Sprintf("has %d columns, expected 4: %s", len(rec), CSVHeader)})
+			continue
+		}
+		e := Entry{Line: line, SourceUser: strings.TrimSpace(rec[0]), SourcePassword: rec[1],
+			DestUser: strings.TrimSpace(rec[2]), DestPassword: rec[3]}
+		switch {
+		case e.SourceUser == "":
+			errs = append(errs, LineError{line, "the source login is empty"})
+		case e.SourcePassword == "":
+			errs = append(errs, LineError{line, fmt.Sprintf("%s has no source password", e.SourceUser)})
+		case checkLogin(e.DestUser) != "":
+			errs = append(errs, LineError{line, "destination " + checkLogin(e.DestUser)})
+		case e.DestPassword == "":
+			errs = append(errs, LineError{line, fmt.Sprintf("%s has no destination password", e.DestUser)})
+		default:
+			entries = append(entries, e)
+		}
+	}
+	return entries, errs
+}
+
+// checkLogin returns why a login is not a full mailbox address, or "".
+func checkLogin(login string) string {
+	local, domain, ok := strings.Cut(login, "@")
+	switch {
+	case login == "":
+		return "login is empty"
+	case !ok || domain == "":
+		return fmt.Sprintf("login %q has no domain: write the full address, e.g. %s@yourdomain.tld", login, strings.TrimSuffix(login, "@"))
+	case local == "":
+		return fmt.Sprintf("login %q has nothing before the @", login)
+	case !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.ContainsAny(domain, "@ "):
+		return fmt.Sprintf("login %q: %q is not a domain name", login, domain)
+	}
+	return ""
+}
+
+// checkDuplicates rejects a source login or destination mailbox that
+// appears twice: two lines would copy into one mailbox, or copy one twice.
+func checkDuplicates(entries []Entry) Errors {
+	var errs Errors
+	src, dst := map[string]int{}, map[string]int{}
+	for _, e := range entries {
+		if first, ok := src[strings.ToLower(e.SourceUser)]; ok {
+			errs = append(errs, LineError{e.Line, fmt.Sprintf("%s is already listed on line %d", e.SourceUser, first)})
+			continue
+		}
+		if first, ok := dst[strings.ToLower(e.DestUser)]; ok {
+			errs = append(errs, LineError{e.Line, fmt.Sprintf("destination %s is already used on line %d", e.DestUser, first)})
+			continue
+		}
+		src[strings.ToLower(e.SourceUser)] = e.Line
+		dst[strings.ToLower(e.DestUser)] = e.Line
+	}
+	return errs
+}

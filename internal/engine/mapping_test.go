@@ -1,0 +1,82 @@
+package engine
+
+import (
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+
+	"mailmigrate/internal/imapconn"
+)
+
+func mbox(name string, attrs ...imap.MailboxAttr) imapconn.Mailbox {
+	return imapconn.Mailbox{Name: name, Attrs: attrs, Subscribed: true}
+}
+
+func TestPlanFolders(t *testing.T) {
+	dovecotDst := Layout{Delim: '/', Mailboxes: []imapconn.Mailbox{
+		mbox("INBOX"), mbox("Sent", imap.MailboxAttrSent), mbox("Drafts", imap.MailboxAttrDrafts),
+		mbox("Trash", imap.MailboxAttrTrash), mbox("Junk", imap.MailboxAttrJunk),
+		mbox("Archive", imap.MailboxAttrArchive)}}
+	courierDst := Layout{Prefix: "INBOX.", Delim: '.', Mailboxes: []imapconn.Mailbox{
+		mbox("INBOX"), mbox("INBOX.Sent"), mbox("INBOX.Trash")}}
+	tests := []struct {
+		name string
+		src  Layout
+		dst  Layout
+		want map[string]string
+	}{
+		{"czech names onto special-use folders", Layout{Delim: '/', Mailboxes: []imapconn.Mailbox{
+			mbox("INBOX"), mbox("Odeslaná pošta"), mbox("Koš"), mbox("Koncepty"), mbox("Nevyžádaná pošta"),
+			mbox("Archiv"), mbox("Archiv/2023"), mbox("Projekty/Klient A")}}, dovecotDst,
+			map[string]string{"INBOX": "INBOX", "Odeslaná pošta": "Sent", "Koš": "Trash", "Koncepty": "Drafts",
+				"Nevyžádaná pošta": "Junk", "Archiv": "Archive", "Archiv/2023": "Archive/2023",
+				"Projekty/Klient A": "Projekty/Klient A"}},
+		{"german and slovak names", Layout{Delim: '.', Mailboxes: []imapconn.Mailbox{
+			mbox("Gesendete Elemente"), mbox("Papierkorb"), mbox("Odoslané"), mbox("Entwürfe")}}, dovecotDst,
+			map[string]string{"Gesendete Elemente": "Sent", "Papierkorb": "Trash", "Odoslané": "Sent", "Entwürfe": "Drafts"}},
+		{"special-use attribute beats the name", Layout{Delim: '/', Mailboxes: []imapconn.Mailbox{
+			mbox("Poslané", imap.MailboxAttrSent), mbox("Sent Items/Old")}}, dovecotDst,
+			map[string]string{"Poslané": "Sent", "Sent Items/Old": "Sent Items/Old"}},
+		{"subfolder of a special folder follows it", Layout{Delim: '/', Mailboxes: []imapconn.Mailbox{
+			mbox("Odeslaná pošta"), mbox("Odeslaná pošta/2019")}}, dovecotDst,
+			map[string]string{"Odeslaná pošta/2019": "Sent/2019"}},
+		{"slash server to INBOX. dot server", Layout{Delim: '/', Mailboxes: []imapconn.Mailbox{
+			mbox("INBOX"), mbox("INBOX/Faktury"), mbox("Projekty/v1.2"), mbox("Sent", imap.MailboxAttrSent)}}, courierDst,
+			map[string]string{"INBOX": "INBOX", "INBOX/Faktury": "INBOX.Faktury", "Projekty/v1.2": "INBOX.Projekty.v1․2",
+				"Sent": "INBOX.Sent"}},
+		{"INBOX. dot server to slash server", Layout{Prefix: "INBOX.", Delim: '.', Mailboxes: []imapconn.Mailbox{
+			mbox("INBOX"), mbox("INBOX.Klienti"), mbox("INBOX.Klienti.A/B"), mbox("INBOX.Trash")}}, dovecotDst,
+			map[string]string{"INBOX": "INBOX", "INBOX.Klienti": "Klienti", "INBOX.Klienti.A/B": "Klienti/A∕B",
+				"INBOX.Trash": "Trash"}},
+		{"noselect parents are not copied", Layout{Delim: '/', Mailboxes: []imapconn.Mailbox{
+			mbox("Parent", imap.MailboxAttrNoSelect), mbox("Parent/Child")}}, dovecotDst,
+			map[string]string{"Parent/Child": "Parent/Child"}},
+		{"lower-case inbox", Layout{Delim: '/', Mailboxes: []imapconn.Mailbox{mbox("Inbox"), mbox("Inbox/Sub")}}, dovecotDst,
+			map[string]string{"Inbox": "INBOX", "Inbox/Sub": "INBOX/Sub"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := map[string]string{}
+			for _, p := range PlanFolders(tc.src, tc.dst) {
+				got[p.Source] = p.Dest
+			}
+			if _, ok := got["Parent"]; ok {
+				t.Errorf("a \\Noselect folder was planned")
+			}
+			for src, want := range tc.want {
+				if got[src] != want {
+					t.Errorf("%q -> %q, want %q", src, got[src], want)
+				}
+			}
+		})
+	}
+}
+
+func TestPlanFoldersNotesRename(t *testing.T) {
+	src := Layout{Delim: '/', Mailboxes: []imapconn.Mailbox{mbox("Projekty/v1.2")}}
+	dst := Layout{Delim: '.', Mailboxes: []imapconn.Mailbox{mbox("INBOX")}}
+	plans := PlanFolders(src, dst)
+	if len(plans) != 1 || plans[0].Note == "" {
+		t.Fatalf("plans = %+v, want one with a note about the renamed folder", plans)
+	}
+}

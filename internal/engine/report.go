@@ -1,0 +1,155 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"mailmigrate/internal/imapconn"
+)
+
+// Status is how an account's migration ended.
+type Status string
+
+// The account outcomes.
+const (
+	StatusDone      Status = "done"               // everything copied
+	StatusWarnings  Status = "done_with_warnings" // finished, some messages skipped or failed
+	StatusOverQuota Status = "paused_over_quota"  // stopped: destination full; resume later
+	StatusFailed    Status = "failed"             // could not run (connection, login, ...)
+)
+
+// Report is the result of migrating one account.
+type Report struct {
+	Source     string         `json:"source"` // imaps://host:port
+	SourceUser string         `json:"source_user"`
+	Dest       string         `json:"destination"`
+	DestUser   string         `json:"destination_user"`
+	Status     Status         `json:"status"`
+	Failure    *Failure       `json:"failure,omitempty"`
+	Started    time.Time      `json:"started"`
+	Finished   time.Time      `json:"finished"`
+	Folders    []FolderReport `json:"folders"`
+	Totals     Totals         `json:"totals"`
+}
+
+// Totals sum up the folders.
+type Totals struct {
+	SourceMessages int   `json:"source_messages"`
+	Copied         int   `json:"copied"`
+	AlreadyPresent int   `json:"already_present"`
+	Skipped        int   `json:"skipped"`
+	Failed         int   `json:"failed"`
+	FlagsUpdated   int   `json:"flags_updated"`
+	BytesCopied    int64 `json:"bytes_copied"`
+}
+
+// FolderReport is one source folder's outcome.
+type FolderReport struct {
+	Source         string         `json:"source"`
+	Dest           string         `json:"destination"`
+	Role           Role           `json:"role,omitempty"`
+	Note           string         `json:"note,omitempty"`
+	SourceMessages int            `json:"source_messages"`
+	Copied         int            `json:"copied"`
+	AlreadyPresent int            `json:"already_present"`
+	FlagsUpdated   int            `json:"flags_updated"`
+	BytesCopied    int64          `json:"bytes_copied"`
+	Skipped        []MessageIssue `json:"skipped,omitempty"`
+	Failed         []MessageIssue `json:"failed,omitempty"`
+	Unchanged      bool           `json:"unchanged,omitempty"` // nothing changed since the last run
+}
+
+// MessageIssue names a message that was skipped or failed, in terms the
+// customer recognises.
+type MessageIssue struct {
+	UID     uint32    `json:"uid"`
+	Subject string    `json:"subject,omitempty"`
+	Date    time.Time `json:"date"`
+	Size    int64     `json:"size"`
+	Reason  string    `json:"reason"`
+}
+
+// Side says which server a failure happened on.
+type Side string
+
+// The two servers.
+const (
+	SideSource Side = "source"
+	SideDest   Side = "destination"
+)
+
+// Failure is an account-level failure, explained for the customer.
+type Failure struct {
+	Kind    string `json:"kind"` // imapconn.Kind code: auth, connect, tls, over_quota, ...
+	Side    Side   `json:"side,omitempty"`
+	Message string `json:"message"` // what happened and what to do, in the customer's words
+	Detail  string `json:"detail"`  // the technical error, without secrets
+}
+
+func (r *Report) total() {
+	r.Totals = Totals{}
+	for _, f := range r.Folders {
+		r.Totals.SourceMessages += f.SourceMessages
+		r.Totals.Copied += f.Copied
+		r.Totals.AlreadyPresent += f.AlreadyPresent
+		r.Totals.Skipped += len(f.Skipped)
+		r.Totals.Failed += len(f.Failed)
+		r.Totals.FlagsUpdated += f.FlagsUpdated
+		r.Totals.BytesCopied += f.BytesCopied
+	}
+}
+
+// SideError is an account-level error that knows which server caused it.
+type SideError struct {
+	Side Side
+	User string
+	Err  error
+}
+
+func (e *SideError) Error() string { return fmt.Sprintf("%s server: %v", e.Side, e.Err) }
+func (e *SideError) Unwrap() error { return e.Err }
+
+// Explain turns an account-level error into a Failure the customer can act on.
+func Explain(err error) *Failure {
+	f := &Failure{Kind: imapconn.KindOf(err).Code(), Detail: err.Error()}
+	var se *SideError
+	server, user := "the server", ""
+	if errors.As(err, &se) {
+		f.Side = se.Side
+		user = se.User
+		if se.Side == SideSource {
+			server = "the old (source) server"
+		} else {
+			server = "the destination mailbox server"
+		}
+	}
+	switch imapconn.KindOf(err) {
+	case imapconn.ErrResolve:
+		f.Message = fmt.Sprintf("The address of %s cannot be found in DNS. Check the server name for typos; ask the old provider for the exact IMAP server name.", server)
+	case imapconn.ErrConnect:
+		f.Message = fmt.Sprintf("Cannot connect to %s. Check the server name and port (993 for TLS, 143 for STARTTLS) and that the server accepts IMAP connections from the internet.", server)
+	case imapconn.ErrTLS:
+		f.Message = fmt.Sprintf("A secure (TLS) connection to %s could not be established: its certificate is not trusted or does not match the name, or it does not offer encryption. Use the server name that its certificate was issued for.", server)
+	case imapconn.ErrAuth:
+		if f.Side == SideSource {
+			f.Message = fmt.Sprintf("The old server rejected the login %q. Check that the server address is the old provider's (not this hosting, if the DNS was already moved), that the login is the full address (mailbox@domain.tld), and that the password is current; some providers (Gmail, Yahoo, iCloud, Seznam with two-factor login) need an app password and IMAP access enabled first.", user)
+		} else {
+			f.Message = fmt.Sprintf("The destination mailbox rejected the login %q. Check the mailbox address and its password on the hosting.", user)
+		}
+	case imapconn.ErrTimeout, imapconn.ErrConnLost:
+		f.Message = fmt.Sprintf("%s stopped answering. What was copied so far is kept; run the migration again to continue.", capitalize(server))
+	case imapconn.ErrOverQuota:
+		f.Message = "The destination mailbox is full. The messages copied so far are kept. Enlarge the mailbox quota (or delete mail in the old mailbox), then run the migration again: it copies only the rest."
+	default:
+		f.Message = fmt.Sprintf("The migration stopped because of an error on %s. What was copied so far is kept; run the migration again to continue.", server)
+	}
+	return f
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
+}

@@ -1,0 +1,554 @@
+package imapconn
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+)
+
+// Options tune a connection.
+type Options struct {
+	// Timeout is the longest the server may stay silent while we wait for
+	// it; then the connection is closed and the command fails with
+	// ErrTimeout. Default 60 s.
+	Timeout time.Duration
+	// DialTimeout bounds connecting and the TLS handshake. Default 20 s.
+	DialTimeout time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = 60 * time.Second
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 20 * time.Second
+	}
+	return o
+}
+
+// Conn is one IMAP session. It is meant to be used by one goroutine at a
+// time; the engine gives each worker its own Conn.
+type Conn struct {
+	ep      Endpoint
+	cl      *imapclient.Client
+	timeout time.Duration
+
+	mu       sync.Mutex
+	timer    *time.Timer
+	timedOut atomic.Bool
+}
+
+// Dial connects to ep and reads the greeting; with StartTLS it upgrades the
+// connection before returning and fails if the server cannot.
+func Dial(ctx context.Context, ep Endpoint, opt Options) (*Conn, error) {
+	opt = opt.withDefaults()
+	addr := ep.Addr()
+	dctx, cancel := context.WithTimeout(ctx, opt.DialTimeout)
+	defer cancel()
+	d := net.Dialer{KeepAlive: 30 * time.Second}
+	raw, err := d.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		e := classify("connect", addr, err)
+		var ce *Error
+		if errors.As(e, &ce) && ce.Kind == ErrTimeout {
+			ce.Kind = ErrConnect
+		}
+		return nil, e
+	}
+	c := &Conn{ep: ep, timeout: opt.Timeout}
+	clOpts := &imapclient.Options{TLSConfig: ep.tlsConfig()}
+	switch ep.Security {
+	case TLS:
+		tc := tls.Client(raw, ep.tlsConfig())
+		if err := tc.HandshakeContext(dctx); err != nil {
+			raw.Close()
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, &Error{Kind: ErrTLS, Op: "TLS handshake", Server: addr, Err: err}
+		}
+		c.cl = imapclient.New(tc, clOpts)
+	case StartTLS:
+		// NewStartTLS reads the greeting and upgrades synchronously; the
+		// deadline keeps a silent server from hanging it.
+		raw.SetDeadline(time.Now().Add(opt.DialTimeout))
+		cl, err := imapclient.NewStartTLS(raw, clOpts)
+		if err != nil {
+			raw.Close()
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			kind := ErrTLS
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				kind = ErrTimeout
+			}
+			return nil, &Error{Kind: kind, Op: "STARTTLS", Server: addr, Err: err}
+		}
+		raw.SetDeadline(time.Time{})
+		c.cl = cl
+	default:
+		c.cl = imapclient.New(raw, clOpts)
+	}
+	done := c.arm(ctx)
+	err = c.cl.WaitGreeting()
+	done()
+	if err != nil {
+		c.cl.Close()
+		return nil, c.fail(ctx, "read greeting", err)
+	}
+	return c, nil
+}
+
+// Endpoint is the server this connection talks to.
+func (c *Conn) Endpoint() Endpoint { return c.ep }
+
+// arm starts the watchdog for one command: if the server stays silent for
+// the timeout, or ctx ends, the connection is closed so that the blocked
+// go-imap call returns. The returned func disarms it.
+func (c *Conn) arm(ctx context.Context) func() {
+	t := time.AfterFunc(c.timeout, func() {
+		c.timedOut.Store(true)
+		c.cl.Close()
+	})
+	c.mu.Lock()
+	c.timer = t
+	c.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { c.cl.Close() })
+	return func() {
+		stop()
+		t.Stop()
+		c.mu.Lock()
+		c.timer = nil
+		c.mu.Unlock()
+	}
+}
+
+// touch tells the watchdog that the server is making progress.
+func (c *Conn) touch() {
+	c.mu.Lock()
+	if c.timer != nil {
+		c.timer.Reset(c.timeout)
+	}
+	c.mu.Unlock()
+}
+
+func (c *Conn) fail(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if c.timedOut.Load() {
+		return &Error{Kind: ErrTimeout, Op: op, Server: c.ep.Addr(),
+			Err: fmt.Errorf("no answer within %s", c.timeout)}
+	}
+	return classify(op, c.ep.Addr(), err)
+}
+
+// Dead reports whether the connection is closed (after a timeout, a
+// cancellation or a protocol error) and must be replaced.
+func (c *Conn) Dead() bool {
+	select {
+	case <-c.cl.Closed():
+		return true
+	default:
+		return false
+	}
+}
+
+// Login authenticates. SASL PLAIN is preferred because it carries any
+// password byte unchanged; LOGIN is the fallback, and go-imap sends
+// passwords it cannot quote as literals.
+func (c *Conn) Login(ctx context.Context, user, password string) error {
+	done := c.arm(ctx)
+	defer done()
+	caps := c.cl.Caps()
+	var err error
+	switch {
+	case caps.Has(imap.AuthCap(sasl.Plain)):
+		err = c.cl.Authenticate(sasl.NewPlainClient("", user, password))
+	case caps.Has(imap.CapLoginDisabled):
+		return &Error{Kind: ErrTLS, Op: "login", Server: c.ep.Addr(),
+			Text: "the server does not accept passwords on an unencrypted connection"}
+	default:
+		err = c.cl.Login(user, password).Wait()
+	}
+	if err != nil {
+		e := c.fail(ctx, "login as "+user, err)
+		var ie *Error
+		if errors.As(e, &ie) && ie.Kind == ErrServer && ie.Code != imap.ResponseCodeUnavailable {
+			ie.Kind = ErrAuth
+		}
+		return e
+	}
+	return nil
+}
+
+// Caps returns the capabilities, asking the server when they are unknown.
+func (c *Conn) Caps(ctx context.Context) imap.CapSet {
+	done := c.arm(ctx)
+	defer done()
+	return c.cl.Caps()
+}
+
+// Has reports whether the server advertises a capability.
+func (c *Conn) Has(ctx context.Context, cp imap.Cap) bool { return c.Caps(ctx).Has(cp) }
+
+// Namespace returns the personal namespace prefix and hierarchy delimiter.
+func (c *Conn) Namespace(ctx context.Context) (prefix string, delim rune, err error) {
+	if c.Has(ctx, imap.CapNamespace) {
+		done := c.arm(ctx)
+		ns, err := c.cl.Namespace().Wait()
+		done()
+		if err != nil {
+			return "", 0, c.fail(ctx, "namespace", err)
+		}
+		if len(ns.Personal) > 0 {
+			return ns.Personal[0].Prefix, ns.Personal[0].Delim, nil
+		}
+	}
+	done := c.arm(ctx)
+	defer done()
+	data, err := c.cl.List("", "", nil).Collect()
+	if err != nil {
+		return "", 0, c.fail(ctx, "list", err)
+	}
+	if len(data) > 0 {
+		delim = data[0].Delim
+	}
+	return "", delim, nil
+}
+
+// Mailbox is one LIST entry.
+type Mailbox struct {
+	Name       string // decoded to UTF-8 by go-imap
+	Delim      rune
+	Attrs      []imap.MailboxAttr
+	Subscribed bool
+}
+
+// NoSelect reports whether the mailbox only exists as a parent.
+func (m Mailbox) NoSelect() bool {
+	return m.HasAttr(imap.MailboxAttrNoSelect) || m.HasAttr(imap.MailboxAttrNonExistent)
+}
+
+// HasAttr reports whether the mailbox carries attr (case-insensitive).
+func (m Mailbox) HasAttr(attr imap.MailboxAttr) bool {
+	for _, a := range m.Attrs {
+		if strings.EqualFold(string(a), string(attr)) {
+			return true
+		}
+	}
+	return false
+}
+
+// List returns every mailbox with special-use attributes and subscription
+// state where the server can tell them.
+func (c *Conn) List(ctx context.Context) ([]Mailbox, error) {
+	caps := c.Caps(ctx)
+	opts := &imap.ListOptions{}
+	if caps.Has(imap.CapSpecialUse) {
+		opts.ReturnSpecialUse = true
+	}
+	ext := caps.Has(imap.CapListExtended)
+	if ext {
+		opts.ReturnSubscribed = true
+	}
+	done := c.arm(ctx)
+	data, err := c.cl.List("", "*", opts).Collect()
+	done()
+	if err != nil {
+		return nil, c.fail(ctx, "list folders", err)
+	}
+	out := make([]Mailbox, 0, len(data))
+	for _, d := range data {
+		m := Mailbox{Name: d.Mailbox, Delim: d.Delim, Attrs: d.Attrs}
+		m.Subscribed = !ext || m.HasAttr(imap.MailboxAttrSubscribed)
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Status asks for a mailbox's counters; options the server lacks are
+// dropped rather than sent.
+func (c *Conn) Status(ctx context.Context, name string, opts imap.StatusOptions) (*imap.StatusData, error) {
+	caps := c.Caps(ctx)
+	if !caps.Has(imap.CapCondStore) {
+		opts.HighestModSeq = false
+	}
+	if !caps.Has(imap.CapStatusSize) && !caps.Has(imap.CapIMAP4rev2) {
+		opts.Size = false
+	}
+	done := c.arm(ctx)
+	defer done()
+	st, err := c.cl.Status(name, &opts).Wait()
+	return st, c.fail(ctx, fmt.Sprintf("status of %q", name), err)
+}
+
+// Examine opens a mailbox read-only: the source is never modified.
+func (c *Conn) Examine(ctx context.Context, name string) (*imap.SelectData, error) {
+	return c.sel(ctx, name, true)
+}
+
+// Select opens a mailbox read-write (destination only).
+func (c *Conn) Select(ctx context.Context, name string) (*imap.SelectData, error) {
+	return c.sel(ctx, name, false)
+}
+
+func (c *Conn) sel(ctx context.Context, name string, ro bool) (*imap.SelectData, error) {
+	opts := &imap.SelectOptions{ReadOnly: ro, CondStore: c.Has(ctx, imap.CapCondStore)}
+	done := c.arm(ctx)
+	defer done()
+	d, err := c.cl.Select(name, opts).Wait()
+	return d, c.fail(ctx, fmt.Sprintf("open folder %q", name), err)
+}
+
+// Create makes a mailbox; one that already exists is not an error.
+func (c *Conn) Create(ctx context.Context, name string) error {
+	done := c.arm(ctx)
+	defer done()
+	err := c.cl.Create(name, nil).Wait()
+	var ie *imap.Error
+	if errors.As(err, &ie) && (ie.Code == imap.ResponseCodeAlreadyExists ||
+		strings.Contains(strings.ToLower(ie.Text), "exists")) {
+		return nil
+	}
+	return c.fail(ctx, fmt.Sprintf("create folder %q", name), err)
+}
+
+// Subscribe marks a mailbox as subscribed.
+func (c *Conn) Subscribe(ctx context.Context, name string) error {
+	done := c.arm(ctx)
+	defer done()
+	return c.fail(ctx, fmt.Sprintf("subscribe %q", name), c.cl.Subscribe(name).Wait())
+}
+
+// MessageMeta is what the engine needs of a message without its body.
+type MessageMeta struct {
+	UID    imap.UID
+	Flags  []imap.Flag
+	Size   int64
+	ModSeq uint64
+	Header []byte // selected header fields, when asked for
+}
+
+// FetchMeta reads UID, FLAGS, RFC822.SIZE (and MODSEQ under CONDSTORE) of
+// the messages in uids of the selected mailbox; with headerFields also those
+// header fields. A nil uids means all messages.
+func (c *Conn) FetchMeta(ctx context.Context, uids []imap.UID, headerFields []string) ([]MessageMeta, error) {
+	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true, ModSeq: c.Has(ctx, imap.CapCondStore)}
+	if headerFields != nil {
+		opts.BodySection = []*imap.FetchItemBodySection{{
+			Specifier: imap.PartSpecifierHeader, HeaderFields: headerFields, Peek: true}}
+	}
+	var out []MessageMeta
+	err := c.forBatches(uids, func(set imap.UIDSet) error {
+		done := c.arm(ctx)
+		defer done()
+		cmd := c.cl.Fetch(set, opts)
+		for {
+			msg := cmd.Next()
+			if msg == nil {
+				break
+			}
+			c.touch()
+			buf, err := msg.Collect()
+			if err != nil {
+				cmd.Close()
+				return err
+			}
+			m := MessageMeta{UID: buf.UID, Flags: buf.Flags, Size: buf.RFC822Size, ModSeq: buf.ModSeq}
+			for _, b := range buf.BodySection {
+				m.Header = b.Bytes
+			}
+			out = append(out, m)
+		}
+		return cmd.Close()
+	})
+	if err != nil {
+		return nil, c.fail(ctx, "fetch message list", err)
+	}
+	return out, nil
+}
+
+// batch bounds the length of a UID set on one command line.
+const batch = 500
+
+func (c *Conn) forBatches(uids []imap.UID, fn func(imap.UIDSet) error) error {
+	if uids == nil {
+		return fn(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}})
+	}
+	for i := 0; i < len(uids); i += batch {
+		var set imap.UIDSet
+		set.AddNum(uids[i:min(i+batch, len(uids))]...)
+		if err := fn(set); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Message is one fetched message's metadata; its body went to the sink.
+type Message struct {
+	UID          imap.UID
+	Flags        []imap.Flag
+	InternalDate time.Time
+	Size         int64
+}
+
+// FetchBodies streams the full bodies (BODY.PEEK[], so \Seen is never set)
+// of uids in the selected mailbox. For each message, sink consumes the
+// body literal and returns what it made of it; then each receives the
+// metadata with that value. An error from sink or each stops the fetch and
+// closes the connection (draining a large fetch would take as long as
+// reading it).
+func FetchBodies[B any](ctx context.Context, c *Conn, uids []imap.UID,
+	sink func(r io.Reader, size int64) (B, error), each func(Message, B) error) error {
+	opts := &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true,
+		BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
+	err := c.forBatches(uids, func(set imap.UIDSet) error {
+		done := c.arm(ctx)
+		defer done()
+		cmd := c.cl.Fetch(set, opts)
+		for {
+			msg := cmd.Next()
+			if msg == nil {
+				break
+			}
+			c.touch()
+			var m Message
+			var body B
+			var haveBody bool
+			for {
+				item := msg.Next()
+				if item == nil {
+					break
+				}
+				c.touch()
+				switch it := item.(type) {
+				case imapclient.FetchItemDataUID:
+					m.UID = it.UID
+				case imapclient.FetchItemDataFlags:
+					m.Flags = it.Flags
+				case imapclient.FetchItemDataInternalDate:
+					m.InternalDate = it.Time
+				case imapclient.FetchItemDataRFC822Size:
+					m.Size = it.Size
+				case imapclient.FetchItemDataBodySection:
+					var r io.Reader = eofReader{}
+					var size int64
+					if it.Literal != nil {
+						r, size = &touchReader{r: it.Literal, c: c}, it.Literal.Size()
+					}
+					b, err := sink(r, size)
+					if err != nil {
+						c.cl.Close()
+						return err
+					}
+					body, haveBody = b, true
+				}
+			}
+			if !haveBody {
+				c.cl.Close()
+				return fmt.Errorf("server sent no body for UID %d", m.UID)
+			}
+			if err := each(m, body); err != nil {
+				c.cl.Close()
+				return err
+			}
+		}
+		return cmd.Close()
+	})
+	return c.fail(ctx, "fetch messages", err)
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// touchReader keeps the watchdog quiet while a large literal flows.
+type touchReader struct {
+	r io.Reader
+	c *Conn
+}
+
+func (t *touchReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		t.c.touch()
+	}
+	return n, err
+}
+
+// Append stores a message of size bytes read from r, with flags and
+// internal date. It returns the new UID and the mailbox's UIDVALIDITY when
+// the server reports them (UIDPLUS), else zeros.
+func (c *Conn) Append(ctx context.Context, mailbox string, size int64, flags []imap.Flag,
+	date time.Time, r io.Reader) (imap.UID, uint32, error) {
+	done := c.arm(ctx)
+	defer done()
+	op := fmt.Sprintf("append to %q", mailbox)
+	cmd := c.cl.Append(mailbox, size, &imap.AppendOptions{Flags: flags, Time: date})
+	n, werr := io.Copy(cmd, &touchReader{r: r, c: c})
+	if werr == nil && n != size {
+		werr = fmt.Errorf("message body is %d bytes, expected %d", n, size)
+	}
+	cerr := cmd.Close()
+	data, err := cmd.Wait()
+	if err != nil {
+		// The server's NO (over quota, too big) is the useful part.
+		return 0, 0, c.fail(ctx, op, err)
+	}
+	if werr != nil {
+		return 0, 0, c.fail(ctx, op, werr)
+	}
+	if cerr != nil {
+		return 0, 0, c.fail(ctx, op, cerr)
+	}
+	if data == nil || !c.cl.Caps().Has(imap.CapUIDPlus) {
+		return 0, 0, nil
+	}
+	return data.UID, data.UIDValidity, nil
+}
+
+// Store adds or removes flags on uids of the selected mailbox, silently.
+func (c *Conn) Store(ctx context.Context, uids []imap.UID, op imap.StoreFlagsOp, flags []imap.Flag) error {
+	if len(uids) == 0 || len(flags) == 0 {
+		return nil
+	}
+	err := c.forBatches(uids, func(set imap.UIDSet) error {
+		done := c.arm(ctx)
+		defer done()
+		return c.cl.Store(set, &imap.StoreFlags{Op: op, Silent: true, Flags: flags}, nil).Close()
+	})
+	return c.fail(ctx, "update flags", err)
+}
+
+// Logout ends the session politely and closes the connection.
+func (c *Conn) Logout(ctx context.Context) {
+	if !c.Dead() {
+		done := c.arm(ctx)
+		_ = c.cl.Logout().Wait()
+		done()
+	}
+	c.cl.Close()
+}
+
+// Close drops the connection at once.
+func (c *Conn) Close() { c.cl.Close() }

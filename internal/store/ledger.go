@@ -1,0 +1,189 @@
+// Package store keeps the application's durable data. For now that is the
+// engine's ledger in an embedded SQLite file.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	_ "modernc.org/sqlite" // the embedded database, no cgo
+
+	"mailmigrate/internal/engine"
+)
+
+// SQLiteLedger is the engine's ledger in a SQLite file.
+type SQLiteLedger struct {
+	db *sql.DB
+}
+
+var _ engine.Ledger = (*SQLiteLedger)(nil)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS ledger_folder (
+	id INTEGER PRIMARY KEY,
+	account TEXT NOT NULL,
+	src_folder TEXT NOT NULL,
+	dst_folder TEXT NOT NULL DEFAULT '',
+	src_uidvalidity INTEGER NOT NULL DEFAULT 0,
+	src_uidnext INTEGER NOT NULL DEFAULT 0,
+	src_highestmodseq INTEGER NOT NULL DEFAULT 0,
+	src_messages INTEGER NOT NULL DEFAULT 0,
+	dst_uidvalidity INTEGER NOT NULL DEFAULT 0,
+	complete INTEGER NOT NULL DEFAULT 0,
+	UNIQUE (account, src_folder)
+);
+CREATE TABLE IF NOT EXISTS ledger_message (
+	folder_id INTEGER NOT NULL REFERENCES ledger_folder(id) ON DELETE CASCADE,
+	src_uidvalidity INTEGER NOT NULL,
+	src_uid INTEGER NOT NULL,
+	dst_uid INTEGER NOT NULL,
+	identity BLOB NOT NULL,
+	flags TEXT NOT NULL,
+	PRIMARY KEY (folder_id, src_uidvalidity, src_uid)
+) WITHOUT ROWID;
+PRAGMA user_version = 1;
+`
+
+// OpenLedger opens (creating if needed) the ledger file at path.
+func OpenLedger(path string) (*SQLiteLedger, error) {
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
+		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
+		"&_pragma=foreign_keys(1)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	}
+	// One connection: SQLite serialises writers anyway, and this way no
+	// writer ever waits on a busy lock held by a reader of ours.
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	}
+	return &SQLiteLedger{db: db}, nil
+}
+
+// Close closes the file.
+func (l *SQLiteLedger) Close() error { return l.db.Close() }
+
+// Folder implements engine.Ledger.
+func (l *SQLiteLedger) Folder(ctx context.Context, account, srcFolder string) (engine.FolderState, bool, error) {
+	st := engine.FolderState{SrcFolder: srcFolder}
+	err := l.db.QueryRowContext(ctx, `SELECT dst_folder, src_uidvalidity, src_uidnext,
+		src_highestmodseq, src_messages, dst_uidvalidity FROM ledger_folder
+		WHERE account = ? AND src_folder = ? AND complete = 1`, account, srcFolder).
+		Scan(&st.DstFolder, &st.SrcUIDValidity, &st.SrcUIDNext, &st.SrcHighestModSeq,
+			&st.SrcMessages, &st.DstUIDValidity)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, fmt.Errorf("read ledger folder %q: %w", srcFolder, err)
+	}
+	return st, true, nil
+}
+
+// SaveFolder implements engine.Ledger.
+func (l *SQLiteLedger) SaveFolder(ctx context.Context, account string, st engine.FolderState) error {
+	_, err := l.db.ExecContext(ctx, `INSERT INTO ledger_folder (account, src_folder, dst_folder,
+		src_uidvalidity, src_uidnext, src_highestmodseq, src_messages, dst_uidvalidity, complete)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)
+		ON CONFLICT (account, src_folder) DO UPDATE SET dst_folder = excluded.dst_folder,
+		src_uidvalidity = excluded.src_uidvalidity, src_uidnext = excluded.src_uidnext,
+		src_highestmodseq = excluded.src_highestmodseq, src_messages = excluded.src_messages,
+		dst_uidvalidity = excluded.dst_uidvalidity, complete = 1`,
+		account, st.SrcFolder, st.DstFolder, st.SrcUIDValidity, st.SrcUIDNext,
+		st.SrcHighestModSeq, st.SrcMessages, st.DstUIDValidity)
+	if err != nil {
+		return fmt.Errorf("save ledger folder %q: %w", st.SrcFolder, err)
+	}
+	return nil
+}
+
+// Entries implements engine.Ledger.
+func (l *SQLiteLedger) Entries(ctx context.Context, account, srcFolder string, uidValidity uint32) (map[imap.UID]engine.Entry, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT m.src_uid, m.dst_uid, m.identity, m.flags
+		FROM ledger_message m JOIN ledger_folder f ON f.id = m.folder_id
+		WHERE f.account = ? AND f.src_folder = ? AND m.src_uidvalidity = ?`,
+		account, srcFolder, uidValidity)
+	if err != nil {
+		return nil, fmt.Errorf("read ledger of %q: %w", srcFolder, err)
+	}
+	defer rows.Close()
+	out := map[imap.UID]engine.Entry{}
+	for rows.Next() {
+		var e engine.Entry
+		var id []byte
+		var flags string
+		if err := rows.Scan(&e.SrcUID, &e.DstUID, &id, &flags); err != nil {
+			return nil, fmt.Errorf("read ledger of %q: %w", srcFolder, err)
+		}
+		copy(e.Identity[:], id)
+		for _, f := range strings.Fields(flags) {
+			e.Flags = append(e.Flags, imap.Flag(f))
+		}
+		out[e.SrcUID] = e
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read ledger of %q: %w", srcFolder, err)
+	}
+	return out, nil
+}
+
+// Record implements engine.Ledger.
+func (l *SQLiteLedger) Record(ctx context.Context, account, srcFolder string, uidValidity uint32, entries []engine.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record copied messages: %w", err)
+	}
+	defer tx.Rollback()
+	var folderID int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO ledger_folder (account, src_folder) VALUES (?, ?)
+		ON CONFLICT (account, src_folder) DO UPDATE SET account = excluded.account
+		RETURNING id`, account, srcFolder).Scan(&folderID)
+	if err != nil {
+		return fmt.Errorf("record copied messages: %w", err)
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO ledger_message
+		(folder_id, src_uidvalidity, src_uid, dst_uid, identity, flags) VALUES (?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("record copied messages: %w", err)
+	}
+	defer stmt.Close()
+	for _, e := range entries {
+		flags := make([]string, len(e.Flags))
+		for i, f := range e.Flags {
+			flags[i] = string(f)
+		}
+		if _, err := stmt.ExecContext(ctx, folderID, uidValidity, e.SrcUID, e.DstUID,
+			e.Identity[:], strings.Join(flags, " ")); err != nil {
+			return fmt.Errorf("record copied messages: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record copied messages: %w", err)
+	}
+	return nil
+}
+
+// Forget implements engine.Ledger.
+func (l *SQLiteLedger) Forget(ctx context.Context, account, srcFolder string) error {
+	_, err := l.db.ExecContext(ctx, `DELETE FROM ledger_message WHERE folder_id IN
+		(SELECT id FROM ledger_folder WHERE account = ? AND src_folder = ?)`, account, srcFolder)
+	if err == nil {
+		_, err = l.db.ExecContext(ctx, `UPDATE ledger_folder SET complete = 0
+			WHERE account = ? AND src_folder = ?`, account, srcFolder)
+	}
+	if err != nil {
+		return fmt.Errorf("reset ledger of %q: %w", srcFolder, err)
+	}
+	return nil
+}
