@@ -74,6 +74,9 @@ func Run(ctx context.Context, a Account, led Ledger, opt Options) (*Report, erro
 	if opt.Logf == nil {
 		opt.Logf = func(string, ...any) {}
 	}
+	if opt.Progress == nil {
+		opt.Progress = new(Progress)
+	}
 	m := &migration{acct: a, key: a.Key(), led: led, opt: opt,
 		pool: make(chan *imapconn.Conn, opt.AppendWorkers),
 		rep: &Report{Source: a.Source.String(), SourceUser: a.SourceUser,

@@ -39,8 +39,4 @@ func (p *Progress) AddAccounts(n int) {
 	}
 }
 
-func (p *Progress) add(c *atomic.Int64, n int64) {
-	if p != nil {
-		c.Add(n)
-	}
-}
+func (p *Progress) add(c *atomic.Int64, n int64) { c.Add(n) }

@@ -1,0 +1,563 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailmigrate/internal/engine"
+	"mailmigrate/internal/imapconn"
+	"mailmigrate/internal/store"
+	"mailmigrate/internal/testbed"
+)
+
+const (
+	srcUser = "jana@old.test"
+	srcPass = `zdroj "heslo" \ {ž}`
+	dstUser = "jana@new.test"
+	dstPass = "cíl heslo"
+)
+
+// bed is a Dovecot (or two) with a source and a destination account, a
+// ledger file and a corpus loaded into the source.
+type bed struct {
+	t        *testing.T
+	src, dst *testbed.Dovecot
+	acct     engine.Account
+	led      *store.SQLiteLedger
+	corpus   *testbed.Corpus
+}
+
+func endpoint(t testing.TB, d *testbed.Dovecot) imapconn.Endpoint {
+	pool, err := imapconn.LoadCAFile(d.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return imapconn.Endpoint{Host: d.Host, Port: d.IMAPSPort, Security: imapconn.TLS, RootCAs: pool}
+}
+
+func newBed(t *testing.T, srcOpts, dstOpts *testbed.DovecotOptions, corpus testbed.CorpusOptions) *bed {
+	t.Helper()
+	b := &bed{t: t}
+	b.src = testbed.StartDovecotT(t, *srcOpts)
+	b.dst = b.src
+	if dstOpts != nil {
+		b.dst = testbed.StartDovecotT(t, *dstOpts)
+	}
+	if err := b.src.AddUser(srcUser, srcPass, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.dst.AddUser(dstUser, dstPass, 0); err != nil {
+		t.Fatal(err)
+	}
+	b.acct = engine.Account{Source: endpoint(t, b.src), SourceUser: srcUser, SourcePassword: srcPass,
+		Dest: endpoint(t, b.dst), DestUser: dstUser, DestPassword: dstPass}
+	led, err := store.OpenLedger(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { led.Close() })
+	b.led = led
+	b.corpus = testbed.GenerateCorpus(corpus)
+	if srcOpts.Separator == "." {
+		b.corpus = withoutDots(b.corpus)
+	}
+	if err := b.corpus.Load(context.Background(), b.srcClient()); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// withoutDots drops folders a "." server cannot hold (a dot in a name).
+func withoutDots(c *testbed.Corpus) *testbed.Corpus {
+	out := &testbed.Corpus{}
+	for _, f := range c.Folders {
+		if !strings.Contains(f, ".") {
+			out.Folders = append(out.Folders, f)
+		}
+	}
+	for _, m := range c.Messages {
+		if !strings.Contains(m.Folder, ".") {
+			out.Messages = append(out.Messages, m)
+		}
+	}
+	return out
+}
+
+func (b *bed) srcClient() *imapclient.Client { return b.src.LoginT(b.t, srcUser, srcPass) }
+func (b *bed) dstClient() *imapclient.Client { return b.dst.LoginT(b.t, dstUser, dstPass) }
+
+func (b *bed) run(opt engine.Options) (*engine.Report, error) {
+	b.t.Helper()
+	if opt.Conn.Timeout == 0 {
+		opt.Conn.Timeout = 20 * time.Second
+	}
+	return engine.Run(context.Background(), b.acct, b.led, opt)
+}
+
+func (b *bed) mustRun() *engine.Report {
+	b.t.Helper()
+	r, err := b.run(engine.Options{})
+	if err != nil {
+		b.t.Fatalf("run: %v (%+v)", err, r.Failure)
+	}
+	return r
+}
+
+func mapping(r *engine.Report) map[string]string {
+	m := map[string]string{}
+	for _, f := range r.Folders {
+		m[f.Source] = f.Dest
+	}
+	return m
+}
+
+func (b *bed) verify(r *engine.Report) {
+	b.t.Helper()
+	if err := testbed.Verify(context.Background(), b.srcClient(), b.dstClient(), mapping(r)); err != nil {
+		b.t.Fatalf("destination differs from source:\n%v", err)
+	}
+}
+
+func TestMigrateCorpus(t *testing.T) {
+	b := newBed(t, &testbed.DovecotOptions{}, nil, testbed.CorpusOptions{Seed: 1, Messages: 150})
+	ctx := context.Background()
+	src := b.srcClient()
+	for _, f := range []string{"Projekty/Klient A", "Účty"} {
+		if err := src.Subscribe(f).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := testbed.Snapshot(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress engine.Progress
+	r, err := b.run(engine.Options{Progress: &progress})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if r.Status != engine.StatusDone {
+		t.Fatalf("status %s, failure %+v", r.Status, r.Failure)
+	}
+	if r.Totals.Copied != len(b.corpus.Messages) || r.Totals.AlreadyPresent != 0 {
+		t.Errorf("copied %d, present %d; want %d, 0", r.Totals.Copied, r.Totals.AlreadyPresent, len(b.corpus.Messages))
+	}
+	b.verify(r)
+
+	after, err := testbed.Snapshot(ctx, b.srcClient())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(before, after) {
+		t.Errorf("the source changed during the migration:\nbefore %+v\nafter  %+v", before, after)
+	}
+
+	// Special folders land in the destination's own, by name table.
+	m := mapping(r)
+	for src, want := range map[string]string{"Odeslaná pošta": "Sent", "Koš": "Trash", "Archiv/2023": "Archive/2023",
+		"Drafts": "Drafts", "INBOX": "INBOX", "Projekty/v1.2": "Projekty/v1.2"} {
+		if m[src] != want {
+			t.Errorf("%q mapped to %q, want %q", src, m[src], want)
+		}
+	}
+
+	// Subscriptions follow the source.
+	subs, err := b.dstClient().List("", "*", &imap.ListOptions{SelectSubscribed: true}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribed := map[string]bool{}
+	for _, s := range subs {
+		subscribed[s.Mailbox] = true
+	}
+	for folder, want := range map[string]bool{"Projekty/Klient A": true, "Účty": true, "Newsletters": false, "Účty/Doklady 2019": false} {
+		if subscribed[folder] != want {
+			t.Errorf("destination %q subscribed = %v, want %v as on the source", folder, subscribed[folder], want)
+		}
+	}
+
+	s := progress.Snapshot()
+	if s.MessagesDone != s.MessagesTotal || s.MessagesTotal != int64(len(b.corpus.Messages)) || s.FoldersDone != s.FoldersTotal {
+		t.Errorf("progress at the end: %+v", s)
+	}
+
+	// An immediate re-run copies nothing and touches nothing.
+	r2 := b.mustRun()
+	if r2.Totals.Copied != 0 || r2.Totals.AlreadyPresent != len(b.corpus.Messages) {
+		t.Errorf("re-run copied %d, present %d", r2.Totals.Copied, r2.Totals.AlreadyPresent)
+	}
+	for _, f := range r2.Folders {
+		if !f.Unchanged {
+			t.Errorf("re-run did not take the fast path for %q", f.Source)
+		}
+	}
+	b.verify(r2)
+
+	// New mail on the source is copied on the next run, and nothing else.
+	more := b.corpus.More(77, 9)
+	if err := more.Load(ctx, b.srcClient()); err != nil {
+		t.Fatal(err)
+	}
+	r3 := b.mustRun()
+	if r3.Totals.Copied != 9 || r3.Totals.AlreadyPresent != len(b.corpus.Messages) {
+		t.Errorf("after 9 new messages: copied %d, present %d", r3.Totals.Copied, r3.Totals.AlreadyPresent)
+	}
+	b.verify(r3)
+}
+
+// Syncing into a mailbox that already holds part of the mail copies only
+// the missing messages, even without a ledger.
+func TestSyncIntoPartlyFilledDestination(t *testing.T) {
+	b := newBed(t, &testbed.DovecotOptions{}, nil, testbed.CorpusOptions{Seed: 2, Messages: 80})
+	// A third of the messages, including one of the two that share a
+	// Message-ID and one without any, are already on the destination.
+	pre := &testbed.Corpus{Folders: b.corpus.Folders}
+	var sharedSeen, noIDSeen bool
+	ids := map[string]int{}
+	for _, m := range b.corpus.Messages {
+		ids[messageID(m.Body)]++
+	}
+	for i, m := range b.corpus.Messages {
+		id := messageID(m.Body)
+		switch {
+		case id != "" && ids[id] > 1 && !sharedSeen && !strings.Contains(string(m.Body), "identical"):
+			sharedSeen = true
+		case id == "" && !noIDSeen:
+			noIDSeen = true
+		case i%3 != 0:
+			continue
+		}
+		pre.Messages = append(pre.Messages, m)
+	}
+	dst := b.dstClient()
+	// The destination's own names for the special folders.
+	r0, err := engine.Check(context.Background(), b.acct, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mapping(r0)
+	for i := range pre.Messages {
+		pre.Messages[i].Folder = m[pre.Messages[i].Folder]
+	}
+	pre.Folders = nil
+	seen := map[string]bool{}
+	for _, msg := range pre.Messages {
+		if !seen[msg.Folder] {
+			seen[msg.Folder] = true
+			pre.Folders = append(pre.Folders, msg.Folder)
+		}
+	}
+	if err := pre.Load(context.Background(), dst); err != nil {
+		t.Fatal(err)
+	}
+	r := b.mustRun()
+	if r.Totals.AlreadyPresent != len(pre.Messages) || r.Totals.Copied != len(b.corpus.Messages)-len(pre.Messages) {
+		t.Errorf("present %d copied %d; want %d and %d", r.Totals.AlreadyPresent, r.Totals.Copied,
+			len(pre.Messages), len(b.corpus.Messages)-len(pre.Messages))
+	}
+	b.verify(r)
+}
+
+func messageID(body []byte) string {
+	head, _, _ := strings.Cut(string(body), "\r\n\r\n")
+	for _, l := range strings.Split(head, "\r\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, "Message-ID") {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// A flag changed on the source reaches the destination; a flag the user
+// changed on the destination is not reverted.
+func TestThreeWayFlags(t *testing.T) {
+	b := newBed(t, &testbed.DovecotOptions{}, nil, testbed.CorpusOptions{Seed: 3, Messages: 30})
+	b.mustRun()
+	src, dst := b.srcClient(), b.dstClient()
+	if _, err := src.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	// On the source, message 1 gets \Flagged and loses \Seen.
+	store := func(c *imapclient.Client, seq uint32, op imap.StoreFlagsOp, f ...imap.Flag) {
+		t.Helper()
+		if err := c.Store(imap.SeqSetNum(seq), &imap.StoreFlags{Op: op, Silent: true, Flags: f}, nil).Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store(src, 1, imap.StoreFlagsSet, imap.FlagFlagged, "$Label1")
+	// On the destination the user marks message 2 \Answered and a custom keyword,
+	// and message 1 "Projekt".
+	store(dst, 2, imap.StoreFlagsAdd, imap.FlagAnswered, "Mine")
+	store(dst, 1, imap.StoreFlagsAdd, "Projekt")
+	flagsOf := func(c *imapclient.Client, seq uint32) string {
+		msgs, err := c.Fetch(imap.SeqSetNum(seq), &imap.FetchOptions{Flags: true}).Collect()
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("fetch flags: %v", err)
+		}
+		var s []string
+		for _, f := range msgs[0].Flags {
+			if !strings.EqualFold(string(f), `\Recent`) {
+				s = append(s, strings.ToLower(string(f)))
+			}
+		}
+		return strings.Join(sortStrings(s), " ")
+	}
+	want2 := flagsOf(dst, 2)
+	r := b.mustRun()
+	if r.Totals.FlagsUpdated != 1 || r.Totals.Copied != 0 {
+		t.Errorf("flags updated %d, copied %d; want 1 and 0", r.Totals.FlagsUpdated, r.Totals.Copied)
+	}
+	if got := flagsOf(dst, 1); got != "$label1 \\flagged projekt" {
+		t.Errorf("destination message 1 flags %q, want the source's change plus the user's Projekt", got)
+	}
+	if got := flagsOf(dst, 2); got != want2 {
+		t.Errorf("destination message 2 flags %q, want the user's %q kept", got, want2)
+	}
+	// Once more: nothing to do.
+	if r := b.mustRun(); r.Totals.FlagsUpdated != 0 {
+		t.Errorf("third run updated %d flags", r.Totals.FlagsUpdated)
+	}
+}
+
+func sortStrings(s []string) []string {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	return s
+}
+
+// Different layouts: a "/" source into an "INBOX." prefixed "." server and
+// back.
+func TestSeparatorsAndPrefixes(t *testing.T) {
+	t.Run("slash to INBOX-dot", func(t *testing.T) {
+		b := newBed(t, &testbed.DovecotOptions{}, &testbed.DovecotOptions{Separator: ".", Prefix: "INBOX."},
+			testbed.CorpusOptions{Seed: 4, Messages: 40})
+		r := b.mustRun()
+		m := mapping(r)
+		if got := m["Projekty/v1.2"]; got != "INBOX.Projekty.v1․2" {
+			t.Errorf("Projekty/v1.2 -> %q", got)
+		}
+		if got := m["Archiv/2023"]; !strings.HasPrefix(got, "INBOX.") || !strings.HasSuffix(got, ".2023") {
+			t.Errorf("Archiv/2023 -> %q", got)
+		}
+		b.verify(r)
+		if r := b.mustRun(); r.Totals.Copied != 0 {
+			t.Errorf("re-run copied %d", r.Totals.Copied)
+		}
+	})
+	t.Run("dot to slash", func(t *testing.T) {
+		b := newBed(t, &testbed.DovecotOptions{Separator: "."}, &testbed.DovecotOptions{},
+			testbed.CorpusOptions{Seed: 5, Messages: 40})
+		r := b.mustRun()
+		if got := mapping(r)["Archiv.2023"]; got != "Archive/2023" {
+			t.Errorf("Archiv.2023 -> %q", got)
+		}
+		b.verify(r)
+	})
+}
+
+// Over quota stops the account with what was copied kept; after the quota
+// is raised, the next run copies only the rest.
+func TestOverQuotaThenResume(t *testing.T) {
+	b := newBed(t, &testbed.DovecotOptions{}, nil, testbed.CorpusOptions{Seed: 6, Messages: 60})
+	var total int64
+	for _, m := range b.corpus.Messages {
+		total += int64(len(m.Body))
+	}
+	if err := b.dst.SetQuota(dstUser, total/2); err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.run(engine.Options{})
+	if !errors.Is(err, imapconn.ErrOverQuota) || r.Status != engine.StatusOverQuota {
+		t.Fatalf("err %v status %s; want over quota", err, r.Status)
+	}
+	if r.Failure == nil || !strings.Contains(r.Failure.Message, "quota") || r.Failure.Side != engine.SideDest {
+		t.Errorf("failure %+v, want an over-quota explanation about the destination", r.Failure)
+	}
+	first := r.Totals.Copied
+	if first == 0 || first >= len(b.corpus.Messages) {
+		t.Fatalf("copied %d of %d before the quota stopped it", first, len(b.corpus.Messages))
+	}
+	if err := b.dst.SetQuota(dstUser, 0); err != nil {
+		t.Fatal(err)
+	}
+	r2 := b.mustRun()
+	// An APPEND in flight when the account stopped may have landed without
+	// its answer; the resume finds it there instead of copying it again.
+	if r2.Totals.Copied+r2.Totals.AlreadyPresent != len(b.corpus.Messages) || r2.Totals.Copied > len(b.corpus.Messages)-first {
+		t.Errorf("resume copied %d, found %d present; %d were copied before", r2.Totals.Copied, r2.Totals.AlreadyPresent, first)
+	}
+	b.verify(r2)
+}
+
+// A message larger than the destination accepts is skipped and listed; the
+// rest is copied.
+func TestTooBigSkipped(t *testing.T) {
+	b := newBed(t, &testbed.DovecotOptions{}, &testbed.DovecotOptions{MaxMailSize: 256 << 10},
+		testbed.CorpusOptions{Seed: 7, Messages: 60})
+	big := 0
+	for _, m := range b.corpus.Messages {
+		if len(m.Body) > 256<<10 {
+			big++
+		}
+	}
+	if big == 0 {
+		t.Fatal("corpus has no message over 256 KiB")
+	}
+	r, err := b.run(engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != engine.StatusWarnings || r.Totals.Skipped != big || r.Totals.Copied != len(b.corpus.Messages)-big {
+		t.Fatalf("status %s skipped %d copied %d; want warnings, %d, %d", r.Status, r.Totals.Skipped, r.Totals.Copied,
+			big, len(b.corpus.Messages)-big)
+	}
+	for _, f := range r.Folders {
+		for _, s := range f.Skipped {
+			if s.Size <= 256<<10 || s.Reason == "" || s.Date.IsZero() {
+				t.Errorf("skipped entry %+v lacks size, reason or date", s)
+			}
+		}
+	}
+}
+
+func TestAccountFailuresAreTyped(t *testing.T) {
+	d := testbed.StartDovecotT(t, testbed.DovecotOptions{})
+	if err := d.AddUser(dstUser, dstPass, 0); err != nil {
+		t.Fatal(err)
+	}
+	good := endpoint(t, d)
+	closed := func() int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}()
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			defer c.Close()
+		}
+	}()
+	noCA := good
+	noCA.RootCAs = nil
+	starttls := good
+	starttls.Port, starttls.Security = d.IMAPPort, imapconn.StartTLS
+	tests := []struct {
+		name   string
+		src    imapconn.Endpoint
+		user   string
+		pass   string
+		kind   imapconn.Kind
+		side   engine.Side
+		phrase string
+	}{
+		{"wrong password", good, dstUser, "wrong", imapconn.ErrAuth, engine.SideSource, "full address"},
+		{"login without domain", good, "jana", dstPass, imapconn.ErrAuth, engine.SideSource, "mailbox@domain.tld"},
+		{"closed port", imapconn.Endpoint{Host: "127.0.0.1", Port: closed, Security: imapconn.TLS}, dstUser, dstPass, imapconn.ErrConnect, engine.SideSource, "port"},
+		{"unresolvable", imapconn.Endpoint{Host: "no-such-host.invalid", Port: 993, Security: imapconn.TLS}, dstUser, dstPass, imapconn.ErrResolve, engine.SideSource, "DNS"},
+		{"untrusted certificate", noCA, dstUser, dstPass, imapconn.ErrTLS, engine.SideSource, "certificate"},
+		{"silent server", imapconn.Endpoint{Host: "127.0.0.1", Port: silent.Addr().(*net.TCPAddr).Port, Security: imapconn.Plain}, dstUser, dstPass, imapconn.ErrTimeout, engine.SideSource, "stopped answering"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := engine.Account{Source: tc.src, SourceUser: tc.user, SourcePassword: tc.pass,
+				Dest: good, DestUser: dstUser, DestPassword: dstPass}
+			start := time.Now()
+			r, err := engine.Check(context.Background(), a, engine.Options{Conn: imapconn.Options{Timeout: time.Second, DialTimeout: 2 * time.Second}})
+			if !errors.Is(err, tc.kind) {
+				t.Fatalf("err = %v, want kind %v", err, tc.kind)
+			}
+			if time.Since(start) > 10*time.Second {
+				t.Errorf("took %s", time.Since(start))
+			}
+			if r.Failure == nil || r.Failure.Side != tc.side || !strings.Contains(r.Failure.Message, tc.phrase) {
+				t.Errorf("failure %+v, want side %s and %q in the message", r.Failure, tc.side, tc.phrase)
+			}
+			for _, secret := range []string{dstPass, "wrong"} {
+				if strings.Contains(r.Failure.Message+r.Failure.Detail+err.Error(), secret) {
+					t.Errorf("a password appears in the failure: %+v", r.Failure)
+				}
+			}
+		})
+	}
+	// STARTTLS works, and the destination side is named when it fails.
+	a := engine.Account{Source: starttls, SourceUser: dstUser, SourcePassword: dstPass,
+		Dest: good, DestUser: dstUser, DestPassword: "bad"}
+	r, err := engine.Check(context.Background(), a, engine.Options{})
+	if !errors.Is(err, imapconn.ErrAuth) || r.Failure.Side != engine.SideDest {
+		t.Errorf("STARTTLS source + bad destination password: err %v failure %+v", err, r.Failure)
+	}
+}
+
+// A 50 MB message goes through a spool file, not through memory.
+func TestLargeMessageMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large message")
+	}
+	b := newBed(t, &testbed.DovecotOptions{}, nil, testbed.CorpusOptions{Seed: 8, Messages: 5, Huge: 50 << 20})
+	b.corpus = nil
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > peak.Load() {
+					peak.Store(ms.HeapInuse)
+				}
+			}
+		}
+	}()
+	r := b.mustRun()
+	close(stop)
+	<-done
+	runtime.ReadMemStats(&after)
+	if r.Totals.BytesCopied < 50<<20 {
+		t.Fatalf("copied only %d bytes", r.Totals.BytesCopied)
+	}
+	grew := int64(peak.Load()) - int64(before.HeapInuse)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("heap in use grew by at most %.1f MB; %.1f MB allocated in all", float64(grew)/(1<<20), float64(allocated)/(1<<20))
+	if grew > 25<<20 {
+		t.Errorf("heap grew by %.1f MB for a 50 MB message", float64(grew)/(1<<20))
+	}
+	b.verify(r)
+}
