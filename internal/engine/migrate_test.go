@@ -70,28 +70,12 @@ func newBed(t *testing.T, srcOpts, dstOpts *testbed.DovecotOptions, corpus testb
 	b.led = led
 	b.corpus = testbed.GenerateCorpus(corpus)
 	if srcOpts.Separator == "." {
-		b.corpus = withoutDots(b.corpus)
+		b.corpus = b.corpus.Without(testbed.FolderDotLeaf)
 	}
 	if err := b.corpus.Load(context.Background(), b.srcClient()); err != nil {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// withoutDots drops folders a "." server cannot hold (a dot in a name).
-func withoutDots(c *testbed.Corpus) *testbed.Corpus {
-	out := &testbed.Corpus{}
-	for _, f := range c.Folders {
-		if !strings.Contains(f, ".") {
-			out.Folders = append(out.Folders, f)
-		}
-	}
-	for _, m := range c.Messages {
-		if !strings.Contains(m.Folder, ".") {
-			out.Messages = append(out.Messages, m)
-		}
-	}
-	return out
 }
 
 func (b *bed) srcClient() *imapclient.Client { return b.src.LoginT(b.t, srcUser, srcPass) }
@@ -291,19 +275,14 @@ func TestThreeWayFlags(t *testing.T) {
 	if _, err := dst.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	// On the source, message 1 gets \Flagged and loses \Seen.
 	store := func(c *imapclient.Client, seq uint32, op imap.StoreFlagsOp, f ...imap.Flag) {
 		t.Helper()
 		if err := c.Store(imap.SeqSetNum(seq), &imap.StoreFlags{Op: op, Silent: true, Flags: f}, nil).Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	store(src, 1, imap.StoreFlagsSet, imap.FlagFlagged, "$Label1")
-	// On the destination the user marks message 2 \Answered and a custom keyword,
-	// and message 1 "Projekt".
-	store(dst, 2, imap.StoreFlagsAdd, imap.FlagAnswered, "Mine")
-	store(dst, 1, imap.StoreFlagsAdd, "Projekt")
 	flagsOf := func(c *imapclient.Client, seq uint32) string {
+		t.Helper()
 		msgs, err := c.Fetch(imap.SeqSetNum(seq), &imap.FetchOptions{Flags: true}).Collect()
 		if err != nil || len(msgs) != 1 {
 			t.Fatalf("fetch flags: %v", err)
@@ -316,21 +295,61 @@ func TestThreeWayFlags(t *testing.T) {
 		}
 		return strings.Join(sortStrings(s), " ")
 	}
-	want2 := flagsOf(dst, 2)
+	// Parallel appends do not keep the order: find the destination copies
+	// of source messages 1 and 2 by content.
+	seqOf := bodySeqs(t, dst)
+	srcBodies := bodies(t, src)
+	d1, d2 := seqOf[string(srcBodies[0])], seqOf[string(srcBodies[1])]
+	if d1 == 0 || d2 == 0 {
+		t.Fatal("source messages 1 and 2 not found on the destination")
+	}
+	// On the source, message 1 gets \Flagged and $Label1 and loses the rest.
+	store(src, 1, imap.StoreFlagsSet, imap.FlagFlagged, "$Label1")
+	// On the destination the user marks message 2 \Answered and a custom
+	// keyword, and message 1 "Projekt".
+	store(dst, d2, imap.StoreFlagsAdd, imap.FlagAnswered, "Mine")
+	store(dst, d1, imap.StoreFlagsAdd, "Projekt")
+	want2 := flagsOf(dst, d2)
 	r := b.mustRun()
 	if r.Totals.FlagsUpdated != 1 || r.Totals.Copied != 0 {
 		t.Errorf("flags updated %d, copied %d; want 1 and 0", r.Totals.FlagsUpdated, r.Totals.Copied)
 	}
-	if got := flagsOf(dst, 1); got != "$label1 \\flagged projekt" {
+	if got := flagsOf(dst, d1); got != "$label1 \\flagged projekt" {
 		t.Errorf("destination message 1 flags %q, want the source's change plus the user's Projekt", got)
 	}
-	if got := flagsOf(dst, 2); got != want2 {
+	if got := flagsOf(dst, d2); got != want2 {
 		t.Errorf("destination message 2 flags %q, want the user's %q kept", got, want2)
 	}
 	// Once more: nothing to do.
 	if r := b.mustRun(); r.Totals.FlagsUpdated != 0 {
 		t.Errorf("third run updated %d flags", r.Totals.FlagsUpdated)
 	}
+}
+
+// bodies returns the bodies of the selected mailbox in sequence order.
+func bodies(t *testing.T, c *imapclient.Client) [][]byte {
+	t.Helper()
+	msgs, err := c.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}},
+		&imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		for _, b := range m.BodySection {
+			out[i] = b.Bytes
+		}
+	}
+	return out
+}
+
+// bodySeqs maps each body of the selected mailbox to its sequence number.
+func bodySeqs(t *testing.T, c *imapclient.Client) map[string]uint32 {
+	m := map[string]uint32{}
+	for i, b := range bodies(t, c) {
+		m[string(b)] = uint32(i + 1)
+	}
+	return m
 }
 
 func sortStrings(s []string) []string {

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"text/tabwriter"
+
+	"mailmigrate/internal/bulk"
+	"mailmigrate/internal/engine"
+	"mailmigrate/internal/imapconn"
+	"mailmigrate/internal/store"
+)
+
+const bulkHeader = bulk.CSVHeader
+
+func runMigrate(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	var ef endpointFlags
+	ef.register(fs)
+	state := fs.String("state", "", "ledger file that makes re-runs copy only what is new (default "+defaultStatePath()+")")
+	reportPath := fs.String("report", "", "also write the report as JSON to this file")
+	workers := fs.Int("workers", 4, "parallel destination connections per account")
+	parallel := fs.Int("parallel", 2, "accounts migrated at the same time with --accounts")
+	quiet := fs.Bool("quiet", false, "no progress display or log lines, only the final report")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: mailmigrate migrate --source URL --source-user LOGIN --source-password-file F \\\n"+
+			"                           --dest URL --dest-user LOGIN --dest-password-file F [flags]\n"+
+			"       mailmigrate migrate --source URL --dest URL --accounts FILE [flags]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		return fail(usagef("unexpected argument %q (flags start with --)", fs.Arg(0)))
+	}
+	accounts, err := ef.accountList()
+	if err != nil {
+		return fail(err)
+	}
+	if *workers < 1 || *workers > 16 {
+		return fail(usagef("--workers must be between 1 and 16"))
+	}
+	if *parallel < 1 {
+		return fail(usagef("--parallel must be at least 1"))
+	}
+	path := *state
+	if path == "" {
+		path = defaultStatePath()
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return fail(fmt.Errorf("create state directory: %w", err))
+		}
+	}
+	led, err := store.OpenLedger(path)
+	if err != nil {
+		return fail(err)
+	}
+	defer led.Close()
+
+	var progress engine.Progress
+	progress.AddAccounts(len(accounts))
+	disp := newDisplay(os.Stderr, &progress, *quiet)
+	disp.start()
+	opt := engine.Options{Conn: imapconn.Options{Timeout: ef.timeout}, AppendWorkers: *workers,
+		Progress: &progress, Logf: disp.logf}
+
+	reports := make([]*engine.Report, len(accounts))
+	sem := make(chan struct{}, *parallel)
+	var wg sync.WaitGroup
+	for i, a := range accounts {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			aopt := opt
+			aopt.Logf = func(format string, args ...any) {
+				disp.logf("%s: "+format, append([]any{a.SourceUser}, args...)...)
+			}
+			reports[i], _ = engine.Run(ctx, a, led, aopt)
+		})
+	}
+	wg.Wait()
+	disp.stop()
+	printReports(os.Stdout, reports)
+	if *reportPath != "" {
+		if err := writeJSON(*reportPath, reports); err != nil {
+			return fail(err)
+		}
+	}
+	return exitCode(reports)
+}
+
+// accountList is the single account of the flags or the list of --accounts.
+func (f *endpointFlags) accountList() ([]engine.Account, error) {
+	if f.accounts == "" {
+		a, err := f.account()
+		if err != nil {
+			return nil, err
+		}
+		return []engine.Account{a}, nil
+	}
+	if f.sourceUser != "" || f.destUser != "" || f.sourcePass != "" || f.destPass != "" ||
+		f.sourcePassFile != "" || f.destPassFile != "" {
+		return nil, usagef("--accounts takes the logins and passwords from the file; drop --source-user/--dest-user and the password flags")
+	}
+	src, dst, err := f.endpoints()
+	if err != nil {
+		return nil, err
+	}
+	file, err := os.Open(f.accounts)
+	if err != nil {
+		return nil, usagef("--accounts: %v", errors.Unwrap(err))
+	}
+	defer file.Close()
+	entries, err := bulk.Parse(file)
+	if err != nil {
+		var errs bulk.Errors
+		if errors.As(err, &errs) {
+			return nil, usagef("%s has %d bad line(s); nothing was copied:\n%v", f.accounts, len(errs), err)
+		}
+		return nil, usagef("%s: %v", f.accounts, err)
+	}
+	out := make([]engine.Account, len(entries))
+	for i, e := range entries {
+		out[i] = engine.Account{Source: src, SourceUser: e.SourceUser, SourcePassword: e.SourcePassword,
+			Dest: dst, DestUser: e.DestUser, DestPassword: e.DestPassword}
+	}
+	return out, nil
+}
+
+func defaultStatePath() string {
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "mailmigrate-state.db"
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(dir, "mailmigrate", "state.db")
+}
+
+func fail(err error) int {
+	fmt.Fprintf(os.Stderr, "mailmigrate: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// accountExit is the exit code one account's outcome calls for.
+func accountExit(r *engine.Report) int {
+	switch r.Status {
+	case engine.StatusDone:
+		return exitOK
+	case engine.StatusWarnings:
+		return exitPartial
+	case engine.StatusOverQuota:
+		return exitOverQuota
+	}
+	if r.Failure == nil {
+		return exitFailure
+	}
+	switch r.Failure.Kind {
+	case imapconn.ErrAuth.Code():
+		return exitAuth
+	case imapconn.ErrResolve.Code(), imapconn.ErrConnect.Code(), imapconn.ErrTLS.Code(),
+		imapconn.ErrTimeout.Code(), imapconn.ErrConnLost.Code():
+		return exitConnection
+	}
+	return exitFailure
+}
+
+// exitCode picks the most severe outcome of all accounts: authentication,
+// connection, other failure, over quota, then partial.
+func exitCode(reports []*engine.Report) int {
+	rank := map[int]int{exitAuth: 5, exitConnection: 4, exitFailure: 3, exitOverQuota: 2, exitPartial: 1, exitOK: 0}
+	code := exitOK
+	for _, r := range reports {
+		if c := accountExit(r); rank[c] > rank[code] {
+			code = c
+		}
+	}
+	return code
+}
+
+func writeJSON(path string, reports []*engine.Report) error {
+	data, err := json.MarshalIndent(struct {
+		Accounts []*engine.Report `json:"accounts"`
+	}{reports}, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
+
+// printReports writes the human report: per account a verdict, per folder
+// the counts, then what was skipped or failed and what to do.
+func printReports(w io.Writer, reports []*engine.Report) {
+	for i, r := range reports {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		t := r.Totals
+		fmt.Fprintf(w, "%s (%s) -> %s (%s): %s\n", r.SourceUser, r.Source, r.DestUser, r.Dest, statusText(r.Status))
+		fmt.Fprintf(w, "  %d messages in %d folders: %d copied, %d already present, %d skipped, %d failed, %d flag updates, %s in %s\n",
+			t.SourceMessages, len(r.Folders), t.Copied, t.AlreadyPresent, t.Skipped, t.Failed, t.FlagsUpdated,
+			humanBytes(t.BytesCopied), r.Finished.Sub(r.Started).Round(1e7))
+		if len(r.Folders) > 0 {
+			tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintf(tw, "  \tSOURCE FOLDER\tDESTINATION\tMESSAGES\tCOPIED\tPRESENT\tSKIPPED\tFAILED\t\n")
+			for _, f := range r.Folders {
+				fmt.Fprintf(tw, "  \t%s\t%s\t%d\t%d\t%d\t%d\t%d\t\n", f.Source, f.Dest, f.SourceMessages,
+					f.Copied, f.AlreadyPresent, len(f.Skipped), len(f.Failed))
+			}
+			tw.Flush()
+		}
+		for _, f := range r.Folders {
+			if f.Note != "" {
+				fmt.Fprintf(w, "  note: %s -> %s: %s\n", f.Source, f.Dest, f.Note)
+			}
+			for _, m := range f.Skipped {
+				fmt.Fprintf(w, "  skipped in %s: %q of %s (%s): %s\n", f.Source, m.Subject, m.Date.Format("2006-01-02"), humanBytes(m.Size), m.Reason)
+			}
+			for _, m := range f.Failed {
+				fmt.Fprintf(w, "  failed in %s: UID %d %q (%s): %s\n", f.Source, m.UID, m.Subject, humanBytes(m.Size), m.Reason)
+			}
+		}
+		if r.Failure != nil {
+			fmt.Fprintf(w, "  %s\n  details: %s\n", r.Failure.Message, r.Failure.Detail)
+		}
+	}
+}
+
+func statusText(s engine.Status) string {
+	switch s {
+	case engine.StatusDone:
+		return "done"
+	case engine.StatusWarnings:
+		return "done with warnings"
+	case engine.StatusOverQuota:
+		return "paused: destination out of space"
+	}
+	return "failed"
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
