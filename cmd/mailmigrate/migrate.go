@@ -221,10 +221,10 @@ func printReports(w io.Writer, reports []*engine.Report) {
 			t.SourceMessages, len(r.Folders), t.Copied, t.AlreadyPresent, t.Skipped, t.Failed, t.FlagsUpdated,
 			humanBytes(t.BytesCopied), r.Finished.Sub(r.Started).Round(1e7))
 		if len(r.Folders) > 0 {
-			tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintf(tw, "  \tSOURCE FOLDER\tDESTINATION\tMESSAGES\tCOPIED\tPRESENT\tSKIPPED\tFAILED\t\n")
+			tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+			fmt.Fprintf(tw, "  SOURCE FOLDER\tDESTINATION\tMESSAGES\tCOPIED\tPRESENT\tSKIPPED\tFAILED\n")
 			for _, f := range r.Folders {
-				fmt.Fprintf(tw, "  \t%s\t%s\t%d\t%d\t%d\t%d\t%d\t\n", f.Source, f.Dest, f.SourceMessages,
+				fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t%d\n", f.Source, f.Dest, f.SourceMessages,
 					f.Copied, f.AlreadyPresent, len(f.Skipped), len(f.Failed))
 			}
 			tw.Flush()

@@ -19,16 +19,16 @@ type Kind int
 
 // The failure kinds. Each is also an error value usable as an errors.Is target.
 const (
-	ErrOther       Kind = iota // anything not classified below
-	ErrResolve                 // the host name does not resolve
-	ErrConnect                 // refused, unreachable, or no answer to connect
-	ErrTLS                     // handshake or certificate failure, or STARTTLS missing
-	ErrAuth                    // the server rejected the login
-	ErrTimeout                 // the server stopped answering mid-session
-	ErrOverQuota               // the destination mailbox is full
-	ErrTooBig                  // the message exceeds the server's size limit
-	ErrServer                  // the server answered NO/BAD to a command
-	ErrConnLost                // the connection dropped or the reply could not be parsed
+	ErrOther     Kind = iota // anything not classified below
+	ErrResolve               // the host name does not resolve
+	ErrConnect               // refused, unreachable, or no answer to connect
+	ErrTLS                   // handshake or certificate failure, or STARTTLS missing
+	ErrAuth                  // the server rejected the login
+	ErrTimeout               // the server stopped answering mid-session
+	ErrOverQuota             // the destination mailbox is full
+	ErrTooBig                // the message exceeds the server's size limit
+	ErrServer                // the server answered NO/BAD to a command
+	ErrConnLost              // the connection dropped or the reply could not be parsed
 )
 
 var kindNames = map[Kind]string{
