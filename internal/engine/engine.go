@@ -388,6 +388,12 @@ func (m *migration) adopt(ctx context.Context, p FolderPlan, uidValidity uint32,
 	for _, e := range entries {
 		known[e.DstUID] = true
 	}
+	// Select afresh: a mailbox view only learns of messages other
+	// connections appended when the server syncs it, which some servers do
+	// after, not before, the next FETCH.
+	if _, err := m.dst.Select(ctx, p.Dest); err != nil {
+		return nil, &SideError{SideDest, m.acct.DestUser, err}
+	}
 	all, err := m.dst.FetchMeta(ctx, nil, nil)
 	if err != nil {
 		return nil, &SideError{SideDest, m.acct.DestUser, err}

@@ -580,3 +580,66 @@ func TestLargeMessageMemory(t *testing.T) {
 	}
 	b.verify(r)
 }
+
+// A message whose APPEND breaks the connection is retried once on a fresh
+// connection; one that keeps failing is recorded and the rest goes on; a
+// destination that stops answering mid-APPEND is timed out, not waited for.
+func TestMessageFailuresRetriedThenRecorded(t *testing.T) {
+	b := newBed(t, &testbed.DovecotOptions{}, nil, testbed.CorpusOptions{Seed: 9, Messages: 40})
+	var all [][]byte
+	for _, m := range b.corpus.Messages {
+		all = append(all, m.Body)
+	}
+	// Message-IDs found in exactly one message, as patterns the proxy reacts to.
+	var unique [][]byte
+	for _, m := range b.corpus.Messages {
+		id := []byte(messageID(m.Body))
+		if len(id) == 0 {
+			continue
+		}
+		n := 0
+		for _, body := range all {
+			n += strings.Count(string(body), string(id))
+		}
+		if n == 1 {
+			unique = append(unique, id)
+		}
+	}
+	if len(unique) < 3 {
+		t.Fatal("corpus has fewer than 3 unique Message-IDs")
+	}
+	proxy := testbed.StartProxy(t, b.dst.IMAPAddr())
+	proxy.CutOn(unique[0], 1)  // fails once, then goes through
+	proxy.CutOn(unique[1], -1) // fails every time
+	proxy.StallOn(unique[2], 1)
+	direct := b.acct.Dest
+	b.acct.Dest = imapconn.Endpoint{Host: "127.0.0.1", Port: proxy.Port(), Security: imapconn.Plain}
+	start := time.Now()
+	r, err := b.run(engine.Options{Conn: imapconn.Options{Timeout: 2 * time.Second}})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Errorf("took %s with a stalled server", time.Since(start))
+	}
+	// The stalled APPEND reached the server before the answer was lost: the
+	// retry finds it there ("already present") instead of appending twice.
+	if r.Status != engine.StatusWarnings || r.Totals.Failed != 1 || r.Totals.Copied+r.Totals.AlreadyPresent != len(all)-1 {
+		t.Fatalf("status %s, failed %d, copied %d, present %d; want warnings, 1, %d in all",
+			r.Status, r.Totals.Failed, r.Totals.Copied, r.Totals.AlreadyPresent, len(all)-1)
+	}
+	for _, f := range r.Folders {
+		for _, m := range f.Failed {
+			if m.Subject == "" || m.Reason == "" {
+				t.Errorf("failed message listed without subject or reason: %+v", m)
+			}
+		}
+	}
+	// Straight to the server, the one that failed is copied, nothing else.
+	b.acct.Dest = direct
+	r2 := b.mustRun()
+	if r2.Totals.Copied != 1 {
+		t.Errorf("second run copied %d, want the 1 that failed", r2.Totals.Copied)
+	}
+	b.verify(r2)
+}
