@@ -1,0 +1,86 @@
+package imapconn
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+func TestParseEndpoint(t *testing.T) {
+	tests := []struct {
+		in    string
+		plain bool
+		want  Endpoint
+		err   string
+	}{
+		{in: "imaps://imap.old.tld", want: Endpoint{Host: "imap.old.tld", Port: 993, Security: TLS}},
+		{in: "imap.old.tld", want: Endpoint{Host: "imap.old.tld", Port: 993, Security: TLS}},
+		{in: " IMAPS://imap.old.tld:10993 ", want: Endpoint{Host: "imap.old.tld", Port: 10993, Security: TLS}},
+		{in: "imap://mail.x.cz", want: Endpoint{Host: "mail.x.cz", Port: 143, Security: StartTLS}},
+		{in: "imap://mail.x.cz", plain: true, want: Endpoint{Host: "mail.x.cz", Port: 143, Security: Plain}},
+		{in: "imaps://[2001:db8::1]:993", want: Endpoint{Host: "2001:db8::1", Port: 993, Security: TLS}},
+		{in: "", err: "no server address"},
+		{in: "pop3://x.cz", err: "unknown scheme"},
+		{in: "imaps://user:pw@x.cz", err: "must not contain a login"},
+		{in: "imaps://x.cz:99999", err: "port"},
+		{in: "imaps://x.cz/INBOX", err: "path"},
+		{in: "imaps://:993", err: "no host"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseEndpoint(tc.in, tc.plain)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				if strings.Contains(err.Error(), "pw") {
+					t.Errorf("error repeats the password: %v", err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestClassify(t *testing.T) {
+	no := func(code imap.ResponseCode, text string) error {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: code, Text: text}
+	}
+	tests := []struct {
+		name string
+		err  error
+		want Kind
+	}{
+		{"dovecot over quota", no(imap.ResponseCodeOverQuota, "Quota exceeded (mailbox for user is full)"), ErrOverQuota},
+		{"quota without a code", no("", "Mailbox is full / Blocks limit exceeded"), ErrOverQuota},
+		{"dovecot max mail size", no(imap.ResponseCodeLimit, "Mail size is larger than the maximum size allowed by server configuration"), ErrTooBig},
+		{"appendlimit", no(imap.ResponseCodeTooBig, "Message too large"), ErrTooBig},
+		{"exchange size", no("", "Maximum size of appendable message has been exceeded"), ErrTooBig},
+		{"auth", no(imap.ResponseCodeAuthenticationFailed, "Authentication failed."), ErrAuth},
+		{"other NO", no(imap.ResponseCodeServerBug, "Internal error"), ErrServer},
+		{"dns", &net.DNSError{Err: "no such host", Name: "x.invalid", IsNotFound: true}, ErrResolve},
+		{"refused", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}, ErrConnect},
+		{"certificate", fmt.Errorf("x: %w", x509.UnknownAuthorityError{}), ErrTLS},
+		{"dropped", errors.New("unexpected EOF"), ErrConnLost},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := classify("op", "host:1", tc.err)
+			if !errors.Is(err, tc.want) || KindOf(err) != tc.want {
+				t.Errorf("kind %v, want %v (%v)", KindOf(err), tc.want, err)
+			}
+		})
+	}
+	if err := classify("op", "h", context.Canceled); err != context.Canceled {
+		t.Errorf("cancellation must stay itself, got %v", err)
+	}
+}
