@@ -29,6 +29,8 @@ func runMigrate(ctx context.Context, args []string) int {
 	workers := fs.Int("workers", 4, "parallel destination connections per account")
 	parallel := fs.Int("parallel", 2, "accounts migrated at the same time with --accounts")
 	quiet := fs.Bool("quiet", false, "no progress display or log lines, only the final report")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file (for performance work)")
+	memProfile := fs.String("memprofile", "", "write a heap profile to this file at the end (for performance work)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: mailmigrate migrate --source URL --source-user LOGIN --source-password-file F \\\n"+
 			"                           --dest URL --dest-user LOGIN --dest-password-file F [flags]\n"+
@@ -63,6 +65,11 @@ func runMigrate(ctx context.Context, args []string) int {
 		return fail(err)
 	}
 	defer led.Close()
+	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		return fail(err)
+	}
+	defer stopProfiles()
 
 	var progress engine.Progress
 	progress.AddAccounts(len(accounts))

@@ -9,11 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"os"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -54,7 +51,7 @@ type Options struct {
 
 // chunkBytes bounds the bodies fetched by one FETCH command; the next chunk
 // is fetched while the previous one is appended.
-const chunkBytes = 8 << 20
+const chunkBytes = 4 << 20
 
 // chunkMessages bounds the messages of one FETCH command.
 const chunkMessages = 250
@@ -236,26 +233,76 @@ func (m *migration) run(ctx context.Context) error {
 			m.opt.Progress.add(&m.opt.Progress.bytesTotal, *st.Size)
 		}
 	}
+	// Folders are prepared and fetched one after another on the control
+	// connections, while the appenders keep working through the queue, so
+	// that no folder boundary leaves the destination idle.
+	m.rep.Folders = make([]FolderReport, len(plans))
+	pl := m.startPipeline(ctx, true)
+	var err error
 	for i, p := range plans {
-		m.rep.Folders = append(m.rep.Folders, FolderReport{Source: p.Source, Dest: p.Dest,
-			Role: p.Role, Note: p.Note, SourceMessages: int(*stats[i].NumMessages)})
-		fr := &m.rep.Folders[len(m.rep.Folders)-1]
-		err := m.folder(ctx, p, stats[i], fr)
-		m.opt.Progress.add(&m.opt.Progress.foldersDone, 1)
-		if err != nil {
-			return err
+		m.rep.Folders[i] = FolderReport{Source: p.Source, Dest: p.Dest,
+			Role: p.Role, Note: p.Note, SourceMessages: int(*stats[i].NumMessages)}
+		w, uids, perr := m.prepare(pl.ctx, p, stats[i], &m.rep.Folders[i])
+		if perr != nil {
+			err = perr
+			break
+		}
+		if w == nil {
+			m.opt.Progress.add(&m.opt.Progress.foldersDone, 1)
+			continue
+		}
+		if err = pl.feed(w, uids); err != nil {
+			break
 		}
 	}
-	return nil
+	if perr := pl.finish(); perr != nil {
+		return perr
+	}
+	if err != nil {
+		return err
+	}
+	return m.retry(ctx, pl.retries)
 }
 
-// folder brings one source folder up to date on the destination.
-func (m *migration) folder(ctx context.Context, p FolderPlan, st *imap.StatusData, fr *FolderReport) error {
+// retry gives messages whose APPEND failed one more chance on fresh
+// connections. One whose answer was lost may have arrived after all, so each
+// folder is first matched against the destination again.
+func (m *migration) retry(ctx context.Context, works []*folderWork) error {
+	if len(works) == 0 {
+		return nil
+	}
+	pl := m.startPipeline(ctx, false)
+	var err error
+	for _, w := range works {
+		uids := w.retry
+		w.reset()
+		m.logf("%s: retrying %d message(s) on fresh connections", w.plan.Source, len(uids))
+		if _, err = m.src.Examine(pl.ctx, w.plan.Source); err != nil {
+			err = &SideError{SideSource, m.acct.SourceUser, err}
+			break
+		}
+		if uids, err = m.adopt(pl.ctx, w, uids); err != nil {
+			break
+		}
+		if err = pl.feed(w, uids); err != nil {
+			break
+		}
+	}
+	if perr := pl.finish(); perr != nil {
+		return perr
+	}
+	return err
+}
+
+// prepare brings a folder's flags up to date, adopts messages already on
+// the destination and returns the work of copying the rest (nil when there
+// is nothing to copy). It leaves the source folder selected for the fetch.
+func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusData, fr *FolderReport) (*folderWork, []imap.UID, error) {
 	srcErr := func(err error) error { return &SideError{SideSource, m.acct.SourceUser, err} }
 	dstErr := func(err error) error { return &SideError{SideDest, m.acct.DestUser, err} }
 	prev, havePrev, err := m.led.Folder(ctx, m.key, p.Source)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	modseq := st.HighestModSeq
 	// Nothing new, nothing expunged, no flag changed (HIGHESTMODSEQ): the
@@ -269,51 +316,53 @@ func (m *migration) folder(ctx context.Context, p FolderPlan, st *imap.StatusDat
 		if st.Size != nil {
 			m.opt.Progress.add(&m.opt.Progress.bytesDone, *st.Size)
 		}
-		return nil
+		return nil, nil, nil
 	}
+	w := &folderWork{plan: p, fr: fr, st: st, started: time.Now(), sizes: map[imap.UID]int64{}}
 	if !m.dstFolders[p.Dest] {
 		if err := m.dst.Create(ctx, p.Dest); err != nil {
-			return dstErr(err)
+			return nil, nil, dstErr(err)
 		}
 		m.dstFolders[p.Dest] = true
 	}
 	if p.Subscribed && !m.subscribed[p.Dest] {
 		if err := m.dst.Subscribe(ctx, p.Dest); err != nil {
-			return dstErr(err)
+			return nil, nil, dstErr(err)
 		}
 		m.subscribed[p.Dest] = true
 	}
 	sel, err := m.src.Examine(ctx, p.Source)
 	if err != nil {
-		return srcErr(err)
+		return nil, nil, srcErr(err)
 	}
+	w.uidValidity = sel.UIDValidity
 	var srcMsgs []imapconn.MessageMeta
 	if sel.NumMessages > 0 {
 		if srcMsgs, err = m.src.FetchMeta(ctx, nil, nil); err != nil {
-			return srcErr(err)
+			return nil, nil, srcErr(err)
 		}
 	}
 	dsel, err := m.dst.Select(ctx, p.Dest)
 	if err != nil {
-		return dstErr(err)
+		return nil, nil, dstErr(err)
 	}
-	filter := newFlagFilter(dsel.PermanentFlags)
+	w.dstUIDValidity = dsel.UIDValidity
+	w.filter = newFlagFilter(dsel.PermanentFlags)
 	if havePrev && (prev.DstFolder != p.Dest || prev.DstUIDValidity != dsel.UIDValidity) {
 		// The destination folder is another one now, or was recreated: its
 		// old UIDs mean nothing; content matching takes over.
 		if err := m.led.Forget(ctx, m.key, p.Source); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
 	entries, err := m.led.Entries(ctx, m.key, p.Source, sel.UIDValidity)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	sizes := map[imap.UID]int64{}
 	var newUIDs []imap.UID
 	var flagChanged []Entry
 	for _, msg := range srcMsgs {
-		sizes[msg.UID] = msg.Size
+		w.sizes[msg.UID] = msg.Size
 		e, ok := entries[msg.UID]
 		if !ok {
 			newUIDs = append(newUIDs, msg.UID)
@@ -322,49 +371,42 @@ func (m *migration) folder(ctx context.Context, p FolderPlan, st *imap.StatusDat
 		fr.AlreadyPresent++
 		m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
 		m.opt.Progress.add(&m.opt.Progress.bytesDone, msg.Size)
-		if want := filter.apply(msg.Flags); e.DstUID != 0 && flagKey(want) != flagKey(e.Flags) {
+		if want := w.filter.apply(msg.Flags); e.DstUID != 0 && flagKey(want) != flagKey(e.Flags) {
 			add, rem := flagDelta(e.Flags, want)
 			e.Flags = want
 			flagChanged = append(flagChanged, e)
 			if err := m.storeFlags(ctx, e.DstUID, add, rem); err != nil {
-				return dstErr(err)
+				return nil, nil, dstErr(err)
 			}
 		}
 	}
 	if len(flagChanged) > 0 {
 		if err := m.led.Record(ctx, m.key, p.Source, sel.UIDValidity, flagChanged); err != nil {
-			return err
+			return nil, nil, err
 		}
 		fr.FlagsUpdated = len(flagChanged)
 	}
 	if len(newUIDs) > 0 && dsel.NumMessages > 0 {
-		if newUIDs, err = m.adopt(ctx, p, sel.UIDValidity, newUIDs, filter, fr); err != nil {
-			return err
+		if newUIDs, err = m.adopt(ctx, w, newUIDs); err != nil {
+			return nil, nil, err
 		}
 	}
-	if len(newUIDs) > 0 {
-		retry, err := m.copy(ctx, p, sel.UIDValidity, newUIDs, sizes, filter, fr, true)
-		if err == nil && len(retry) > 0 {
-			// A message whose APPEND failed may still have arrived (the
-			// answer was lost): match before trying it once more.
-			m.logf("%s: retrying %d message(s) on fresh connections", p.Source, len(retry))
-			if retry, err = m.adopt(ctx, p, sel.UIDValidity, retry, filter, fr); err == nil && len(retry) > 0 {
-				_, err = m.copy(ctx, p, sel.UIDValidity, retry, sizes, filter, fr, false)
-			}
-		}
-		if err != nil {
-			return err
-		}
+	if len(newUIDs) == 0 {
+		return nil, nil, m.saveFolder(ctx, w)
 	}
-	if len(fr.Failed) == 0 && len(fr.Skipped) == 0 {
-		err := m.led.SaveFolder(ctx, m.key, FolderState{SrcFolder: p.Source, DstFolder: p.Dest,
-			SrcUIDValidity: st.UIDValidity, SrcUIDNext: uint32(st.UIDNext),
-			SrcHighestModSeq: modseq, SrcMessages: *st.NumMessages, DstUIDValidity: dsel.UIDValidity})
-		if err != nil {
-			return err
-		}
+	return w, newUIDs, nil
+}
+
+// saveFolder records a complete pass, which lets the next run skip the
+// folder while nothing changes.
+func (m *migration) saveFolder(ctx context.Context, w *folderWork) error {
+	if len(w.fr.Failed) > 0 || len(w.fr.Skipped) > 0 {
+		return nil
 	}
-	return nil
+	st := w.st
+	return m.led.SaveFolder(ctx, m.key, FolderState{SrcFolder: w.plan.Source, DstFolder: w.plan.Dest,
+		SrcUIDValidity: st.UIDValidity, SrcUIDNext: uint32(st.UIDNext), SrcHighestModSeq: st.HighestModSeq,
+		SrcMessages: *st.NumMessages, DstUIDValidity: w.dstUIDValidity})
 }
 
 // storeFlags applies a three-way flag delta to one destination message.
@@ -378,8 +420,8 @@ func (m *migration) storeFlags(ctx context.Context, uid imap.UID, add, rem []ima
 // adopt matches source messages the ledger does not know against
 // destination messages the ledger does not know, by content identity, as
 // multisets. Matches are recorded as copied; the rest is returned.
-func (m *migration) adopt(ctx context.Context, p FolderPlan, uidValidity uint32,
-	uids []imap.UID, filter flagFilter, fr *FolderReport) ([]imap.UID, error) {
+func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID) ([]imap.UID, error) {
+	p, uidValidity, fr := w.plan, w.uidValidity, w.fr
 	entries, err := m.led.Entries(ctx, m.key, p.Source, uidValidity)
 	if err != nil {
 		return nil, err
@@ -425,7 +467,7 @@ func (m *migration) adopt(ctx context.Context, p FolderPlan, uidValidity uint32,
 	for _, s := range smeta {
 		id := IdentityOf(s.Header, s.Size)
 		if d := pool[id]; len(d) > 0 {
-			adopted = append(adopted, Entry{SrcUID: s.UID, DstUID: d[0], Identity: id, Flags: filter.apply(s.Flags)})
+			adopted = append(adopted, Entry{SrcUID: s.UID, DstUID: d[0], Identity: id, Flags: w.filter.apply(s.Flags)})
 			pool[id] = d[1:]
 			m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
 			m.opt.Progress.add(&m.opt.Progress.bytesDone, s.Size)
@@ -441,134 +483,6 @@ func (m *migration) adopt(ctx context.Context, p FolderPlan, uidValidity uint32,
 		m.logf("%s: %d message(s) already on the destination", p.Source, len(adopted))
 	}
 	return rest, nil
-}
-
-// job is one message on its way from the source to the destination.
-type job struct {
-	msg  imapconn.Message
-	body *body
-}
-
-type outcome int
-
-const (
-	copied outcome = iota
-	skipped
-	retry
-	failed
-	fatal
-)
-
-type result struct {
-	job    *job
-	out    outcome
-	dstUID imap.UID
-	err    error
-}
-
-// copy streams uids from the source and appends them with parallel
-// destination connections. With mayRetry, messages that failed for a
-// reason other than size are returned for another attempt; without, they
-// are recorded as failed.
-func (m *migration) copy(ctx context.Context, p FolderPlan, uidValidity uint32, uids []imap.UID,
-	sizes map[imap.UID]int64, filter flagFilter, fr *FolderReport, mayRetry bool) ([]imap.UID, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	jobs := make(chan []*job, 1)
-	results := make(chan result, chunkMessages)
-	in := make(chan *job)
-	var wg sync.WaitGroup
-	for range m.opt.AppendWorkers {
-		wg.Go(func() { m.appender(ctx, p.Dest, filter, in, results) })
-	}
-	go func() {
-		wg.Wait()
-		close(results)
-	}()
-	go func() {
-		for chunk := range jobs {
-			for _, j := range chunk {
-				in <- j
-			}
-		}
-		close(in)
-	}()
-	fetchDone := make(chan error, 1)
-	go func() {
-		defer close(jobs)
-		fetchDone <- m.fetch(ctx, p.Source, uidValidity, uids, sizes, jobs)
-	}()
-
-	var batch []Entry
-	var retryUIDs []imap.UID
-	var accountErr error
-	flush := func() {
-		if len(batch) == 0 || accountErr != nil {
-			return
-		}
-		if err := m.led.Record(context.WithoutCancel(ctx), m.key, p.Source, uidValidity, batch); err != nil {
-			accountErr = err
-			cancel(err)
-		}
-		batch = batch[:0]
-	}
-	issue := func(j *job, reason string) MessageIssue {
-		h := j.body.header()
-		subj, _ := new(mime.WordDecoder).DecodeHeader(headerValue(h, "Subject"))
-		return MessageIssue{UID: uint32(j.msg.UID), Subject: subj, Date: j.msg.InternalDate,
-			Size: j.body.size, Reason: reason}
-	}
-	for r := range results {
-		switch r.out {
-		case copied:
-			batch = append(batch, Entry{SrcUID: r.job.msg.UID, DstUID: r.dstUID,
-				Identity: IdentityOf(r.job.body.header(), r.job.msg.Size),
-				Flags:    filter.apply(r.job.msg.Flags)})
-			fr.Copied++
-			fr.BytesCopied += r.job.body.size
-			m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
-			m.opt.Progress.add(&m.opt.Progress.bytesDone, r.job.body.size)
-			if len(batch) >= ledgerBatch {
-				flush()
-			}
-		case skipped:
-			fr.Skipped = append(fr.Skipped, issue(r.job, "larger than the destination accepts: "+errText(r.err)))
-			m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
-			m.logf("%s: skipped UID %d: %v", p.Source, r.job.msg.UID, r.err)
-		case retry:
-			if mayRetry {
-				retryUIDs = append(retryUIDs, r.job.msg.UID)
-			} else {
-				fr.Failed = append(fr.Failed, issue(r.job, errText(r.err)))
-				m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
-				m.logf("%s: failed UID %d: %v", p.Source, r.job.msg.UID, r.err)
-			}
-		case fatal:
-			if accountErr == nil {
-				accountErr = r.err
-				cancel(r.err)
-			}
-		}
-		r.job.body.release()
-	}
-	flush()
-	ferr := <-fetchDone
-	if accountErr != nil {
-		return nil, accountErr
-	}
-	if ferr != nil {
-		var lost fetchLost
-		if !errors.As(ferr, &lost) {
-			return nil, ferr
-		}
-		for _, uid := range lost.uids {
-			fr.Failed = append(fr.Failed, MessageIssue{UID: uint32(uid), Size: sizes[uid],
-				Reason: "could not be read from the source server: " + errText(lost.err)})
-			m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
-		}
-	}
-	slices.Sort(retryUIDs)
-	return retryUIDs, nil
 }
 
 func errText(err error) string {
@@ -597,8 +511,8 @@ func (f fetchLost) Error() string {
 // hands each chunk over whole. A chunk is handed over only after its FETCH
 // has completed, because go-imap times a response out if its reader is not
 // consumed, and appending may take longer than that.
-func (m *migration) fetch(ctx context.Context, folder string, uidValidity uint32,
-	uids []imap.UID, sizes map[imap.UID]int64, out chan<- []*job) error {
+func (m *migration) fetch(ctx context.Context, w *folderWork, uids []imap.UID, out chan<- []*job) (sent int, err error) {
+	folder, uidValidity, sizes := w.plan.Source, w.uidValidity, w.sizes
 	const maxReconnects = 2
 	reconnects := 0
 	for len(uids) > 0 {
@@ -612,7 +526,7 @@ func (m *migration) fetch(ctx context.Context, folder string, uidValidity uint32
 		err := imapconn.FetchBodies(ctx, m.src, chunk,
 			func(r io.Reader, size int64) (*body, error) { return spool(r, size, m.opt.TempDir) },
 			func(msg imapconn.Message, b *body) error {
-				got = append(got, &job{msg: msg, body: b})
+				got = append(got, &job{work: w, msg: msg, body: b})
 				return nil
 			})
 		if err != nil {
@@ -620,29 +534,30 @@ func (m *migration) fetch(ctx context.Context, folder string, uidValidity uint32
 				j.body.release()
 			}
 			if ctx.Err() != nil {
-				return context.Cause(ctx)
+				return sent, context.Cause(ctx)
 			}
 			if reconnects >= maxReconnects {
-				return fetchLost{uids: uids, err: err}
+				return sent, fetchLost{uids: uids, err: err}
 			}
 			reconnects++
 			m.logf("%s: source connection failed (%v); reconnecting", folder, err)
 			if rerr := m.reconnectSource(ctx, folder, uidValidity); rerr != nil {
-				return rerr
+				return sent, rerr
 			}
 			continue
 		}
 		select {
 		case out <- got:
+			sent += len(got)
 		case <-ctx.Done():
 			for _, j := range got {
 				j.body.release()
 			}
-			return context.Cause(ctx)
+			return sent, context.Cause(ctx)
 		}
 		uids = uids[n:]
 	}
-	return nil
+	return sent, nil
 }
 
 func (m *migration) reconnectSource(ctx context.Context, folder string, uidValidity uint32) error {
@@ -665,8 +580,7 @@ func (m *migration) reconnectSource(ctx context.Context, folder string, uidValid
 
 // appender appends jobs on its own destination connection, taken from and
 // returned to the account's pool.
-func (m *migration) appender(ctx context.Context, mailbox string, filter flagFilter,
-	in <-chan *job, results chan<- result) {
+func (m *migration) appender(ctx context.Context, in <-chan *job, results chan<- result) {
 	var conn *imapconn.Conn
 	select {
 	case conn = <-m.pool:
@@ -681,32 +595,35 @@ func (m *migration) appender(ctx context.Context, mailbox string, filter flagFil
 	}()
 	for j := range in {
 		if ctx.Err() != nil {
-			j.body.release()
+			results <- result{job: j, work: j.work, out: dropped}
 			continue
 		}
 		if conn == nil || conn.Dead() {
 			c, err := m.dial(ctx, SideDest)
 			if err != nil {
-				results <- result{job: j, out: fatal, err: err}
+				results <- result{job: j, work: j.work, out: fatal, err: err}
 				continue
 			}
 			conn = c
 		}
-		uid, _, err := conn.Append(ctx, mailbox, j.body.size, filter.apply(j.msg.Flags), j.msg.InternalDate, j.body.reader())
+		w := j.work
+		uid, _, err := conn.Append(ctx, w.plan.Dest, j.body.size, w.filter.apply(j.msg.Flags), j.msg.InternalDate, j.body.reader())
 		switch {
 		case err == nil:
-			results <- result{job: j, out: copied, dstUID: uid}
+			results <- result{job: j, work: w, out: copied, dstUID: uid}
 		case ctx.Err() != nil:
-			j.body.release()
+			results <- result{job: j, work: w, out: dropped}
 		case errors.Is(err, imapconn.ErrTooBig):
-			results <- result{job: j, out: skipped, err: err}
+			// The server refused before the body was sent, which makes
+			// go-imap drop the connection; the next message redials.
+			results <- result{job: j, work: w, out: skipped, err: err}
 		case errors.Is(err, imapconn.ErrOverQuota):
-			results <- result{job: j, out: fatal, err: &SideError{SideDest, m.acct.DestUser, err}}
+			results <- result{job: j, work: w, out: fatal, err: &SideError{SideDest, m.acct.DestUser, err}}
 		default:
 			// Another attempt goes over a fresh connection.
 			conn.Close()
 			conn = nil
-			results <- result{job: j, out: retry, err: err}
+			results <- result{job: j, work: w, out: retry, err: err}
 		}
 	}
 }

@@ -24,6 +24,11 @@ type CorpusOptions struct {
 	Seed     uint64
 	Messages int   // approximate total number of messages (default 120)
 	Huge     int64 // if > 0, add one message of about this many bytes (e.g. 20<<20) to a folder
+	// AttachmentPercent is the share of random messages with attachments
+	// (0 = 30); AttachmentMax the largest raw attachment in bytes (0 =
+	// 300 KiB). Attachment sizes are log-uniform from 200 B up to it.
+	AttachmentPercent int
+	AttachmentMax     int
 }
 
 // Message is one corpus message.
@@ -38,6 +43,7 @@ type Message struct {
 type Corpus struct {
 	Folders  []string // every folder path incl. "INBOX", parents before children
 	Messages []Message
+	opts     CorpusOptions
 }
 
 // Keywords used by the corpus besides the system flags.
@@ -103,8 +109,8 @@ func GenerateCorpus(opts CorpusOptions) *Corpus {
 	if total <= 0 {
 		total = 120
 	}
-	g := &corpusGen{r: rand.New(rand.NewPCG(opts.Seed, streamCorpus)), idPrefix: fmt.Sprintf("s%d", opts.Seed)}
-	c := &Corpus{Folders: slices.Clone(corpusFolders)}
+	g := newCorpusGen(opts, rand.New(rand.NewPCG(opts.Seed, streamCorpus)), fmt.Sprintf("s%d", opts.Seed))
+	c := &Corpus{Folders: slices.Clone(corpusFolders), opts: opts}
 
 	add := func(m Message) { c.Messages = append(c.Messages, m) }
 
@@ -146,8 +152,8 @@ func GenerateCorpus(opts CorpusOptions) *Corpus {
 // More returns a new corpus of n extra messages (different seed stream)
 // for incremental tests, in the folders of c.
 func (c *Corpus) More(seed uint64, n int) *Corpus {
-	g := &corpusGen{r: rand.New(rand.NewPCG(seed, streamMore)), idPrefix: fmt.Sprintf("m%d", seed)}
-	m := &Corpus{Folders: slices.Clone(c.Folders)}
+	g := newCorpusGen(c.opts, rand.New(rand.NewPCG(seed, streamMore)), fmt.Sprintf("m%d", seed))
+	m := &Corpus{Folders: slices.Clone(c.Folders), opts: c.opts}
 	for range n {
 		m.Messages = append(m.Messages, g.randomMessage(c.Folders))
 	}
@@ -181,9 +187,22 @@ func (c *Corpus) Without(folders ...string) *Corpus {
 }
 
 type corpusGen struct {
-	r        *rand.Rand
-	idPrefix string // makes X-Corpus-ID unique across seeds and streams
-	seq      int
+	r         *rand.Rand
+	idPrefix  string // makes X-Corpus-ID unique across seeds and streams
+	seq       int
+	attachPct int
+	attachMax int
+}
+
+func newCorpusGen(opts CorpusOptions, r *rand.Rand, idPrefix string) *corpusGen {
+	g := &corpusGen{r: r, idPrefix: idPrefix, attachPct: 30, attachMax: 300 << 10}
+	if opts.AttachmentPercent > 0 {
+		g.attachPct = opts.AttachmentPercent
+	}
+	if opts.AttachmentMax > 0 {
+		g.attachMax = opts.AttachmentMax
+	}
+	return g
 }
 
 type msgSpec struct {
@@ -330,9 +349,9 @@ func (g *corpusGen) randomMessage(folders []string) Message {
 		s.noMessageID = true
 	}
 	s.header8bit = g.r.IntN(10) == 0
-	if g.r.IntN(10) < 3 {
+	if g.r.IntN(100) < g.attachPct {
 		for range 1 + g.r.IntN(2) {
-			s.attachments = append(s.attachments, g.logUniform(200, 300<<10))
+			s.attachments = append(s.attachments, g.logUniform(200, g.attachMax))
 		}
 	}
 	s.quotedPrint = g.r.IntN(4) == 0

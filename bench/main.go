@@ -1,0 +1,634 @@
+// Command bench measures mailmigrate against the destination server's own
+// limit. It starts two Dovecot instances (source and destination) through the
+// test bed, generates a deterministic corpus, measures the ceiling (how fast
+// the destination accepts APPENDs with the same client library, and how fast
+// the source serves FETCH), then runs the real mailmigrate binary through the
+// phases initial, re-run, incremental and many accounts, several times each,
+// and prints the medians as a Markdown table.
+//
+//	go run ./bench            # 5,000 messages, ~315 MB
+//	go run ./bench -small     # 500 messages
+//	go run ./bench -huge      # plus one 50 MB message
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailmigrate/internal/engine"
+	"mailmigrate/internal/testbed"
+)
+
+const password = "bench password"
+
+type config struct {
+	small, huge bool
+	runs        int
+	workers     int
+	parallel    int
+	profile     string
+	serve       bool
+	accounts    int
+	perAccount  int
+}
+
+func main() {
+	var cfg config
+	flag.BoolVar(&cfg.small, "small", false, "500 messages instead of 5,000")
+	flag.BoolVar(&cfg.huge, "huge", false, "add one 50 MB message")
+	flag.IntVar(&cfg.runs, "runs", 3, "runs per phase; the median is reported")
+	flag.IntVar(&cfg.workers, "workers", 0, "pass --workers N to mailmigrate (0: its default)")
+	flag.IntVar(&cfg.parallel, "parallel", 0, "pass --parallel N to mailmigrate in the many-accounts phase (0: its default)")
+	flag.StringVar(&cfg.profile, "profile", "", "write CPU and heap profiles of the first initial run into this directory")
+	flag.IntVar(&cfg.accounts, "accounts", 20, "accounts in the many-accounts phase")
+	flag.IntVar(&cfg.perAccount, "per-account", 250, "messages per account in the many-accounts phase")
+	flag.BoolVar(&cfg.serve, "serve", false, "load the corpus, print a migrate command line and keep the servers running until interrupted (for profiling)")
+	flag.Parse()
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// bed is the two servers and the mailmigrate binary.
+type bed struct {
+	cfg      config
+	src, dst *testbed.Dovecot
+	bin      string
+	dir      string
+	caBundle string
+	users    int
+}
+
+func run(cfg config) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "mailmigrate-bench-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	b := &bed{cfg: cfg, dir: dir, bin: filepath.Join(dir, "mailmigrate")}
+	logf("building mailmigrate")
+	if out, err := exec.Command("go", "build", "-o", b.bin, "./cmd/mailmigrate").CombinedOutput(); err != nil {
+		return fmt.Errorf("build: %v\n%s", err, out)
+	}
+	opts := testbed.DovecotOptions{MaxUserIPConnections: 100}
+	if b.src, err = testbed.StartDovecot(opts); err != nil {
+		return err
+	}
+	defer b.src.Stop()
+	if b.dst, err = testbed.StartDovecot(opts); err != nil {
+		return err
+	}
+	defer b.dst.Stop()
+	if err := b.writeCABundle(); err != nil {
+		return err
+	}
+
+	n := 5000
+	if cfg.small {
+		n = 500
+	}
+	co := testbed.CorpusOptions{Seed: 2026, Messages: n, AttachmentPercent: 10, AttachmentMax: 2816 << 10}
+	if cfg.huge {
+		co.Huge = 50 << 20
+	}
+	corpus := testbed.GenerateCorpus(co)
+	size := corpusBytes(corpus)
+	logf("corpus: %d messages, %.1f MB in %d folders", len(corpus.Messages), mb(size), len(corpus.Folders))
+	src := "bench@src.test"
+	if err := b.src.AddUser(src, password, 0); err != nil {
+		return err
+	}
+	if _, err := load(ctx, b.src, src, corpus, 4); err != nil {
+		return err
+	}
+
+	if cfg.serve {
+		return b.serveUntilInterrupted(src)
+	}
+	res := &results{messages: len(corpus.Messages), bytes: size}
+	if err := b.ceiling(ctx, corpus, src, res); err != nil {
+		return err
+	}
+
+	// initial: a fresh destination account and a fresh ledger each run.
+	var last phaseRun
+	var lastUser, lastState string
+	for i := range cfg.runs {
+		user, state := b.newDest()
+		if err := b.dst.AddUser(user, password, 0); err != nil {
+			return err
+		}
+		extra := []string{}
+		if i == 0 && cfg.profile != "" {
+			os.MkdirAll(cfg.profile, 0o755)
+			extra = []string{"--cpuprofile", filepath.Join(cfg.profile, "cpu.pprof"),
+				"--memprofile", filepath.Join(cfg.profile, "heap.pprof")}
+		}
+		r, err := b.migrate(src, user, state, len(corpus.Messages), extra...)
+		if err != nil {
+			return fmt.Errorf("initial: %w", err)
+		}
+		res.add("initial", r)
+		last, lastUser, lastState = r, user, state
+	}
+	res.verified("initial", b.verify(ctx, src, lastUser, last.report))
+
+	for range cfg.runs {
+		r, err := b.migrate(src, lastUser, lastState, 0)
+		if err != nil {
+			return fmt.Errorf("re-run: %w", err)
+		}
+		res.add("re-run", r)
+	}
+
+	for i := range cfg.runs {
+		more := corpus.More(uint64(100+i), 50)
+		if _, err := load(ctx, b.src, src, more, 2); err != nil {
+			return err
+		}
+		r, err := b.migrate(src, lastUser, lastState, 50)
+		if err != nil {
+			return fmt.Errorf("incremental: %w", err)
+		}
+		res.add("incremental +50", r)
+		last = r
+	}
+	res.verified("incremental +50", b.verify(ctx, src, lastUser, last.report))
+
+	if err := b.manyAccounts(ctx, res); err != nil {
+		return err
+	}
+	res.print(os.Stdout, cfg)
+	return nil
+}
+
+// ceiling measures the destination's APPEND rate with 1..8 connections
+// and the source's FETCH rate, with the same client library.
+func (b *bed) ceiling(ctx context.Context, corpus *testbed.Corpus, src string, res *results) error {
+	for _, conns := range []int{1, 2, 4, 8} {
+		user, _ := b.newDest()
+		if err := b.dst.AddUser(user, password, 0); err != nil {
+			return err
+		}
+		d, err := load(ctx, b.dst, user, corpus, conns)
+		if err != nil {
+			return fmt.Errorf("append ceiling: %w\n%s", err, b.dst.LogTail(20))
+		}
+		logf("APPEND with %d connection(s): %.2f s", conns, d.Seconds())
+		res.appendTries = append(res.appendTries, fmt.Sprintf("%d: %.2f s", conns, d.Seconds()))
+		if res.appendCeiling == 0 || d < res.appendCeiling {
+			res.appendCeiling, res.appendConns = d, conns
+		}
+	}
+	d, err := fetchAll(ctx, b.src, src)
+	if err != nil {
+		return fmt.Errorf("fetch ceiling: %w", err)
+	}
+	res.fetchCeiling = d
+	logf("FETCH of everything: %.2f s", d.Seconds())
+	return nil
+}
+
+func (b *bed) manyAccounts(ctx context.Context, res *results) error {
+	per := testbed.GenerateCorpus(testbed.CorpusOptions{Seed: 77, Messages: b.cfg.perAccount,
+		AttachmentPercent: 10, AttachmentMax: 2816 << 10})
+	var srcs []string
+	for i := range b.cfg.accounts {
+		u := fmt.Sprintf("user%02d@src.test", i)
+		if err := b.src.AddUser(u, password, 0); err != nil {
+			return err
+		}
+		if _, err := load(ctx, b.src, u, per, 2); err != nil {
+			return fmt.Errorf("load %s: %w", u, err)
+		}
+		srcs = append(srcs, u)
+	}
+	total := len(per.Messages) * len(srcs)
+	res.manyMessages, res.manyBytes = total, corpusBytes(per)*int64(len(srcs))
+	// The ceiling for this phase: the same messages appended to fresh
+	// accounts, the accounts one after another with the best connection count.
+	start := time.Now()
+	for range srcs {
+		u, _ := b.newDest()
+		if err := b.dst.AddUser(u, password, 0); err != nil {
+			return err
+		}
+		if _, err := load(ctx, b.dst, u, per, res.appendConns); err != nil {
+			return fmt.Errorf("many accounts ceiling %s: %w\n%s", u, err, b.dst.LogTail(30))
+		}
+	}
+	res.manyCeiling = time.Since(start)
+	logf("many accounts APPEND ceiling: %.2f s", res.manyCeiling.Seconds())
+
+	var last phaseRun
+	var lastDst []string
+	for range b.cfg.runs {
+		var lines []string
+		var dsts []string
+		lines = append(lines, "source_user,source_password,dest_user,dest_password")
+		for _, s := range srcs {
+			d, _ := b.newDest()
+			if err := b.dst.AddUser(d, password, 0); err != nil {
+				return err
+			}
+			dsts = append(dsts, d)
+			lines = append(lines, fmt.Sprintf("%s,%s,%s,%s", s, password, d, password))
+		}
+		list := filepath.Join(b.dir, "accounts.csv")
+		if err := os.WriteFile(list, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			return err
+		}
+		_, state := b.newDest()
+		args := []string{"--accounts", list}
+		if b.cfg.parallel > 0 {
+			args = append(args, "--parallel", fmt.Sprint(b.cfg.parallel))
+		}
+		r, err := b.run(state, total, args...)
+		if err != nil {
+			return fmt.Errorf("many accounts: %w", err)
+		}
+		res.add("many accounts", r)
+		last, lastDst = r, dsts
+	}
+	var verr error
+	for i, s := range srcs {
+		if err := b.verifyReport(ctx, s, lastDst[i], last.report.Accounts[i]); err != nil {
+			verr = err
+			break
+		}
+	}
+	res.verified("many accounts", verr)
+	return nil
+}
+
+// serveUntilInterrupted keeps the servers up for manual runs: one fresh
+// destination account per run, named in the printed command.
+func (b *bed) serveUntilInterrupted(src string) error {
+	pw := filepath.Join(b.dir, "pw")
+	if err := os.WriteFile(pw, []byte(password+"\n"), 0o600); err != nil {
+		return err
+	}
+	for i := 1; i <= 20; i++ {
+		if err := b.dst.AddUser(fmt.Sprintf("run%d@dst.test", i), password, 0); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("%s migrate --source imaps://%s --dest imaps://%s --ca-file %s --source-user %s --source-password-file %s --dest-password-file %s --state %s/stateN.db --dest-user runN@dst.test\n",
+		b.bin, b.src.IMAPSAddr(), b.dst.IMAPSAddr(), b.caBundle, src, pw, pw, b.dir)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	return nil
+}
+
+func (b *bed) newDest() (user, state string) {
+	b.users++
+	return fmt.Sprintf("dst%03d@dst.test", b.users), filepath.Join(b.dir, fmt.Sprintf("state%03d.db", b.users))
+}
+
+func (b *bed) writeCABundle() error {
+	var bundle []byte
+	for _, d := range []*testbed.Dovecot{b.src, b.dst} {
+		pem, err := os.ReadFile(d.CAFile)
+		if err != nil {
+			return err
+		}
+		bundle = append(bundle, pem...)
+	}
+	b.caBundle = filepath.Join(b.dir, "ca.pem")
+	return os.WriteFile(b.caBundle, bundle, 0o644)
+}
+
+// phaseRun is one run of the mailmigrate binary.
+type phaseRun struct {
+	wall   time.Duration
+	cpu    time.Duration
+	maxRSS int64 // bytes
+	copied int
+	report struct{ Accounts []*engine.Report }
+}
+
+func (b *bed) migrate(src, dst, state string, wantCopied int, extra ...string) (phaseRun, error) {
+	pw := filepath.Join(b.dir, "pw")
+	if err := os.WriteFile(pw, []byte(password+"\n"), 0o600); err != nil {
+		return phaseRun{}, err
+	}
+	args := append([]string{"--source-user", src, "--source-password-file", pw,
+		"--dest-user", dst, "--dest-password-file", pw}, extra...)
+	return b.run(state, wantCopied, args...)
+}
+
+// run starts mailmigrate migrate and measures it: wall time, CPU time and
+// peak RSS of the process.
+func (b *bed) run(state string, wantCopied int, extra ...string) (phaseRun, error) {
+	report := filepath.Join(b.dir, "report.json")
+	args := append([]string{"migrate", "--source", "imaps://" + b.src.IMAPSAddr(),
+		"--dest", "imaps://" + b.dst.IMAPSAddr(), "--ca-file", b.caBundle, "--state", state,
+		"--report", report, "--quiet"}, extra...)
+	if b.cfg.workers > 0 {
+		args = append(args, "--workers", fmt.Sprint(b.cfg.workers))
+	}
+	cmd := exec.Command(b.bin, args...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return phaseRun{}, err
+	}
+	hwm := watchHWM(cmd.Process.Pid)
+	err := cmd.Wait()
+	var r phaseRun
+	r.wall = time.Since(start)
+	r.maxRSS = <-hwm
+	if err != nil {
+		return r, fmt.Errorf("mailmigrate: %v\n%s", err, out.String())
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	data, err := os.ReadFile(report)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(data, &r.report); err != nil {
+		return r, err
+	}
+	for _, a := range r.report.Accounts {
+		r.copied += a.Totals.Copied
+	}
+	if r.copied != wantCopied {
+		return r, fmt.Errorf("copied %d messages, expected %d\n%s", r.copied, wantCopied, out.String())
+	}
+	return r, nil
+}
+
+// watchHWM follows a process's peak resident memory (VmHWM) until it
+// exits. rusage's ru_maxrss cannot be used: Go starts children with vfork,
+// and Linux carries the parent's peak over into the child's.
+func watchHWM(pid int) <-chan int64 {
+	out := make(chan int64, 1)
+	go func() {
+		var peak int64
+		path := fmt.Sprintf("/proc/%d/status", pid)
+		for {
+			data, err := os.ReadFile(path)
+			kb, found := int64(0), false
+			for _, line := range strings.Split(string(data), "\n") {
+				if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+					fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kb)
+					found = true
+				}
+			}
+			if err != nil || !found {
+				out <- peak
+				return
+			}
+			peak = max(peak, kb*1024)
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return out
+}
+
+func (b *bed) verify(ctx context.Context, src, dst string, rep struct{ Accounts []*engine.Report }) error {
+	return b.verifyReport(ctx, src, dst, rep.Accounts[0])
+}
+
+func (b *bed) verifyReport(ctx context.Context, src, dst string, r *engine.Report) error {
+	s, err := b.src.Login(src, password)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	d, err := b.dst.Login(dst, password)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	m := map[string]string{}
+	for _, f := range r.Folders {
+		m[f.Source] = f.Dest
+	}
+	return testbed.Verify(ctx, s, d, m)
+}
+
+// login opens an implicit-TLS session, as mailmigrate does, so that the
+// ceiling pays the same encryption cost.
+func login(d *testbed.Dovecot, user string) (*imapclient.Client, error) {
+	tc, err := d.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := imapclient.DialTLS(d.IMAPSAddr(), &imapclient.Options{TLSConfig: tc})
+	if err != nil {
+		return nil, err
+	}
+	if err := cl.Login(user, password).Wait(); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return cl, nil
+}
+
+// load appends a corpus to an account with conns parallel connections,
+// every message with its flags and date, and returns the time the APPENDs
+// took (folder creation excluded).
+func load(ctx context.Context, d *testbed.Dovecot, user string, c *testbed.Corpus, conns int) (time.Duration, error) {
+	cl, err := d.Login(user, password)
+	if err != nil {
+		return 0, err
+	}
+	if err := (&testbed.Corpus{Folders: c.Folders}).Load(ctx, cl); err != nil {
+		cl.Close()
+		return 0, err
+	}
+	names, err := testbed.ServerFolderNames(cl, c.Folders)
+	cl.Close()
+	if err != nil {
+		return 0, err
+	}
+	clients := make([]*imapclient.Client, conns)
+	for i := range clients {
+		if clients[i], err = login(d, user); err != nil {
+			return 0, err
+		}
+		defer clients[i].Close()
+	}
+	next := make(chan testbed.Message)
+	errs := make(chan error, conns)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for _, cl := range clients {
+		wg.Go(func() {
+			for m := range next {
+				cmd := cl.Append(names[m.Folder], int64(len(m.Body)), &imap.AppendOptions{Flags: m.Flags, Time: m.InternalDate})
+				if _, err := cmd.Write(m.Body); err != nil {
+					errs <- err
+					return
+				}
+				if err := cmd.Close(); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := cmd.Wait(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for _, m := range c.Messages {
+		next <- m
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	return time.Since(start), <-errs
+}
+
+// fetchAll reads every body of every folder with one connection.
+func fetchAll(ctx context.Context, d *testbed.Dovecot, user string) (time.Duration, error) {
+	cl, err := login(d, user)
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	start := time.Now()
+	list, err := cl.List("", "*", nil).Collect()
+	if err != nil {
+		return 0, err
+	}
+	for _, mb := range list {
+		if slices.Contains(mb.Attrs, imap.MailboxAttrNoSelect) {
+			continue
+		}
+		sel, err := cl.Select(mb.Mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+		if err != nil {
+			return 0, err
+		}
+		if sel.NumMessages == 0 {
+			continue
+		}
+		cmd := cl.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.FetchOptions{
+			UID: true, Flags: true, InternalDate: true,
+			BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+			for item := msg.Next(); item != nil; item = msg.Next() {
+				if body, ok := item.(imapclient.FetchItemDataBodySection); ok && body.Literal != nil {
+					io.Copy(io.Discard, body.Literal)
+				}
+			}
+		}
+		if err := cmd.Close(); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(start), nil
+}
+
+func corpusBytes(c *testbed.Corpus) int64 {
+	var n int64
+	for _, m := range c.Messages {
+		n += int64(len(m.Body))
+	}
+	return n
+}
+
+func mb(n int64) float64 { return float64(n) / (1 << 20) }
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}
+
+
+// results collects the runs of every phase.
+type results struct {
+	messages      int
+	bytes         int64
+	appendCeiling time.Duration
+	appendConns   int
+	appendTries   []string
+	fetchCeiling  time.Duration
+	manyMessages  int
+	manyBytes     int64
+	manyCeiling   time.Duration
+	order         []string
+	runs          map[string][]phaseRun
+	verify        map[string]error
+}
+
+func (r *results) add(phase string, run phaseRun) {
+	if r.runs == nil {
+		r.runs, r.verify = map[string][]phaseRun{}, map[string]error{}
+	}
+	if _, ok := r.runs[phase]; !ok {
+		r.order = append(r.order, phase)
+	}
+	r.runs[phase] = append(r.runs[phase], run)
+	logf("%s: %.2f s, CPU %.2f s, peak RSS %.1f MB, copied %d", phase, run.wall.Seconds(), run.cpu.Seconds(), mb(run.maxRSS), run.copied)
+}
+
+func (r *results) verified(phase string, err error) {
+	r.verify[phase] = err
+	if err != nil {
+		logf("%s: VERIFY FAILED: %v", phase, err)
+	}
+}
+
+func (r *results) print(w io.Writer, cfg config) {
+	fmt.Fprintf(w, "\n%s, %s, %d CPUs, %d runs per phase (median)\n\n", time.Now().Format("2006-01-02"), runtime.Version(), runtime.NumCPU(), cfg.runs)
+	fmt.Fprintf(w, "Corpus: %d messages, %.1f MB. Ceiling: APPEND %.2f s (best of %s connections: %s), FETCH %.2f s.\n\n",
+		r.messages, mb(r.bytes), r.appendCeiling.Seconds(), "1/2/4/8", strings.Join(r.appendTries, ", "), r.fetchCeiling.Seconds())
+	fmt.Fprintln(w, "| phase | wall s | messages | msgs/s | MB/s | CPU s | peak RSS MB | × ceiling | verify |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---|")
+	for _, p := range r.order {
+		runs := slices.Clone(r.runs[p])
+		slices.SortFunc(runs, func(a, b phaseRun) int { return int(a.wall - b.wall) })
+		m := runs[len(runs)/2]
+		msgs, bytes, ceil := m.copied, int64(0), time.Duration(0)
+		switch p {
+		case "initial":
+			bytes, ceil = r.bytes, r.appendCeiling
+		case "many accounts":
+			bytes, ceil = r.manyBytes, r.manyCeiling
+		}
+		ratio := "–"
+		if ceil > 0 {
+			ratio = fmt.Sprintf("%.2f", m.wall.Seconds()/ceil.Seconds())
+		}
+		rate, mbs := "–", "–"
+		if msgs > 0 {
+			rate = fmt.Sprintf("%.0f", float64(msgs)/m.wall.Seconds())
+		}
+		if bytes > 0 {
+			mbs = fmt.Sprintf("%.1f", mb(bytes)/m.wall.Seconds())
+		}
+		v := "–"
+		if err, ok := r.verify[p]; ok {
+			v = "ok"
+			if err != nil {
+				v = "FAILED"
+			}
+		}
+		fmt.Fprintf(w, "| %s | %.2f | %d | %s | %s | %.2f | %.1f | %s | %s |\n", p, m.wall.Seconds(), msgs, rate, mbs,
+			m.cpu.Seconds(), mb(m.maxRSS), ratio, v)
+	}
+}

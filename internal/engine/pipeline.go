@@ -1,0 +1,240 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"mime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"mailmigrate/internal/imapconn"
+)
+
+// folderWork is one folder's copy on its way through the pipeline.
+type folderWork struct {
+	plan           FolderPlan
+	fr             *FolderReport
+	st             *imap.StatusData
+	uidValidity    uint32 // source
+	dstUIDValidity uint32
+	filter         flagFilter
+	sizes          map[imap.UID]int64
+	started        time.Time
+
+	// Owned by the collector.
+	sent, received int
+	fed, finished  bool
+	batch          []Entry
+	retry          []imap.UID
+}
+
+// reset prepares a work for another pass (the retry).
+func (w *folderWork) reset() {
+	w.sent, w.received, w.fed, w.finished, w.retry = 0, 0, false, false, nil
+}
+
+// job is one message on its way from the source to the destination.
+type job struct {
+	work *folderWork
+	msg  imapconn.Message
+	body *body
+}
+
+type outcome int
+
+const (
+	copied  outcome = iota
+	skipped         // too big for the destination
+	retry           // failed; worth another attempt
+	fatal           // the account cannot go on (over quota, login refused)
+	dropped         // not attempted: the run was stopped
+	fed             // marker: every message of the folder was queued
+)
+
+type result struct {
+	job    *job
+	work   *folderWork
+	out    outcome
+	dstUID imap.UID
+	err    error
+	sent   int // with fed: how many jobs the folder has
+	lost   *fetchLost
+}
+
+// pipeline is one account's copy machinery: the caller fetches folder after
+// folder on the source connection (feed), a pool of appenders empties the
+// queue on their own destination connections, and a collector records the
+// outcomes in the ledger and the report. The queue holds at most a few
+// chunks, which bounds memory.
+type pipeline struct {
+	m        *migration
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	mayRetry bool
+
+	chunks  chan []*job
+	results chan result
+	done    chan struct{}
+
+	// Owned by the collector until done is closed.
+	err     error
+	works   []*folderWork
+	retries []*folderWork
+}
+
+func (m *migration) startPipeline(parent context.Context, mayRetry bool) *pipeline {
+	ctx, cancel := context.WithCancelCause(parent)
+	p := &pipeline{m: m, ctx: ctx, cancel: cancel, mayRetry: mayRetry,
+		chunks: make(chan []*job, 1), results: make(chan result, chunkMessages), done: make(chan struct{})}
+	in := make(chan *job)
+	var wg sync.WaitGroup
+	for range m.opt.AppendWorkers {
+		wg.Go(func() { m.appender(ctx, in, p.results) })
+	}
+	go func() {
+		for chunk := range p.chunks {
+			for _, j := range chunk {
+				in <- j
+			}
+		}
+		close(in)
+		wg.Wait()
+		close(p.results)
+	}()
+	go p.collect()
+	return p
+}
+
+// feed fetches a folder's messages and queues them. It returns only
+// account-level errors; messages the source cannot deliver are recorded
+// as failed.
+func (p *pipeline) feed(w *folderWork, uids []imap.UID) error {
+	sent, err := p.m.fetch(p.ctx, w, uids, p.chunks)
+	r := result{work: w, out: fed, sent: sent}
+	var lost fetchLost
+	if errors.As(err, &lost) {
+		r.lost, err = &lost, nil
+	}
+	p.results <- r
+	return err
+}
+
+// finish waits until everything queued is appended and recorded and
+// returns the first account-level failure.
+func (p *pipeline) finish() error {
+	close(p.chunks)
+	<-p.done
+	p.cancel(nil)
+	return p.err
+}
+
+func (p *pipeline) collect() {
+	defer close(p.done)
+	m := p.m
+	for r := range p.results {
+		w := r.work
+		if r.out == fed {
+			w.fed, w.sent = true, r.sent
+			p.works = append(p.works, w)
+			if r.lost != nil {
+				for _, uid := range r.lost.uids {
+					w.fr.Failed = append(w.fr.Failed, MessageIssue{UID: uint32(uid), Size: w.sizes[uid],
+						Reason: "could not be read from the source server: " + errText(r.lost.err)})
+					m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
+				}
+			}
+		} else {
+			w.received++
+			p.record(r)
+			r.job.body.release()
+		}
+		if w.fed && w.received == w.sent && !w.finished {
+			p.finalize(w)
+		}
+	}
+	// After a stop, folders still in flight keep what was copied.
+	for _, w := range p.works {
+		if !w.finished {
+			p.flush(w)
+		}
+	}
+}
+
+func (p *pipeline) record(r result) {
+	m, w, j := p.m, r.work, r.job
+	switch r.out {
+	case copied:
+		w.batch = append(w.batch, Entry{SrcUID: j.msg.UID, DstUID: r.dstUID,
+			Identity: IdentityOf(j.body.header(), j.msg.Size), Flags: w.filter.apply(j.msg.Flags)})
+		w.fr.Copied++
+		w.fr.BytesCopied += j.body.size
+		m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
+		m.opt.Progress.add(&m.opt.Progress.bytesDone, j.body.size)
+		if len(w.batch) >= ledgerBatch {
+			p.flush(w)
+		}
+	case skipped:
+		w.fr.Skipped = append(w.fr.Skipped, issue(j, "larger than the destination accepts: "+errText(r.err)))
+		m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
+		m.logf("%s: skipped UID %d: %v", w.plan.Source, j.msg.UID, r.err)
+	case retry:
+		if p.mayRetry {
+			w.retry = append(w.retry, j.msg.UID)
+			return
+		}
+		w.fr.Failed = append(w.fr.Failed, issue(j, errText(r.err)))
+		m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
+		m.logf("%s: failed UID %d: %v", w.plan.Source, j.msg.UID, r.err)
+	case fatal:
+		if p.err == nil {
+			p.err = r.err
+			p.cancel(r.err)
+		}
+	}
+}
+
+// flush writes a folder's pending ledger entries. The write must happen
+// even after a stop: those messages are on the destination.
+func (p *pipeline) flush(w *folderWork) {
+	if len(w.batch) == 0 {
+		return
+	}
+	err := p.m.led.Record(context.WithoutCancel(p.ctx), p.m.key, w.plan.Source, w.uidValidity, w.batch)
+	if err != nil && p.err == nil {
+		p.err = err
+		p.cancel(err)
+	}
+	w.batch = w.batch[:0]
+}
+
+// finalize closes a folder whose every message has an outcome.
+func (p *pipeline) finalize(w *folderWork) {
+	w.finished = true
+	p.flush(w)
+	m := p.m
+	if p.mayRetry {
+		m.opt.Progress.add(&m.opt.Progress.foldersDone, 1)
+	}
+	switch {
+	case len(w.retry) > 0:
+		slices.Sort(w.retry)
+		p.retries = append(p.retries, w)
+	case p.err == nil && p.ctx.Err() == nil:
+		if err := m.saveFolder(p.ctx, w); err != nil && p.err == nil {
+			p.err = err
+			p.cancel(err)
+		}
+	}
+	m.logf("%s -> %s: %d copied, %d already present in %s", w.plan.Source, w.plan.Dest,
+		w.fr.Copied, w.fr.AlreadyPresent, time.Since(w.started).Round(time.Millisecond))
+}
+
+// issue describes a message for the report by its subject and date.
+func issue(j *job, reason string) MessageIssue {
+	subj, _ := new(mime.WordDecoder).DecodeHeader(headerValue(j.body.header(), "Subject"))
+	return MessageIssue{UID: uint32(j.msg.UID), Subject: subj, Date: j.msg.InternalDate,
+		Size: j.body.size, Reason: reason}
+}
