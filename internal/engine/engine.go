@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"golang.org/x/sync/semaphore"
 
 	"mailmigrate/internal/imapconn"
 )
@@ -47,6 +48,10 @@ type Options struct {
 	Progress *Progress
 	// Logf, if set, receives one line per notable event (no secrets).
 	Logf func(format string, args ...any)
+	// MemoryBudget bounds the message bodies held in memory at once;
+	// bigger messages and any excess go through temporary files.
+	// Default 24 MiB.
+	MemoryBudget int64
 }
 
 // chunkBytes bounds the bodies fetched by one FETCH command; the next chunk
@@ -74,7 +79,11 @@ func Run(ctx context.Context, a Account, led Ledger, opt Options) (*Report, erro
 	if opt.Progress == nil {
 		opt.Progress = new(Progress)
 	}
+	if opt.MemoryBudget <= 0 {
+		opt.MemoryBudget = 24 << 20
+	}
 	m := &migration{acct: a, key: a.Key(), led: led, opt: opt,
+		mem: semaphore.NewWeighted(opt.MemoryBudget), maxInMemory: min(maxInMemory, opt.MemoryBudget),
 		pool: make(chan *imapconn.Conn, opt.AppendWorkers),
 		rep: &Report{Source: a.Source.String(), SourceUser: a.SourceUser,
 			Dest: a.Dest.String(), DestUser: a.DestUser, Started: time.Now()}}
@@ -137,6 +146,8 @@ type migration struct {
 	srcLayout, dstLayout Layout
 	dstFolders           map[string]bool
 	subscribed           map[string]bool
+	mem                  *semaphore.Weighted // the memory budget for bodies
+	maxInMemory          int64
 }
 
 func (m *migration) logf(format string, args ...any) { m.opt.Logf(format, args...) }
@@ -522,13 +533,33 @@ func (m *migration) fetch(ctx context.Context, w *folderWork, uids []imap.UID, o
 			n++
 		}
 		chunk := uids[:n]
+		// Reserve memory for the chunk before asking for it: once the
+		// server sends, the bodies must be read without pause.
+		var reserve int64
+		for _, uid := range chunk {
+			if sizes[uid] <= m.maxInMemory {
+				reserve += sizes[uid]
+			}
+		}
+		if err := m.mem.Acquire(ctx, reserve); err != nil {
+			return sent, context.Cause(ctx)
+		}
 		var got []*job
 		err := imapconn.FetchBodies(ctx, m.src, chunk,
-			func(r io.Reader, size int64) (*body, error) { return spool(r, size, m.opt.TempDir) },
+			func(r io.Reader, size int64) (*body, error) {
+				inMemory := size <= m.maxInMemory && size <= reserve
+				b, err := spool(r, size, inMemory, m.opt.TempDir)
+				if err == nil && inMemory {
+					reserve -= size
+					b.reserved, b.budget = size, m.mem
+				}
+				return b, err
+			},
 			func(msg imapconn.Message, b *body) error {
 				got = append(got, &job{work: w, msg: msg, body: b})
 				return nil
 			})
+		m.mem.Release(reserve)
 		if err != nil {
 			for _, j := range got {
 				j.body.release()

@@ -5,38 +5,39 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
+
+	"golang.org/x/sync/semaphore"
 )
 
-// memLimit is the largest body held in memory; larger ones go to a
+// maxInMemory is the largest body held in memory; larger ones go to a
 // temporary file so that memory does not grow with message size.
-const memLimit = 1 << 20
+const maxInMemory = 16 << 20
 
 // headerLimit bounds how much of a body is searched for the header block.
 const headerLimit = 64 << 10
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 // body is a spooled message body that can be read more than once (a retry
 // on a fresh connection sends it again).
 type body struct {
-	mem  *bytes.Buffer
+	mem  []byte
 	file *os.File
 	size int64
+	// reserved is the share of the memory budget this body holds.
+	reserved int64
+	budget   *semaphore.Weighted
 }
 
-// spool reads a body of the announced size from r.
-func spool(r io.Reader, size int64, dir string) (*body, error) {
-	if size <= memLimit {
-		buf := bufPool.Get().(*bytes.Buffer)
-		buf.Reset()
-		buf.Grow(int(size))
-		n, err := io.Copy(buf, r)
-		if err != nil {
-			bufPool.Put(buf)
+// spool reads a body of the announced size from r: into memory when
+// inMemory, else into an unlinked temporary file in dir.
+func spool(r io.Reader, size int64, inMemory bool, dir string) (*body, error) {
+	if inMemory {
+		// Exactly sized: a pool of reused buffers would keep every small
+		// message at the capacity of the largest one it ever held.
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(r, buf); err != nil {
 			return nil, fmt.Errorf("read message body: %w", err)
 		}
-		return &body{mem: buf, size: n}, nil
+		return &body{mem: buf, size: size}, nil
 	}
 	f, err := os.CreateTemp(dir, "mailmigrate-body-*")
 	if err != nil {
@@ -44,7 +45,7 @@ func spool(r io.Reader, size int64, dir string) (*body, error) {
 	}
 	// Unlinked at once: the file vanishes with the process, even on SIGKILL.
 	os.Remove(f.Name())
-	n, err := io.Copy(f, r)
+	n, err := io.CopyBuffer(f, r, make([]byte, 256<<10))
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("read message body: %w", err)
@@ -55,7 +56,7 @@ func spool(r io.Reader, size int64, dir string) (*body, error) {
 // reader returns a fresh reader over the whole body.
 func (b *body) reader() io.Reader {
 	if b.mem != nil {
-		return bytes.NewReader(b.mem.Bytes())
+		return bytes.NewReader(b.mem)
 	}
 	return io.NewSectionReader(b.file, 0, b.size)
 }
@@ -64,7 +65,7 @@ func (b *body) reader() io.Reader {
 func (b *body) header() []byte {
 	var head []byte
 	if b.mem != nil {
-		head = b.mem.Bytes()
+		head = b.mem
 		if len(head) > headerLimit {
 			head = head[:headerLimit]
 		}
@@ -84,11 +85,10 @@ func (b *body) header() []byte {
 
 // release returns the memory or removes the file.
 func (b *body) release() {
-	if b.mem != nil {
-		if b.mem.Cap() <= 2*memLimit {
-			bufPool.Put(b.mem)
-		}
-		b.mem = nil
+	b.mem = nil
+	if b.reserved > 0 {
+		b.budget.Release(b.reserved)
+		b.reserved = 0
 	}
 	if b.file != nil {
 		b.file.Close()
