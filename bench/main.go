@@ -44,6 +44,7 @@ type config struct {
 	parallel    int
 	profile     string
 	serve       bool
+	tmpfs       bool
 	accounts    int
 	perAccount  int
 }
@@ -58,6 +59,7 @@ func main() {
 	flag.StringVar(&cfg.profile, "profile", "", "write CPU and heap profiles of the first initial run into this directory")
 	flag.IntVar(&cfg.accounts, "accounts", 20, "accounts in the many-accounts phase")
 	flag.IntVar(&cfg.perAccount, "per-account", 250, "messages per account in the many-accounts phase")
+	flag.BoolVar(&cfg.tmpfs, "tmpfs", false, "keep the servers' mail in /dev/shm: removes disk noise, shows the servers' CPU limit")
 	flag.BoolVar(&cfg.serve, "serve", false, "load the corpus, print a migrate command line and keep the servers running until interrupted (for profiling)")
 	flag.Parse()
 	if err := run(cfg); err != nil {
@@ -78,6 +80,10 @@ type bed struct {
 
 func run(cfg config) error {
 	ctx := context.Background()
+	if cfg.tmpfs {
+		// The test bed makes its server directories under TMPDIR.
+		os.Setenv("TMPDIR", "/dev/shm")
+	}
 	dir, err := os.MkdirTemp("", "mailmigrate-bench-*")
 	if err != nil {
 		return err
@@ -286,7 +292,7 @@ func (b *bed) serveUntilInterrupted(src string) error {
 	if err := os.WriteFile(pw, []byte(password+"\n"), 0o600); err != nil {
 		return err
 	}
-	for i := 1; i <= 20; i++ {
+	for i := 1; i <= 100; i++ {
 		if err := b.dst.AddUser(fmt.Sprintf("run%d@dst.test", i), password, 0); err != nil {
 			return err
 		}
@@ -594,7 +600,12 @@ func (r *results) verified(phase string, err error) {
 }
 
 func (r *results) print(w io.Writer, cfg config) {
-	fmt.Fprintf(w, "\n%s, %s, %d CPUs, %d runs per phase (median)\n\n", time.Now().Format("2006-01-02"), runtime.Version(), runtime.NumCPU(), cfg.runs)
+	where := "disk (" + os.TempDir() + ")"
+	if cfg.tmpfs {
+		where = "tmpfs (/dev/shm)"
+	}
+	fmt.Fprintf(w, "\n%s, %s, %d CPUs, servers' mail on %s, %d runs per phase (median)\n\n",
+		time.Now().Format("2006-01-02"), runtime.Version(), runtime.NumCPU(), where, cfg.runs)
 	fmt.Fprintf(w, "Corpus: %d messages, %.1f MB. Ceiling: APPEND %.2f s (best of %s connections: %s), FETCH %.2f s.\n\n",
 		r.messages, mb(r.bytes), r.appendCeiling.Seconds(), "1/2/4/8", strings.Join(r.appendTries, ", "), r.fetchCeiling.Seconds())
 	fmt.Fprintln(w, "| phase | wall s | messages | msgs/s | MB/s | CPU s | peak RSS MB | × ceiling | verify |")

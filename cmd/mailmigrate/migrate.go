@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"text/tabwriter"
 
@@ -71,6 +72,12 @@ func runMigrate(ctx context.Context, args []string) int {
 	}
 	defer stopProfiles()
 
+	// Bodies in flight stay within each account's budget; a soft limit
+	// makes the garbage collector return their memory promptly instead of
+	// letting the heap double first.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(16<<20 + min(*parallel, len(accounts))*16<<20))
+	}
 	var progress engine.Progress
 	progress.AddAccounts(len(accounts))
 	disp := newDisplay(os.Stderr, &progress, *quiet)

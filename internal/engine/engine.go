@@ -50,7 +50,7 @@ type Options struct {
 	Logf func(format string, args ...any)
 	// MemoryBudget bounds the message bodies held in memory at once;
 	// bigger messages and any excess go through temporary files.
-	// Default 24 MiB.
+	// Default 16 MiB.
 	MemoryBudget int64
 }
 
@@ -80,7 +80,7 @@ func Run(ctx context.Context, a Account, led Ledger, opt Options) (*Report, erro
 		opt.Progress = new(Progress)
 	}
 	if opt.MemoryBudget <= 0 {
-		opt.MemoryBudget = 24 << 20
+		opt.MemoryBudget = 16 << 20
 	}
 	m := &migration{acct: a, key: a.Key(), led: led, opt: opt,
 		mem: semaphore.NewWeighted(opt.MemoryBudget), maxInMemory: min(maxInMemory, opt.MemoryBudget),
@@ -244,28 +244,31 @@ func (m *migration) run(ctx context.Context) error {
 			m.opt.Progress.add(&m.opt.Progress.bytesTotal, *st.Size)
 		}
 	}
-	// Folders are prepared and fetched one after another on the control
-	// connections, while the appenders keep working through the queue, so
-	// that no folder boundary leaves the destination idle.
+	// Every folder is prepared first (flags, messages already present),
+	// then the copy takes the folders in turn, so that the appenders work
+	// on several destination mailboxes at once and no folder boundary
+	// leaves the destination idle.
 	m.rep.Folders = make([]FolderReport, len(plans))
-	pl := m.startPipeline(ctx, true)
-	var err error
+	var works []*folderWork
+	var uids [][]imap.UID
 	for i, p := range plans {
 		m.rep.Folders[i] = FolderReport{Source: p.Source, Dest: p.Dest,
 			Role: p.Role, Note: p.Note, SourceMessages: int(*stats[i].NumMessages)}
-		w, uids, perr := m.prepare(pl.ctx, p, stats[i], &m.rep.Folders[i])
-		if perr != nil {
-			err = perr
-			break
+		w, u, err := m.prepare(ctx, p, stats[i], &m.rep.Folders[i])
+		if err != nil {
+			return err
 		}
 		if w == nil {
 			m.opt.Progress.add(&m.opt.Progress.foldersDone, 1)
 			continue
 		}
-		if err = pl.feed(w, uids); err != nil {
-			break
-		}
+		works, uids = append(works, w), append(uids, u)
 	}
+	if len(works) == 0 {
+		return nil
+	}
+	pl := m.startPipeline(ctx, true)
+	err := pl.feed(works, uids)
 	if perr := pl.finish(); perr != nil {
 		return perr
 	}
@@ -282,23 +285,22 @@ func (m *migration) retry(ctx context.Context, works []*folderWork) error {
 	if len(works) == 0 {
 		return nil
 	}
-	pl := m.startPipeline(ctx, false)
-	var err error
+	var uids [][]imap.UID
 	for _, w := range works {
-		uids := w.retry
+		u := w.retry
 		w.reset()
-		m.logf("%s: retrying %d message(s) on fresh connections", w.plan.Source, len(uids))
-		if _, err = m.src.Examine(pl.ctx, w.plan.Source); err != nil {
-			err = &SideError{SideSource, m.acct.SourceUser, err}
-			break
+		m.logf("%s: retrying %d message(s) on fresh connections", w.plan.Source, len(u))
+		if err := m.examine(ctx, w); err != nil {
+			return &SideError{SideSource, m.acct.SourceUser, err}
 		}
-		if uids, err = m.adopt(pl.ctx, w, uids); err != nil {
-			break
+		u, err := m.adopt(ctx, w, u)
+		if err != nil {
+			return err
 		}
-		if err = pl.feed(w, uids); err != nil {
-			break
-		}
+		uids = append(uids, u)
 	}
+	pl := m.startPipeline(ctx, false)
+	err := pl.feed(works, uids)
 	if perr := pl.finish(); perr != nil {
 		return perr
 	}
@@ -307,7 +309,7 @@ func (m *migration) retry(ctx context.Context, works []*folderWork) error {
 
 // prepare brings a folder's flags up to date, adopts messages already on
 // the destination and returns the work of copying the rest (nil when there
-// is nothing to copy). It leaves the source folder selected for the fetch.
+// is nothing to copy).
 func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusData, fr *FolderReport) (*folderWork, []imap.UID, error) {
 	srcErr := func(err error) error { return &SideError{SideSource, m.acct.SourceUser, err} }
 	dstErr := func(err error) error { return &SideError{SideDest, m.acct.DestUser, err} }
@@ -518,93 +520,88 @@ func (f fetchLost) Error() string {
 	return fmt.Sprintf("%d message(s) unreadable: %v", len(f.uids), f.err)
 }
 
-// fetch reads the bodies of uids in chunks bounded in bytes and count and
-// hands each chunk over whole. A chunk is handed over only after its FETCH
-// has completed, because go-imap times a response out if its reader is not
-// consumed, and appending may take longer than that.
-func (m *migration) fetch(ctx context.Context, w *folderWork, uids []imap.UID, out chan<- []*job) (sent int, err error) {
-	folder, uidValidity, sizes := w.plan.Source, w.uidValidity, w.sizes
-	const maxReconnects = 2
-	reconnects := 0
-	for len(uids) > 0 {
-		n, total := 0, int64(0)
-		for n < len(uids) && n < chunkMessages && (n == 0 || total+sizes[uids[n]] <= chunkBytes) {
-			total += sizes[uids[n]]
-			n++
+// fetchChunk reads the bodies of the first uids, bounded in bytes and
+// count, and hands them over as one chunk; it returns how many UIDs it
+// consumed and how many messages it sent. A chunk is handed over only after
+// its FETCH has completed, because go-imap times a response out if its
+// reader is not consumed, and appending may take longer than that.
+func (m *migration) fetchChunk(ctx context.Context, w *folderWork, uids []imap.UID, out chan<- []*job) (consumed, sent int, err error) {
+	sizes := w.sizes
+	n, total := 0, int64(0)
+	limit := min(chunkBytes, m.opt.MemoryBudget/4)
+	for n < len(uids) && n < chunkMessages && (n == 0 || total+sizes[uids[n]] <= limit) {
+		total += sizes[uids[n]]
+		n++
+	}
+	chunk := uids[:n]
+	// Reserve memory for the chunk before asking for it: once the server
+	// sends, the bodies must be read without pause.
+	var reserve int64
+	for _, uid := range chunk {
+		if sizes[uid] <= m.maxInMemory {
+			reserve += sizes[uid]
 		}
-		chunk := uids[:n]
-		// Reserve memory for the chunk before asking for it: once the
-		// server sends, the bodies must be read without pause.
-		var reserve int64
-		for _, uid := range chunk {
-			if sizes[uid] <= m.maxInMemory {
-				reserve += sizes[uid]
+	}
+	if err := m.mem.Acquire(ctx, reserve); err != nil {
+		return 0, 0, context.Cause(ctx)
+	}
+	var got []*job
+	err = imapconn.FetchBodies(ctx, m.src, chunk,
+		func(r io.Reader, size int64) (*body, error) {
+			inMemory := size <= m.maxInMemory && size <= reserve
+			b, err := spool(r, size, inMemory, m.opt.TempDir)
+			if err == nil && inMemory {
+				reserve -= size
+				b.reserved, b.budget = size, m.mem
 			}
-		}
-		if err := m.mem.Acquire(ctx, reserve); err != nil {
-			return sent, context.Cause(ctx)
-		}
-		var got []*job
-		err := imapconn.FetchBodies(ctx, m.src, chunk,
-			func(r io.Reader, size int64) (*body, error) {
-				inMemory := size <= m.maxInMemory && size <= reserve
-				b, err := spool(r, size, inMemory, m.opt.TempDir)
-				if err == nil && inMemory {
-					reserve -= size
-					b.reserved, b.budget = size, m.mem
-				}
-				return b, err
-			},
-			func(msg imapconn.Message, b *body) error {
-				got = append(got, &job{work: w, msg: msg, body: b})
-				return nil
-			})
-		m.mem.Release(reserve)
-		if err != nil {
-			for _, j := range got {
-				j.body.release()
-			}
-			if ctx.Err() != nil {
-				return sent, context.Cause(ctx)
-			}
-			if reconnects >= maxReconnects {
-				return sent, fetchLost{uids: uids, err: err}
-			}
-			reconnects++
-			m.logf("%s: source connection failed (%v); reconnecting", folder, err)
-			if rerr := m.reconnectSource(ctx, folder, uidValidity); rerr != nil {
-				return sent, rerr
-			}
-			continue
-		}
+			return b, err
+		},
+		func(msg imapconn.Message, b *body) error {
+			got = append(got, &job{work: w, msg: msg, body: b})
+			return nil
+		})
+	m.mem.Release(reserve)
+	if err == nil {
 		select {
 		case out <- got:
-			sent += len(got)
+			return n, len(got), nil
 		case <-ctx.Done():
-			for _, j := range got {
-				j.body.release()
-			}
-			return sent, context.Cause(ctx)
+			err = context.Cause(ctx)
 		}
-		uids = uids[n:]
 	}
-	return sent, nil
+	for _, j := range got {
+		j.body.release()
+	}
+	return 0, 0, err
 }
 
-func (m *migration) reconnectSource(ctx context.Context, folder string, uidValidity uint32) error {
+// reconnectSource replaces a broken source connection.
+func (m *migration) reconnectSource(ctx context.Context) error {
 	m.src.Close()
 	c, err := m.dial(ctx, SideSource)
 	if err != nil {
 		return err
 	}
 	m.src = c
-	sel, err := c.Examine(ctx, folder)
+	return nil
+}
+
+// errFolderReset means a source folder got a new UIDVALIDITY during the run:
+// its UIDs no longer name the messages that were listed.
+type errFolderReset struct{ folder string }
+
+func (e errFolderReset) Error() string {
+	return fmt.Sprintf("folder %q was reset on the source during the copy (UIDVALIDITY changed); run the migration again", e.folder)
+}
+
+// examine opens a work's source folder for fetching.
+func (m *migration) examine(ctx context.Context, w *folderWork) error {
+	sel, err := m.src.Examine(ctx, w.plan.Source)
 	if err != nil {
-		return &SideError{SideSource, m.acct.SourceUser, err}
+		return err
 	}
-	if sel.UIDValidity != uidValidity {
-		return &SideError{SideSource, m.acct.SourceUser,
-			fmt.Errorf("folder %q was reset on the source during the copy (UIDVALIDITY changed); run again", folder)}
+	if sel.UIDValidity != w.uidValidity {
+		return errFolderReset{w.plan.Source}
 	}
 	return nil
 }

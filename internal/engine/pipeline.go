@@ -95,11 +95,7 @@ func (m *migration) startPipeline(parent context.Context, mayRetry bool) *pipeli
 		wg.Go(func() { m.appender(ctx, in, p.results) })
 	}
 	go func() {
-		for chunk := range p.chunks {
-			for _, j := range chunk {
-				in <- j
-			}
-		}
+		interleave(p.chunks, in, m.opt.AppendWorkers)
 		close(in)
 		wg.Wait()
 		close(p.results)
@@ -108,18 +104,104 @@ func (m *migration) startPipeline(parent context.Context, mayRetry bool) *pipeli
 	return p
 }
 
-// feed fetches a folder's messages and queues them. It returns only
-// account-level errors; messages the source cannot deliver are recorded
-// as failed.
-func (p *pipeline) feed(w *folderWork, uids []imap.UID) error {
-	sent, err := p.m.fetch(p.ctx, w, uids, p.chunks)
-	r := result{work: w, out: fed, sent: sent}
-	var lost fetchLost
-	if errors.As(err, &lost) {
-		r.lost, err = &lost, nil
+// interleave passes the jobs of up to width chunks on at once, taking them
+// in turn, so that parallel appenders get messages of different folders.
+func interleave(chunks <-chan []*job, out chan<- *job, width int) {
+	var open [][]*job
+	more := true
+	for more || len(open) > 0 {
+		// Take in what is ready without waiting, unless nothing is open.
+		for more && len(open) < width {
+			var c []*job
+			if len(open) == 0 {
+				c, more = <-chunks
+			} else {
+				select {
+				case c, more = <-chunks:
+				default:
+				}
+				if c == nil && more {
+					break
+				}
+			}
+			if len(c) > 0 {
+				open = append(open, c)
+			}
+		}
+		next := open[:0]
+		for _, c := range open {
+			out <- c[0]
+			if len(c) > 1 {
+				next = append(next, c[1:])
+			}
+		}
+		open = next
 	}
-	p.results <- r
-	return err
+}
+
+// feed fetches the folders' messages chunk by chunk, taking the folders in
+// turn: appends into one mailbox contend for its lock on the server, so the
+// appenders do better working on several at once. It returns only
+// account-level errors; messages the source cannot deliver even after
+// reconnecting are recorded as failed.
+func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
+	const maxReconnects = 2
+	m := p.m
+	type cursor struct {
+		w          *folderWork
+		uids       []imap.UID
+		sent       int
+		reconnects int
+	}
+	var active []*cursor
+	for i, w := range works {
+		active = append(active, &cursor{w: w, uids: uids[i]})
+	}
+	selected := ""
+	done := func(c *cursor, lost *fetchLost) {
+		p.results <- result{work: c.w, out: fed, sent: c.sent, lost: lost}
+	}
+	for len(active) > 0 {
+		next := active[:0]
+		for _, c := range active {
+			if len(c.uids) == 0 {
+				done(c, nil)
+				continue
+			}
+			err := p.ctx.Err()
+			if err == nil && selected != c.w.plan.Source {
+				err = m.examine(p.ctx, c.w)
+			}
+			var consumed, sent int
+			if err == nil {
+				selected = c.w.plan.Source
+				consumed, sent, err = m.fetchChunk(p.ctx, c.w, c.uids, p.chunks)
+			}
+			if err != nil {
+				if p.ctx.Err() != nil {
+					return context.Cause(p.ctx)
+				}
+				var reset errFolderReset
+				if errors.As(err, &reset) || c.reconnects >= maxReconnects {
+					done(c, &fetchLost{uids: c.uids, err: err})
+					continue
+				}
+				c.reconnects++
+				m.logf("%s: source connection failed (%v); reconnecting", c.w.plan.Source, err)
+				selected = ""
+				if err := m.reconnectSource(p.ctx); err != nil {
+					return err
+				}
+				next = append(next, c)
+				continue
+			}
+			c.sent += sent
+			c.uids = c.uids[consumed:]
+			next = append(next, c)
+		}
+		active = next
+	}
+	return nil
 }
 
 // finish waits until everything queued is appended and recorded and

@@ -79,3 +79,25 @@ func TestLedger(t *testing.T) {
 		t.Error("folder state after Forget")
 	}
 }
+
+// BenchmarkRecord is the ledger write of one batch of copied messages.
+func BenchmarkRecord(b *testing.B) {
+	l, err := OpenLedger(filepath.Join(b.TempDir(), "state.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	batch := make([]engine.Entry, 200)
+	uid := imap.UID(0)
+	for b.Loop() {
+		for i := range batch {
+			uid++
+			batch[i] = engine.Entry{SrcUID: uid, DstUID: uid, Identity: engine.Identity{byte(uid)},
+				Flags: []imap.Flag{imap.FlagSeen}}
+		}
+		if err := l.Record(context.Background(), "a -> b", "INBOX", 1, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "entries/s")
+}
