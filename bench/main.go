@@ -194,22 +194,25 @@ func (b *bed) ceiling(ctx context.Context, corpus *testbed.Corpus, src string, r
 		if err := b.dst.AddUser(user, password, 0); err != nil {
 			return err
 		}
+		busy0 := machineBusy()
 		d, err := load(ctx, b.dst, user, corpus, conns)
+		busy := machineBusy() - busy0
 		if err != nil {
 			return fmt.Errorf("append ceiling: %w\n%s", err, b.dst.LogTail(20))
 		}
-		logf("APPEND with %d connection(s): %.2f s", conns, d.Seconds())
+		logf("APPEND with %d connection(s): %.2f s, machine CPU %.2f s", conns, d.Seconds(), busy.Seconds())
 		res.appendTries = append(res.appendTries, fmt.Sprintf("%d: %.2f s", conns, d.Seconds()))
 		if res.appendCeiling == 0 || d < res.appendCeiling {
-			res.appendCeiling, res.appendConns = d, conns
+			res.appendCeiling, res.appendConns, res.appendBusy = d, conns, busy
 		}
 	}
+	busy0 := machineBusy()
 	d, err := fetchAll(ctx, b.src, src)
 	if err != nil {
 		return fmt.Errorf("fetch ceiling: %w", err)
 	}
-	res.fetchCeiling = d
-	logf("FETCH of everything: %.2f s", d.Seconds())
+	res.fetchCeiling, res.fetchBusy = d, machineBusy()-busy0
+	logf("FETCH of everything: %.2f s, machine CPU %.2f s", d.Seconds(), res.fetchBusy.Seconds())
 	return nil
 }
 
@@ -328,6 +331,7 @@ type phaseRun struct {
 	wall   time.Duration
 	cpu    time.Duration
 	maxRSS int64 // bytes
+	busy   time.Duration // CPU time of the whole machine during the run
 	copied int
 	report struct{ Accounts []*engine.Report }
 }
@@ -355,6 +359,7 @@ func (b *bed) run(state string, wantCopied int, extra ...string) (phaseRun, erro
 	cmd := exec.Command(b.bin, args...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
+	busy0 := machineBusy()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return phaseRun{}, err
@@ -363,6 +368,7 @@ func (b *bed) run(state string, wantCopied int, extra ...string) (phaseRun, erro
 	err := cmd.Wait()
 	var r phaseRun
 	r.wall = time.Since(start)
+	r.busy = machineBusy() - busy0
 	r.maxRSS = <-hwm
 	if err != nil {
 		return r, fmt.Errorf("mailmigrate: %v\n%s", err, out.String())
@@ -550,6 +556,27 @@ func fetchAll(ctx context.Context, d *testbed.Dovecot, user string) (time.Durati
 	return time.Since(start), nil
 }
 
+// machineBusy reads the busy CPU time of the whole machine (all processes:
+// both servers and mailmigrate) from /proc/stat.
+func machineBusy() time.Duration {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	var total, idle int64
+	for i, v := range f[1:] {
+		var n int64
+		fmt.Sscan(v, &n)
+		total += n
+		if i == 3 || i == 4 { // idle, iowait
+			idle += n
+		}
+	}
+	return time.Duration(total-idle) * time.Second / 100 // USER_HZ
+}
+
 func corpusBytes(c *testbed.Corpus) int64 {
 	var n int64
 	for _, m := range c.Messages {
@@ -572,7 +599,9 @@ type results struct {
 	appendCeiling time.Duration
 	appendConns   int
 	appendTries   []string
+	appendBusy    time.Duration
 	fetchCeiling  time.Duration
+	fetchBusy     time.Duration
 	manyMessages  int
 	manyBytes     int64
 	manyCeiling   time.Duration
@@ -589,7 +618,8 @@ func (r *results) add(phase string, run phaseRun) {
 		r.order = append(r.order, phase)
 	}
 	r.runs[phase] = append(r.runs[phase], run)
-	logf("%s: %.2f s, CPU %.2f s, peak RSS %.1f MB, copied %d", phase, run.wall.Seconds(), run.cpu.Seconds(), mb(run.maxRSS), run.copied)
+	logf("%s: %.2f s, CPU %.2f s (machine %.2f s), peak RSS %.1f MB, copied %d", phase, run.wall.Seconds(),
+		run.cpu.Seconds(), run.busy.Seconds(), mb(run.maxRSS), run.copied)
 }
 
 func (r *results) verified(phase string, err error) {
@@ -606,10 +636,11 @@ func (r *results) print(w io.Writer, cfg config) {
 	}
 	fmt.Fprintf(w, "\n%s, %s, %d CPUs, servers' mail on %s, %d runs per phase (median)\n\n",
 		time.Now().Format("2006-01-02"), runtime.Version(), runtime.NumCPU(), where, cfg.runs)
-	fmt.Fprintf(w, "Corpus: %d messages, %.1f MB. Ceiling: APPEND %.2f s (best of %s connections: %s), FETCH %.2f s.\n\n",
-		r.messages, mb(r.bytes), r.appendCeiling.Seconds(), "1/2/4/8", strings.Join(r.appendTries, ", "), r.fetchCeiling.Seconds())
-	fmt.Fprintln(w, "| phase | wall s | messages | msgs/s | MB/s | CPU s | peak RSS MB | × ceiling | verify |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintf(w, "Corpus: %d messages, %.1f MB. Ceiling: APPEND %.2f s (best of %s connections: %s; the machine's CPUs busy %.2f s in all), FETCH %.2f s (machine CPU %.2f s).\n\n",
+		r.messages, mb(r.bytes), r.appendCeiling.Seconds(), "1/2/4/8", strings.Join(r.appendTries, ", "),
+		r.appendBusy.Seconds(), r.fetchCeiling.Seconds(), r.fetchBusy.Seconds())
+	fmt.Fprintln(w, "| phase | wall s | messages | msgs/s | MB/s | CPU s | machine CPU s | peak RSS MB | × ceiling | verify |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, p := range r.order {
 		runs := slices.Clone(r.runs[p])
 		slices.SortFunc(runs, func(a, b phaseRun) int { return int(a.wall - b.wall) })
@@ -639,7 +670,7 @@ func (r *results) print(w io.Writer, cfg config) {
 				v = "FAILED"
 			}
 		}
-		fmt.Fprintf(w, "| %s | %.2f | %d | %s | %s | %.2f | %.1f | %s | %s |\n", p, m.wall.Seconds(), msgs, rate, mbs,
-			m.cpu.Seconds(), mb(m.maxRSS), ratio, v)
+		fmt.Fprintf(w, "| %s | %.2f | %d | %s | %s | %.2f | %.2f | %.1f | %s | %s |\n", p, m.wall.Seconds(), msgs, rate, mbs,
+			m.cpu.Seconds(), m.busy.Seconds(), mb(m.maxRSS), ratio, v)
 	}
 }
