@@ -19,8 +19,9 @@ func BenchmarkSpool(b *testing.B) {
 		for _, inMemory := range []bool{true, false} {
 			b.Run(fmt.Sprintf("%dKiB/memory=%v", size>>10, inMemory), func(b *testing.B) {
 				b.SetBytes(int64(size))
+				dir := b.TempDir()
 				for b.Loop() {
-					body, err := spool(bytes.NewReader(data), int64(size), inMemory, b.TempDir())
+					body, err := spool(bytes.NewReader(data), int64(size), inMemory, dir)
 					if err != nil {
 						b.Fatal(err)
 					}
