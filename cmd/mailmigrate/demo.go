@@ -35,7 +35,7 @@ func runDemo(ctx context.Context, args []string) int {
 		return fail(err)
 	}
 	defer os.RemoveAll(dir)
-	led, err := store.OpenLedger(filepath.Join(dir, "state.db"))
+	led, err := store.Open(filepath.Join(dir, "state.db"))
 	if err != nil {
 		return fail(err)
 	}

@@ -61,7 +61,7 @@ func runMigrate(ctx context.Context, args []string) int {
 			return fail(fmt.Errorf("create state directory: %w", err))
 		}
 	}
-	led, err := store.OpenLedger(path)
+	led, err := store.Open(path)
 	if err != nil {
 		return fail(err)
 	}

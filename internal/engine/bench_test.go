@@ -26,7 +26,7 @@ func BenchmarkMigrate(b *testing.B) {
 	if err := corpus.Load(context.Background(), d.LoginT(b, srcUser, srcPass)); err != nil {
 		b.Fatal(err)
 	}
-	led, err := store.OpenLedger(filepath.Join(b.TempDir(), "state.db"))
+	led, err := store.Open(filepath.Join(b.TempDir(), "state.db"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -34,7 +34,7 @@ type bed struct {
 	t        *testing.T
 	src, dst *testbed.Dovecot
 	acct     engine.Account
-	led      *store.SQLiteLedger
+	led      *store.SQLite
 	corpus   *testbed.Corpus
 }
 
@@ -62,7 +62,7 @@ func newBed(t *testing.T, srcOpts, dstOpts *testbed.DovecotOptions, corpus testb
 	}
 	b.acct = engine.Account{Source: endpoint(t, b.src), SourceUser: srcUser, SourcePassword: srcPass,
 		Dest: endpoint(t, b.dst), DestUser: dstUser, DestPassword: dstPass}
-	led, err := store.OpenLedger(filepath.Join(t.TempDir(), "state.db"))
+	led, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

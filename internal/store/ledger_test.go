@@ -13,7 +13,7 @@ import (
 func TestLedger(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.db")
-	l, err := OpenLedger(path)
+	l, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestLedger(t *testing.T) {
 	l.Close()
 
 	// Everything survives reopening.
-	l, err = OpenLedger(path)
+	l, err = Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestLedger(t *testing.T) {
 
 // BenchmarkRecord is the ledger write of one batch of copied messages.
 func BenchmarkRecord(b *testing.B) {
-	l, err := OpenLedger(filepath.Join(b.TempDir(), "state.db"))
+	l, err := Open(filepath.Join(b.TempDir(), "state.db"))
 	if err != nil {
 		b.Fatal(err)
 	}

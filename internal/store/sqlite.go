@@ -1,5 +1,3 @@
-// Package store keeps the application's durable data. For now that is the
-// engine's ledger in an embedded SQLite file.
 package store
 
 import (
@@ -16,12 +14,12 @@ import (
 	"mailmigrate/internal/engine"
 )
 
-// SQLiteLedger is the engine's ledger in a SQLite file.
-type SQLiteLedger struct {
+// SQLite is the Store in one embedded SQLite file.
+type SQLite struct {
 	db *sql.DB
 }
 
-var _ engine.Ledger = (*SQLiteLedger)(nil)
+var _ Store = (*SQLite)(nil)
 
 const schema = `
 CREATE TABLE IF NOT EXISTS ledger_folder (
@@ -46,33 +44,89 @@ CREATE TABLE IF NOT EXISTS ledger_message (
 	flags TEXT NOT NULL,
 	PRIMARY KEY (folder_id, src_uidvalidity, src_uid)
 ) WITHOUT ROWID;
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS tenant (
+	id INTEGER PRIMARY KEY,
+	name TEXT NOT NULL UNIQUE,
+	kind TEXT NOT NULL CHECK (kind IN ('operator', 'customer')),
+	created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_token (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL REFERENCES tenant(id) ON DELETE CASCADE,
+	name TEXT NOT NULL,
+	hash BLOB NOT NULL UNIQUE,
+	created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS domain (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL REFERENCES tenant(id) ON DELETE CASCADE,
+	name TEXT NOT NULL UNIQUE,
+	mailbox_limit INTEGER NOT NULL DEFAULT 0,
+	created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS migration (
+	id INTEGER PRIMARY KEY,
+	domain_id INTEGER NOT NULL REFERENCES domain(id) ON DELETE CASCADE,
+	source_host TEXT NOT NULL,
+	source_port INTEGER NOT NULL,
+	source_security TEXT NOT NULL,
+	created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS task (
+	id INTEGER PRIMARY KEY,
+	migration_id INTEGER NOT NULL REFERENCES migration(id) ON DELETE CASCADE,
+	kind TEXT NOT NULL CHECK (kind IN ('sync', 'create')),
+	source_user TEXT NOT NULL,
+	dest_user TEXT NOT NULL,
+	state TEXT NOT NULL,
+	job_id INTEGER NOT NULL DEFAULT 0,
+	folders_total INTEGER NOT NULL DEFAULT 0,
+	folders_done INTEGER NOT NULL DEFAULT 0,
+	messages_total INTEGER NOT NULL DEFAULT 0,
+	messages_done INTEGER NOT NULL DEFAULT 0,
+	bytes_total INTEGER NOT NULL DEFAULT 0,
+	bytes_done INTEGER NOT NULL DEFAULT 0,
+	report TEXT NOT NULL DEFAULT '',
+	failure TEXT NOT NULL DEFAULT '',
+	source_secret BLOB,
+	dest_secret BLOB,
+	created INTEGER NOT NULL,
+	started INTEGER NOT NULL DEFAULT 0,
+	finished INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS task_migration ON task(migration_id);
+CREATE INDEX IF NOT EXISTS task_state ON task(state);
+PRAGMA user_version = 2;
 `
 
-// OpenLedger opens (creating if needed) the ledger file at path.
-func OpenLedger(path string) (*SQLiteLedger, error) {
+// Open opens (creating if needed) the SQLite file at path.
+func Open(path string) (*SQLite, error) {
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
 		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
 		"&_pragma=foreign_keys(1)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("open state file %s: %w", path, err)
+		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	// One connection: SQLite serialises writers anyway, and this way no
 	// writer ever waits on a busy lock held by a reader of ours.
 	db.SetMaxOpenConns(1)
 	if _, err := db.Exec(schema); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open state file %s: %w", path, err)
+		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	return &SQLiteLedger{db: db}, nil
+	return &SQLite{db: db}, nil
 }
 
 // Close closes the file.
-func (l *SQLiteLedger) Close() error { return l.db.Close() }
+func (l *SQLite) Close() error { return l.db.Close() }
+
+// DB is the database handle, for the job queue that shares the file (so
+// that a migration and its jobs are written together).
+func (l *SQLite) DB() *sql.DB { return l.db }
 
 // Folder implements engine.Ledger.
-func (l *SQLiteLedger) Folder(ctx context.Context, account, srcFolder string) (engine.FolderState, bool, error) {
+func (l *SQLite) Folder(ctx context.Context, account, srcFolder string) (engine.FolderState, bool, error) {
 	st := engine.FolderState{SrcFolder: srcFolder}
 	err := l.db.QueryRowContext(ctx, `SELECT dst_folder, src_uidvalidity, src_uidnext,
 		src_highestmodseq, src_messages, dst_uidvalidity FROM ledger_folder
@@ -89,7 +143,7 @@ func (l *SQLiteLedger) Folder(ctx context.Context, account, srcFolder string) (e
 }
 
 // SaveFolder implements engine.Ledger.
-func (l *SQLiteLedger) SaveFolder(ctx context.Context, account string, st engine.FolderState) error {
+func (l *SQLite) SaveFolder(ctx context.Context, account string, st engine.FolderState) error {
 	_, err := l.db.ExecContext(ctx, `INSERT INTO ledger_folder (account, src_folder, dst_folder,
 		src_uidvalidity, src_uidnext, src_highestmodseq, src_messages, dst_uidvalidity, complete)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)
@@ -106,7 +160,7 @@ func (l *SQLiteLedger) SaveFolder(ctx context.Context, account string, st engine
 }
 
 // Entries implements engine.Ledger.
-func (l *SQLiteLedger) Entries(ctx context.Context, account, srcFolder string, uidValidity uint32) (map[imap.UID]engine.Entry, error) {
+func (l *SQLite) Entries(ctx context.Context, account, srcFolder string, uidValidity uint32) (map[imap.UID]engine.Entry, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT m.src_uid, m.dst_uid, m.identity, m.flags
 		FROM ledger_message m JOIN ledger_folder f ON f.id = m.folder_id
 		WHERE f.account = ? AND f.src_folder = ? AND m.src_uidvalidity = ?`,
@@ -136,7 +190,7 @@ func (l *SQLiteLedger) Entries(ctx context.Context, account, srcFolder string, u
 }
 
 // Record implements engine.Ledger.
-func (l *SQLiteLedger) Record(ctx context.Context, account, srcFolder string, uidValidity uint32, entries []engine.Entry) error {
+func (l *SQLite) Record(ctx context.Context, account, srcFolder string, uidValidity uint32, entries []engine.Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -175,7 +229,7 @@ func (l *SQLiteLedger) Record(ctx context.Context, account, srcFolder string, ui
 }
 
 // Forget implements engine.Ledger.
-func (l *SQLiteLedger) Forget(ctx context.Context, account, srcFolder string) error {
+func (l *SQLite) Forget(ctx context.Context, account, srcFolder string) error {
 	_, err := l.db.ExecContext(ctx, `DELETE FROM ledger_message WHERE folder_id IN
 		(SELECT id FROM ledger_folder WHERE account = ? AND src_folder = ?)`, account, srcFolder)
 	if err == nil {

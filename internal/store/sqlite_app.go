@@ -1,0 +1,328 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"mailmigrate/internal/engine"
+)
+
+func unix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromUnix(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+func conflict(err error, what string) error {
+	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		return fmt.Errorf("%s: %w", what, ErrConflict)
+	}
+	return err
+}
+
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// CreateTenant implements Store.
+func (l *SQLite) CreateTenant(ctx context.Context, name, kind string) (Tenant, error) {
+	t := Tenant{Name: name, Kind: kind, Created: time.Now().UTC().Truncate(time.Millisecond)}
+	res, err := l.db.ExecContext(ctx, `INSERT INTO tenant (name, kind, created) VALUES (?, ?, ?)`,
+		name, kind, unix(t.Created))
+	if err != nil {
+		return t, conflict(err, fmt.Sprintf("tenant %q", name))
+	}
+	t.ID, err = res.LastInsertId()
+	return t, err
+}
+
+const tenantCols = `id, name, kind, created`
+
+func scanTenant(row interface{ Scan(...any) error }) (Tenant, error) {
+	var t Tenant
+	var created int64
+	err := row.Scan(&t.ID, &t.Name, &t.Kind, &created)
+	t.Created = fromUnix(created)
+	return t, notFound(err)
+}
+
+// Tenant implements Store.
+func (l *SQLite) Tenant(ctx context.Context, id int64) (Tenant, error) {
+	return scanTenant(l.db.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenant WHERE id = ?`, id))
+}
+
+// Tenants implements Store.
+func (l *SQLite) Tenants(ctx context.Context) ([]Tenant, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT `+tenantCols+` FROM tenant ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Tenant
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// CreateToken implements Store.
+func (l *SQLite) CreateToken(ctx context.Context, tenantID int64, name string, hash []byte) error {
+	_, err := l.db.ExecContext(ctx, `INSERT INTO api_token (tenant_id, name, hash, created) VALUES (?, ?, ?, ?)`,
+		tenantID, name, hash, unix(time.Now()))
+	return conflict(err, "token")
+}
+
+// TokenTenant implements Store.
+func (l *SQLite) TokenTenant(ctx context.Context, hash []byte) (Tenant, error) {
+	return scanTenant(l.db.QueryRowContext(ctx, `SELECT t.id, t.name, t.kind, t.created
+		FROM api_token k JOIN tenant t ON t.id = k.tenant_id WHERE k.hash = ?`, hash))
+}
+
+const domainCols = `id, tenant_id, name, mailbox_limit, created`
+
+func scanDomain(row interface{ Scan(...any) error }) (Domain, error) {
+	var d Domain
+	var created int64
+	err := row.Scan(&d.ID, &d.TenantID, &d.Name, &d.MailboxLimit, &created)
+	d.Created = fromUnix(created)
+	return d, notFound(err)
+}
+
+// CreateDomain implements Store.
+func (l *SQLite) CreateDomain(ctx context.Context, d Domain) (Domain, error) {
+	d.Name = strings.ToLower(d.Name)
+	d.Created = time.Now().UTC().Truncate(time.Millisecond)
+	res, err := l.db.ExecContext(ctx, `INSERT INTO domain (tenant_id, name, mailbox_limit, created) VALUES (?, ?, ?, ?)`,
+		d.TenantID, d.Name, d.MailboxLimit, unix(d.Created))
+	if err != nil {
+		return d, conflict(err, fmt.Sprintf("domain %q", d.Name))
+	}
+	d.ID, err = res.LastInsertId()
+	return d, err
+}
+
+// Domain implements Store.
+func (l *SQLite) Domain(ctx context.Context, id int64) (Domain, error) {
+	return scanDomain(l.db.QueryRowContext(ctx, `SELECT `+domainCols+` FROM domain WHERE id = ?`, id))
+}
+
+// DomainByName implements Store.
+func (l *SQLite) DomainByName(ctx context.Context, name string) (Domain, error) {
+	return scanDomain(l.db.QueryRowContext(ctx, `SELECT `+domainCols+` FROM domain WHERE name = ?`, strings.ToLower(name)))
+}
+
+// Domains implements Store.
+func (l *SQLite) Domains(ctx context.Context, tenantID int64) ([]Domain, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT `+domainCols+` FROM domain WHERE ? = 0 OR tenant_id = ? ORDER BY name`,
+		tenantID, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Domain
+	for rows.Next() {
+		d, err := scanDomain(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+const migrationCols = `id, domain_id, source_host, source_port, source_security, created`
+
+func scanMigration(row interface{ Scan(...any) error }) (Migration, error) {
+	var m Migration
+	var created int64
+	err := row.Scan(&m.ID, &m.DomainID, &m.SourceHost, &m.SourcePort, &m.SourceSecurity, &created)
+	m.Created = fromUnix(created)
+	return m, notFound(err)
+}
+
+// CreateMigration implements Store.
+func (l *SQLite) CreateMigration(ctx context.Context, m Migration, tasks []Task) (Migration, []Task, error) {
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return m, nil, err
+	}
+	defer tx.Rollback()
+	m.Created = time.Now().UTC().Truncate(time.Millisecond)
+	res, err := tx.ExecContext(ctx, `INSERT INTO migration (domain_id, source_host, source_port, source_security, created)
+		VALUES (?, ?, ?, ?, ?)`, m.DomainID, m.SourceHost, m.SourcePort, m.SourceSecurity, unix(m.Created))
+	if err != nil {
+		return m, nil, err
+	}
+	if m.ID, err = res.LastInsertId(); err != nil {
+		return m, nil, err
+	}
+	out := make([]Task, len(tasks))
+	for i, t := range tasks {
+		t.MigrationID, t.Created = m.ID, m.Created
+		if t.State == "" {
+			t.State = StateQueued
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO task (migration_id, kind, source_user, dest_user, state,
+			source_secret, dest_secret, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			t.MigrationID, t.Kind, t.SourceUser, t.DestUser, t.State, t.SourceSecret, t.DestSecret, unix(t.Created))
+		if err != nil {
+			return m, nil, err
+		}
+		if t.ID, err = res.LastInsertId(); err != nil {
+			return m, nil, err
+		}
+		out[i] = t
+	}
+	return m, out, tx.Commit()
+}
+
+// Migration implements Store.
+func (l *SQLite) Migration(ctx context.Context, id int64) (Migration, error) {
+	return scanMigration(l.db.QueryRowContext(ctx, `SELECT `+migrationCols+` FROM migration WHERE id = ?`, id))
+}
+
+// Migrations implements Store.
+func (l *SQLite) Migrations(ctx context.Context, domainID int64) ([]Migration, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT `+migrationCols+` FROM migration WHERE domain_id = ? ORDER BY id DESC`, domainID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Migration
+	for rows.Next() {
+		m, err := scanMigration(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+const taskCols = `id, migration_id, kind, source_user, dest_user, state, job_id, folders_total, folders_done,
+	messages_total, messages_done, bytes_total, bytes_done, report, failure, source_secret, dest_secret,
+	created, started, finished`
+
+func scanTask(row interface{ Scan(...any) error }) (Task, error) {
+	var t Task
+	var report, failure string
+	var created, started, finished int64
+	err := row.Scan(&t.ID, &t.MigrationID, &t.Kind, &t.SourceUser, &t.DestUser, &t.State, &t.JobID,
+		&t.FoldersTotal, &t.FoldersDone, &t.MessagesTotal, &t.MessagesDone, &t.BytesTotal, &t.BytesDone,
+		&report, &failure, &t.SourceSecret, &t.DestSecret, &created, &started, &finished)
+	if err != nil {
+		return t, notFound(err)
+	}
+	t.Created, t.Started, t.Finished = fromUnix(created), fromUnix(started), fromUnix(finished)
+	if report != "" {
+		t.Report = new(engine.Report)
+		if err := json.Unmarshal([]byte(report), t.Report); err != nil {
+			return t, fmt.Errorf("task %d report: %w", t.ID, err)
+		}
+	}
+	if failure != "" {
+		t.Failure = new(engine.Failure)
+		if err := json.Unmarshal([]byte(failure), t.Failure); err != nil {
+			return t, fmt.Errorf("task %d failure: %w", t.ID, err)
+		}
+	}
+	return t, nil
+}
+
+func (l *SQLite) tasks(ctx context.Context, where string, args ...any) ([]Task, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT `+taskCols+` FROM task WHERE `+where+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Task
+	for rows.Next() {
+		t, err := scanTask(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// Task implements Store.
+func (l *SQLite) Task(ctx context.Context, id int64) (Task, error) {
+	return scanTask(l.db.QueryRowContext(ctx, `SELECT `+taskCols+` FROM task WHERE id = ?`, id))
+}
+
+// Tasks implements Store.
+func (l *SQLite) Tasks(ctx context.Context, migrationID int64) ([]Task, error) {
+	return l.tasks(ctx, `migration_id = ?`, migrationID)
+}
+
+// UnfinishedTasks implements Store.
+func (l *SQLite) UnfinishedTasks(ctx context.Context) ([]Task, error) {
+	return l.tasks(ctx, `state IN (?, ?)`, StateQueued, StateRunning)
+}
+
+// UpdateTask implements Store.
+func (l *SQLite) UpdateTask(ctx context.Context, t Task) error {
+	var report, failure []byte
+	var err error
+	if t.Report != nil {
+		if report, err = json.Marshal(t.Report); err != nil {
+			return err
+		}
+	}
+	if t.Failure != nil {
+		if failure, err = json.Marshal(t.Failure); err != nil {
+			return err
+		}
+	}
+	res, err := l.db.ExecContext(ctx, `UPDATE task SET state = ?, job_id = ?, folders_total = ?, folders_done = ?,
+		messages_total = ?, messages_done = ?, bytes_total = ?, bytes_done = ?, report = ?, failure = ?,
+		started = ?, finished = ? WHERE id = ?`,
+		t.State, t.JobID, t.FoldersTotal, t.FoldersDone, t.MessagesTotal, t.MessagesDone, t.BytesTotal, t.BytesDone,
+		string(report), string(failure), unix(t.Started), unix(t.Finished), t.ID)
+	if err != nil {
+		return fmt.Errorf("update task %d: %w", t.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// SetTaskSecrets implements Store.
+func (l *SQLite) SetTaskSecrets(ctx context.Context, id int64, source, dest []byte) error {
+	_, err := l.db.ExecContext(ctx, `UPDATE task SET source_secret = ?, dest_secret = ? WHERE id = ?`, source, dest, id)
+	return err
+}
+
+// ExpireSecrets implements Store.
+func (l *SQLite) ExpireSecrets(ctx context.Context, finishedBefore time.Time) (int, error) {
+	res, err := l.db.ExecContext(ctx, `UPDATE task SET source_secret = NULL, dest_secret = NULL
+		WHERE finished > 0 AND finished < ? AND state NOT IN (?, ?) AND (source_secret IS NOT NULL OR dest_secret IS NOT NULL)`,
+		unix(finishedBefore), StateQueued, StateRunning)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}

@@ -1,0 +1,153 @@
+// Package store keeps the application's durable data: tenants (operators
+// and customers), their domains and API tokens, migrations and their
+// mailbox tasks, and the engine's ledger. Store is one interface; SQLite
+// is the embedded implementation, and a PostgreSQL twin implements the same
+// interface for scale-out.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"mailmigrate/internal/engine"
+)
+
+// ErrNotFound means the object does not exist (or is not the caller's:
+// callers must not be able to tell the two apart).
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict means a unique name is already taken.
+var ErrConflict = errors.New("already exists")
+
+// Kinds of tenant.
+const (
+	KindOperator = "operator"
+	KindCustomer = "customer"
+)
+
+// Tenant is an operator (runs the hosting, sees everything) or a customer
+// (owns domains).
+type Tenant struct {
+	ID      int64     `json:"id"`
+	Name    string    `json:"name"`
+	Kind    string    `json:"kind"`
+	Created time.Time `json:"created"`
+}
+
+// Domain is a customer's hosting service for one mail domain.
+type Domain struct {
+	ID           int64     `json:"id"`
+	TenantID     int64     `json:"tenant_id"`
+	Name         string    `json:"name"`
+	MailboxLimit int       `json:"mailbox_limit"` // 0 = no limit
+	Created      time.Time `json:"created"`
+}
+
+// Migration moves mail from one source server into a domain.
+type Migration struct {
+	ID             int64     `json:"id"`
+	DomainID       int64     `json:"domain_id"`
+	SourceHost     string    `json:"source_host"`
+	SourcePort     int       `json:"source_port"`
+	SourceSecurity string    `json:"source_security"` // tls, starttls, plain
+	Created        time.Time `json:"created"`
+}
+
+// Task kinds.
+const (
+	TaskSync   = "sync"   // into a mailbox that exists on the hosting
+	TaskCreate = "create" // the mailbox is created first
+)
+
+// Task states.
+const (
+	StateQueued    = "queued"
+	StateRunning   = "copying"
+	StateDone      = "done"
+	StateWarnings  = "done_with_warnings"
+	StateFailed    = "failed"
+	StatePaused    = "paused_over_quota"
+	StateCancelled = "cancelled"
+)
+
+// Finished reports whether a task in this state has nothing more to do
+// until someone restarts or resumes it.
+func Finished(state string) bool {
+	switch state {
+	case StateDone, StateWarnings, StateFailed, StatePaused, StateCancelled:
+		return true
+	}
+	return false
+}
+
+// Task copies one source login into one mailbox of the domain.
+type Task struct {
+	ID          int64  `json:"id"`
+	MigrationID int64  `json:"migration_id"`
+	Kind        string `json:"kind"`
+	SourceUser  string `json:"source_user"`
+	DestUser    string `json:"destination"`
+	State       string `json:"state"`
+	JobID       int64  `json:"-"`
+
+	FoldersTotal  int64 `json:"folders_total"`
+	FoldersDone   int64 `json:"folders_done"`
+	MessagesTotal int64 `json:"messages_total"`
+	MessagesDone  int64 `json:"messages_done"`
+	BytesTotal    int64 `json:"bytes_total"`
+	BytesDone     int64 `json:"bytes_done"`
+
+	Report  *engine.Report  `json:"-"`
+	Failure *engine.Failure `json:"failure,omitempty"`
+
+	// Sealed by internal/secret; never leave the server.
+	SourceSecret []byte `json:"-"`
+	DestSecret   []byte `json:"-"`
+
+	Created  time.Time `json:"created"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+}
+
+// Store is everything the service keeps. Methods that take a tenant
+// scope return ErrNotFound for objects of other tenants.
+type Store interface {
+	engine.Ledger
+
+	CreateTenant(ctx context.Context, name, kind string) (Tenant, error)
+	Tenant(ctx context.Context, id int64) (Tenant, error)
+	Tenants(ctx context.Context) ([]Tenant, error)
+
+	// CreateToken stores the hash of a new API token.
+	CreateToken(ctx context.Context, tenantID int64, name string, hash []byte) error
+	// TokenTenant finds the tenant of a token hash.
+	TokenTenant(ctx context.Context, hash []byte) (Tenant, error)
+
+	CreateDomain(ctx context.Context, d Domain) (Domain, error)
+	Domain(ctx context.Context, id int64) (Domain, error)
+	DomainByName(ctx context.Context, name string) (Domain, error)
+	// Domains lists a tenant's domains, or all with tenantID 0.
+	Domains(ctx context.Context, tenantID int64) ([]Domain, error)
+
+	// CreateMigration stores a migration and its tasks in one transaction.
+	CreateMigration(ctx context.Context, m Migration, tasks []Task) (Migration, []Task, error)
+	Migration(ctx context.Context, id int64) (Migration, error)
+	// Migrations lists a domain's migrations, newest first.
+	Migrations(ctx context.Context, domainID int64) ([]Migration, error)
+
+	Task(ctx context.Context, id int64) (Task, error)
+	Tasks(ctx context.Context, migrationID int64) ([]Task, error)
+	// UnfinishedTasks lists the tasks that still have work to do (queued or
+	// copying), for re-queueing after a restart.
+	UnfinishedTasks(ctx context.Context) ([]Task, error)
+	// UpdateTask writes a task's state, job, progress, report, failure and
+	// times (not its secrets).
+	UpdateTask(ctx context.Context, t Task) error
+	// SetTaskSecrets replaces the sealed passwords (nil clears them).
+	SetTaskSecrets(ctx context.Context, id int64, source, dest []byte) error
+	// ExpireSecrets clears the secrets of tasks finished before the time.
+	ExpireSecrets(ctx context.Context, finishedBefore time.Time) (int, error)
+
+	Close() error
+}
