@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -57,10 +59,24 @@ func Dial(ctx context.Context, ep Endpoint, opt Options) (*Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, opt.DialTimeout)
 	defer cancel()
 	d := net.Dialer{KeepAlive: 30 * time.Second}
+	if ep.Untrusted {
+		// Checked on the address actually dialled, so that a name that
+		// resolves differently later (DNS rebinding) gains nothing.
+		d.ControlContext = func(_ context.Context, _, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil || forbidden(ap.Addr()) {
+				return ErrForbiddenAddress
+			}
+			return nil
+		}
+	}
 	raw, err := d.DialContext(dctx, "tcp", addr)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if errors.Is(err, ErrForbiddenAddress) {
+			return nil, &Error{Kind: ErrConnect, Op: "connect", Server: addr, Err: ErrForbiddenAddress}
 		}
 		e := classify("connect", addr, err)
 		var ce *Error

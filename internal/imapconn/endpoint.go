@@ -8,8 +8,10 @@ package imapconn
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -53,6 +55,24 @@ type Endpoint struct {
 	// RootCAs, when set, replaces the system roots (a CA file or a
 	// certificate the customer chose to trust).
 	RootCAs *x509.CertPool
+	// Untrusted marks an address a customer typed: it may not lead to
+	// loopback, private, link-local or cloud metadata addresses, whatever
+	// the name resolves to at the moment of connecting.
+	Untrusted bool
+}
+
+// ErrForbiddenAddress means an untrusted server address resolved to an
+// internal network address.
+var ErrForbiddenAddress = errors.New("this server address points into a private or local network, which is not allowed here; give the provider's public IMAP server name")
+
+// forbidden reports whether ip is internal: loopback, private (RFC 1918,
+// ULA), link-local (cloud metadata services live there), unspecified or
+// multicast.
+func forbidden(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() ||
+		netip.MustParsePrefix("100.64.0.0/10").Contains(ip) // carrier-grade NAT
 }
 
 // Addr is host:port for dialing.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -82,5 +83,28 @@ func TestClassify(t *testing.T) {
 	}
 	if err := classify("op", "h", context.Canceled); err != context.Canceled {
 		t.Errorf("cancellation must stay itself, got %v", err)
+	}
+}
+
+func TestUntrustedAddressGuard(t *testing.T) {
+	for _, a := range []string{"127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.5", "169.254.169.254", "::1", "fd00::1", "100.64.1.1", "0.0.0.0", "::ffff:127.0.0.1"} {
+		if !forbidden(netip.MustParseAddr(a)) {
+			t.Errorf("%s allowed", a)
+		}
+	}
+	for _, a := range []string{"8.8.8.8", "2a00:1450::1", "185.1.2.3"} {
+		if forbidden(netip.MustParseAddr(a)) {
+			t.Errorf("%s refused", a)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ep := Endpoint{Host: "localhost", Port: ln.Addr().(*net.TCPAddr).Port, Security: Plain, Untrusted: true}
+	_, err = Dial(context.Background(), ep, Options{})
+	if !errors.Is(err, ErrForbiddenAddress) || !errors.Is(err, ErrConnect) {
+		t.Errorf("dial to loopback: %v, want a refused private address", err)
 	}
 }
