@@ -330,7 +330,7 @@ func (b *bed) writeCABundle() error {
 type phaseRun struct {
 	wall   time.Duration
 	cpu    time.Duration
-	maxRSS int64 // bytes
+	maxRSS int64         // bytes
 	busy   time.Duration // CPU time of the whole machine during the run
 	copied int
 	report struct{ Accounts []*engine.Report }
@@ -590,7 +590,6 @@ func mb(n int64) float64 { return float64(n) / (1 << 20) }
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
 }
-
 
 // results collects the runs of every phase.
 type results struct {

@@ -3,6 +3,8 @@
 //	mailmigrate migrate  copy one account (or many with --accounts)
 //	mailmigrate check    log in to both servers and show the folder plan, copy nothing
 //	mailmigrate demo     run a complete migration between two built-in servers
+//	mailmigrate serve    run the migration service (JSON API, background jobs)
+//	mailmigrate admin    manage operators, customers, domains and API tokens
 package main
 
 import (
@@ -31,11 +33,13 @@ var commands = map[string]struct {
 	"migrate": {runMigrate, "copy mail from a source IMAP account to a destination account"},
 	"check":   {runCheck, "log in to both servers and show what would be copied, copy nothing"},
 	"demo":    {runDemo, "run a complete migration between two built-in servers"},
+	"serve":   {runServe, "run the migration service (JSON API and background jobs)"},
+	"admin":   {runAdmin, "manage operators, customers, domains and API tokens"},
 }
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: mailmigrate <command> [flags]\n\ncommands:\n")
-	for _, name := range []string{"migrate", "check", "demo"} {
+	for _, name := range []string{"migrate", "check", "demo", "serve", "admin"} {
 		fmt.Fprintf(os.Stderr, "  %-8s %s\n", name, commands[name].help)
 	}
 	fmt.Fprintf(os.Stderr, "\nRun 'mailmigrate <command> -h' for the flags of a command.\n")

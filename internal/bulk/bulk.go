@@ -49,9 +49,26 @@ const CSVHeader = "source_user,source_password,dest_user,dest_password"
 // Parse reads a list in either format. On any bad line it returns no
 // entries and an Errors value listing every bad line.
 func Parse(r io.Reader) ([]Entry, error) {
+	entries, errs, err := ParseAll(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	if len(entries) == 0 {
+		return nil, errors.New("the account list is empty: give one login@domain.tld password per line")
+	}
+	return entries, nil
+}
+
+// ParseAll reads a list in either format and returns the good lines and
+// the bad ones, so that a caller can add its own checks of the good lines
+// and report every problem at once.
+func ParseAll(r io.Reader) ([]Entry, Errors, error) {
 	data, err := io.ReadAll(io.LimitReader(r, 16<<20))
 	if err != nil {
-		return nil, fmt.Errorf("read account list: %w", err)
+		return nil, nil, fmt.Errorf("read account list: %w", err)
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a BOM from spreadsheet exports
 	var entries []Entry
@@ -61,15 +78,23 @@ func Parse(r io.Reader) ([]Entry, error) {
 	} else {
 		entries, errs = parseLines(data)
 	}
-	errs = append(errs, checkDuplicates(entries)...)
+	dups := checkDuplicates(entries)
+	if len(dups) > 0 {
+		bad := map[int]bool{}
+		for _, e := range dups {
+			bad[e.Line] = true
+		}
+		good := entries[:0]
+		for _, e := range entries {
+			if !bad[e.Line] {
+				good = append(good, e)
+			}
+		}
+		entries = good
+	}
+	errs = append(errs, dups...)
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	if len(entries) == 0 {
-		return nil, errors.New("the account list is empty: give one login@domain.tld password per line")
-	}
-	return entries, nil
+	return entries, errs, nil
 }
 
 func firstLine(data []byte) string {

@@ -43,6 +43,13 @@ type DovecotOptions struct {
 	MaxMailSize int64
 	// MaxUserIPConnections is mail_max_userip_connections; 0 = 50.
 	MaxUserIPConnections int
+	// SharedPasswdFile makes passdb and userdb read one passwd-file,
+	// Dovecot.PasswdFile, which the test manages itself (as a hosting's
+	// provisioning does), instead of the per-user files AddUser writes.
+	// The file starts empty; AddUser and SetQuota are refused. Lines need
+	// the uid and gid from MailOwner, and Dovecot looks at the file at most
+	// once per second (see writeUserLocked).
+	SharedPasswdFile bool
 }
 
 // Dovecot is a running Dovecot instance listening on loopback.
@@ -52,6 +59,11 @@ type Dovecot struct {
 	IMAPSPort int    // implicit TLS port
 	CAFile    string // PEM self-signed certificate of the server (valid for 127.0.0.1 and localhost)
 	Dir       string // base dir of this instance
+	// PasswdFile is the passwd-file passdb and userdb read when
+	// DovecotOptions.SharedPasswdFile is set ("" otherwise). It is mode
+	// 0640, with the group of Dovecot's internal user, which its auth
+	// process runs as; the directory is writable by this process only.
+	PasswdFile string
 
 	opts       DovecotOptions
 	configPath string
@@ -185,6 +197,9 @@ func newDovecotDir(opts DovecotOptions) (*Dovecot, error) {
 		mailGID:    gid,
 		chown:      chown,
 	}
+	if opts.SharedPasswdFile {
+		d.PasswdFile = filepath.Join(dir, "passwd")
+	}
 	if err := d.prepareDir(); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("start dovecot: %w", err)
@@ -216,8 +231,26 @@ func (d *Dovecot) prepareDir() error {
 			return err
 		}
 	}
+	if d.PasswdFile != "" {
+		// Dovecot opens a passwd-file without variables at startup and
+		// exits if it is missing. The hashes in it are secrets: readable
+		// by the auth process's group, not by everyone.
+		if err := os.WriteFile(d.PasswdFile, nil, 0o640); err != nil {
+			return err
+		}
+		if d.chown {
+			if err := os.Lchown(d.PasswdFile, -1, d.mailGID); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
+
+// MailOwner returns the uid and gid that mail processes run as (nobody and
+// nogroup when the tests run as root, else the current user): the values
+// for fields 3 and 4 of a line in PasswdFile.
+func (d *Dovecot) MailOwner() (uid, gid int) { return d.mailUID, d.mailGID }
 
 // mailIdentity returns the uid/gid that mail and internal processes run as:
 // nobody/nogroup when we are root (Dovecot refuses root for mail access),
@@ -409,10 +442,14 @@ func (d *Dovecot) writeConfig() error {
 	// Names as given: the default %Lu lower-cases them, and they would no
 	// longer match the file names under users/.
 	p("auth_username_format = %%u")
-	// Both read the user's own passwd-file (see writeUserLocked), so the
-	// per-user quota rides along as a userdb field.
-	p("passdb {\n  driver = passwd-file\n  args = %s/%%u\n}", d.usersPath)
-	p("userdb {\n  driver = passwd-file\n  args = %s/%%u\n}", d.usersPath)
+	// Both read the user's own passwd-file (see writeUserLocked), or the
+	// one shared file, so the per-user quota rides along as a userdb field.
+	users := d.usersPath + "/%u"
+	if d.PasswdFile != "" {
+		users = d.PasswdFile
+	}
+	p("passdb {\n  driver = passwd-file\n  args = %s\n}", users)
+	p("userdb {\n  driver = passwd-file\n  args = %s\n}", users)
 	if d.opts.Separator == "/" {
 		// Maildir++ (the default layout) stores "a/b" as ".a.b" and so
 		// rejects '.' in names ("NO [CANNOT] Character not allowed in
@@ -509,6 +546,9 @@ func (d *Dovecot) AddUser(user, password string, quotaBytes int64) error {
 	if quotaBytes < 0 {
 		return fmt.Errorf("add user %q: negative quota %d", user, quotaBytes)
 	}
+	if d.PasswdFile != "" {
+		return fmt.Errorf("add user %q: this instance reads users from %s (SharedPasswdFile); write the line there", user, d.PasswdFile)
+	}
 	hash, err := ssha256(password)
 	if err != nil {
 		return fmt.Errorf("add user %q: %w", user, err)
@@ -543,6 +583,9 @@ func (d *Dovecot) AddUser(user, password string, quotaBytes int64) error {
 func (d *Dovecot) SetQuota(user string, quotaBytes int64) error {
 	if quotaBytes < 0 {
 		return fmt.Errorf("set quota of %q: negative quota %d", user, quotaBytes)
+	}
+	if d.PasswdFile != "" {
+		return fmt.Errorf("set quota of %q: this instance reads users from %s (SharedPasswdFile); change the line there", user, d.PasswdFile)
 	}
 	d.mu.Lock()
 	u, ok := d.users[user]

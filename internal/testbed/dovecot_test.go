@@ -4,8 +4,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -340,5 +342,37 @@ func TestDovecotMaxUserIPConnections(t *testing.T) {
 	//   NO [LIMIT] Maximum number of connections from user+IP exceeded (mail_max_userip_connections=2)
 	if responseCode(err) != imap.ResponseCodeLimit || !strings.Contains(err.Error(), "Maximum number of connections") {
 		t.Errorf("third login: %v", err)
+	}
+}
+
+func TestDovecotSharedPasswdFile(t *testing.T) {
+	t.Parallel()
+	d := StartDovecotT(t, DovecotOptions{SharedPasswdFile: true})
+	fi, err := os.Stat(d.PasswdFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o640 || fi.Size() != 0 {
+		t.Errorf("PasswdFile mode %v size %d, want an empty 0640 file", fi.Mode().Perm(), fi.Size())
+	}
+	if err := d.AddUser("alice", "pw", 0); err == nil {
+		t.Error("AddUser succeeded on a SharedPasswdFile instance")
+	}
+	if err := d.SetQuota("alice", 1); err == nil {
+		t.Error("SetQuota succeeded on a SharedPasswdFile instance")
+	}
+	uid, gid := d.MailOwner()
+	line := fmt.Sprintf("alice@example.test:{PLAIN}secret:%d:%d::%s::userdb_quota_rule=*:storage=64K\n", uid, gid, filepath.Join(d.Dir, "home", "alice"))
+	if err := os.WriteFile(d.PasswdFile, []byte(line), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	// No login has looked at the file yet, so the first one reads it.
+	c := d.LoginT(t, "alice@example.test", "secret")
+	roots, err := c.GetQuotaRoot("INBOX").Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(roots) == 0 || roots[0].Resources[imap.QuotaResourceStorage].Limit != 64 {
+		t.Errorf("GETQUOTAROOT = %+v, want a 64 KiB STORAGE limit", roots)
 	}
 }

@@ -1,0 +1,300 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"mailmigrate/internal/config"
+	"mailmigrate/internal/engine"
+	"mailmigrate/internal/hosting"
+	"mailmigrate/internal/imapconn"
+	"mailmigrate/internal/jobs"
+	"mailmigrate/internal/secret"
+	"mailmigrate/internal/store"
+	"mailmigrate/internal/web"
+)
+
+// loadConfig reads --config or the defaults.
+func loadConfig(path string) (config.Config, error) {
+	if path == "" {
+		return config.Default(), nil
+	}
+	return config.Load(path)
+}
+
+func openStore(cfg config.Config) (*store.SQLite, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	return store.Open(filepath.Join(cfg.DataDir, "mailmigrate.db"))
+}
+
+// buildHosting turns the hosting part of the configuration into the
+// destination endpoint and driver.
+func buildHosting(cfg config.Hosting) (jobs.Hosting, error) {
+	var h jobs.Hosting
+	if cfg.IMAP == "" {
+		return h, errors.New("hosting.imap is not set: configure the hosting's IMAP server (see mailmigrate.conf.example)")
+	}
+	ep, err := imapconn.ParseEndpoint(cfg.IMAP, false)
+	if err != nil {
+		return h, fmt.Errorf("hosting.imap: %w", err)
+	}
+	ep.InsecureSkipVerify = cfg.InsecureSkipVerify
+	if cfg.CAFile != "" {
+		if ep.RootCAs, err = imapconn.LoadCAFile(cfg.CAFile); err != nil {
+			return h, fmt.Errorf("hosting.ca_file: %w", err)
+		}
+	}
+	h.IMAP = ep
+	switch cfg.Driver {
+	case "command":
+		h.Driver, err = hosting.NewCommand(hosting.CommandConfig{List: cfg.CommandList, Create: cfg.CommandCreate, Quota: cfg.CommandQuota})
+	default:
+		h.Driver, err = hosting.NewPasswdFile(hosting.PasswdFileConfig{Path: cfg.PasswdFile, DefaultQuotaBytes: cfg.DefaultQuota,
+			UID: cfg.UID, GID: cfg.GID, Home: cfg.Home, Scheme: cfg.PasswdScheme})
+	}
+	if err != nil {
+		return h, fmt.Errorf("hosting.driver: %w", err)
+	}
+	if cfg.MasterUser != "" {
+		pw, err := password("master", cfg.MasterPasswordFile, "", "MAILMIGRATE_MASTER_PASSWORD")
+		if err != nil {
+			return h, fmt.Errorf("hosting.master_password_file: %w", err)
+		}
+		h.MasterUser, h.MasterPassword = cfg.MasterUser, pw
+	}
+	return h, nil
+}
+
+func runServe(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "configuration file (see mailmigrate.conf.example); without it: data in "+config.Default().DataDir+", listening on "+config.Default().Listen)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: mailmigrate serve [--config FILE]\n\nRuns the migration service: the JSON API under /api/v1 and the background jobs.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return fail(usageError{err.Error()})
+	}
+	logger := log.New(os.Stderr, "", log.LstdFlags)
+	h, err := buildHosting(cfg.Hosting)
+	if err != nil {
+		return fail(usageError{err.Error()})
+	}
+	st, err := openStore(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	defer st.Close()
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return fail(err)
+	}
+	defer unlock()
+	key, err := secret.LoadOrCreateKey(filepath.Join(cfg.DataDir, "secret.key"), "MAILMIGRATE_SECRET_KEY")
+	if err != nil {
+		return fail(err)
+	}
+	box, err := secret.New(key)
+	if err != nil {
+		return fail(err)
+	}
+	eng := engine.Options{Conn: imapconn.Options{Timeout: 60 * time.Second}}
+	runner, err := jobs.Open(ctx, st.DB(), jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng,
+		SourceHostLimit: cfg.Sources.HostLimit, Workers: cfg.Jobs.Workers, Slice: cfg.Jobs.Slice,
+		SecretRetention: cfg.SecretRetention, Logf: logger.Printf})
+	if err != nil {
+		return fail(err)
+	}
+	api := web.NewAPI(web.Config{Store: st, Jobs: runner, Box: box, Hosting: h, Engine: eng,
+		AllowPlaintext: cfg.Sources.AllowPlaintext, AllowPrivate: cfg.Sources.AllowPrivate, Logf: logger.Printf})
+	mux := http.NewServeMux()
+	mux.Handle("/api/", api.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fail(fmt.Errorf("listen on %s: %w", cfg.Listen, err))
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: logger}
+	if err := runner.Start(ctx); err != nil {
+		return fail(err)
+	}
+	logger.Printf("mailmigrate serving on http://%s/ (API under /api/v1), data in %s", ln.Addr(), cfg.DataDir)
+	if ts, err := st.Tenants(ctx); err == nil && len(ts) == 0 {
+		cp := ""
+		if *cfgPath != "" {
+			cp = " --config " + *cfgPath
+		}
+		logger.Printf("no operator yet: create the first one with: mailmigrate admin init%s", cp)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		logger.Printf("server: %v", err)
+	}
+	logger.Printf("stopping: running copies stop at their next step and continue at the next start")
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	if err := runner.Stop(sctx); err != nil {
+		logger.Printf("stop jobs: %v", err)
+	}
+	return exitOK
+}
+
+// lockDataDir makes sure one server at a time uses a data directory: the
+// job queue treats jobs left running as orphans at start.
+func lockDataDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, "serve.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock data directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another mailmigrate serve is using %s; stop it first (or give each server its own data_dir)", dir)
+	}
+	return func() { f.Close() }, nil
+}
+
+// runAdmin manages operators, customers, domains and tokens directly in
+// the database (also while the server runs).
+func runAdmin(ctx context.Context, args []string) int {
+	usage := func() int {
+		fmt.Fprint(os.Stderr, `usage: mailmigrate admin [--config FILE] <command>
+
+commands:
+  init [--name NAME]                                 create the first operator and print its API token
+  customer add NAME                                  add a customer
+  domain add --customer NAME [--mailbox-limit N] DOMAIN   give a customer a domain
+  token add --tenant NAME [--label LABEL]            print a new API token for an operator or customer
+  list                                               show tenants and domains
+`)
+		return exitUsage
+	}
+	fs := flag.NewFlagSet("admin", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "configuration file")
+	name := fs.String("name", "operator", "with init: the operator's name")
+	customer := fs.String("customer", "", "with domain add: the customer's name")
+	limit := fs.Int("mailbox-limit", 0, "with domain add: most mailboxes the domain may have (0: no limit)")
+	tenant := fs.String("tenant", "", "with token add: the operator's or customer's name")
+	label := fs.String("label", "api", "with token add: what the token is for")
+	// Flags may come before or after the command words.
+	var words []string
+	rest := args
+	for len(rest) > 0 {
+		if err := fs.Parse(rest); err != nil {
+			return exitUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		words = append(words, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return fail(usageError{err.Error()})
+	}
+	st, err := openStore(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	defer st.Close()
+	tenantByName := func(n string) (store.Tenant, error) {
+		ts, err := st.Tenants(ctx)
+		if err != nil {
+			return store.Tenant{}, err
+		}
+		for _, t := range ts {
+			if strings.EqualFold(t.Name, n) {
+				return t, nil
+			}
+		}
+		return store.Tenant{}, usagef("no operator or customer named %q (see: mailmigrate admin list)", n)
+	}
+	newToken := func(t store.Tenant, label string) int {
+		tok := web.NewToken()
+		if err := st.CreateToken(ctx, t.ID, label, web.HashToken(tok)); err != nil {
+			return fail(err)
+		}
+		fmt.Printf("API token for %s (shown once, store it now):\n%s\n", t.Name, tok)
+		return exitOK
+	}
+	switch strings.Join(words, " ") {
+	case "init":
+		ts, err := st.Tenants(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		for _, t := range ts {
+			if t.Kind == store.KindOperator {
+				return fail(usagef("an operator exists already (%s); add tokens with: mailmigrate admin token add --tenant %q", t.Name, t.Name))
+			}
+		}
+		t, err := st.CreateTenant(ctx, *name, store.KindOperator)
+		if err != nil {
+			return fail(err)
+		}
+		return newToken(t, "operator")
+	case "token add":
+		t, err := tenantByName(*tenant)
+		if err != nil {
+			return fail(err)
+		}
+		return newToken(t, *label)
+	case "list":
+		ts, err := st.Tenants(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		for _, t := range ts {
+			fmt.Printf("%s (%s)\n", t.Name, t.Kind)
+			ds, _ := st.Domains(ctx, t.ID)
+			for _, d := range ds {
+				fmt.Printf("  %s (mailbox limit %d)\n", d.Name, d.MailboxLimit)
+			}
+		}
+		return exitOK
+	}
+	switch {
+	case len(words) == 3 && words[0] == "customer" && words[1] == "add":
+		t, err := st.CreateTenant(ctx, words[2], store.KindCustomer)
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Printf("customer %s added (id %d)\n", t.Name, t.ID)
+		return exitOK
+	case len(words) == 3 && words[0] == "domain" && words[1] == "add":
+		c, err := tenantByName(*customer)
+		if err != nil {
+			return fail(err)
+		}
+		if _, err := hosting.NormalizeAddress("x@" + words[2]); err != nil {
+			return fail(usagef("%q is not a domain name", words[2]))
+		}
+		d, err := st.CreateDomain(ctx, store.Domain{TenantID: c.ID, Name: words[2], MailboxLimit: *limit})
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Printf("domain %s added for %s\n", d.Name, c.Name)
+		return exitOK
+	}
+	return usage()
+}

@@ -1,0 +1,496 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"mailmigrate/internal/hosting"
+	"mailmigrate/internal/testbed"
+)
+
+// service is a running `mailmigrate serve` with its two Dovecots: the old
+// provider (source) and the hosting (destination, whose passwd-file the
+// service manages).
+type service struct {
+	t        *testing.T
+	src, dst *testbed.Dovecot
+	driver   *hosting.PasswdFile
+	dir      string
+	conf     string
+	url      string
+	cmd      *exec.Cmd
+	logs     *syncBuffer
+	opToken  string
+	secrets  []string // every password the test hands out
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func newService(t *testing.T, slice string) *service {
+	s := &service{t: t, dir: t.TempDir(), logs: &syncBuffer{}}
+	s.src = testbed.StartDovecotT(t, testbed.DovecotOptions{})
+	s.dst = testbed.StartDovecotT(t, testbed.DovecotOptions{SharedPasswdFile: true})
+	uid, gid := s.dst.MailOwner()
+	var err error
+	home := filepath.Join(s.dst.Dir, "home", "%d", "%n")
+	s.driver, err = hosting.NewPasswdFile(hosting.PasswdFileConfig{Path: s.dst.PasswdFile,
+		UID: strconv.Itoa(uid), GID: strconv.Itoa(gid), Home: home, Scheme: hosting.SchemeSHA512Crypt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	s.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	s.conf = filepath.Join(s.dir, "mailmigrate.conf")
+	conf := fmt.Sprintf(`listen = 127.0.0.1:%d
+data_dir = %s
+hosting.imap = imaps://127.0.0.1:%d
+hosting.ca_file = %s
+hosting.driver = passwd-file
+hosting.passwd_file = %s
+hosting.passwd_scheme = SHA512-CRYPT
+hosting.uid = %d
+hosting.gid = %d
+hosting.home = %s
+sources.allow_private = true
+sources.allow_plaintext = true
+jobs.slice = %s
+`, port, filepath.Join(s.dir, "data"), s.dst.IMAPSPort, s.dst.CAFile, s.dst.PasswdFile, uid, gid, home, slice)
+	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := s.admin("init", "--name", "Hosting")
+	s.opToken = tokenIn(t, out)
+	return s
+}
+
+var tokenRE = regexp.MustCompile(`mm_[A-Za-z0-9_-]{20,}`)
+
+func tokenIn(t *testing.T, out string) string {
+	tok := tokenRE.FindString(out)
+	if tok == "" {
+		t.Fatalf("no token in:\n%s", out)
+	}
+	return tok
+}
+
+func (s *service) admin(args ...string) string {
+	s.t.Helper()
+	out, err := exec.Command(binary, append([]string{"admin", "--config", s.conf}, args...)...).CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("admin %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// customer adds a customer with one domain and returns its token.
+func (s *service) customer(name, domain string, limit int) string {
+	s.admin("customer", "add", name)
+	s.admin("domain", "add", "--customer", name, "--mailbox-limit", strconv.Itoa(limit), domain)
+	return tokenIn(s.t, s.admin("token", "add", "--tenant", name))
+}
+
+func (s *service) start() {
+	s.t.Helper()
+	s.cmd = exec.Command(binary, "serve", "--config", s.conf)
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	cmd := s.cmd
+	s.t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(s.url + "/healthz"); err == nil {
+			resp.Body.Close()
+			return
+		}
+	}
+	s.t.Fatalf("serve did not come up:\n%s", s.logs.String())
+}
+
+func (s *service) kill() {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	s.cmd.Wait()
+}
+
+// call makes an API request and decodes the JSON answer into out (if not
+// nil); it returns the status and the raw body.
+func (s *service) call(token, method, path string, body any, out any) (int, string) {
+	s.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		data, _ := json.Marshal(body)
+		rd = bytes.NewReader(data)
+	}
+	req, _ := http.NewRequest(method, s.url+"/api/v1"+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	for _, sec := range s.secrets {
+		if strings.Contains(string(data), sec) {
+			s.t.Errorf("%s %s answered with a password in the body", method, path)
+		}
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil && resp.StatusCode < 300 {
+			s.t.Fatalf("%s %s: %v\n%s", method, path, err, data)
+		}
+	}
+	return resp.StatusCode, string(data)
+}
+
+type taskOut struct {
+	ID           int64  `json:"id"`
+	State        string `json:"state"`
+	SourceUser   string `json:"source_user"`
+	Destination  string `json:"destination"`
+	MessagesDone int64  `json:"messages_done"`
+}
+
+type migrationOut struct {
+	ID    int64     `json:"id"`
+	State string    `json:"state"`
+	Tasks []taskOut `json:"tasks"`
+}
+
+func (s *service) wait(token string, id int64) migrationOut {
+	s.t.Helper()
+	var m migrationOut
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		s.call(token, "GET", fmt.Sprintf("/migrations/%d", id), nil, &m)
+		if m.State != "copying" && len(m.Tasks) > 0 {
+			return m
+		}
+	}
+	s.t.Fatalf("migration %d did not finish: %+v\nlogs:\n%s\ndestination log:\n%s", id, m, s.logs.String(), s.dst.LogTail(30))
+	return m
+}
+
+type reportOut struct {
+	Status  string `json:"status"`
+	Folders []struct {
+		Source string `json:"source"`
+		Dest   string `json:"destination"`
+	} `json:"folders"`
+	Totals struct {
+		Copied         int `json:"copied"`
+		AlreadyPresent int `json:"already_present"`
+	} `json:"totals"`
+}
+
+// account is a source mailbox with mail.
+type account struct {
+	srcUser, srcPass string
+	mailbox, hostPW  string
+	messages         int
+}
+
+func (s *service) sourceAccount(user, pass string, seed uint64, n int) int {
+	if err := s.src.AddUser(user, pass, 0); err != nil {
+		s.t.Fatal(err)
+	}
+	c := testbed.GenerateCorpus(testbed.CorpusOptions{Seed: seed, Messages: n})
+	if err := c.Load(context.Background(), s.src.LoginT(s.t, user, pass)); err != nil {
+		s.t.Fatal(err)
+	}
+	s.secrets = append(s.secrets, pass)
+	return len(c.Messages)
+}
+
+func (s *service) verify(a account, rep reportOut) {
+	s.t.Helper()
+	m := map[string]string{}
+	for _, f := range rep.Folders {
+		m[f.Source] = f.Dest
+	}
+	src := s.src.LoginT(s.t, a.srcUser, a.srcPass)
+	dst := s.dst.LoginT(s.t, a.mailbox, a.hostPW)
+	if err := testbed.Verify(context.Background(), src, dst, m); err != nil {
+		s.t.Fatalf("%s: destination differs:\n%v", a.mailbox, err)
+	}
+}
+
+func TestServeAPI(t *testing.T) {
+	s := newService(t, "10m")
+	ctx := context.Background()
+	firma := s.customer("Firma s.r.o.", "firma.test", 10)
+	other := s.customer("Jiná firma", "jina.test", 0)
+
+	// Two existing mailboxes on the hosting, synced from differently named
+	// old ones; three new ones from pasted lines.
+	accts := []account{
+		{srcUser: "jana@old.test", srcPass: "stare heslo 1", mailbox: "jana@firma.test", hostPW: "nove-heslo-1"},
+		{srcUser: "petr.novak@old.test", srcPass: `st"are\2`, mailbox: "petr@firma.test", hostPW: "nove-heslo-2"},
+		{srcUser: "eva@firma.test", srcPass: "eva heslo 3", mailbox: "eva@firma.test", hostPW: "eva heslo 3"},
+		{srcUser: "adam@firma.test", srcPass: "adam-heslo-4", mailbox: "adam@firma.test", hostPW: "adam-heslo-4"},
+		{srcUser: "olga@firma.test", srcPass: "olga-heslo-5", mailbox: "olga@firma.test", hostPW: "olga-heslo-5"},
+	}
+	for i := range accts {
+		a := &accts[i]
+		a.messages = s.sourceAccount(a.srcUser, a.srcPass, uint64(30+i), 25+5*i)
+		s.secrets = append(s.secrets, a.hostPW)
+		if i < 2 {
+			if err := s.driver.Create(ctx, a.mailbox, a.hostPW, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s.start()
+
+	source := map[string]any{"host": "127.0.0.1", "port": s.src.IMAPPort, "security": "plain"}
+	sync := []map[string]string{
+		{"mailbox": "jana@firma.test", "hosting_password": accts[0].hostPW, "source_user": accts[0].srcUser, "source_password": accts[0].srcPass},
+		{"mailbox": "petr@firma.test", "hosting_password": accts[1].hostPW, "source_user": accts[1].srcUser, "source_password": accts[1].srcPass},
+	}
+	lines := func(second string) string {
+		return fmt.Sprintf("%s %s\n%s\n%s %s\n", accts[2].srcUser, accts[2].srcPass, second, accts[4].srcUser, accts[4].srcPass)
+	}
+
+	// The mailboxes of the domain come from the hosting driver.
+	var mbs struct{ Mailboxes []struct{ Address string } }
+	if code, body := s.call(firma, "GET", "/domains/firma.test/mailboxes", nil, &mbs); code != 200 || len(mbs.Mailboxes) != 2 {
+		t.Fatalf("mailboxes: %d %s", code, body)
+	}
+
+	// Check logins: one wrong source password is explained.
+	bad := append([]map[string]string{}, sync...)
+	bad[1] = map[string]string{"mailbox": "petr@firma.test", "hosting_password": accts[1].hostPW, "source_user": accts[1].srcUser, "source_password": "wrong"}
+	var check struct {
+		OK     bool
+		Checks []struct {
+			Row            string
+			OK             bool
+			SourceFailure  *struct{ Kind, Message string } `json:"source_failure"`
+			HostingFailure *struct{ Kind, Message string } `json:"hosting_failure"`
+		}
+	}
+	code, body := s.call(firma, "POST", "/domains/firma.test/check", map[string]any{"source": source, "sync": bad}, &check)
+	if code != 200 || check.OK || len(check.Checks) != 2 || !check.Checks[0].OK || check.Checks[1].SourceFailure == nil ||
+		check.Checks[1].SourceFailure.Kind != "auth" || !strings.Contains(check.Checks[1].SourceFailure.Message, "rejected the login") {
+		t.Fatalf("check: %d %s", code, body)
+	}
+
+	// A bad line refuses the whole submission, naming the line; nothing is created.
+	var apiErr struct {
+		Error string
+		Lines []struct {
+			Line   int
+			Reason string
+		}
+	}
+	code, body = s.call(firma, "POST", "/domains/firma.test/migrations",
+		map[string]any{"source": source, "sync": sync, "new_mailboxes": lines("adam " + accts[3].srcPass)}, &apiErr)
+	if code != 400 || len(apiErr.Lines) != 1 || apiErr.Lines[0].Line != 2 || !strings.Contains(apiErr.Lines[0].Reason, "no domain") {
+		t.Fatalf("bad line: %d %s", code, body)
+	}
+	if mbs, _ := s.driver.List(ctx, "firma.test"); len(mbs) != 2 {
+		t.Errorf("a refused submission created mailboxes: %v", mbs)
+	}
+	// A line for another domain, an existing mailbox, and a wrong hosting password are refused too.
+	code, body = s.call(firma, "POST", "/domains/firma.test/migrations",
+		map[string]any{"source": source, "new_mailboxes": "x@jina.test pw\njana@firma.test pw\n"}, &apiErr)
+	if code != 400 || len(apiErr.Lines) != 2 || !strings.Contains(body, "not in firma.test") || !strings.Contains(body, "Sync Existing Mailboxes") {
+		t.Fatalf("domain and existing lines: %d %s", code, body)
+	}
+	wrongHost := append([]map[string]string{}, sync...)
+	wrongHost[0] = map[string]string{"mailbox": "jana@firma.test", "hosting_password": "nope", "source_user": accts[0].srcUser, "source_password": accts[0].srcPass}
+	if code, body := s.call(firma, "POST", "/domains/firma.test/migrations", map[string]any{"source": source, "sync": wrongHost}, nil); code != 400 || !strings.Contains(body, "hosting_login") {
+		t.Fatalf("wrong hosting password: %d %s", code, body)
+	}
+
+	// Fixed: accepted and run to completion.
+	var m migrationOut
+	code, body = s.call(firma, "POST", "/domains/firma.test/migrations",
+		map[string]any{"source": source, "sync": sync, "new_mailboxes": lines(accts[3].srcUser + " " + accts[3].srcPass)}, &m)
+	if code != 201 || len(m.Tasks) != 5 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	m = s.wait(firma, m.ID)
+	if m.State != "done" {
+		t.Fatalf("migration ended %s: %+v\n%s", m.State, m, s.logs.String())
+	}
+	byMailbox := map[string]taskOut{}
+	for _, task := range m.Tasks {
+		byMailbox[task.Destination] = task
+	}
+	for _, a := range accts {
+		task := byMailbox[a.mailbox]
+		var rep reportOut
+		if code, body := s.call(firma, "GET", fmt.Sprintf("/tasks/%d/report", task.ID), nil, &rep); code != 200 ||
+			rep.Totals.Copied != a.messages || rep.Status != "done" {
+			t.Fatalf("%s report: %d %s", a.mailbox, code, body)
+		}
+		s.verify(a, rep)
+	}
+	code, body = s.call(firma, "GET", fmt.Sprintf("/tasks/%d/report?format=csv", m.Tasks[0].ID), nil, nil)
+	if code != 200 || !strings.HasPrefix(body, "source_folder,destination_folder,") || strings.Count(body, "\n") < 5 {
+		t.Errorf("CSV report: %d\n%s", code, body)
+	}
+
+	// Restart: every task runs again and copies nothing.
+	if code, body := s.call(firma, "POST", fmt.Sprintf("/migrations/%d/restart", m.ID), nil, nil); code != 200 {
+		t.Fatalf("restart: %d %s", code, body)
+	}
+	m = s.wait(firma, m.ID)
+	for _, task := range m.Tasks {
+		var rep reportOut
+		s.call(firma, "GET", fmt.Sprintf("/tasks/%d/report", task.ID), nil, &rep)
+		if task.State != "done" || rep.Totals.Copied != 0 || rep.Totals.AlreadyPresent == 0 {
+			t.Errorf("after restart %s: %s, copied %d", task.Destination, task.State, rep.Totals.Copied)
+		}
+	}
+
+	// Tenant isolation: the other customer sees none of it, on every route.
+	taskID := m.Tasks[0].ID
+	for _, r := range []struct{ method, path string }{
+		{"GET", "/domains/firma.test/mailboxes"},
+		{"POST", "/domains/firma.test/check"},
+		{"POST", "/domains/firma.test/migrations"},
+		{"GET", "/domains/firma.test/migrations"},
+		{"GET", fmt.Sprintf("/migrations/%d", m.ID)},
+		{"POST", fmt.Sprintf("/migrations/%d/restart", m.ID)},
+		{"POST", fmt.Sprintf("/migrations/%d/cancel", m.ID)},
+		{"GET", fmt.Sprintf("/migrations/%d/events", m.ID)},
+		{"GET", fmt.Sprintf("/tasks/%d", taskID)},
+		{"POST", fmt.Sprintf("/tasks/%d/restart", taskID)},
+		{"POST", fmt.Sprintf("/tasks/%d/cancel", taskID)},
+		{"GET", fmt.Sprintf("/tasks/%d/report", taskID)},
+	} {
+		var body any
+		if r.method == "POST" {
+			body = map[string]any{"source": source, "sync": sync}
+		}
+		if code, resp := s.call(other, r.method, r.path, body, nil); code != 404 {
+			t.Errorf("other customer %s %s: %d %s", r.method, r.path, code, resp)
+		}
+		if code, _ := s.call("", r.method, r.path, body, nil); code != 401 {
+			t.Errorf("no token %s %s: %d", r.method, r.path, code)
+		}
+	}
+	for _, r := range []struct{ method, path string }{{"GET", "/customers"}, {"POST", "/customers"}, {"POST", "/customers/1/domains"}, {"POST", "/customers/1/tokens"}} {
+		if code, _ := s.call(firma, r.method, r.path, map[string]string{"name": "x"}, nil); code != 403 {
+			t.Errorf("customer on operator route %s %s: %d", r.method, r.path, code)
+		}
+	}
+	var doms struct{ Domains []struct{ Name string } }
+	if s.call(other, "GET", "/domains", nil, &doms); len(doms.Domains) != 1 || doms.Domains[0].Name != "jina.test" {
+		t.Errorf("other customer's domains: %+v", doms)
+	}
+	if s.call(s.opToken, "GET", "/domains", nil, &doms); len(doms.Domains) != 2 {
+		t.Errorf("operator's domains: %+v", doms)
+	}
+	// The operator can see the customer's migration.
+	if code, _ := s.call(s.opToken, "GET", fmt.Sprintf("/migrations/%d", m.ID), nil, nil); code != 200 {
+		t.Errorf("operator: %d", code)
+	}
+
+	// No password in the logs or, in clear, in the database.
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+	logs := s.logs.String()
+	dbFiles, _ := filepath.Glob(filepath.Join(s.dir, "data", "mailmigrate.db*"))
+	for _, sec := range s.secrets {
+		if strings.Contains(logs, sec) {
+			t.Errorf("a password appears in the logs")
+		}
+		for _, f := range dbFiles {
+			data, _ := os.ReadFile(f)
+			if bytes.Contains(data, []byte(sec)) {
+				t.Errorf("a password is stored in clear in %s", filepath.Base(f))
+			}
+		}
+	}
+}
+
+// A server killed with SIGKILL mid-copy resumes when started again; the
+// mailbox ends with every message exactly once.
+func TestServeKilledMidCopy(t *testing.T) {
+	s := newService(t, "10m")
+	ctx := context.Background()
+	firma := s.customer("Firma", "firma.test", 0)
+	a := account{srcUser: "big@old.test", srcPass: "big-heslo", mailbox: "big@firma.test", hostPW: "big-host"}
+	a.messages = s.sourceAccount(a.srcUser, a.srcPass, 99, 600)
+	if err := s.driver.Create(ctx, a.mailbox, a.hostPW, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	var m migrationOut
+	code, body := s.call(firma, "POST", "/domains/firma.test/migrations", map[string]any{
+		"source": map[string]any{"host": "127.0.0.1", "port": s.src.IMAPPort, "security": "plain"},
+		"sync":   []map[string]string{{"mailbox": a.mailbox, "hosting_password": a.hostPW, "source_user": a.srcUser, "source_password": a.srcPass}},
+	}, &m)
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	dst := s.dst.LoginT(t, a.mailbox, a.hostPW)
+	var copied uint32
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && copied < 40; time.Sleep(5 * time.Millisecond) {
+		copied, _ = testbed.MessageCount(ctx, dst, "INBOX")
+	}
+	s.kill()
+	if copied < 40 {
+		t.Fatalf("the copy did not start:\n%s\n%s", s.logs.String(), s.dst.LogTail(30))
+	}
+	if n, _ := testbed.MessageCount(ctx, dst, "INBOX"); int(n) >= countIn(testbed.GenerateCorpus(testbed.CorpusOptions{Seed: 99, Messages: 600}), "INBOX") {
+		t.Fatalf("INBOX was complete (%d) before the kill; the test needs a bigger mailbox", n)
+	}
+	var now migrationOut
+	s.start()
+	now = s.wait(firma, m.ID)
+	if now.State != "done" {
+		t.Fatalf("after restart: %+v\n%s", now, s.logs.String())
+	}
+	var rep reportOut
+	s.call(firma, "GET", fmt.Sprintf("/tasks/%d/report", now.Tasks[0].ID), nil, &rep)
+	if rep.Totals.Copied+rep.Totals.AlreadyPresent != a.messages {
+		t.Errorf("report after resume: %+v, want %d in all", rep.Totals, a.messages)
+	}
+	s.verify(a, rep)
+}

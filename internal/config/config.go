@@ -1,0 +1,219 @@
+// Package config reads the service's configuration file: "key = value"
+// lines, "#" comments, dotted keys for groups. Every key is documented in
+// mailmigrate.conf.example at the root of the repository.
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of `mailmigrate serve`.
+type Config struct {
+	Listen  string // address of the web and API listener
+	DataDir string // SQLite database and secret key
+	Hosting Hosting
+	Sources Sources
+	Jobs    Jobs
+	// SecretRetention is how long passwords stay stored after a task has
+	// finished, for a final re-sync.
+	SecretRetention time.Duration
+}
+
+// Hosting is the destination side.
+type Hosting struct {
+	IMAP               string // imaps://host[:port] of the hosting's IMAP server
+	CAFile             string
+	InsecureSkipVerify bool
+	Driver             string // passwd-file or command
+	PasswdFile         string
+	PasswdScheme       string
+	DefaultQuota       int64
+	UID, GID, Home     string
+	CommandList        string
+	CommandCreate      string
+	CommandQuota       string
+	MasterUser         string
+	MasterPasswordFile string
+}
+
+// Sources limits what customers may give as a source server.
+type Sources struct {
+	AllowPlaintext bool
+	AllowPrivate   bool // internal addresses (loopback, private ranges)
+	HostLimit      int  // tasks copying from one source host at once
+}
+
+// Jobs tunes the background work.
+type Jobs struct {
+	Workers int
+	Slice   time.Duration
+}
+
+// Default is the configuration without a file: everything local.
+func Default() Config {
+	return Config{
+		Listen:          "127.0.0.1:8080",
+		DataDir:         defaultDataDir(),
+		Hosting:         Hosting{Driver: "passwd-file", PasswdScheme: "ARGON2ID"},
+		Sources:         Sources{HostLimit: 3},
+		Jobs:            Jobs{Workers: 6, Slice: 10 * time.Minute},
+		SecretRetention: 7 * 24 * time.Hour,
+	}
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "mailmigrate")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "mailmigrate")
+	}
+	return "mailmigrate-data"
+}
+
+// Load reads a configuration file over the defaults.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read configuration: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse reads configuration text; name is used in error messages.
+func Parse(data []byte, name string) (Config, error) {
+	c := Default()
+	var errs []string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if i := strings.Index(line, " #"); i >= 0 {
+			line = strings.TrimSpace(line[:i])
+		}
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		key, val, ok := strings.Cut(line, "=")
+		if !ok {
+			errs = append(errs, fmt.Sprintf("%s:%d: expected key = value", name, n))
+			continue
+		}
+		key, val = strings.TrimSpace(key), strings.TrimSpace(val)
+		if err := c.set(key, val); err != nil {
+			errs = append(errs, fmt.Sprintf("%s:%d: %s: %v", name, n, key, err))
+		}
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("configuration errors:\n  %s", strings.Join(errs, "\n  "))
+	}
+	return c, nil
+}
+
+func (c *Config) set(key, val string) error {
+	str := func(p *string) error { *p = val; return nil }
+	boolean := func(p *bool) error {
+		b, err := strconv.ParseBool(val)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", val)
+		}
+		*p = b
+		return nil
+	}
+	integer := func(p *int) error {
+		n, err := strconv.Atoi(val)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q is not a whole number", val)
+		}
+		*p = n
+		return nil
+	}
+	duration := func(p *time.Duration) error {
+		d, err := time.ParseDuration(val)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%q is not a duration like 90s, 10m or 168h", val)
+		}
+		*p = d
+		return nil
+	}
+	switch key {
+	case "listen":
+		return str(&c.Listen)
+	case "data_dir":
+		return str(&c.DataDir)
+	case "secret_retention":
+		return duration(&c.SecretRetention)
+	case "hosting.imap":
+		return str(&c.Hosting.IMAP)
+	case "hosting.ca_file":
+		return str(&c.Hosting.CAFile)
+	case "hosting.insecure_skip_verify":
+		return boolean(&c.Hosting.InsecureSkipVerify)
+	case "hosting.driver":
+		if val != "passwd-file" && val != "command" {
+			return fmt.Errorf("%q is not a driver: use passwd-file or command", val)
+		}
+		return str(&c.Hosting.Driver)
+	case "hosting.passwd_file":
+		return str(&c.Hosting.PasswdFile)
+	case "hosting.passwd_scheme":
+		return str(&c.Hosting.PasswdScheme)
+	case "hosting.default_quota":
+		n, err := ParseSize(val)
+		c.Hosting.DefaultQuota = n
+		return err
+	case "hosting.uid":
+		return str(&c.Hosting.UID)
+	case "hosting.gid":
+		return str(&c.Hosting.GID)
+	case "hosting.home":
+		return str(&c.Hosting.Home)
+	case "hosting.command.list":
+		return str(&c.Hosting.CommandList)
+	case "hosting.command.create":
+		return str(&c.Hosting.CommandCreate)
+	case "hosting.command.quota":
+		return str(&c.Hosting.CommandQuota)
+	case "hosting.master_user":
+		return str(&c.Hosting.MasterUser)
+	case "hosting.master_password_file":
+		return str(&c.Hosting.MasterPasswordFile)
+	case "sources.allow_plaintext":
+		return boolean(&c.Sources.AllowPlaintext)
+	case "sources.allow_private":
+		return boolean(&c.Sources.AllowPrivate)
+	case "sources.host_limit":
+		return integer(&c.Sources.HostLimit)
+	case "jobs.workers":
+		return integer(&c.Jobs.Workers)
+	case "jobs.slice":
+		return duration(&c.Jobs.Slice)
+	}
+	return fmt.Errorf("unknown key (see mailmigrate.conf.example)")
+}
+
+// ParseSize reads a size like 500M, 2G or 1048576 (bytes).
+func ParseSize(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "K"):
+		mult, s = 1<<10, strings.TrimSuffix(s, "K")
+	case strings.HasSuffix(s, "M"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "M")
+	case strings.HasSuffix(s, "G"):
+		mult, s = 1<<30, strings.TrimSuffix(s, "G")
+	case strings.HasSuffix(s, "T"):
+		mult, s = 1<<40, strings.TrimSuffix(s, "T")
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size like 500M or 2G", s)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,481 @@
+// Package web serves the migration service over HTTP: the JSON API under
+// /api/v1 (and, later, the customer pages) on top of the store and the job
+// queue. Every object is checked against the caller's tenant.
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"mailmigrate/internal/engine"
+	"mailmigrate/internal/jobs"
+	"mailmigrate/internal/secret"
+	"mailmigrate/internal/store"
+)
+
+// Jobs is what the API asks of the job queue.
+type Jobs interface {
+	Enqueue(ctx context.Context, taskID int64) error
+	Requeue(ctx context.Context, taskID int64) error
+	Cancel(ctx context.Context, taskID int64) error
+}
+
+// Config is the API's wiring.
+type Config struct {
+	Store   store.Store
+	Jobs    Jobs
+	Box     *secret.Box
+	Hosting jobs.Hosting
+	// Engine options for pre-flight logins (timeouts).
+	Engine engine.Options
+	// AllowPlaintext lets customers choose an unencrypted source.
+	AllowPlaintext bool
+	// AllowPrivate lets source addresses point into internal networks
+	// (tests, or a hosting migrating between its own servers).
+	AllowPrivate bool
+	Logf         func(format string, args ...any)
+}
+
+// API serves /api/v1.
+type API struct {
+	cfg Config
+}
+
+// NewAPI makes the API handler.
+func NewAPI(cfg Config) *API {
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	return &API{cfg: cfg}
+}
+
+// Handler routes the API.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	h := func(pattern string, fn func(w http.ResponseWriter, r *http.Request, t store.Tenant) error) {
+		mux.Handle(pattern, a.auth(fn))
+	}
+	h("GET /api/v1/domains", a.listDomains)
+	h("GET /api/v1/domains/{domain}/mailboxes", a.listMailboxes)
+	h("POST /api/v1/domains/{domain}/check", a.check)
+	h("POST /api/v1/domains/{domain}/migrations", a.createMigration)
+	h("GET /api/v1/domains/{domain}/migrations", a.listMigrations)
+	h("GET /api/v1/migrations/{id}", a.getMigration)
+	h("POST /api/v1/migrations/{id}/{action}", a.migrationAction)
+	h("GET /api/v1/migrations/{id}/events", a.events)
+	h("GET /api/v1/tasks/{id}", a.getTask)
+	h("POST /api/v1/tasks/{id}/{action}", a.taskAction)
+	h("GET /api/v1/tasks/{id}/report", a.report)
+	h("GET /api/v1/customers", a.listCustomers)
+	h("POST /api/v1/customers", a.createCustomer)
+	h("POST /api/v1/customers/{id}/domains", a.createDomain)
+	h("POST /api/v1/customers/{id}/tokens", a.createToken)
+	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such API route: "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
+
+// apiError is an error with an HTTP status and a stable code.
+type apiError struct {
+	Status  int           `json:"-"`
+	Code    string        `json:"error"`
+	Message string        `json:"message"`
+	Fields  []fieldError  `json:"fields,omitempty"`
+	Lines   []lineError   `json:"lines,omitempty"`
+	Checks  []checkResult `json:"checks,omitempty"`
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+type fieldError struct {
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+}
+
+type lineError struct {
+	Line   int    `json:"line"`
+	Reason string `json:"reason"`
+}
+
+var errNotFound = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such object"}
+
+func badRequest(format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: "invalid", Message: fmt.Sprintf(format, args...)}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, &apiError{Code: code, Message: msg})
+}
+
+// auth resolves the bearer token to a tenant and turns handler errors into
+// JSON answers. Unknown objects and other tenants' objects answer the same
+// 404, so that IDs cannot be probed.
+func (a *API) auth(fn func(w http.ResponseWriter, r *http.Request, t store.Tenant) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || tok == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mailmigrate"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "send an API token: Authorization: Bearer <token>")
+			return
+		}
+		t, err := a.cfg.Store.TokenTenant(r.Context(), HashToken(tok))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mailmigrate", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "the API token is not valid")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 4<<20)
+		err = fn(w, r, t)
+		var ae *apiError
+		switch {
+		case err == nil:
+		case errors.As(err, &ae):
+			writeJSON(w, ae.Status, ae)
+		case errors.Is(err, store.ErrNotFound):
+			writeJSON(w, http.StatusNotFound, errNotFound)
+		case errors.Is(err, store.ErrConflict):
+			writeError(w, http.StatusConflict, "conflict", err.Error())
+		default:
+			a.cfg.Logf("api %s %s: %v", r.Method, r.URL.Path, err)
+			writeError(w, http.StatusInternalServerError, "internal", "something went wrong on the server; try again, or contact support")
+		}
+	})
+}
+
+// NewToken returns a new random API token.
+func NewToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return "mm_" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// HashToken is how a token is stored: its SHA-256.
+func HashToken(tok string) []byte {
+	h := sha256.Sum256([]byte(tok))
+	return h[:]
+}
+
+func isOperator(t store.Tenant) bool { return t.Kind == store.KindOperator }
+
+// domain loads a domain by name if the tenant may see it.
+func (a *API) domain(ctx context.Context, t store.Tenant, name string) (store.Domain, error) {
+	d, err := a.cfg.Store.DomainByName(ctx, name)
+	if err != nil {
+		return d, err
+	}
+	if !isOperator(t) && d.TenantID != t.ID {
+		return d, store.ErrNotFound
+	}
+	return d, nil
+}
+
+// migration loads a migration and its domain if the tenant may see them.
+func (a *API) migration(ctx context.Context, t store.Tenant, idText string) (store.Migration, store.Domain, error) {
+	id, err := strconv.ParseInt(idText, 10, 64)
+	if err != nil {
+		return store.Migration{}, store.Domain{}, store.ErrNotFound
+	}
+	m, err := a.cfg.Store.Migration(ctx, id)
+	if err != nil {
+		return m, store.Domain{}, err
+	}
+	d, err := a.cfg.Store.Domain(ctx, m.DomainID)
+	if err != nil {
+		return m, d, err
+	}
+	if !isOperator(t) && d.TenantID != t.ID {
+		return m, d, store.ErrNotFound
+	}
+	return m, d, nil
+}
+
+// task loads a task if the tenant may see it.
+func (a *API) task(ctx context.Context, t store.Tenant, idText string) (store.Task, error) {
+	id, err := strconv.ParseInt(idText, 10, 64)
+	if err != nil {
+		return store.Task{}, store.ErrNotFound
+	}
+	task, err := a.cfg.Store.Task(ctx, id)
+	if err != nil {
+		return task, err
+	}
+	if _, _, err := a.migration(ctx, t, strconv.FormatInt(task.MigrationID, 10)); err != nil {
+		return task, err
+	}
+	return task, nil
+}
+
+func (a *API) listDomains(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
+	owner := t.ID
+	if isOperator(t) {
+		owner = 0
+	}
+	ds, err := a.cfg.Store.Domains(r.Context(), owner)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"domains": nonNil(ds)})
+	return nil
+}
+
+func (a *API) listMailboxes(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
+	d, err := a.domain(r.Context(), t, r.PathValue("domain"))
+	if err != nil {
+		return err
+	}
+	mbs, err := a.cfg.Hosting.Driver.List(r.Context(), d.Name)
+	if err != nil {
+		return fmt.Errorf("list mailboxes of %s: %w", d.Name, err)
+	}
+	type mailbox struct {
+		Address    string `json:"address"`
+		QuotaBytes int64  `json:"quota_bytes"`
+	}
+	out := []mailbox{}
+	for _, m := range mbs {
+		out = append(out, mailbox{m.Address, m.QuotaBytes})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"mailboxes": out})
+	return nil
+}
+
+// migrationView is a migration with its tasks, as the API shows it.
+type migrationView struct {
+	store.Migration
+	Domain string       `json:"domain"`
+	State  string       `json:"state"`
+	Tasks  []store.Task `json:"tasks"`
+}
+
+func (a *API) view(ctx context.Context, m store.Migration, d store.Domain) (migrationView, error) {
+	tasks, err := a.cfg.Store.Tasks(ctx, m.ID)
+	if err != nil {
+		return migrationView{}, err
+	}
+	return migrationView{Migration: m, Domain: d.Name, State: overallState(tasks), Tasks: nonNil(tasks)}, nil
+}
+
+// overallState summarises the tasks: running while any runs, else the
+// worst outcome.
+func overallState(tasks []store.Task) string {
+	rank := map[string]int{store.StateDone: 0, store.StateCancelled: 1, store.StateWarnings: 2,
+		store.StatePaused: 3, store.StateFailed: 4}
+	state := store.StateDone
+	for _, t := range tasks {
+		if !store.Finished(t.State) {
+			return store.StateRunning
+		}
+		if rank[t.State] > rank[state] {
+			state = t.State
+		}
+	}
+	return state
+}
+
+func (a *API) listMigrations(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
+	d, err := a.domain(r.Context(), t, r.PathValue("domain"))
+	if err != nil {
+		return err
+	}
+	ms, err := a.cfg.Store.Migrations(r.Context(), d.ID)
+	if err != nil {
+		return err
+	}
+	out := []migrationView{}
+	for _, m := range ms {
+		v, err := a.view(r.Context(), m, d)
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"migrations": out})
+	return nil
+}
+
+func (a *API) getMigration(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
+	m, d, err := a.migration(r.Context(), t, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	v, err := a.view(r.Context(), m, d)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (a *API) getTask(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
+	task, err := a.task(r.Context(), t, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, task)
+	return nil
+}
+
+// act applies restart, resume or cancel to one task.
+func (a *API) act(ctx context.Context, task store.Task, action string) error {
+	switch action {
+	case "cancel":
+		return a.cfg.Jobs.Cancel(ctx, task.ID)
+	case "restart", "resume":
+		if action == "resume" && task.State != store.StatePaused {
+			return &apiError{Status: http.StatusConflict, Code: "not_paused",
+				Message: "only a migration paused for lack of space can be resumed; use restart"}
+		}
+		err := a.cfg.Jobs.Requeue(ctx, task.ID)
+		if errors.Is(err, jobs.ErrNoSecrets) {
+			return &apiError{Status: http.StatusConflict, Code: "no_passwords", Message: err.Error()}
+		}
+		return err
+	}
+	return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "unknown action " + action + ": use restart, resume or cancel"}
+}
+
+func (a *API) taskAction(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
+	task, err := a.task(r.Context(), t, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := a.act(r.Context(), task, r.PathValue("action")); err != nil {
+		return err
+	}
+	task, err = a.cfg.Store.Task(r.Context(), task.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, task)
+	return nil
+}
+
+func (a *API) migrationAction(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
+	m, d, err := a.migration(r.Context(), t, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	tasks, err := a.cfg.Store.Tasks(r.Context(), m.ID)
+	if err != nil {
+		return err
+	}
+	action := r.PathValue("action")
+	for _, task := range tasks {
+		if action == "resume" && task.State != store.StatePaused {
+			continue
+		}
+		if action == "restart" && !store.Finished(task.State) {
+			continue
+		}
+		if err := a.act(r.Context(), task, action); err != nil {
+			return err
+		}
+	}
+	v, err := a.view(r.Context(), m, d)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// report serves a task's per-folder report as JSON or CSV.
+func (a *API) report(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
+	task, err := a.task(r.Context(), t, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	rep := task.Report
+	if rep == nil {
+		return &apiError{Status: http.StatusNotFound, Code: "no_report", Message: "this mailbox has not been copied yet"}
+	}
+	if r.URL.Query().Get("format") == "csv" {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="migration-%d-%s.csv"`, task.ID, safeName(task.DestUser)))
+		return writeReportCSV(w, rep)
+	}
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="migration-%d-%s.json"`, task.ID, safeName(task.DestUser)))
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '@' || r == '.' || r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// events streams a migration's tasks as Server-Sent Events while they
+// change; "done" ends the stream when every task has finished.
+func (a *API) events(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
+	m, d, err := a.migration(r.Context(), t, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{})
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	var last []byte
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	ping := time.Now()
+	for {
+		v, err := a.view(r.Context(), m, d)
+		if err != nil {
+			return nil
+		}
+		data, _ := json.Marshal(v)
+		if string(data) != string(last) {
+			fmt.Fprintf(w, "event: progress\ndata: %s\n\n", data)
+			last = data
+		} else if time.Since(ping) > 20*time.Second {
+			fmt.Fprint(w, ": ping\n\n")
+			ping = time.Now()
+		}
+		if v.State != store.StateRunning {
+			fmt.Fprint(w, "event: done\ndata: {}\n\n")
+			rc.Flush()
+			return nil
+		}
+		if rc.Flush() != nil {
+			return nil
+		}
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

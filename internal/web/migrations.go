@@ -1,0 +1,464 @@
+package web
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"mailmigrate/internal/bulk"
+	"mailmigrate/internal/engine"
+	"mailmigrate/internal/hosting"
+	"mailmigrate/internal/imapconn"
+	"mailmigrate/internal/jobs"
+	"mailmigrate/internal/store"
+)
+
+// migrationIn is a submitted migration: the seed's two modes, usable
+// together.
+type migrationIn struct {
+	Source struct {
+		Host     string `json:"host"`
+		Port     int    `json:"port"`
+		Security string `json:"security"` // tls (default), starttls, plain
+	} `json:"source"`
+	// Sync copies into mailboxes that exist on the hosting.
+	Sync []struct {
+		Mailbox         string `json:"mailbox"`
+		HostingPassword string `json:"hosting_password"`
+		SourceUser      string `json:"source_user"`
+		SourcePassword  string `json:"source_password"`
+	} `json:"sync"`
+	// NewMailboxes is "login@domain.tld password" per line: each mailbox is
+	// created with that password, then filled from the same login.
+	NewMailboxes string `json:"new_mailboxes"`
+}
+
+// planned is one validated row: a task to be.
+type planned struct {
+	field      string // "sync[0]" or "line 3", for messages
+	kind       string
+	sourceUser string
+	sourcePass string
+	mailbox    string
+	hostPass   string
+}
+
+// validate checks a whole submission and returns every problem at once.
+func (a *API) validate(ctx context.Context, d store.Domain, in *migrationIn) (imapconn.Endpoint, []planned, error) {
+	bad := &apiError{Status: http.StatusBadRequest, Code: "invalid",
+		Message: "the migration was not started: correct the marked fields and lines (nothing was created)"}
+	field := func(f, format string, args ...any) {
+		bad.Fields = append(bad.Fields, fieldError{f, fmt.Sprintf(format, args...)})
+	}
+	ep, err := a.sourceEndpoint(in)
+	if err != nil {
+		field("source", "%v", err)
+	}
+	existing, err := a.cfg.Hosting.Driver.List(ctx, d.Name)
+	if err != nil {
+		return ep, nil, fmt.Errorf("list mailboxes of %s: %w", d.Name, err)
+	}
+	exists := map[string]bool{}
+	for _, m := range existing {
+		exists[strings.ToLower(m.Address)] = true
+	}
+	var rows []planned
+	used := map[string]string{} // mailbox -> where it is used
+	master := a.cfg.Hosting.MasterUser != ""
+	for i, s := range in.Sync {
+		f := fmt.Sprintf("sync[%d]", i)
+		mb, err := hosting.NormalizeAddress(strings.TrimSpace(s.Mailbox))
+		switch {
+		case err != nil:
+			field(f+".mailbox", "%v", err)
+			continue
+		case !strings.HasSuffix(strings.ToLower(mb), "@"+d.Name):
+			field(f+".mailbox", "%s is not a mailbox of %s", mb, d.Name)
+			continue
+		case !exists[strings.ToLower(mb)]:
+			field(f+".mailbox", "%s does not exist on the hosting; create it under New Mailbox Migration instead", mb)
+			continue
+		case used[strings.ToLower(mb)] != "":
+			field(f+".mailbox", "%s is already used in %s", mb, used[strings.ToLower(mb)])
+			continue
+		}
+		used[strings.ToLower(mb)] = f
+		row := planned{field: f, kind: store.TaskSync, mailbox: mb, hostPass: s.HostingPassword,
+			sourceUser: strings.TrimSpace(s.SourceUser), sourcePass: s.SourcePassword}
+		if !master && row.hostPass == "" {
+			field(f+".hosting_password", "enter the password of %s on this hosting", mb)
+		}
+		if row.sourceUser == "" {
+			field(f+".source_user", "enter the login of the old mailbox (usually its full address)")
+		}
+		if row.sourcePass == "" {
+			field(f+".source_password", "enter the password of the old mailbox")
+		}
+		for _, v := range []string{row.hostPass, row.sourceUser, row.sourcePass} {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				field(f, "a login or password contains a line break; enter it on one line")
+				break
+			}
+		}
+		rows = append(rows, row)
+	}
+	if strings.TrimSpace(in.NewMailboxes) != "" {
+		entries, lineErrs, err := bulk.ParseAll(strings.NewReader(in.NewMailboxes))
+		if err != nil {
+			return ep, nil, err
+		}
+		for _, e := range lineErrs {
+			bad.Lines = append(bad.Lines, lineError{e.Line, e.Reason})
+		}
+		limitLeft := -1
+		if d.MailboxLimit > 0 {
+			limitLeft = d.MailboxLimit - len(existing)
+		}
+		for _, e := range entries {
+			line := func(format string, args ...any) {
+				bad.Lines = append(bad.Lines, lineError{e.Line, fmt.Sprintf(format, args...)})
+			}
+			mb, err := hosting.NormalizeAddress(e.DestUser)
+			switch {
+			case err != nil:
+				line("%v", err)
+			case !strings.HasSuffix(strings.ToLower(mb), "@"+d.Name):
+				line("%s is not in %s: this service migrates only %s addresses", mb, d.Name, d.Name)
+			case exists[strings.ToLower(mb)]:
+				line("%s already exists on the hosting: select it under Sync Existing Mailboxes instead", mb)
+			case used[strings.ToLower(mb)] != "":
+				line("%s is also in %s", mb, used[strings.ToLower(mb)])
+			case limitLeft == 0:
+				line("%s would exceed the limit of %d mailboxes of %s", mb, d.MailboxLimit, d.Name)
+			default:
+				if limitLeft > 0 {
+					limitLeft--
+				}
+				used[strings.ToLower(mb)] = fmt.Sprintf("line %d", e.Line)
+				rows = append(rows, planned{field: fmt.Sprintf("line %d", e.Line), kind: store.TaskCreate,
+					mailbox: mb, hostPass: e.DestPassword, sourceUser: e.SourceUser, sourcePass: e.SourcePassword})
+			}
+		}
+		sortLines(bad.Lines)
+	}
+	if len(in.Sync) == 0 && strings.TrimSpace(in.NewMailboxes) == "" {
+		field("sync", "choose at least one existing mailbox or enter new mailboxes")
+	}
+	if len(bad.Fields) > 0 || len(bad.Lines) > 0 {
+		return ep, nil, bad
+	}
+	return ep, rows, nil
+}
+
+func sortLines(ls []lineError) {
+	for i := 1; i < len(ls); i++ {
+		for j := i; j > 0 && ls[j].Line < ls[j-1].Line; j-- {
+			ls[j], ls[j-1] = ls[j-1], ls[j]
+		}
+	}
+}
+
+// sourceEndpoint reads the source server fields.
+func (a *API) sourceEndpoint(in *migrationIn) (imapconn.Endpoint, error) {
+	host := strings.TrimSpace(in.Source.Host)
+	if host == "" {
+		return imapconn.Endpoint{}, errors.New("enter the IMAP server address of the old provider, e.g. imap.old-provider.tld")
+	}
+	scheme := "imaps"
+	switch strings.ToLower(in.Source.Security) {
+	case "", "tls", "ssl":
+	case "starttls":
+		scheme = "imap"
+	case "plain":
+		if !a.cfg.AllowPlaintext {
+			return imapconn.Endpoint{}, errors.New("unencrypted connections are not allowed here; choose TLS or STARTTLS")
+		}
+		scheme = "imap"
+	default:
+		return imapconn.Endpoint{}, fmt.Errorf("unknown security %q: choose tls or starttls", in.Source.Security)
+	}
+	raw := scheme + "://" + host
+	if in.Source.Port != 0 {
+		raw += ":" + strconv.Itoa(in.Source.Port)
+	}
+	ep, err := imapconn.ParseEndpoint(raw, strings.EqualFold(in.Source.Security, "plain"))
+	if err != nil {
+		return ep, err
+	}
+	ep.Untrusted = !a.cfg.AllowPrivate
+	return ep, nil
+}
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("the request body is not valid JSON for this call: %v", err)
+	}
+	return nil
+}
+
+// checkResult is the pre-flight result of one row.
+type checkResult struct {
+	Row     string          `json:"row"`
+	Mailbox string          `json:"mailbox"`
+	Source  *engine.Failure `json:"source_failure,omitempty"`
+	Hosting *engine.Failure `json:"hosting_failure,omitempty"`
+	OK      bool            `json:"ok"`
+}
+
+// login tries one login and explains a failure.
+func (a *API) login(ctx context.Context, ep imapconn.Endpoint, side engine.Side, user, pass string) *engine.Failure {
+	c, err := imapconn.Dial(ctx, ep, a.cfg.Engine.Conn)
+	if err == nil {
+		err = c.Login(ctx, user, pass)
+		c.Logout(ctx)
+	}
+	if err != nil {
+		return engine.Explain(&engine.SideError{Side: side, User: user, Err: err})
+	}
+	return nil
+}
+
+// checkRows logs in to the source (and, for existing mailboxes, to the
+// hosting) for every row, four at a time.
+func (a *API) checkRows(ctx context.Context, ep imapconn.Endpoint, rows []planned, hostingToo bool) []checkResult {
+	out := make([]checkResult, len(rows))
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i, row := range rows {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			res := checkResult{Row: row.field, Mailbox: row.mailbox}
+			if hostingToo && row.kind == store.TaskSync && a.cfg.Hosting.MasterUser == "" {
+				res.Hosting = a.login(ctx, a.cfg.Hosting.IMAP, engine.SideDest, row.mailbox, row.hostPass)
+			}
+			if ep.Host != "" {
+				res.Source = a.login(ctx, ep, engine.SideSource, row.sourceUser, row.sourcePass)
+			}
+			res.OK = res.Source == nil && res.Hosting == nil
+			out[i] = res
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func (a *API) check(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
+	d, err := a.domain(r.Context(), t, r.PathValue("domain"))
+	if err != nil {
+		return err
+	}
+	var in migrationIn
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	ep, rows, err := a.validate(r.Context(), d, &in)
+	if err != nil {
+		return err
+	}
+	results := a.checkRows(r.Context(), ep, rows, true)
+	ok := true
+	for _, c := range results {
+		ok = ok && c.OK
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": ok, "checks": results})
+	return nil
+}
+
+func (a *API) createMigration(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
+	ctx := r.Context()
+	d, err := a.domain(ctx, t, r.PathValue("domain"))
+	if err != nil {
+		return err
+	}
+	var in migrationIn
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	ep, rows, err := a.validate(ctx, d, &in)
+	if err != nil {
+		return err
+	}
+	// The hosting passwords of existing mailboxes are checked before
+	// anything is queued: a typo there would fail every copy.
+	var failed []checkResult
+	for _, c := range a.checkRows(ctx, imapconn.Endpoint{}, rows, true) {
+		if c.Hosting != nil {
+			failed = append(failed, c)
+		}
+	}
+	if len(failed) > 0 {
+		return &apiError{Status: http.StatusBadRequest, Code: "hosting_login",
+			Message: "the hosting rejected the password of an existing mailbox; nothing was started", Checks: failed}
+	}
+	sec := "tls"
+	switch ep.Security {
+	case imapconn.StartTLS:
+		sec = "starttls"
+	case imapconn.Plain:
+		sec = "plain"
+	}
+	tasks := make([]store.Task, len(rows))
+	for i, row := range rows {
+		tasks[i] = store.Task{Kind: row.kind, SourceUser: row.sourceUser, DestUser: row.mailbox}
+	}
+	m, tasks, err := a.cfg.Store.CreateMigration(ctx, store.Migration{DomainID: d.ID, SourceHost: ep.Host,
+		SourcePort: ep.Port, SourceSecurity: sec}, tasks)
+	if err != nil {
+		return err
+	}
+	for i, task := range tasks {
+		// Sealed with the task's ID, known only now, so that a stored
+		// secret cannot be moved to another task.
+		src := a.cfg.Box.Seal(rows[i].sourcePass, jobs.SecretContext(task.ID, "source"))
+		dst := a.cfg.Box.Seal(rows[i].hostPass, jobs.SecretContext(task.ID, "destination"))
+		if err := a.cfg.Store.SetTaskSecrets(ctx, task.ID, src, dst); err != nil {
+			return err
+		}
+	}
+	for _, task := range tasks {
+		if err := a.cfg.Jobs.Enqueue(ctx, task.ID); err != nil {
+			return err
+		}
+	}
+	a.cfg.Logf("migration %d for %s: %d mailbox(es) from %s queued", m.ID, d.Name, len(tasks), ep.Host)
+	v, err := a.view(ctx, m, d)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+// writeReportCSV writes one line per folder.
+func writeReportCSV(w io.Writer, rep *engine.Report) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"source_folder", "destination_folder", "source_messages", "copied", "already_present",
+		"skipped", "failed", "bytes_copied", "note"})
+	for _, f := range rep.Folders {
+		var notes []string
+		if f.Note != "" {
+			notes = append(notes, f.Note)
+		}
+		for _, m := range f.Skipped {
+			notes = append(notes, fmt.Sprintf("skipped %q (%d bytes): %s", m.Subject, m.Size, m.Reason))
+		}
+		for _, m := range f.Failed {
+			notes = append(notes, fmt.Sprintf("failed %q: %s", m.Subject, m.Reason))
+		}
+		cw.Write([]string{f.Source, f.Dest, strconv.Itoa(f.SourceMessages), strconv.Itoa(f.Copied),
+			strconv.Itoa(f.AlreadyPresent), strconv.Itoa(len(f.Skipped)), strconv.Itoa(len(f.Failed)),
+			strconv.FormatInt(f.BytesCopied, 10), strings.Join(notes, "; ")})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// operator-only calls.
+
+func operatorOnly(t store.Tenant) error {
+	if !isOperator(t) {
+		return &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: "only the hosting's operator may do this"}
+	}
+	return nil
+}
+
+func (a *API) listCustomers(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
+	if err := operatorOnly(t); err != nil {
+		return err
+	}
+	ts, err := a.cfg.Store.Tenants(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"customers": nonNil(ts)})
+	return nil
+}
+
+func (a *API) createCustomer(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
+	if err := operatorOnly(t); err != nil {
+		return err
+	}
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	if strings.TrimSpace(in.Name) == "" {
+		return badRequest("enter the customer's name")
+	}
+	c, err := a.cfg.Store.CreateTenant(r.Context(), strings.TrimSpace(in.Name), store.KindCustomer)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, c)
+	return nil
+}
+
+func (a *API) customer(r *http.Request) (store.Tenant, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return store.Tenant{}, store.ErrNotFound
+	}
+	return a.cfg.Store.Tenant(r.Context(), id)
+}
+
+func (a *API) createDomain(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
+	if err := operatorOnly(t); err != nil {
+		return err
+	}
+	c, err := a.customer(r)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Name         string `json:"name"`
+		MailboxLimit int    `json:"mailbox_limit"`
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	name := strings.ToLower(strings.TrimSpace(in.Name))
+	if _, err := hosting.NormalizeAddress("x@" + name); err != nil || in.MailboxLimit < 0 {
+		return badRequest("%q is not a domain name (or the mailbox limit is negative)", in.Name)
+	}
+	d, err := a.cfg.Store.CreateDomain(r.Context(), store.Domain{TenantID: c.ID, Name: name, MailboxLimit: in.MailboxLimit})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, d)
+	return nil
+}
+
+func (a *API) createToken(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
+	if err := operatorOnly(t); err != nil {
+		return err
+	}
+	c, err := a.customer(r)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	tok := NewToken()
+	if err := a.cfg.Store.CreateToken(r.Context(), c.ID, in.Name, HashToken(tok)); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"token": tok,
+		"note": "shown once: store it now; only its hash is kept"})
+	return nil
+}
