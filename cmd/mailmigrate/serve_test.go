@@ -186,6 +186,25 @@ func (s *service) call(token, method, path string, body any, out any) (int, stri
 	return resp.StatusCode, string(data)
 }
 
+// events reads a migration's event stream until it ends (or 90 s pass).
+func (s *service) events(token string, id int64) string {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/api/v1/migrations/%d/events", s.url, id), nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		s.t.Errorf("event stream content type %q", ct)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	return string(data)
+}
+
 type taskOut struct {
 	ID           int64  `json:"id"`
 	State        string `json:"state"`
@@ -351,6 +370,12 @@ func TestServeAPI(t *testing.T) {
 		map[string]any{"source": source, "sync": sync, "new_mailboxes": lines(accts[3].srcUser + " " + accts[3].srcPass)}, &m)
 	if code != 201 || len(m.Tasks) != 5 {
 		t.Fatalf("create: %d %s", code, body)
+	}
+	// The progress stream shows the copy advancing and ends with "done".
+	events := s.events(firma, m.ID)
+	if !strings.Contains(events, `"state": "copying"`) && !strings.Contains(events, `"state":"copying"`) ||
+		!strings.HasSuffix(strings.TrimSpace(events), "event: done\ndata: {}") || strings.Count(events, "event: progress") < 2 {
+		t.Errorf("event stream:\n%.2000s", events)
 	}
 	m = s.wait(firma, m.ID)
 	if m.State != "done" {
