@@ -65,10 +65,18 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func newService(t *testing.T, slice string) *service {
+// masterUser is the Dovecot master user of the hosting when a test asks
+// for one.
+const masterUser, masterPassword = "migrator", "master heslo"
+
+func newService(t *testing.T, slice string, master bool) *service {
 	s := &service{t: t, dir: t.TempDir(), logs: &syncBuffer{}}
 	s.src = testbed.StartDovecotT(t, testbed.DovecotOptions{})
-	s.dst = testbed.StartDovecotT(t, testbed.DovecotOptions{SharedPasswdFile: true})
+	dopts := testbed.DovecotOptions{SharedPasswdFile: true}
+	if master {
+		dopts.MasterUser, dopts.MasterPassword = masterUser, masterPassword
+	}
+	s.dst = testbed.StartDovecotT(t, dopts)
 	uid, gid := s.dst.MailOwner()
 	var err error
 	home := filepath.Join(s.dst.Dir, "home", "%d", "%n")
@@ -94,6 +102,14 @@ sources.allow_private = true
 sources.allow_plaintext = true
 jobs.slice = %s
 `, port, filepath.Join(s.dir, "data"), s.dst.IMAPSPort, s.dst.CAFile, s.dst.PasswdFile, uid, gid, home, slice)
+	if master {
+		pw := filepath.Join(s.dir, "master.pw")
+		if err := os.WriteFile(pw, []byte(masterPassword+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		conf += fmt.Sprintf("hosting.master_user = %s\nhosting.master_password_file = %s\n", masterUser, pw)
+		s.secrets = append(s.secrets, masterPassword)
+	}
 	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +293,7 @@ func (s *service) verify(a account, rep reportOut) {
 }
 
 func TestServeAPI(t *testing.T) {
-	s := newService(t, "10m")
+	s := newService(t, "10m", false)
 	ctx := context.Background()
 	firma := s.customer("Firma s.r.o.", "firma.test", 10)
 	other := s.customer("Jiná firma", "jina.test", 0)
@@ -477,7 +493,7 @@ func TestServeAPI(t *testing.T) {
 // A server killed with SIGKILL mid-copy resumes when started again; the
 // mailbox ends with every message exactly once.
 func TestServeKilledMidCopy(t *testing.T) {
-	s := newService(t, "10m")
+	s := newService(t, "10m", false)
 	ctx := context.Background()
 	firma := s.customer("Firma", "firma.test", 0)
 	a := account{srcUser: "big@old.test", srcPass: "big-heslo", mailbox: "big@firma.test", hostPW: "big-host"}
@@ -518,4 +534,98 @@ func TestServeKilledMidCopy(t *testing.T) {
 		t.Errorf("report after resume: %+v, want %d in all", rep.Totals, a.messages)
 	}
 	s.verify(a, rep)
+}
+
+// With a Dovecot master user no hosting password is needed; a mailbox that
+// runs out of space pauses and, after its quota is raised, resumes with the
+// rest; a cancelled copy stops; the domain's mailbox limit is enforced.
+func TestServeMasterQuotaCancel(t *testing.T) {
+	s := newService(t, "10m", true)
+	ctx := context.Background()
+	firma := s.customer("Firma", "firma.test", 3)
+	small := account{srcUser: "small@old.test", srcPass: "small-heslo", mailbox: "small@firma.test", hostPW: "small-host"}
+	small.messages = s.sourceAccount(small.srcUser, small.srcPass, 7, 40)
+	big := account{srcUser: "big@old.test", srcPass: "big-heslo", mailbox: "big@firma.test", hostPW: "big-host"}
+	big.messages = s.sourceAccount(big.srcUser, big.srcPass, 8, 600)
+	if err := s.driver.Create(ctx, small.mailbox, small.hostPW, 300<<10); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.driver.Create(ctx, big.mailbox, big.hostPW, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	source := map[string]any{"host": "127.0.0.1", "port": s.src.IMAPPort, "security": "plain"}
+
+	// Two existing mailboxes and a limit of three: the second new line is one too many.
+	var apiErr struct {
+		Lines []struct {
+			Line   int
+			Reason string
+		}
+	}
+	code, body := s.call(firma, "POST", "/domains/firma.test/migrations",
+		map[string]any{"source": source, "new_mailboxes": "n1@firma.test a\nn2@firma.test b\n"}, &apiErr)
+	if code != 400 || len(apiErr.Lines) != 1 || apiErr.Lines[0].Line != 2 || !strings.Contains(apiErr.Lines[0].Reason, "limit of 3") {
+		t.Fatalf("mailbox limit: %d %s", code, body)
+	}
+
+	// No hosting password: the master user logs in.
+	var m migrationOut
+	code, body = s.call(firma, "POST", "/domains/firma.test/migrations", map[string]any{"source": source,
+		"sync": []map[string]string{{"mailbox": small.mailbox, "source_user": small.srcUser, "source_password": small.srcPass}}}, &m)
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	m = s.wait(firma, m.ID)
+	var task struct {
+		State   string
+		Failure *struct{ Kind, Message string }
+	}
+	s.call(firma, "GET", fmt.Sprintf("/tasks/%d", m.Tasks[0].ID), nil, &task)
+	if task.State != "paused_over_quota" || task.Failure == nil || !strings.Contains(task.Failure.Message, "Enlarge the mailbox quota") {
+		t.Fatalf("over quota: %+v", task)
+	}
+	// The operator raises the quota (drops the rule), then the customer resumes.
+	data, err := os.ReadFile(s.dst.PasswdFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.dst.PasswdFile, []byte(strings.Replace(string(data), "userdb_quota_rule=*:storage=300K", "", 1)), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // Dovecot re-reads a passwd-file at most once a second
+	if code, body := s.call(firma, "POST", fmt.Sprintf("/tasks/%d/resume", m.Tasks[0].ID), nil, nil); code != 200 {
+		t.Fatalf("resume: %d %s", code, body)
+	}
+	m = s.wait(firma, m.ID)
+	var rep reportOut
+	s.call(firma, "GET", fmt.Sprintf("/tasks/%d/report", m.Tasks[0].ID), nil, &rep)
+	if m.State != "done" || rep.Totals.Copied+rep.Totals.AlreadyPresent != small.messages {
+		t.Fatalf("after resume: %s, %+v", m.State, rep.Totals)
+	}
+	s.verify(small, rep)
+
+	// Cancel a copy in flight: it stops and stays cancelled.
+	code, body = s.call(firma, "POST", "/domains/firma.test/migrations", map[string]any{"source": source,
+		"sync": []map[string]string{{"mailbox": big.mailbox, "source_user": big.srcUser, "source_password": big.srcPass}}}, &m)
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	dst := s.dst.LoginT(t, big.mailbox, big.hostPW)
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if n, _ := testbed.MessageCount(ctx, dst, "INBOX"); n >= 20 {
+			break
+		}
+	}
+	if code, body := s.call(firma, "POST", fmt.Sprintf("/tasks/%d/cancel", m.Tasks[0].ID), nil, nil); code != 200 {
+		t.Fatalf("cancel: %d %s", code, body)
+	}
+	m = s.wait(firma, m.ID)
+	time.Sleep(500 * time.Millisecond)
+	n1, _ := testbed.MessageCount(ctx, dst, "INBOX")
+	time.Sleep(500 * time.Millisecond)
+	n2, _ := testbed.MessageCount(ctx, dst, "INBOX")
+	if m.State != "cancelled" || m.Tasks[0].State != "cancelled" || n1 != n2 || int(n2) >= countIn(testbed.GenerateCorpus(testbed.CorpusOptions{Seed: 8, Messages: 600}), "INBOX") {
+		t.Errorf("after cancel: %s, INBOX %d then %d", m.State, n1, n2)
+	}
 }

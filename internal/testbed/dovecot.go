@@ -50,6 +50,9 @@ type DovecotOptions struct {
 	// the uid and gid from MailOwner, and Dovecot looks at the file at most
 	// once per second (see writeUserLocked).
 	SharedPasswdFile bool
+	// MasterUser and MasterPassword add a Dovecot master user: logging in
+	// as "mailbox*MasterUser" with MasterPassword opens any mailbox.
+	MasterUser, MasterPassword string
 }
 
 // Dovecot is a running Dovecot instance listening on loopback.
@@ -447,6 +450,19 @@ func (d *Dovecot) writeConfig() error {
 	users := d.usersPath + "/%u"
 	if d.PasswdFile != "" {
 		users = d.PasswdFile
+	}
+	if d.opts.MasterUser != "" {
+		hash, err := ssha256(d.opts.MasterPassword)
+		if err != nil {
+			return err
+		}
+		master := filepath.Join(d.Dir, "master-users")
+		if err := os.WriteFile(master, []byte(d.opts.MasterUser+":"+hash+"\n"), 0o644); err != nil {
+			return fmt.Errorf("write master users: %w", err)
+		}
+		p("auth_master_user_separator = *")
+		// pass = yes: the mailbox must exist in the normal passdb too.
+		p("passdb {\n  driver = passwd-file\n  master = yes\n  pass = yes\n  args = %s\n}", master)
 	}
 	p("passdb {\n  driver = passwd-file\n  args = %s\n}", users)
 	p("userdb {\n  driver = passwd-file\n  args = %s\n}", users)
