@@ -467,6 +467,25 @@ func TestServeAPI(t *testing.T) {
 	if s.call(s.opToken, "GET", "/domains", nil, &doms); len(doms.Domains) != 2 {
 		t.Errorf("operator's domains: %+v", doms)
 	}
+	// The operator manages customers, domains and tokens over the API.
+	var cust struct{ ID int64 }
+	if code, body := s.call(s.opToken, "POST", "/customers", map[string]string{"name": "Třetí firma"}, &cust); code != 201 {
+		t.Fatalf("create customer: %d %s", code, body)
+	}
+	if code, body := s.call(s.opToken, "POST", fmt.Sprintf("/customers/%d/domains", cust.ID),
+		map[string]any{"name": "treti.test", "mailbox_limit": 5}, nil); code != 201 {
+		t.Fatalf("create domain: %d %s", code, body)
+	}
+	if code, _ := s.call(s.opToken, "POST", fmt.Sprintf("/customers/%d/domains", cust.ID), map[string]any{"name": "firma.test"}, nil); code != 409 {
+		t.Errorf("a domain of another customer was given again: %d", code)
+	}
+	var tok struct{ Token string }
+	if code, body := s.call(s.opToken, "POST", fmt.Sprintf("/customers/%d/tokens", cust.ID), map[string]string{"name": "panel"}, &tok); code != 201 {
+		t.Fatalf("create token: %d %s", code, body)
+	}
+	if s.call(tok.Token, "GET", "/domains", nil, &doms); len(doms.Domains) != 1 || doms.Domains[0].Name != "treti.test" {
+		t.Errorf("new customer's domains: %+v", doms)
+	}
 	// The operator can see the customer's migration.
 	if code, _ := s.call(s.opToken, "GET", fmt.Sprintf("/migrations/%d", m.ID), nil, nil); code != 200 {
 		t.Errorf("operator: %d", code)
