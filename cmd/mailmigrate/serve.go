@@ -117,7 +117,7 @@ func runServe(ctx context.Context, args []string) int {
 	eng := engine.Options{Conn: imapconn.Options{Timeout: 60 * time.Second}}
 	runner, err := jobs.Open(ctx, st.DB(), jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng,
 		SourceHostLimit: cfg.Sources.HostLimit, Workers: cfg.Jobs.Workers, Slice: cfg.Jobs.Slice,
-		SecretRetention: cfg.SecretRetention, Logf: logger.Printf})
+		SecretRetention: cfg.SecretRetention, AllowPrivate: cfg.Sources.AllowPrivate, Logf: logger.Printf})
 	if err != nil {
 		return fail(err)
 	}

@@ -46,6 +46,9 @@ type Config struct {
 	// SecretRetention is how long passwords are kept after a task
 	// finishes, for a final re-sync. Default 7 days.
 	SecretRetention time.Duration
+	// AllowPrivate lets source addresses lead into internal networks;
+	// without it a customer cannot make the service connect there.
+	AllowPrivate bool
 	// Logf receives one line per notable event (no secrets).
 	Logf func(format string, args ...any)
 }
@@ -394,7 +397,8 @@ func copyProgress(t *store.Task, s engine.ProgressSnapshot) {
 // account opens a task's secrets into an engine account.
 func (r *Runner) account(t store.Task, m store.Migration) (engine.Account, error) {
 	a := engine.Account{SourceUser: t.SourceUser, Dest: r.cfg.Hosting.IMAP, DestUser: t.DestUser}
-	a.Source = imapconn.Endpoint{Host: m.SourceHost, Port: m.SourcePort, Security: SecurityOf(m.SourceSecurity)}
+	a.Source = imapconn.Endpoint{Host: m.SourceHost, Port: m.SourcePort, Security: SecurityOf(m.SourceSecurity),
+		Untrusted: !r.cfg.AllowPrivate}
 	if t.SourceSecret == nil {
 		return a, ErrNoSecrets
 	}
