@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"strings"
+
+	"mailmigrate/internal/imapconn"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -64,5 +67,13 @@ func TestFlagFilterAndDelta(t *testing.T) {
 	add, rem := flagDelta([]imap.Flag{imap.FlagSeen, "$label1"}, []imap.Flag{imap.FlagFlagged, "$Label1"})
 	if flagKey(add) != flagKey([]imap.Flag{imap.FlagFlagged}) || flagKey(rem) != flagKey([]imap.Flag{imap.FlagSeen}) {
 		t.Errorf("delta add=%v remove=%v; want add \\Flagged, remove \\Seen, keyword case ignored", add, rem)
+	}
+}
+
+func TestExplainForbiddenAddress(t *testing.T) {
+	err := &SideError{Side: SideSource, User: "a@b.cz", Err: &imapconn.Error{Kind: imapconn.ErrConnect, Err: imapconn.ErrForbiddenAddress}}
+	f := Explain(err)
+	if f.Kind != "connect" || f.Side != SideSource || !strings.Contains(f.Message, "private or local network") {
+		t.Errorf("explained as %+v", f)
 	}
 }

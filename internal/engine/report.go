@@ -128,6 +128,10 @@ func Explain(err error) *Failure {
 	case imapconn.ErrResolve:
 		f.Message = fmt.Sprintf("The address of %s cannot be found in DNS. Check the server name for typos; ask the old provider for the exact IMAP server name.", server)
 	case imapconn.ErrConnect:
+		if errors.Is(err, imapconn.ErrForbiddenAddress) {
+			f.Message = fmt.Sprintf("The address of %s points into a private or local network, which this service does not connect to. Give the old provider's public IMAP server name.", server)
+			break
+		}
 		f.Message = fmt.Sprintf("Cannot connect to %s. Check the server name and port (993 for TLS, 143 for STARTTLS) and that the server accepts IMAP connections from the internet.", server)
 	case imapconn.ErrTLS:
 		f.Message = fmt.Sprintf("A secure (TLS) connection to %s could not be established: its certificate is not trusted or does not match the name, or it does not offer encryption. Use the server name that its certificate was issued for.", server)

@@ -79,6 +79,10 @@ func (a *API) Handler() http.Handler {
 	h("POST /api/v1/customers", a.createCustomer)
 	h("POST /api/v1/customers/{id}/domains", a.createDomain)
 	h("POST /api/v1/customers/{id}/tokens", a.createToken)
+	mux.HandleFunc("GET /api/v1/openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml; charset=utf-8")
+		w.Write(OpenAPIYAML)
+	})
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such API route: "+r.Method+" "+r.URL.Path)
 	})
