@@ -22,15 +22,9 @@ func runCheck(ctx context.Context, args []string) int {
 			"Logs in to both servers and shows the folder plan; copies nothing.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		return fail(usagef("unexpected argument %q (flags start with --)", fs.Arg(0)))
-	}
-	accounts, err := ef.accountList()
-	if err != nil {
-		return fail(err)
+	accounts, code := parseAccounts(fs, &ef, args)
+	if code != exitOK {
+		return code
 	}
 	opt := engine.Options{Conn: imapconn.Options{Timeout: ef.timeout}}
 	reports := make([]*engine.Report, len(accounts))

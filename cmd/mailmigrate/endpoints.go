@@ -119,3 +119,19 @@ func password(side, file, flagValue, env string) (string, error) {
 	}
 	return "", usagef("no %s password: use --%s-password-file FILE or set $%s", side, side, env)
 }
+
+// parseAccounts parses a command's flags and returns its accounts; on
+// failure it returns the exit code to end with.
+func parseAccounts(fs *flag.FlagSet, ef *endpointFlags, args []string) ([]engine.Account, int) {
+	if err := fs.Parse(args); err != nil {
+		return nil, exitUsage
+	}
+	if fs.NArg() > 0 {
+		return nil, fail(usagef("unexpected argument %q (flags start with --)", fs.Arg(0)))
+	}
+	accounts, err := ef.accountList()
+	if err != nil {
+		return nil, fail(err)
+	}
+	return accounts, exitOK
+}

@@ -38,15 +38,9 @@ func runMigrate(ctx context.Context, args []string) int {
 			"       mailmigrate migrate --source URL --dest URL --accounts FILE [flags]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		return fail(usagef("unexpected argument %q (flags start with --)", fs.Arg(0)))
-	}
-	accounts, err := ef.accountList()
-	if err != nil {
-		return fail(err)
+	accounts, code := parseAccounts(fs, &ef, args)
+	if code != exitOK {
+		return code
 	}
 	if *workers < 1 || *workers > 16 {
 		return fail(usagef("--workers must be between 1 and 16"))
