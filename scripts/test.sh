@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of mailmigrate. On Debian it first installs what
-# the tests need (Dovecot) when it is missing; the tests start their own
-# servers on loopback and stop them again.
+# the tests need (Dovecot, Chromium) when it is missing; the tests start
+# their own servers and browser on loopback and stop them again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,8 @@ fi
 
 missing=()
 command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
+# Headless Chromium for the panel's browser tests.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
 	sudo=""
 	[ "$(id -u)" = 0 ] || sudo="sudo"
@@ -26,8 +28,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 export PATH="$PATH:/usr/sbin"
 
-# The Dovecot tests must run here, not be skipped.
+# The Dovecot and browser tests must run here, not be skipped.
 export MAILMIGRATE_REQUIRE_DOVECOT=1
+export MAILMIGRATE_REQUIRE_CHROMIUM=1
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -125,6 +126,7 @@ func runServe(ctx context.Context, args []string) int {
 		AllowPlaintext: cfg.Sources.AllowPlaintext, AllowPrivate: cfg.Sources.AllowPrivate, Logf: logger.Printf})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api.Handler())
+	mux.Handle("/", web.NewPanel(api).Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -173,6 +175,19 @@ func lockDataDir(dir string) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
+// readPassword takes a password from a file's first line or from standard
+// input's first line.
+func readPassword(file string) (string, error) {
+	if file != "" {
+		return password("user", file, "", "")
+	}
+	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", usagef("give the password on standard input or with --password-file")
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
 // runAdmin manages operators, customers, domains and tokens directly in
 // the database (also while the server runs).
 func runAdmin(ctx context.Context, args []string) int {
@@ -184,6 +199,7 @@ commands:
   customer add NAME                                  add a customer
   domain add --customer NAME [--mailbox-limit N] DOMAIN   give a customer a domain
   token add --tenant NAME [--label LABEL]            print a new API token for an operator or customer
+  user add --tenant NAME [--password-file F] EMAIL   let a person sign in to the panel (password from F or stdin)
   list                                               show tenants and domains
 `)
 		return exitUsage
@@ -195,6 +211,7 @@ commands:
 	limit := fs.Int("mailbox-limit", 0, "with domain add: most mailboxes the domain may have (0: no limit)")
 	tenant := fs.String("tenant", "", "with token add: the operator's or customer's name")
 	label := fs.String("label", "api", "with token add: what the token is for")
+	pwFile := fs.String("password-file", "", "with user add: file whose first line is the password (default: read from standard input)")
 	// Flags may come before or after the command words.
 	var words []string
 	rest := args
@@ -280,6 +297,26 @@ commands:
 			return fail(err)
 		}
 		fmt.Printf("customer %s added (id %d)\n", t.Name, t.ID)
+		return exitOK
+	case len(words) == 3 && words[0] == "user" && words[1] == "add":
+		tn, err := tenantByName(*tenant)
+		if err != nil {
+			return fail(err)
+		}
+		if _, err := hosting.NormalizeAddress(words[2]); err != nil {
+			return fail(usagef("%q is not an email address", words[2]))
+		}
+		pw, err := readPassword(*pwFile)
+		if err != nil {
+			return fail(err)
+		}
+		if len(pw) < 10 {
+			return fail(usagef("the password must have at least 10 characters"))
+		}
+		if _, err := st.CreateUser(ctx, tn.ID, words[2], web.HashPassword(pw)); err != nil {
+			return fail(err)
+		}
+		fmt.Printf("%s can sign in to the panel for %s\n", strings.ToLower(words[2]), tn.Name)
 		return exitOK
 	case len(words) == 3 && words[0] == "domain" && words[1] == "add":
 		c, err := tenantByName(*customer)

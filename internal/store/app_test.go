@@ -80,3 +80,35 @@ func TestAppData(t *testing.T) {
 		t.Errorf("missing task: %v", err)
 	}
 }
+
+func TestUsersAndSessions(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(filepath.Join(t.TempDir(), "app.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, _ := s.CreateTenant(ctx, "Firma", KindCustomer)
+	u, err := s.CreateUser(ctx, c.ID, " Jana@Firma.CZ ", "hash")
+	if err != nil || u.Email != "jana@firma.cz" {
+		t.Fatalf("user %+v %v", u, err)
+	}
+	if _, err := s.CreateUser(ctx, c.ID, "jana@firma.cz", "x"); !errors.Is(err, ErrConflict) {
+		t.Errorf("duplicate user: %v", err)
+	}
+	if got, err := s.UserByEmail(ctx, "JANA@firma.cz"); err != nil || got.ID != u.ID {
+		t.Errorf("by email: %+v %v", got, err)
+	}
+	s.CreateSession(ctx, []byte("live"), u.ID, time.Now().Add(time.Hour))
+	s.CreateSession(ctx, []byte("old"), u.ID, time.Now().Add(-time.Second))
+	if gu, gt, err := s.SessionUser(ctx, []byte("live")); err != nil || gu.ID != u.ID || gt.ID != c.ID {
+		t.Errorf("session: %+v %+v %v", gu, gt, err)
+	}
+	if _, _, err := s.SessionUser(ctx, []byte("old")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("expired session accepted: %v", err)
+	}
+	s.DeleteSession(ctx, []byte("live"))
+	if _, _, err := s.SessionUser(ctx, []byte("live")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleted session accepted: %v", err)
+	}
+}

@@ -96,7 +96,19 @@ CREATE TABLE IF NOT EXISTS task (
 );
 CREATE INDEX IF NOT EXISTS task_migration ON task(migration_id);
 CREATE INDEX IF NOT EXISTS task_state ON task(state);
-PRAGMA user_version = 2;
+CREATE TABLE IF NOT EXISTS user (
+	id INTEGER PRIMARY KEY,
+	tenant_id INTEGER NOT NULL REFERENCES tenant(id) ON DELETE CASCADE,
+	email TEXT NOT NULL UNIQUE,
+	password_hash TEXT NOT NULL,
+	created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS session (
+	token_hash BLOB PRIMARY KEY,
+	user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+	expires INTEGER NOT NULL
+) WITHOUT ROWID;
+PRAGMA user_version = 3;
 `
 
 // Open opens (creating if needed) the SQLite file at path.

@@ -326,3 +326,56 @@ func (l *SQLite) ExpireSecrets(ctx context.Context, finishedBefore time.Time) (i
 	n, err := res.RowsAffected()
 	return int(n), err
 }
+
+// CreateUser implements Store.
+func (l *SQLite) CreateUser(ctx context.Context, tenantID int64, email, passwordHash string) (User, error) {
+	u := User{TenantID: tenantID, Email: strings.ToLower(strings.TrimSpace(email)), PasswordHash: passwordHash,
+		Created: time.Now().UTC().Truncate(time.Millisecond)}
+	res, err := l.db.ExecContext(ctx, `INSERT INTO user (tenant_id, email, password_hash, created) VALUES (?, ?, ?, ?)`,
+		u.TenantID, u.Email, u.PasswordHash, unix(u.Created))
+	if err != nil {
+		return u, conflict(err, fmt.Sprintf("user %q", u.Email))
+	}
+	u.ID, err = res.LastInsertId()
+	return u, err
+}
+
+// UserByEmail implements Store.
+func (l *SQLite) UserByEmail(ctx context.Context, email string) (User, error) {
+	var u User
+	var created int64
+	err := l.db.QueryRowContext(ctx, `SELECT id, tenant_id, email, password_hash, created FROM user WHERE email = ?`,
+		strings.ToLower(strings.TrimSpace(email))).Scan(&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &created)
+	u.Created = fromUnix(created)
+	return u, notFound(err)
+}
+
+// CreateSession implements Store.
+func (l *SQLite) CreateSession(ctx context.Context, tokenHash []byte, userID int64, expires time.Time) error {
+	// Expired sessions of anyone go on the way.
+	if _, err := l.db.ExecContext(ctx, `DELETE FROM session WHERE expires < ?`, unix(time.Now())); err != nil {
+		return err
+	}
+	_, err := l.db.ExecContext(ctx, `INSERT INTO session (token_hash, user_id, expires) VALUES (?, ?, ?)`,
+		tokenHash, userID, unix(expires))
+	return err
+}
+
+// SessionUser implements Store.
+func (l *SQLite) SessionUser(ctx context.Context, tokenHash []byte) (User, Tenant, error) {
+	var u User
+	var t Tenant
+	var uc, tc int64
+	err := l.db.QueryRowContext(ctx, `SELECT u.id, u.tenant_id, u.email, u.password_hash, u.created,
+		t.id, t.name, t.kind, t.created FROM session s JOIN user u ON u.id = s.user_id
+		JOIN tenant t ON t.id = u.tenant_id WHERE s.token_hash = ? AND s.expires > ?`, tokenHash, unix(time.Now())).
+		Scan(&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &uc, &t.ID, &t.Name, &t.Kind, &tc)
+	u.Created, t.Created = fromUnix(uc), fromUnix(tc)
+	return u, t, notFound(err)
+}
+
+// DeleteSession implements Store.
+func (l *SQLite) DeleteSession(ctx context.Context, tokenHash []byte) error {
+	_, err := l.db.ExecContext(ctx, `DELETE FROM session WHERE token_hash = ?`, tokenHash)
+	return err
+}

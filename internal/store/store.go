@@ -110,6 +110,15 @@ type Task struct {
 	Finished time.Time `json:"finished"`
 }
 
+// User is a person who signs in to the panel, on behalf of a tenant.
+type User struct {
+	ID           int64
+	TenantID     int64
+	Email        string
+	PasswordHash string
+	Created      time.Time
+}
+
 // Store is everything the service keeps. Methods that take a tenant
 // scope return ErrNotFound for objects of other tenants.
 type Store interface {
@@ -148,6 +157,14 @@ type Store interface {
 	SetTaskSecrets(ctx context.Context, id int64, source, dest []byte) error
 	// ExpireSecrets clears the secrets of tasks finished before the time.
 	ExpireSecrets(ctx context.Context, finishedBefore time.Time) (int, error)
+
+	CreateUser(ctx context.Context, tenantID int64, email, passwordHash string) (User, error)
+	UserByEmail(ctx context.Context, email string) (User, error)
+	// CreateSession stores a sign-in session by the hash of its token.
+	CreateSession(ctx context.Context, tokenHash []byte, userID int64, expires time.Time) error
+	// SessionUser returns the user of an unexpired session.
+	SessionUser(ctx context.Context, tokenHash []byte) (User, Tenant, error)
+	DeleteSession(ctx context.Context, tokenHash []byte) error
 
 	Close() error
 }

@@ -378,21 +378,8 @@ func (a *API) migrationAction(w http.ResponseWriter, r *http.Request, t store.Te
 	if err != nil {
 		return err
 	}
-	tasks, err := a.cfg.Store.Tasks(r.Context(), m.ID)
-	if err != nil {
+	if err := a.actAll(r.Context(), m, r.PathValue("action")); err != nil {
 		return err
-	}
-	action := r.PathValue("action")
-	for _, task := range tasks {
-		if action == "resume" && task.State != store.StatePaused {
-			continue
-		}
-		if action == "restart" && !store.Finished(task.State) {
-			continue
-		}
-		if err := a.act(r.Context(), task, action); err != nil {
-			return err
-		}
 	}
 	v, err := a.view(r.Context(), m, d)
 	if err != nil {
@@ -402,12 +389,38 @@ func (a *API) migrationAction(w http.ResponseWriter, r *http.Request, t store.Te
 	return nil
 }
 
+// actAll applies an action to every task of a migration it fits.
+func (a *API) actAll(ctx context.Context, m store.Migration, action string) error {
+	tasks, err := a.cfg.Store.Tasks(ctx, m.ID)
+	if err != nil {
+		return err
+	}
+	for _, task := range tasks {
+		if action == "resume" && task.State != store.StatePaused {
+			continue
+		}
+		if action == "restart" && !store.Finished(task.State) {
+			continue
+		}
+		if err := a.act(ctx, task, action); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // report serves a task's per-folder report as JSON or CSV.
 func (a *API) report(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
 	task, err := a.task(r.Context(), t, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
+	return writeTaskReport(w, r, task)
+}
+
+// writeTaskReport sends a task's report as a JSON or (?format=csv) CSV
+// download.
+func writeTaskReport(w http.ResponseWriter, r *http.Request, task store.Task) error {
 	rep := task.Report
 	if rep == nil {
 		return &apiError{Status: http.StatusNotFound, Code: "no_report", Message: "this mailbox has not been copied yet"}
@@ -438,6 +451,13 @@ func (a *API) events(w http.ResponseWriter, r *http.Request, t store.Tenant) err
 	if err != nil {
 		return err
 	}
+	a.stream(w, r, m, d)
+	return nil
+}
+
+// stream writes the event stream of a migration until it has finished or
+// the client goes away.
+func (a *API) stream(w http.ResponseWriter, r *http.Request, m store.Migration, d store.Domain) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Time{})
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -451,7 +471,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request, t store.Tenant) err
 	for {
 		v, err := a.view(r.Context(), m, d)
 		if err != nil {
-			return nil
+			return
 		}
 		data, _ := json.Marshal(v)
 		if string(data) != string(last) {
@@ -464,14 +484,14 @@ func (a *API) events(w http.ResponseWriter, r *http.Request, t store.Tenant) err
 		if v.State != store.StateRunning {
 			fmt.Fprint(w, "event: done\ndata: {}\n\n")
 			rc.Flush()
-			return nil
+			return
 		}
 		if rc.Flush() != nil {
-			return nil
+			return
 		}
 		select {
 		case <-r.Context().Done():
-			return nil
+			return
 		case <-tick.C:
 		}
 	}

@@ -261,22 +261,30 @@ func (a *API) check(w http.ResponseWriter, r *http.Request, t store.Tenant) erro
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	ep, rows, err := a.validate(r.Context(), d, &in)
+	results, ok, err := a.runCheck(r.Context(), d, &in)
 	if err != nil {
 		return err
-	}
-	results := a.checkRows(r.Context(), ep, rows, true)
-	ok := true
-	for _, c := range results {
-		ok = ok && c.OK
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": ok, "checks": results})
 	return nil
 }
 
+// runCheck validates a submission and tries every login in it.
+func (a *API) runCheck(ctx context.Context, d store.Domain, in *migrationIn) ([]checkResult, bool, error) {
+	ep, rows, err := a.validate(ctx, d, in)
+	if err != nil {
+		return nil, false, err
+	}
+	results := a.checkRows(ctx, ep, rows, true)
+	ok := true
+	for _, c := range results {
+		ok = ok && c.OK
+	}
+	return results, ok, nil
+}
+
 func (a *API) createMigration(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
-	ctx := r.Context()
-	d, err := a.domain(ctx, t, r.PathValue("domain"))
+	d, err := a.domain(r.Context(), t, r.PathValue("domain"))
 	if err != nil {
 		return err
 	}
@@ -284,9 +292,20 @@ func (a *API) createMigration(w http.ResponseWriter, r *http.Request, t store.Te
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	ep, rows, err := a.validate(ctx, d, &in)
+	v, err := a.submit(r.Context(), d, &in)
 	if err != nil {
 		return err
+	}
+	writeJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+// submit validates a migration, checks the hosting passwords, stores it
+// with its sealed secrets and queues its tasks.
+func (a *API) submit(ctx context.Context, d store.Domain, in *migrationIn) (migrationView, error) {
+	ep, rows, err := a.validate(ctx, d, in)
+	if err != nil {
+		return migrationView{}, err
 	}
 	// The hosting passwords of existing mailboxes are checked before
 	// anything is queued: a typo there would fail every copy.
@@ -297,7 +316,7 @@ func (a *API) createMigration(w http.ResponseWriter, r *http.Request, t store.Te
 		}
 	}
 	if len(failed) > 0 {
-		return &apiError{Status: http.StatusBadRequest, Code: "hosting_login",
+		return migrationView{}, &apiError{Status: http.StatusBadRequest, Code: "hosting_login",
 			Message: "the hosting rejected the password of an existing mailbox; nothing was started", Checks: failed}
 	}
 	sec := "tls"
@@ -314,7 +333,7 @@ func (a *API) createMigration(w http.ResponseWriter, r *http.Request, t store.Te
 	m, tasks, err := a.cfg.Store.CreateMigration(ctx, store.Migration{DomainID: d.ID, SourceHost: ep.Host,
 		SourcePort: ep.Port, SourceSecurity: sec}, tasks)
 	if err != nil {
-		return err
+		return migrationView{}, err
 	}
 	for i, task := range tasks {
 		// Sealed with the task's ID, known only now, so that a stored
@@ -322,21 +341,16 @@ func (a *API) createMigration(w http.ResponseWriter, r *http.Request, t store.Te
 		src := a.cfg.Box.Seal(rows[i].sourcePass, jobs.SecretContext(task.ID, "source"))
 		dst := a.cfg.Box.Seal(rows[i].hostPass, jobs.SecretContext(task.ID, "destination"))
 		if err := a.cfg.Store.SetTaskSecrets(ctx, task.ID, src, dst); err != nil {
-			return err
+			return migrationView{}, err
 		}
 	}
 	for _, task := range tasks {
 		if err := a.cfg.Jobs.Enqueue(ctx, task.ID); err != nil {
-			return err
+			return migrationView{}, err
 		}
 	}
 	a.cfg.Logf("migration %d for %s: %d mailbox(es) from %s queued", m.ID, d.Name, len(tasks), ep.Host)
-	v, err := a.view(ctx, m, d)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, v)
-	return nil
+	return a.view(ctx, m, d)
 }
 
 // writeReportCSV writes one line per folder.

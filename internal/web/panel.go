@@ -1,0 +1,474 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+
+	"mailmigrate/internal/store"
+)
+
+//go:embed templates static
+var assets embed.FS
+
+// Panel serves the customer pages: sign-in, the Email Migration Tool of a
+// domain and the migration pages. It calls the same validation,
+// submission and actions as the API.
+type Panel struct {
+	api     *API
+	tmpl    *template.Template
+	limiter *loginLimiter
+}
+
+// NewPanel makes the panel on top of the API's logic.
+func NewPanel(api *API) *Panel {
+	tmpl := template.Must(template.New("").Funcs(template.FuncMap{"t": t}).ParseFS(assets, "templates/*.html"))
+	return &Panel{api: api, tmpl: tmpl, limiter: newLoginLimiter()}
+}
+
+const sessionCookie = "mm_session"
+
+// sessionLifetime is how long a sign-in lasts.
+const sessionLifetime = 12 * time.Hour
+
+type ctxKey int
+
+const userKey ctxKey = 0
+
+type viewer struct {
+	User   store.User
+	Tenant store.Tenant
+}
+
+// Handler routes the pages. Cross-origin form posts are refused by the
+// standard library's protection (Sec-Fetch-Site / Origin), which makes
+// CSRF tokens unnecessary.
+func (p *Panel) Handler() http.Handler {
+	mux := http.NewServeMux()
+	static, _ := fs.Sub(assets, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /login", p.loginPage)
+	mux.HandleFunc("POST /login", p.login)
+	mux.HandleFunc("POST /logout", p.logout)
+	page := func(pattern string, fn func(w http.ResponseWriter, r *http.Request, v viewer) error) {
+		mux.Handle(pattern, p.session(fn))
+	}
+	page("GET /{$}", p.home)
+	page("GET /domains/{domain}", p.domainPage)
+	page("POST /domains/{domain}", p.domainPost)
+	page("GET /migrations/{id}", p.migrationPage)
+	page("GET /migrations/{id}/events", p.migrationEvents)
+	page("POST /tasks/{id}/{action}", p.taskAction)
+	page("POST /migrations/{id}/{action}", p.migrationAction)
+	page("GET /tasks/{id}/report", p.taskReport)
+	return http.NewCrossOriginProtection().Handler(securityHeaders(mux))
+}
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Referrer-Policy", "same-origin")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// session resolves the sign-in cookie; without one the browser goes to the
+// sign-in page and comes back afterwards.
+func (p *Panel) session(fn func(w http.ResponseWriter, r *http.Request, v viewer) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var v viewer
+		c, err := r.Cookie(sessionCookie)
+		if err == nil {
+			v.User, v.Tenant, err = p.api.cfg.Store.SessionUser(r.Context(), HashToken(c.Value))
+		}
+		if err != nil {
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		err = fn(w, r, v)
+		var ae *apiError
+		switch {
+		case err == nil:
+		case errors.Is(err, store.ErrNotFound), errors.As(err, &ae) && ae.Status == http.StatusNotFound:
+			w.WriteHeader(http.StatusNotFound)
+			p.render(w, "notfound", map[string]any{"Title": "404", "User": v.User})
+		case errors.As(err, &ae):
+			http.Error(w, ae.Message, ae.Status)
+		default:
+			p.api.cfg.Logf("panel %s %s: %v", r.Method, r.URL.Path, err)
+			http.Error(w, "Something went wrong on the server. Try again, or contact support.", http.StatusInternalServerError)
+		}
+	})
+}
+
+func (p *Panel) render(w http.ResponseWriter, name string, data any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := p.tmpl.ExecuteTemplate(w, name, data); err != nil {
+		p.api.cfg.Logf("render %s: %v", name, err)
+	}
+}
+
+func (p *Panel) loginPage(w http.ResponseWriter, r *http.Request) {
+	p.render(w, "login", map[string]any{"Title": t("signin.title"), "Next": safeNext(r.URL.Query().Get("next"))})
+}
+
+// safeNext keeps redirects after sign-in on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	return next
+}
+
+func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
+	email := strings.ToLower(strings.TrimSpace(r.PostFormValue("email")))
+	next := safeNext(r.PostFormValue("next"))
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	fail := func(msg string) {
+		w.WriteHeader(http.StatusUnauthorized)
+		p.render(w, "login", map[string]any{"Title": t("signin.title"), "Error": msg, "Email": email, "Next": next})
+	}
+	if !p.limiter.allow(ip, email) {
+		fail(t("signin.limited"))
+		return
+	}
+	u, err := p.api.cfg.Store.UserByEmail(r.Context(), email)
+	if err != nil || !VerifyPassword(u.PasswordHash, r.PostFormValue("password")) {
+		p.limiter.failed(ip, email)
+		fail(t("signin.failed"))
+		return
+	}
+	p.limiter.succeeded(ip, email)
+	tok := NewToken()
+	if err := p.api.cfg.Store.CreateSession(r.Context(), HashToken(tok), u.ID, time.Now().Add(sessionLifetime)); err != nil {
+		http.Error(w, "Something went wrong on the server. Try again.", http.StatusInternalServerError)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: tok, Path: "/", HttpOnly: true,
+		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode, MaxAge: int(sessionLifetime.Seconds())})
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (p *Panel) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		_ = p.api.cfg.Store.DeleteSession(r.Context(), HashToken(c.Value))
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+func (p *Panel) home(w http.ResponseWriter, r *http.Request, v viewer) error {
+	owner := v.Tenant.ID
+	if isOperator(v.Tenant) {
+		owner = 0
+	}
+	ds, err := p.api.cfg.Store.Domains(r.Context(), owner)
+	if err != nil {
+		return err
+	}
+	owners := map[int64]string{}
+	if isOperator(v.Tenant) {
+		ts, err := p.api.cfg.Store.Tenants(r.Context())
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			owners[t.ID] = t.Name
+		}
+	}
+	p.render(w, "home", map[string]any{"Title": t("home.title"), "User": v.User, "Domains": ds,
+		"Operator": isOperator(v.Tenant), "Owners": owners})
+	return nil
+}
+
+// toolForm is what the domain page shows in its fields again after a
+// check or an error: everything but the passwords.
+type toolForm struct {
+	Host, Port, Security string
+	Selected             map[string]bool
+	SourceUsers          map[string]string
+	Lines                string // the pasted lines with the passwords taken out
+}
+
+func (p *Panel) domainData(ctx context.Context, v viewer, d store.Domain, f toolForm) (map[string]any, error) {
+	mbs, err := p.api.cfg.Hosting.Driver.List(ctx, d.Name)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := p.api.cfg.Store.Migrations(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	var views []migrationView
+	for _, m := range ms {
+		mv, err := p.api.view(ctx, m, d)
+		if err != nil {
+			return nil, err
+		}
+		views = append(views, mv)
+	}
+	if f.Security == "" {
+		f.Security = "tls"
+	}
+	return map[string]any{"Title": d.Name, "User": v.User, "Domain": d, "Mailboxes": mbs, "Form": f,
+		"Migrations": views, "Master": p.api.cfg.Hosting.MasterUser != "", "AllowPlaintext": p.api.cfg.AllowPlaintext}, nil
+}
+
+func (p *Panel) domainPage(w http.ResponseWriter, r *http.Request, v viewer) error {
+	d, err := p.api.domain(r.Context(), v.Tenant, r.PathValue("domain"))
+	if err != nil {
+		return err
+	}
+	data, err := p.domainData(r.Context(), v, d, toolForm{})
+	if err != nil {
+		return err
+	}
+	p.render(w, "domain", data)
+	return nil
+}
+
+// domainPost is the form's two buttons: check every login, or start.
+func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) error {
+	ctx := r.Context()
+	d, err := p.api.domain(ctx, v.Tenant, r.PathValue("domain"))
+	if err != nil {
+		return err
+	}
+	if err := r.ParseForm(); err != nil {
+		return badRequest("the form could not be read")
+	}
+	var in migrationIn
+	f := toolForm{Host: r.PostFormValue("source_host"), Port: r.PostFormValue("source_port"),
+		Security: r.PostFormValue("source_security"), Selected: map[string]bool{}, SourceUsers: map[string]string{}}
+	in.Source.Host, in.Source.Security = f.Host, f.Security
+	if f.Port != "" {
+		port, err := strconv.Atoi(strings.TrimSpace(f.Port))
+		if err != nil {
+			port = -1 // reported by validation as an invalid port
+		}
+		in.Source.Port = port
+	}
+	for _, mb := range r.PostForm["sync"] {
+		f.Selected[mb] = true
+		f.SourceUsers[mb] = r.PostFormValue("su:" + mb)
+		in.Sync = append(in.Sync, struct {
+			Mailbox         string `json:"mailbox"`
+			HostingPassword string `json:"hosting_password"`
+			SourceUser      string `json:"source_user"`
+			SourcePassword  string `json:"source_password"`
+		}{mb, r.PostFormValue("hp:" + mb), r.PostFormValue("su:" + mb), r.PostFormValue("sp:" + mb)})
+	}
+	for k, vals := range r.PostForm {
+		if mb, ok := strings.CutPrefix(k, "su:"); ok && !f.Selected[mb] && len(vals) > 0 {
+			f.SourceUsers[mb] = vals[0]
+		}
+	}
+	in.NewMailboxes = r.PostFormValue("new_mailboxes")
+	f.Lines = withoutPasswords(in.NewMailboxes)
+
+	var errs []string
+	var checks []checkResult
+	checksOK := false
+	if r.PostFormValue("action") == "check" {
+		checks, checksOK, err = p.api.runCheck(ctx, d, &in)
+	} else {
+		var mv migrationView
+		if mv, err = p.api.submit(ctx, d, &in); err == nil {
+			http.Redirect(w, r, fmt.Sprintf("/migrations/%d", mv.ID), http.StatusSeeOther)
+			return nil
+		}
+	}
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
+		for _, fe := range ae.Fields {
+			errs = append(errs, fieldText(fe))
+		}
+		for _, le := range ae.Lines {
+			errs = append(errs, fmt.Sprintf(t("errors.line"), le.Line, le.Reason))
+		}
+		if len(ae.Fields) == 0 && len(ae.Lines) == 0 {
+			errs = append(errs, ae.Message)
+		}
+		checks = ae.Checks
+		err = nil
+	}
+	if err != nil {
+		return err
+	}
+	data, err := p.domainData(ctx, v, d, f)
+	if err != nil {
+		return err
+	}
+	data["Errors"], data["Checks"], data["ChecksOK"] = errs, checks, checksOK
+	if len(errs) > 0 {
+		w.WriteHeader(http.StatusUnprocessableEntity)
+	}
+	p.render(w, "domain", data)
+	return nil
+}
+
+// fieldText turns an API field error into a sentence for the page; the
+// reasons already name the mailbox they concern.
+func fieldText(fe fieldError) string { return fe.Reason }
+
+// withoutPasswords keeps the logins of pasted lines and drops what follows
+// them, so that no password is sent back into the page.
+func withoutPasswords(text string) string {
+	var out []string
+	for _, line := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
+		login, _, _ := strings.Cut(strings.TrimSpace(strings.ReplaceAll(line, "\t", " ")), " ")
+		if login != "" {
+			out = append(out, login+" ")
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func (p *Panel) migrationPage(w http.ResponseWriter, r *http.Request, v viewer) error {
+	m, d, err := p.api.migration(r.Context(), v.Tenant, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	mv, err := p.api.view(r.Context(), m, d)
+	if err != nil {
+		return err
+	}
+	labels := map[string]string{}
+	for _, s := range []string{store.StateQueued, store.StateRunning, store.StateDone, store.StateWarnings,
+		store.StateFailed, store.StatePaused, store.StateCancelled} {
+		labels[s] = t("state." + s)
+	}
+	p.render(w, "migration", map[string]any{"Title": d.Name, "User": v.User, "M": mv, "Labels": labels})
+	return nil
+}
+
+func (p *Panel) migrationEvents(w http.ResponseWriter, r *http.Request, v viewer) error {
+	m, d, err := p.api.migration(r.Context(), v.Tenant, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	p.api.stream(w, r, m, d)
+	return nil
+}
+
+func (p *Panel) taskAction(w http.ResponseWriter, r *http.Request, v viewer) error {
+	task, err := p.api.task(r.Context(), v.Tenant, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := p.api.act(r.Context(), task, r.PathValue("action")); err != nil {
+		return err
+	}
+	http.Redirect(w, r, fmt.Sprintf("/migrations/%d", task.MigrationID), http.StatusSeeOther)
+	return nil
+}
+
+func (p *Panel) migrationAction(w http.ResponseWriter, r *http.Request, v viewer) error {
+	m, _, err := p.api.migration(r.Context(), v.Tenant, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := p.api.actAll(r.Context(), m, r.PathValue("action")); err != nil {
+		return err
+	}
+	http.Redirect(w, r, fmt.Sprintf("/migrations/%d", m.ID), http.StatusSeeOther)
+	return nil
+}
+
+func (p *Panel) taskReport(w http.ResponseWriter, r *http.Request, v viewer) error {
+	task, err := p.api.task(r.Context(), v.Tenant, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeTaskReport(w, r, task)
+}
+
+// HashPassword hashes a panel user's password with argon2id.
+func HashPassword(password string) string {
+	salt := make([]byte, 16)
+	rand.Read(salt)
+	key := argon2.IDKey([]byte(password), salt, 2, 19*1024, 1, 32)
+	return fmt.Sprintf("$argon2id$v=19$m=19456,t=2,p=1$%s$%s",
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
+}
+
+// VerifyPassword checks a password against HashPassword's output.
+func VerifyPassword(encoded, password string) bool {
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false
+	}
+	var m, tm uint32
+	var par uint8
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &tm, &par); err != nil {
+		return false
+	}
+	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
+	want, err2 := base64.RawStdEncoding.DecodeString(parts[5])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	got := argon2.IDKey([]byte(password), salt, tm, m, par, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+// loginLimiter slows down password guessing: after five failures for an
+// address, or twenty from one IP, within ten minutes, sign-in is refused
+// until the window passes.
+type loginLimiter struct {
+	mu       sync.Mutex
+	failures map[string][]time.Time
+}
+
+func newLoginLimiter() *loginLimiter { return &loginLimiter{failures: map[string][]time.Time{}} }
+
+const limiterWindow = 10 * time.Minute
+
+func (l *loginLimiter) recent(key string) int {
+	cut := time.Now().Add(-limiterWindow)
+	fs := l.failures[key]
+	i := 0
+	for i < len(fs) && fs[i].Before(cut) {
+		i++
+	}
+	l.failures[key] = fs[i:]
+	return len(fs) - i
+}
+
+func (l *loginLimiter) allow(ip, email string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.recent("user:"+email) < 5 && l.recent("ip:"+ip) < 20
+}
+
+func (l *loginLimiter) failed(ip, email string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	l.failures["user:"+email] = append(l.failures["user:"+email], now)
+	l.failures["ip:"+ip] = append(l.failures["ip:"+ip], now)
+}
+
+func (l *loginLimiter) succeeded(_, email string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.failures, "user:"+email)
+}
