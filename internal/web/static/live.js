@@ -20,6 +20,9 @@
       var bar = row.querySelector("progress");
       bar.max = t.messages_total || 1; bar.value = t.messages_done;
       row.querySelector(".counts").textContent = t.messages_done + " / " + t.messages_total;
+      row.querySelector(".folders").textContent = (labels["folders"] || "folders %d / %d")
+        .replace("%d", t.folders_done).replace("%d", t.folders_total);
+      row.querySelector(".bytes").textContent = human(t.bytes_done) + " / " + human(t.bytes_total);
       var now = Date.now() / 1000;
       if (!started[t.id] && t.bytes_done > 0) started[t.id] = { at: now, bytes: t.bytes_done };
       var rate = "";
@@ -46,6 +49,7 @@
     });
   });
   es.addEventListener("done", function () {
+    // The per-folder reports are part of the page once it is loaded again.
     es.close();
     // Every mailbox has finished: offer the reports and the next steps
     // without reloading (a reload shows the same, with the actions).

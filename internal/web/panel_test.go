@@ -1,0 +1,157 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"mailmigrate/internal/hosting"
+	"mailmigrate/internal/jobs"
+	"mailmigrate/internal/store"
+)
+
+type fakeDriver struct{ boxes []hosting.Mailbox }
+
+func (f fakeDriver) List(context.Context, string) ([]hosting.Mailbox, error) { return f.boxes, nil }
+func (f fakeDriver) Create(context.Context, string, string, int64) error    { return nil }
+func (f fakeDriver) Quota(context.Context, string) (hosting.Mailbox, error) {
+	return hosting.Mailbox{}, hosting.ErrNotFound
+}
+
+type noJobs struct{}
+
+func (noJobs) Enqueue(context.Context, int64) error { return nil }
+func (noJobs) Requeue(context.Context, int64) error { return nil }
+func (noJobs) Cancel(context.Context, int64) error  { return nil }
+
+// signedIn returns a panel on a fresh store and the cookie of a signed-in
+// customer who owns firma.test.
+func signedIn(t *testing.T) (*Panel, *http.Cookie, store.Store) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	c, _ := st.CreateTenant(ctx, "Firma", store.KindCustomer)
+	st.CreateDomain(ctx, store.Domain{TenantID: c.ID, Name: "firma.test"})
+	u, _ := st.CreateUser(ctx, c.ID, "jana@firma.test", HashPassword("dlouhe heslo"))
+	tok := NewToken()
+	st.CreateSession(ctx, HashToken(tok), u.ID, time.Now().Add(time.Hour))
+	api := NewAPI(Config{Store: st, Jobs: noJobs{}, Hosting: jobs.Hosting{Driver: fakeDriver{[]hosting.Mailbox{{Address: "jana@firma.test"}}}}})
+	return NewPanel(api), &http.Cookie{Name: sessionCookie, Value: tok}, st
+}
+
+var missingText = regexp.MustCompile(`\[[a-z]+\.[a-z_.]+\]`)
+
+func TestPagesRenderEveryText(t *testing.T) {
+	p, cookie, _ := signedIn(t)
+	h := p.Handler()
+	for _, path := range []string{"/login", "/", "/domains/firma.test", "/migrations/99"} {
+		req := httptest.NewRequest("GET", path, nil)
+		req.AddCookie(cookie)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 && !(path == "/migrations/99" && rec.Code == 404) {
+			t.Errorf("%s: %d", path, rec.Code)
+		}
+		if m := missingText.FindString(rec.Body.String()); m != "" {
+			t.Errorf("%s shows a missing text %s", path, m)
+		}
+		if rec.Header().Get("Content-Security-Policy") == "" || rec.Header().Get("X-Frame-Options") != "DENY" {
+			t.Errorf("%s lacks security headers", path)
+		}
+	}
+}
+
+func TestSignInAndOut(t *testing.T) {
+	p, _, _ := signedIn(t)
+	h := p.Handler()
+	post := func(path string, form url.Values, c *http.Cookie) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if c != nil {
+			req.AddCookie(c)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	// Unsigned visitors go to the sign-in page and come back afterwards.
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/domains/firma.test", nil))
+	if rec.Code != http.StatusSeeOther || !strings.HasPrefix(rec.Header().Get("Location"), "/login?next=%2Fdomains%2Ffirma.test") {
+		t.Fatalf("unsigned: %d %s", rec.Code, rec.Header().Get("Location"))
+	}
+	rec = post("/login", url.Values{"email": {"Jana@Firma.test"}, "password": {"dlouhe heslo"}, "next": {"/domains/firma.test"}}, nil)
+	cookies := rec.Result().Cookies()
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/domains/firma.test" || len(cookies) != 1 ||
+		!cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteLaxMode {
+		t.Fatalf("sign in: %d %v %+v", rec.Code, rec.Header(), cookies)
+	}
+	session := cookies[0]
+	if rec := post("/logout", nil, session); rec.Code != http.StatusSeeOther {
+		t.Fatalf("sign out: %d", rec.Code)
+	}
+	req := httptest.NewRequest("GET", "/", nil)
+	req.AddCookie(session)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusSeeOther {
+		t.Errorf("the session works after signing out: %d", rec.Code)
+	}
+	// An open redirect is not possible through next.
+	rec = post("/login", url.Values{"email": {"jana@firma.test"}, "password": {"dlouhe heslo"}, "next": {"//evil.example/"}}, nil)
+	if rec.Header().Get("Location") != "/" {
+		t.Errorf("next led to %q", rec.Header().Get("Location"))
+	}
+	// Wrong passwords: after five, even the right one is refused for a while.
+	for i := range 6 {
+		rec = post("/login", url.Values{"email": {"jana@firma.test"}, "password": {"wrong"}}, nil)
+		if rec.Code != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d: %d", i, rec.Code)
+		}
+	}
+	rec = post("/login", url.Values{"email": {"jana@firma.test"}, "password": {"dlouhe heslo"}}, nil)
+	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), "Too many attempts") {
+		t.Errorf("after six failures: %d", rec.Code)
+	}
+}
+
+func TestCrossOriginPostRefused(t *testing.T) {
+	p, cookie, _ := signedIn(t)
+	req := httptest.NewRequest("POST", "/domains/firma.test", strings.NewReader("action=start"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	req.AddCookie(cookie)
+	rec := httptest.NewRecorder()
+	p.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden {
+		t.Errorf("cross-site form post: %d", rec.Code)
+	}
+}
+
+func TestPanelHelpers(t *testing.T) {
+	h := HashPassword("heslo 1")
+	if !VerifyPassword(h, "heslo 1") || VerifyPassword(h, "heslo 2") || VerifyPassword("junk", "heslo 1") {
+		t.Error("password hash does not verify as it should")
+	}
+	if HashPassword("heslo 1") == h {
+		t.Error("two hashes of one password are equal: no salt")
+	}
+	got := withoutPasswords("a@x.cz tajne heslo\r\n\r\n  b@x.cz\theslo2\nbad\n")
+	if got != "a@x.cz \nb@x.cz \nbad " || strings.Contains(got, "heslo") {
+		t.Errorf("withoutPasswords = %q", got)
+	}
+	for in, want := range map[string]string{"/domains/x": "/domains/x", "//evil": "/", "https://evil": "/", "/\\evil": "/", "": "/"} {
+		if got := safeNext(in); got != want {
+			t.Errorf("safeNext(%q) = %q", in, got)
+		}
+	}
+}
