@@ -212,7 +212,7 @@ func TestPanelInBrowser(t *testing.T) {
 	if same := p.eval(`window.__samePage || "reloaded"`); same != "yes" {
 		t.Error("the page reloaded to show the end of the migration")
 	}
-	states := p.eval(`Array.from(document.querySelectorAll("#tasks tbody tr")).map(r => r.dataset.state).join(",")`)
+	states := p.eval(`Array.from(document.querySelectorAll("#tasks tbody tr[id^=task-]")).map(r => r.dataset.state).join(",")`)
 	if states != "done,done,done,done,done" {
 		t.Fatalf("states at the end: %s\n%s", states, s.logs.String())
 	}
@@ -221,7 +221,7 @@ func TestPanelInBrowser(t *testing.T) {
 	}
 	p.shot("migration")
 	// The report downloads.
-	csv := p.eval(`fetch(document.querySelector("#tasks tbody tr .report a").href).then(r => r.text())`)
+	csv := p.eval(`fetch(document.querySelector("#tasks tbody tr[id^=task-] .report a").href).then(r => r.text())`)
 	if !strings.HasPrefix(csv, "source_folder,destination_folder,") || !strings.Contains(csv, "INBOX") {
 		t.Errorf("report download:\n%s", csv)
 	}

@@ -19,7 +19,7 @@ import (
 type fakeDriver struct{ boxes []hosting.Mailbox }
 
 func (f fakeDriver) List(context.Context, string) ([]hosting.Mailbox, error) { return f.boxes, nil }
-func (f fakeDriver) Create(context.Context, string, string, int64) error    { return nil }
+func (f fakeDriver) Create(context.Context, string, string, int64) error     { return nil }
 func (f fakeDriver) Quota(context.Context, string) (hosting.Mailbox, error) {
 	return hosting.Mailbox{}, hosting.ErrNotFound
 }

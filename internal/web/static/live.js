@@ -53,7 +53,7 @@
     es.close();
     // Every mailbox has finished: offer the reports and the next steps
     // without reloading (a reload shows the same, with the actions).
-    Array.prototype.forEach.call(table.querySelectorAll("tbody tr"), function (row) {
+    Array.prototype.forEach.call(table.querySelectorAll('tbody tr[id^="task-"]'), function (row) {
       var id = row.id.replace("task-", "");
       var cell = row.querySelector(".report");
       cell.textContent = "";
@@ -68,7 +68,7 @@
       var cancel = row.querySelector('form[action$="/cancel"]');
       if (cancel) cancel.remove();
     });
-    var done = Array.prototype.every.call(table.querySelectorAll("tbody tr"), function (r) {
+    var done = Array.prototype.every.call(table.querySelectorAll('tbody tr[id^="task-"]'), function (r) {
       return r.dataset.state === "done" || r.dataset.state === "done_with_warnings";
     });
     if (done) document.getElementById("next").hidden = false;
