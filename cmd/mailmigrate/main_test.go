@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -305,14 +310,47 @@ func removeFlag(args []string, name string) []string {
 	return args
 }
 
+// The README's first command: the demo runs a sample migration and keeps
+// the panel open with the printed sign-in.
 func TestDemo(t *testing.T) {
-	cmd := exec.Command(binary, "demo", "--messages", "40")
-	out, err := cmd.CombinedOutput()
+	cmd := exec.Command(binary, "demo", "--listen", "127.0.0.1:0", "--messages", "30")
+	out, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatalf("demo: %v\n%s", err, out)
+		t.Fatal(err)
 	}
-	s := string(out)
-	if !strings.Contains(s, "First run") || !strings.Contains(s, "Second run") || !strings.Contains(s, " 0 copied") {
-		t.Errorf("demo output:\n%s", s)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var printed strings.Builder
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		printed.WriteString(sc.Text() + "\n")
+		if strings.HasPrefix(sc.Text(), "Press Ctrl-C") {
+			break
+		}
+	}
+	text := printed.String()
+	url := regexp.MustCompile(`runs at (http://\S+)/`).FindStringSubmatch(text)
+	if url == nil || strings.Count(text, ": done, 30 messages") != 2 || !strings.Contains(text, "demo-password") {
+		t.Fatalf("demo printed:\n%s", text)
+	}
+	// Sign in with the printed credentials and look at the finished migration.
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	resp, err := client.PostForm(url[1]+"/login", map[string][]string{"email": {"demo@firma.example"}, "password": {"demo-password"},
+		"next": {"/migrations/1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.Count(string(page), `data-state="done"`) != 2 {
+		t.Errorf("migration page after sign-in: %d\n%.2000s", resp.StatusCode, page)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("demo did not stop cleanly on Ctrl-C: %v", err)
 	}
 }

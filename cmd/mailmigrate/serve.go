@@ -115,24 +115,15 @@ func runServe(ctx context.Context, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	eng := engine.Options{Conn: imapconn.Options{Timeout: 60 * time.Second}}
-	runner, err := jobs.Open(ctx, st.DB(), jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng,
-		SourceHostLimit: cfg.Sources.HostLimit, Workers: cfg.Jobs.Workers, Slice: cfg.Jobs.Slice,
-		SecretRetention: cfg.SecretRetention, AllowPrivate: cfg.Sources.AllowPrivate, Logf: logger.Printf})
+	handler, runner, err := buildService(ctx, st, box, h, cfg, logger.Printf)
 	if err != nil {
 		return fail(err)
 	}
-	api := web.NewAPI(web.Config{Store: st, Jobs: runner, Box: box, Hosting: h, Engine: eng,
-		AllowPlaintext: cfg.Sources.AllowPlaintext, AllowPrivate: cfg.Sources.AllowPrivate, Logf: logger.Printf})
-	mux := http.NewServeMux()
-	mux.Handle("/api/", api.Handler())
-	mux.Handle("/", web.NewPanel(api).Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fail(fmt.Errorf("listen on %s: %w", cfg.Listen, err))
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: logger}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: logger}
 	if err := runner.Start(ctx); err != nil {
 		return fail(err)
 	}
@@ -159,6 +150,25 @@ func runServe(ctx context.Context, args []string) int {
 		logger.Printf("stop jobs: %v", err)
 	}
 	return exitOK
+}
+
+// buildService wires the job queue, the API and the panel on a store.
+func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs.Hosting, cfg config.Config,
+	logf func(string, ...any)) (http.Handler, *jobs.Runner, error) {
+	eng := engine.Options{Conn: imapconn.Options{Timeout: 60 * time.Second}}
+	runner, err := jobs.Open(ctx, st.DB(), jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng,
+		SourceHostLimit: cfg.Sources.HostLimit, Workers: cfg.Jobs.Workers, Slice: cfg.Jobs.Slice,
+		SecretRetention: cfg.SecretRetention, AllowPrivate: cfg.Sources.AllowPrivate, Logf: logf})
+	if err != nil {
+		return nil, nil, err
+	}
+	api := web.NewAPI(web.Config{Store: st, Jobs: runner, Box: box, Hosting: h, Engine: eng,
+		AllowPlaintext: cfg.Sources.AllowPlaintext, AllowPrivate: cfg.Sources.AllowPrivate, Logf: logf})
+	mux := http.NewServeMux()
+	mux.Handle("/api/", api.Handler())
+	mux.Handle("/", web.NewPanel(api).Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	return mux, runner, nil
 }
 
 // lockDataDir makes sure one server at a time uses a data directory: the

@@ -1,6 +1,8 @@
-// Package demo runs two small IMAP servers inside the process, on loopback
-// with TLS, and fills the source with sample mail: everything a newcomer
-// needs to watch a complete migration without any server of their own.
+// Package demo runs two small IMAP servers inside the process and fills the
+// "old provider" with sample mail: everything a newcomer needs to watch a
+// complete migration without any server of their own. The old provider
+// listens without encryption on loopback (as many old servers do); the
+// hosting uses TLS with a certificate made at start.
 package demo
 
 import (
@@ -12,21 +14,41 @@ import (
 	"io"
 	"log"
 	"net"
+	"sort"
+	"strings"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
-	"mailmigrate/internal/engine"
+	"mailmigrate/internal/hosting"
 	"mailmigrate/internal/imapconn"
 	"mailmigrate/internal/testbed"
 )
 
-// Env is a running pair of demo servers and the account that connects them.
+// The demo's names and passwords (they exist only inside the process).
+const (
+	Domain = "firma.example"
+	// OldUser has mail on the old server and is synced into ExistingMailbox.
+	OldUser, OldPassword = "jana@old.example", "demo-old-pw"
+	// ExistingMailbox exists on the hosting before the migration.
+	ExistingMailbox, ExistingPassword = "jana@firma.example", "demo-new-pw"
+	// NewMailbox has mail on the old server and is created on the hosting
+	// by the migration, with the same password.
+	NewMailbox, NewPassword = "petr@firma.example", "demo-petr-pw"
+)
+
+// Env is a running pair of demo servers.
 type Env struct {
-	Account  engine.Account
-	Messages int // messages put on the source
+	// Source is the old provider (plain IMAP on loopback).
+	Source imapconn.Endpoint
+	// Hosting is the hosting's IMAP server (TLS, trusted through RootCAs).
+	Hosting imapconn.Endpoint
+	// Driver manages the hosting's mailboxes.
+	Driver   hosting.Driver
+	Messages int // messages put on the source, in all
 	close    []func() error
 }
 
@@ -39,8 +61,8 @@ func (e *Env) Close() error {
 	return errors.Join(errs...)
 }
 
-// Start starts the servers and loads a sample mailbox of about n messages
-// into the source. The destination has the usual special folders (Sent,
+// Start starts the servers and loads about n sample messages into each of
+// the two old mailboxes. The hosting has the usual special folders (Sent,
 // Drafts, Trash, Junk, Archive) without SPECIAL-USE, so the sample's Czech
 // folder names show the name table at work.
 func Start(ctx context.Context, n int) (*Env, error) {
@@ -55,64 +77,126 @@ func Start(ctx context.Context, n int) (*Env, error) {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(certPEM)
 	env := &Env{}
-	srcEP, err := env.serve(&cert, roots, "jana@old.example", "demo-source-pw", nil)
-	if err != nil {
+	src := &memHosting{mem: imapmemserver.New()}
+	dst := &memHosting{mem: imapmemserver.New(), folders: []string{"Sent", "Drafts", "Trash", "Junk", "Archive"}}
+	for _, u := range [][2]string{{OldUser, OldPassword}, {NewMailbox, NewPassword}} {
+		if err := src.Create(ctx, u[0], u[1], 0); err != nil {
+			return nil, err
+		}
+	}
+	if err := dst.Create(ctx, ExistingMailbox, ExistingPassword, 0); err != nil {
+		return nil, err
+	}
+	if env.Source, err = env.serve(src.mem, nil); err != nil {
 		env.Close()
 		return nil, err
 	}
-	dstEP, err := env.serve(&cert, roots, "jana@new.example", "demo-dest-pw",
-		[]string{"Sent", "Drafts", "Trash", "Junk", "Archive"})
-	if err != nil {
+	if env.Hosting, err = env.serve(dst.mem, &cert); err != nil {
 		env.Close()
 		return nil, err
 	}
-	env.Account = engine.Account{Source: srcEP, SourceUser: "jana@old.example", SourcePassword: "demo-source-pw",
-		Dest: dstEP, DestUser: "jana@new.example", DestPassword: "demo-dest-pw"}
-
-	corpus := testbed.GenerateCorpus(testbed.CorpusOptions{Seed: 2026, Messages: n})
-	cl, err := imapclient.DialTLS(srcEP.Addr(), &imapclient.Options{TLSConfig: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}})
-	if err != nil {
-		env.Close()
-		return nil, fmt.Errorf("connect to the demo source: %w", err)
+	env.Hosting.RootCAs = roots
+	env.Driver = dst
+	for i, u := range [][2]string{{OldUser, OldPassword}, {NewMailbox, NewPassword}} {
+		corpus := testbed.GenerateCorpus(testbed.CorpusOptions{Seed: uint64(2026 + i), Messages: n})
+		cl, err := imapclient.DialInsecure(env.Source.Addr(), nil)
+		if err != nil {
+			env.Close()
+			return nil, fmt.Errorf("connect to the demo source: %w", err)
+		}
+		err = cl.Login(u[0], u[1]).Wait()
+		if err == nil {
+			err = corpus.Load(ctx, cl)
+		}
+		cl.Close()
+		if err != nil {
+			env.Close()
+			return nil, fmt.Errorf("fill the demo source: %w", err)
+		}
+		env.Messages += len(corpus.Messages)
 	}
-	defer cl.Close()
-	if err := cl.Login(env.Account.SourceUser, env.Account.SourcePassword).Wait(); err != nil {
-		env.Close()
-		return nil, fmt.Errorf("log in to the demo source: %w", err)
-	}
-	if err := corpus.Load(ctx, cl); err != nil {
-		env.Close()
-		return nil, fmt.Errorf("fill the demo source: %w", err)
-	}
-	env.Messages = len(corpus.Messages)
 	return env, nil
 }
 
-func (e *Env) serve(cert *tls.Certificate, roots *x509.CertPool, user, password string, folders []string) (imapconn.Endpoint, error) {
-	mem := imapmemserver.New()
-	u := imapmemserver.NewUser(user, password)
-	for _, f := range append([]string{"INBOX"}, folders...) {
-		if err := u.Create(f, nil); err != nil {
-			return imapconn.Endpoint{}, fmt.Errorf("demo folder %s: %w", f, err)
-		}
-		if err := u.Subscribe(f); err != nil {
-			return imapconn.Endpoint{}, fmt.Errorf("demo folder %s: %w", f, err)
-		}
-	}
-	mem.AddUser(u)
+// serve runs an in-memory IMAP server on a loopback port, with implicit TLS
+// when a certificate is given.
+func (e *Env) serve(mem *imapmemserver.Server, cert *tls.Certificate) (imapconn.Endpoint, error) {
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return mem.NewSession(), nil, nil
 		},
-		Caps:   imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
-		Logger: log.New(io.Discard, "", 0),
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
+		Logger:       log.New(io.Discard, "", 0),
+		InsecureAuth: cert == nil,
 	})
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{*cert}})
+	var ln net.Listener
+	var err error
+	ep := imapconn.Endpoint{Host: "127.0.0.1", Security: imapconn.Plain}
+	if cert != nil {
+		ln, err = tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{*cert}})
+		ep.Security = imapconn.TLS
+	} else {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
 	if err != nil {
-		return imapconn.Endpoint{}, fmt.Errorf("demo server: %w", err)
+		return ep, fmt.Errorf("demo server: %w", err)
 	}
 	go srv.Serve(ln)
 	e.close = append(e.close, srv.Close)
-	port := ln.Addr().(*net.TCPAddr).Port
-	return imapconn.Endpoint{Host: "127.0.0.1", Port: port, Security: imapconn.TLS, RootCAs: roots}, nil
+	ep.Port = ln.Addr().(*net.TCPAddr).Port
+	return ep, nil
+}
+
+// memHosting is a hosting driver over an in-memory IMAP server.
+type memHosting struct {
+	mem     *imapmemserver.Server
+	folders []string // made in every new mailbox
+
+	mu    sync.Mutex
+	boxes []string
+}
+
+func (h *memHosting) List(_ context.Context, domain string) ([]hosting.Mailbox, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []hosting.Mailbox
+	for _, b := range h.boxes {
+		if strings.HasSuffix(b, "@"+domain) {
+			out = append(out, hosting.Mailbox{Address: b, UsedBytes: -1})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Address < out[j].Address })
+	return out, nil
+}
+
+func (h *memHosting) Create(_ context.Context, address, password string, _ int64) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, b := range h.boxes {
+		if strings.EqualFold(b, address) {
+			return hosting.ErrExists
+		}
+	}
+	u := imapmemserver.NewUser(address, password)
+	for _, f := range append([]string{"INBOX"}, h.folders...) {
+		if err := u.Create(f, nil); err != nil {
+			return fmt.Errorf("demo folder %s: %w", f, err)
+		}
+		if err := u.Subscribe(f); err != nil {
+			return fmt.Errorf("demo folder %s: %w", f, err)
+		}
+	}
+	h.mem.AddUser(u)
+	h.boxes = append(h.boxes, address)
+	return nil
+}
+
+func (h *memHosting) Quota(ctx context.Context, address string) (hosting.Mailbox, error) {
+	bs, _ := h.List(ctx, address[strings.LastIndexByte(address, '@')+1:])
+	for _, b := range bs {
+		if strings.EqualFold(b.Address, address) {
+			return b, nil
+		}
+	}
+	return hosting.Mailbox{}, hosting.ErrNotFound
 }
