@@ -194,8 +194,31 @@ func (p *Panel) home(w http.ResponseWriter, r *http.Request, v viewer) error {
 			owners[t.ID] = t.Name
 		}
 	}
-	p.render(w, "home", map[string]any{"Title": t("home.title"), "User": v.User, "Domains": ds,
-		"Operator": isOperator(v.Tenant), "Owners": owners})
+	type row struct {
+		Domain     store.Domain
+		Customer   string
+		Migrations int
+		Latest     *migrationView
+	}
+	var rows []row
+	for _, d := range ds {
+		item := row{Domain: d, Customer: owners[d.TenantID]}
+		ms, err := p.api.cfg.Store.Migrations(r.Context(), d.ID)
+		if err != nil {
+			return err
+		}
+		item.Migrations = len(ms)
+		if len(ms) > 0 {
+			mv, err := p.api.view(r.Context(), ms[0], d)
+			if err != nil {
+				return err
+			}
+			item.Latest = &mv
+		}
+		rows = append(rows, item)
+	}
+	p.render(w, "home", map[string]any{"Title": t("home.title"), "User": v.User, "Rows": rows,
+		"Operator": isOperator(v.Tenant)})
 	return nil
 }
 
