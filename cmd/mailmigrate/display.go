@@ -93,5 +93,5 @@ func (d *display) line() string {
 	}
 	return fmt.Sprintf("accounts %d/%d  folders %d/%d  messages %d/%d  %s/%s  %s/s  ETA %s",
 		s.AccountsDone, s.AccountsTotal, s.FoldersDone, s.FoldersTotal, s.MessagesDone, s.MessagesTotal,
-		humanBytes(s.BytesDone), humanBytes(s.BytesTotal), humanBytes(int64(rate)), eta)
+		engine.HumanBytes(s.BytesDone), engine.HumanBytes(s.BytesTotal), engine.HumanBytes(int64(rate)), eta)
 }

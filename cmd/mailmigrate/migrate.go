@@ -227,7 +227,7 @@ func printReports(w io.Writer, reports []*engine.Report) {
 		fmt.Fprintf(w, "%s (%s) -> %s (%s): %s\n", r.SourceUser, r.Source, r.DestUser, r.Dest, statusText(r.Status))
 		fmt.Fprintf(w, "  %d messages in %d folders: %d copied, %d already present, %d skipped, %d failed, %d flag updates, %s in %s\n",
 			t.SourceMessages, len(r.Folders), t.Copied, t.AlreadyPresent, t.Skipped, t.Failed, t.FlagsUpdated,
-			humanBytes(t.BytesCopied), r.Finished.Sub(r.Started).Round(1e7))
+			engine.HumanBytes(t.BytesCopied), r.Finished.Sub(r.Started).Round(1e7))
 		if len(r.Folders) > 0 {
 			tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 			fmt.Fprintf(tw, "  SOURCE FOLDER\tDESTINATION\tMESSAGES\tCOPIED\tPRESENT\tSKIPPED\tFAILED\n")
@@ -242,10 +242,10 @@ func printReports(w io.Writer, reports []*engine.Report) {
 				fmt.Fprintf(w, "  note: %s -> %s: %s\n", f.Source, f.Dest, f.Note)
 			}
 			for _, m := range f.Skipped {
-				fmt.Fprintf(w, "  skipped in %s: %q of %s (%s): %s\n", f.Source, m.Subject, m.Date.Format("2006-01-02"), humanBytes(m.Size), m.Reason)
+				fmt.Fprintf(w, "  skipped in %s: %q of %s (%s): %s\n", f.Source, m.Subject, m.Date.Format("2006-01-02"), engine.HumanBytes(m.Size), m.Reason)
 			}
 			for _, m := range f.Failed {
-				fmt.Fprintf(w, "  failed in %s: UID %d %q (%s): %s\n", f.Source, m.UID, m.Subject, humanBytes(m.Size), m.Reason)
+				fmt.Fprintf(w, "  failed in %s: UID %d %q (%s): %s\n", f.Source, m.UID, m.Subject, engine.HumanBytes(m.Size), m.Reason)
 			}
 		}
 		if r.Failure != nil {
@@ -264,16 +264,4 @@ func statusText(s engine.Status) string {
 		return "paused: destination out of space"
 	}
 	return "failed"
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
+	"mailmigrate/internal/engine"
 	"mailmigrate/internal/store"
 )
 
@@ -37,7 +38,7 @@ type Panel struct {
 
 // NewPanel makes the panel on top of the API's logic.
 func NewPanel(api *API) *Panel {
-	tmpl := template.Must(template.New("").Funcs(template.FuncMap{"t": t, "bytes": humanBytes}).ParseFS(assets, "templates/*.html"))
+	tmpl := template.Must(template.New("").Funcs(template.FuncMap{"t": t, "bytes": engine.HumanBytes}).ParseFS(assets, "templates/*.html"))
 	return &Panel{api: api, tmpl: tmpl, limiter: newLoginLimiter()}
 }
 
@@ -423,19 +424,6 @@ func (p *Panel) taskReport(w http.ResponseWriter, r *http.Request, v viewer) err
 		return err
 	}
 	return writeTaskReport(w, r, task)
-}
-
-// humanBytes writes a size the way people read it.
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // HashPassword hashes a panel user's password with argon2id.
