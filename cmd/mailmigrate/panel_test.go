@@ -181,7 +181,7 @@ func TestPanelInBrowser(t *testing.T) {
 	p.fill("127.0.0.1", s.src.IMAPPort, accts, "wrong password", "")
 	p.do(chromedp.Click(chromedp.CSS(`button[value=check]`)), chromedp.WaitVisible(chromedp.ID("checks")))
 	checks := p.text("#checks")
-	if !strings.Contains(checks, "petr@firma.test") || !strings.Contains(checks, "rejected the login") ||
+	if !strings.Contains(checks, "petr@firma.test") || !strings.Contains(checks, "rejected the login") || !strings.Contains(checks, "old or mistyped") ||
 		!strings.Contains(checks, "Login works") {
 		t.Fatalf("check results:\n%s", checks)
 	}

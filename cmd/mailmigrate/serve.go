@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"mailmigrate/internal/config"
+	"mailmigrate/internal/diagnose"
 	"mailmigrate/internal/engine"
 	"mailmigrate/internal/hosting"
 	"mailmigrate/internal/imapconn"
@@ -162,8 +163,12 @@ func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs
 	if err != nil {
 		return nil, nil, err
 	}
+	// A source name that resolves to the hosting's own IMAP server means
+	// the customer's DNS was already moved: the diagnosis says so.
+	diag := diagnose.LoginAttempt{Resolver: diagnose.NewResolver(""),
+		Hosting: diagnose.Expect{IMAP: []string{h.IMAP.Host}}, HostingNames: []string{h.IMAP.Host}}
 	api := web.NewAPI(web.Config{Store: st, Jobs: runner, Box: box, Hosting: h, Engine: eng,
-		AllowPlaintext: cfg.Sources.AllowPlaintext, AllowPrivate: cfg.Sources.AllowPrivate, Logf: logf})
+		AllowPlaintext: cfg.Sources.AllowPlaintext, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag, Logf: logf})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api.Handler())
 	mux.Handle("/", web.NewPanel(api).Handler())

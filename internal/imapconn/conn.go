@@ -64,7 +64,7 @@ func Dial(ctx context.Context, ep Endpoint, opt Options) (*Conn, error) {
 		// resolves differently later (DNS rebinding) gains nothing.
 		d.ControlContext = func(_ context.Context, _, address string, _ syscall.RawConn) error {
 			ap, err := netip.ParseAddrPort(address)
-			if err != nil || forbidden(ap.Addr()) {
+			if err != nil || Internal(ap.Addr()) {
 				return ErrForbiddenAddress
 			}
 			return nil

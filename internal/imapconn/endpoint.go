@@ -65,10 +65,11 @@ type Endpoint struct {
 // internal network address.
 var ErrForbiddenAddress = errors.New("this server address points into a private or local network, which is not allowed here; give the provider's public IMAP server name")
 
-// forbidden reports whether ip is internal: loopback, private (RFC 1918,
-// ULA), link-local (cloud metadata services live there), unspecified or
-// multicast.
-func forbidden(ip netip.Addr) bool {
+// Internal reports whether ip is internal: loopback, private (RFC 1918,
+// ULA), link-local (cloud metadata services live there), unspecified,
+// multicast or carrier-grade NAT; the places a customer-given name must not
+// make the service connect to.
+func Internal(ip netip.Addr) bool {
 	ip = ip.Unmap()
 	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
 		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() ||

@@ -88,12 +88,12 @@ func TestClassify(t *testing.T) {
 
 func TestUntrustedAddressGuard(t *testing.T) {
 	for _, a := range []string{"127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.5", "169.254.169.254", "::1", "fd00::1", "100.64.1.1", "0.0.0.0", "::ffff:127.0.0.1"} {
-		if !forbidden(netip.MustParseAddr(a)) {
+		if !Internal(netip.MustParseAddr(a)) {
 			t.Errorf("%s allowed", a)
 		}
 	}
 	for _, a := range []string{"8.8.8.8", "2a00:1450::1", "185.1.2.3"} {
-		if forbidden(netip.MustParseAddr(a)) {
+		if Internal(netip.MustParseAddr(a)) {
 			t.Errorf("%s refused", a)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"mailmigrate/internal/diagnose"
 	"mailmigrate/internal/engine"
 	"mailmigrate/internal/jobs"
 	"mailmigrate/internal/secret"
@@ -42,12 +43,16 @@ type Config struct {
 	// AllowPrivate lets source addresses point into internal networks
 	// (tests, or a hosting migrating between its own servers).
 	AllowPrivate bool
-	Logf         func(format string, args ...any)
+	// Diagnose explains failed logins; its Resolver and Hosting tell
+	// whether an old server's name already leads to this hosting.
+	Diagnose diagnose.LoginAttempt
+	Logf     func(format string, args ...any)
 }
 
 // API serves /api/v1.
 type API struct {
-	cfg Config
+	cfg    Config
+	failed *diagnose.FailedLogins
 }
 
 // NewAPI makes the API handler.
@@ -55,7 +60,7 @@ func NewAPI(cfg Config) *API {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	return &API{cfg: cfg}
+	return &API{cfg: cfg, failed: diagnose.NewFailedLogins()}
 }
 
 // Handler routes the API.

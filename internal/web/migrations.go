@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"mailmigrate/internal/bulk"
+	"mailmigrate/internal/diagnose"
 	"mailmigrate/internal/engine"
 	"mailmigrate/internal/hosting"
 	"mailmigrate/internal/imapconn"
@@ -210,21 +211,44 @@ type checkResult struct {
 	Row     string          `json:"row"`
 	Mailbox string          `json:"mailbox"`
 	Source  *engine.Failure `json:"source_failure,omitempty"`
-	Hosting *engine.Failure `json:"hosting_failure,omitempty"`
-	OK      bool            `json:"ok"`
+	// SourceDiagnosis ranks the likely causes of a source failure.
+	SourceDiagnosis *diagnose.Diagnosis `json:"source_diagnosis,omitempty"`
+	Hosting         *engine.Failure     `json:"hosting_failure,omitempty"`
+	OK              bool                `json:"ok"`
 }
 
 // login tries one login and explains a failure.
-func (a *API) login(ctx context.Context, ep imapconn.Endpoint, side engine.Side, user, pass string) *engine.Failure {
+func (a *API) login(ctx context.Context, ep imapconn.Endpoint, side engine.Side, user, pass string) (*engine.Failure, error) {
 	c, err := imapconn.Dial(ctx, ep, a.cfg.Engine.Conn)
 	if err == nil {
 		err = c.Login(ctx, user, pass)
 		c.Logout(ctx)
 	}
 	if err != nil {
-		return engine.Explain(&engine.SideError{Side: side, User: user, Err: err})
+		return engine.Explain(&engine.SideError{Side: side, User: user, Err: err}), err
 	}
-	return nil
+	return nil, nil
+}
+
+// sourceLogin tries a login at the old server, unless that login or server
+// failed too often lately, and diagnoses a failure.
+func (a *API) sourceLogin(ctx context.Context, ep imapconn.Endpoint, user, pass string) (*engine.Failure, *diagnose.Diagnosis) {
+	if ok, wait := a.failed.Allow(ep.Host, user); !ok {
+		msg := fmt.Sprintf("The login %s failed several times in a row, so it is not tried again for %d minutes: the old provider might block this hosting's address. Check the server, login and password, then try again later.",
+			user, int(wait.Minutes())+1)
+		return &engine.Failure{Kind: "rate_limited", Side: engine.SideSource, Message: msg, Detail: msg}, nil
+	}
+	f, err := a.login(ctx, ep, engine.SideSource, user, pass)
+	if f == nil {
+		a.failed.Succeeded(ep.Host, user)
+		return nil, nil
+	}
+	if imapconn.KindOf(err) == imapconn.ErrAuth {
+		a.failed.Failed(ep.Host, user)
+	}
+	at := a.cfg.Diagnose
+	at.Server, at.User, at.Err = ep, user, err
+	return f, diagnose.Login(ctx, at)
 }
 
 // checkRows logs in to the source (and, for existing mailboxes, to the
@@ -239,10 +263,10 @@ func (a *API) checkRows(ctx context.Context, ep imapconn.Endpoint, rows []planne
 			defer func() { <-sem }()
 			res := checkResult{Row: row.field, Mailbox: row.mailbox}
 			if hostingToo && row.kind == store.TaskSync && a.cfg.Hosting.MasterUser == "" {
-				res.Hosting = a.login(ctx, a.cfg.Hosting.IMAP, engine.SideDest, row.mailbox, row.hostPass)
+				res.Hosting, _ = a.login(ctx, a.cfg.Hosting.IMAP, engine.SideDest, row.mailbox, row.hostPass)
 			}
 			if ep.Host != "" {
-				res.Source = a.login(ctx, ep, engine.SideSource, row.sourceUser, row.sourcePass)
+				res.Source, res.SourceDiagnosis = a.sourceLogin(ctx, ep, row.sourceUser, row.sourcePass)
 			}
 			res.OK = res.Source == nil && res.Hosting == nil
 			out[i] = res

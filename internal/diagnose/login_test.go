@@ -1,0 +1,189 @@
+package diagnose
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"mailmigrate/internal/imapconn"
+	"mailmigrate/internal/testbed"
+)
+
+func codes(d *Diagnosis) string {
+	var s []string
+	for _, r := range d.Reasons {
+		s = append(s, r.Code)
+	}
+	return strings.Join(s, ",")
+}
+
+// staticResolver answers A lookups from a map.
+type staticResolver map[string][]string
+
+func (s staticResolver) LookupHost(_ context.Context, host string) ([]string, error) {
+	if a, ok := s[strings.TrimSuffix(host, ".")]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+func (s staticResolver) LookupCNAME(context.Context, string) (string, error) { return "", nil }
+func (s staticResolver) LookupMX(context.Context, string) ([]*net.MX, error) {
+	return nil, &net.DNSError{Err: "no such host", IsNotFound: true}
+}
+func (s staticResolver) LookupSRV(context.Context, string, string, string) (string, []*net.SRV, error) {
+	return "", nil, &net.DNSError{Err: "no such host", IsNotFound: true}
+}
+func (s staticResolver) LookupTXT(context.Context, string) ([]string, error) {
+	return nil, &net.DNSError{Err: "no such host", IsNotFound: true}
+}
+
+// Real logins against the test Dovecot, and the causes they get.
+func TestLoginDiagnosis(t *testing.T) {
+	d := testbed.StartDovecotT(t, testbed.DovecotOptions{})
+	if err := d.AddUser("jana@firma.test", "spravne heslo", 0); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := imapconn.LoadCAFile(d.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := imapconn.Endpoint{Host: "127.0.0.1", Port: d.IMAPSPort, Security: imapconn.TLS, RootCAs: pool}
+	ctx := context.Background()
+	login := func(ep imapconn.Endpoint, user, pass string) error {
+		c, err := imapconn.Dial(ctx, ep, imapconn.Options{Timeout: 2 * time.Second, DialTimeout: 2 * time.Second})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return c.Login(ctx, user, pass)
+	}
+	hostingHere := Expect{Addresses: []string{"127.0.0.1"}}
+	// "localhost" stands for imap.<domain> after the DNS was moved: it
+	// leads to this hosting.
+	moved := staticResolver{"localhost": {"127.0.0.1"}}
+
+	// A TLS server whose certificate is for another name.
+	certPEM, keyPEM, _ := testbed.SelfSignedCert("mail.other.example")
+	cert, _ := tls.X509KeyPair(certPEM, keyPEM)
+	tlsLn, _ := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	defer tlsLn.Close()
+	go func() {
+		for {
+			c, err := tlsLn.Accept()
+			if err != nil {
+				return
+			}
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	closedPort := closed.Addr().(*net.TCPAddr).Port
+	closed.Close()
+
+	tests := []struct {
+		name     string
+		ep       imapconn.Endpoint
+		user     string
+		pass     string
+		attempt  LoginAttempt
+		kind     string
+		first    string
+		contains []string
+	}{
+		{name: "wrong password", ep: ep, user: "jana@firma.test", pass: "stare", kind: "auth", first: "password"},
+		{name: "login without domain", ep: ep, user: "jana", pass: "spravne heslo", kind: "auth", first: "no_domain",
+			contains: []string{"password"}},
+		{name: "DNS already moved here", ep: imapconn.Endpoint{Host: "localhost", Port: d.IMAPSPort, Security: imapconn.TLS, RootCAs: pool},
+			user: "jana@firma.test", pass: "stare", attempt: LoginAttempt{Resolver: moved, Hosting: hostingHere}, kind: "auth", first: "dns_moved",
+			contains: []string{"password"}},
+		{name: "Gmail needs an app password", ep: ep, user: "jana@gmail.com", pass: "x", kind: "auth", first: "app_password"},
+		{name: "same hosting, old service name", ep: ep, user: "jana@firma.test", pass: "x", kind: "auth",
+			attempt: LoginAttempt{HostingNames: []string{"127.0.0.1"}}, first: "old_service_name"},
+		{name: "certificate for another name", ep: imapconn.Endpoint{Host: "127.0.0.1", Port: tlsLn.Addr().(*net.TCPAddr).Port, Security: imapconn.TLS},
+			user: "jana@firma.test", pass: "x", kind: "tls", first: "cert_name"},
+		{name: "closed port", ep: imapconn.Endpoint{Host: "127.0.0.1", Port: closedPort, Security: imapconn.TLS},
+			user: "jana@firma.test", pass: "x", kind: "connect", first: "port"},
+		{name: "no such name", ep: imapconn.Endpoint{Host: "imap.no-such-domain.invalid", Port: 993, Security: imapconn.TLS},
+			user: "jana@firma.test", pass: "x", kind: "resolve", first: "typo"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := login(tc.ep, tc.user, tc.pass)
+			if err == nil {
+				t.Fatal("the login worked")
+			}
+			a := tc.attempt
+			a.Server, a.User, a.Err = tc.ep, tc.user, err
+			diag := Login(ctx, a)
+			if diag.Kind != tc.kind || len(diag.Reasons) == 0 || diag.Reasons[0].Code != tc.first {
+				t.Errorf("kind %s, reasons %s; want %s first with kind %s (%v)", diag.Kind, codes(diag), tc.first, tc.kind, err)
+			}
+			for _, c := range tc.contains {
+				if !strings.Contains(codes(diag), c) {
+					t.Errorf("reasons %s lack %s", codes(diag), c)
+				}
+			}
+			if strings.Contains(diag.Summary+diag.ServerText, tc.pass) && len(tc.pass) > 1 {
+				t.Error("the password appears in the diagnosis")
+			}
+			if tc.kind == "tls" {
+				c := diag.Certificate
+				if c == nil || len(c.Fingerprint) != 64 || !strings.Contains(strings.Join(c.DNSNames, " "), "mail.other.example") {
+					t.Errorf("certificate %+v", c)
+				}
+			}
+		})
+	}
+}
+
+func TestServerCodes(t *testing.T) {
+	for text, want := range map[string]string{
+		"[UNAVAILABLE] Temporary failure":                                    "unavailable",
+		"Maximum number of connections from user+IP exceeded":                "too_many",
+		"[ALERT] Please log in via your web browser":                         "server_alert",
+		"Application-specific password required: https://support.google.com": "app_password",
+	} {
+		code, rest, _ := strings.Cut(strings.TrimPrefix(text, "["), "] ")
+		ie := &imapconn.Error{Kind: imapconn.ErrAuth, Text: text}
+		if strings.HasPrefix(text, "[") {
+			ie.Code, ie.Text = imap.ResponseCode(code), rest
+		}
+		d := Login(context.Background(), LoginAttempt{Server: imapconn.Endpoint{Host: "imap.x.cz"}, User: "a@x.cz", Err: ie})
+		if !strings.Contains(codes(d), want) {
+			t.Errorf("%q: reasons %s, want %s", text, codes(d), want)
+		}
+	}
+}
+
+func TestFailedLogins(t *testing.T) {
+	f := NewFailedLogins()
+	for range 3 {
+		if ok, _ := f.Allow("imap.x.cz", "a@x.cz"); !ok {
+			t.Fatal("refused too early")
+		}
+		f.Failed("imap.x.cz", "a@x.cz")
+	}
+	if ok, wait := f.Allow("IMAP.x.cz", "A@x.cz"); ok || wait <= 0 || wait > f.Window {
+		t.Errorf("after 3 failures: allowed %v, wait %s", ok, wait)
+	}
+	if ok, _ := f.Allow("imap.x.cz", "b@x.cz"); !ok {
+		t.Error("another login of the host was held back after 3 failures")
+	}
+	for i := range 7 {
+		f.Failed("imap.x.cz", "user"+string(rune('a'+i))+"@x.cz")
+	}
+	if ok, _ := f.Allow("imap.x.cz", "new@x.cz"); ok {
+		t.Error("a host with 10 failures is still tried")
+	}
+	f.Window = time.Nanosecond
+	time.Sleep(time.Millisecond)
+	if ok, _ := f.Allow("imap.x.cz", "a@x.cz"); !ok {
+		t.Error("the window did not pass")
+	}
+}
