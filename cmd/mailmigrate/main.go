@@ -5,6 +5,8 @@
 //	mailmigrate demo     run a complete migration between two built-in servers
 //	mailmigrate serve    run the migration service (JSON API, background jobs)
 //	mailmigrate admin    manage operators, customers, domains and API tokens
+//	mailmigrate discover find the IMAP server of a mailbox address
+//	mailmigrate dnscheck check that a migrated domain's DNS points to the hosting
 package main
 
 import (
@@ -30,16 +32,18 @@ var commands = map[string]struct {
 	run  func(ctx context.Context, args []string) int
 	help string
 }{
-	"migrate": {runMigrate, "copy mail from a source IMAP account to a destination account"},
-	"check":   {runCheck, "log in to both servers and show what would be copied, copy nothing"},
-	"demo":    {runDemo, "run a complete migration between two built-in servers"},
-	"serve":   {runServe, "run the migration service (JSON API and background jobs)"},
-	"admin":   {runAdmin, "manage operators, customers, domains and API tokens"},
+	"migrate":  {runMigrate, "copy mail from a source IMAP account to a destination account"},
+	"check":    {runCheck, "log in to both servers and show what would be copied, copy nothing"},
+	"demo":     {runDemo, "run a complete migration between two built-in servers"},
+	"serve":    {runServe, "run the migration service (JSON API and background jobs)"},
+	"admin":    {runAdmin, "manage operators, customers, domains and API tokens"},
+	"discover": {runDiscover, "find the IMAP server of a mailbox address"},
+	"dnscheck": {runDNSCheck, "check that a migrated domain's DNS points to the hosting"},
 }
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: mailmigrate <command> [flags]\n\ncommands:\n")
-	for _, name := range []string{"migrate", "check", "demo", "serve", "admin"} {
+	for _, name := range []string{"migrate", "check", "discover", "dnscheck", "demo", "serve", "admin"} {
 		fmt.Fprintf(os.Stderr, "  %-8s %s\n", name, commands[name].help)
 	}
 	fmt.Fprintf(os.Stderr, "\nRun 'mailmigrate <command> -h' for the flags of a command.\n")

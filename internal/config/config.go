@@ -41,6 +41,9 @@ type Hosting struct {
 	CommandQuota       string
 	MasterUser         string
 	MasterPasswordFile string
+	// What the DNS check expects a migrated domain to point to.
+	MX, IMAPNames, SMTPNames, POP3Names, Addresses []string
+	SPFInclude                                      string
 }
 
 // Sources limits what customers may give as a source server.
@@ -184,6 +187,23 @@ func (c *Config) set(key, val string) error {
 		return str(&c.Hosting.MasterUser)
 	case "hosting.master_password_file":
 		return str(&c.Hosting.MasterPasswordFile)
+	case "hosting.mx":
+		c.Hosting.MX = list(val)
+		return nil
+	case "hosting.imap_names":
+		c.Hosting.IMAPNames = list(val)
+		return nil
+	case "hosting.smtp_names":
+		c.Hosting.SMTPNames = list(val)
+		return nil
+	case "hosting.pop3_names":
+		c.Hosting.POP3Names = list(val)
+		return nil
+	case "hosting.addresses":
+		c.Hosting.Addresses = list(val)
+		return nil
+	case "hosting.spf_include":
+		return str(&c.Hosting.SPFInclude)
 	case "sources.allow_plaintext":
 		return boolean(&c.Sources.AllowPlaintext)
 	case "sources.allow_private":
@@ -196,6 +216,11 @@ func (c *Config) set(key, val string) error {
 		return duration(&c.Jobs.Slice)
 	}
 	return fmt.Errorf("unknown key (see mailmigrate.conf.example)")
+}
+
+// list splits a comma- or space-separated value.
+func list(val string) []string {
+	return strings.FieldsFunc(val, func(r rune) bool { return r == ',' || r == ' ' })
 }
 
 // ParseSize reads a size like 500M, 2G or 1048576 (bytes).
