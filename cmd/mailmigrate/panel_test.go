@@ -220,6 +220,17 @@ func TestPanelInBrowser(t *testing.T) {
 		t.Error("no next steps after the migration")
 	}
 	p.shot("migration")
+	// The DNS check the next steps point to: the MX still at the old
+	// provider is to change, the imap name already leads here.
+	p.do(chromedp.Click(chromedp.CSS(`#next a[href$="/dns"]`)), chromedp.WaitVisible(chromedp.ID("dns")))
+	dnsTable := p.text("#dns")
+	if !strings.Contains(dnsTable, "mx.old-provider.test") || !strings.Contains(dnsTable, "mx.hosting.test") ||
+		p.eval(`document.querySelector('#dns tr[data-verdict="fail"]') ? "yes" : "no"`) != "yes" ||
+		p.eval(`document.querySelector('#dns tr[data-verdict="ok"]') ? "yes" : "no"`) != "yes" {
+		t.Errorf("DNS check table:\n%s", dnsTable)
+	}
+	p.shot("dns")
+	p.do(chromedp.NavigateBack(), chromedp.WaitVisible(chromedp.ID("tasks")))
 	// The report downloads.
 	csv := p.eval(`fetch(document.querySelector("#tasks tbody tr[id^=task-] .report a").href).then(r => r.text())`)
 	if !strings.HasPrefix(csv, "source_folder,destination_folder,") || !strings.Contains(csv, "INBOX") {

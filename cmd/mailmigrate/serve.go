@@ -165,8 +165,12 @@ func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs
 	}
 	// A source name that resolves to the hosting's own IMAP server means
 	// the customer's DNS was already moved: the diagnosis says so.
-	diag := diagnose.LoginAttempt{Resolver: diagnose.NewResolver(""),
-		Hosting: diagnose.Expect{IMAP: []string{h.IMAP.Host}}, HostingNames: []string{h.IMAP.Host}}
+	expect := expectFrom(cfg.Hosting)
+	if len(expect.IMAP) == 0 {
+		expect.IMAP = []string{h.IMAP.Host}
+	}
+	diag := diagnose.LoginAttempt{Resolver: diagnose.NewResolver(cfg.DNSServer), Hosting: expect,
+		HostingNames: append([]string{h.IMAP.Host}, cfg.Hosting.IMAPNames...)}
 	api := web.NewAPI(web.Config{Store: st, Jobs: runner, Box: box, Hosting: h, Engine: eng,
 		AllowPlaintext: cfg.Sources.AllowPlaintext, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag, Logf: logf})
 	mux := http.NewServeMux()

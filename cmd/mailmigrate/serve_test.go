@@ -87,6 +87,13 @@ func newService(t *testing.T, slice string, master bool) *service {
 	}
 	port := freePort(t)
 	s.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	// The DNS the service asks: firma.test's MX still at the old provider,
+	// its imap name already at the hosting.
+	dnsAddr := dnsServer(t, `
+firma.test. 60 IN MX 10 mx.old-provider.test.
+imap.firma.test. 60 IN A 127.0.0.1
+mx.hosting.test. 60 IN A 127.0.0.1
+`)
 	s.conf = filepath.Join(s.dir, "mailmigrate.conf")
 	conf := fmt.Sprintf(`listen = 127.0.0.1:%d
 data_dir = %s
@@ -101,7 +108,9 @@ hosting.home = %s
 sources.allow_private = true
 sources.allow_plaintext = true
 jobs.slice = %s
-`, port, filepath.Join(s.dir, "data"), s.dst.IMAPSPort, s.dst.CAFile, s.dst.PasswdFile, uid, gid, home, slice)
+dns_server = %s
+hosting.mx = mx.hosting.test
+`, port, filepath.Join(s.dir, "data"), s.dst.IMAPSPort, s.dst.CAFile, s.dst.PasswdFile, uid, gid, home, slice, dnsAddr)
 	if master {
 		pw := filepath.Join(s.dir, "master.pw")
 		if err := os.WriteFile(pw, []byte(masterPassword+"\n"), 0o600); err != nil {
@@ -432,6 +441,7 @@ func TestServeAPI(t *testing.T) {
 	taskID := m.Tasks[0].ID
 	for _, r := range []struct{ method, path string }{
 		{"GET", "/domains/firma.test/mailboxes"},
+		{"GET", "/domains/firma.test/dnscheck"},
 		{"POST", "/domains/firma.test/check"},
 		{"POST", "/domains/firma.test/migrations"},
 		{"GET", "/domains/firma.test/migrations"},
@@ -466,6 +476,14 @@ func TestServeAPI(t *testing.T) {
 	}
 	if s.call(s.opToken, "GET", "/domains", nil, &doms); len(doms.Domains) != 2 {
 		t.Errorf("operator's domains: %+v", doms)
+	}
+	// The DNS check answers as JSON too.
+	var dnsOut struct {
+		Rows []struct{ Record, Name, Verdict, Advice string }
+	}
+	if code, body := s.call(firma, "GET", "/domains/firma.test/dnscheck", nil, &dnsOut); code != 200 || len(dnsOut.Rows) == 0 ||
+		dnsOut.Rows[0].Record != "MX" || dnsOut.Rows[0].Verdict != "fail" || !strings.Contains(dnsOut.Rows[0].Advice, "mx.hosting.test") {
+		t.Errorf("dnscheck: %d %s", code, body)
 	}
 	// The operator manages customers, domains and tokens over the API.
 	var cust struct{ ID int64 }

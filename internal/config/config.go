@@ -24,6 +24,9 @@ type Config struct {
 	// SecretRetention is how long passwords stay stored after a task has
 	// finished, for a final re-sync.
 	SecretRetention time.Duration
+	// DNSServer, when set (host:port), answers the diagnosis's and the DNS
+	// check's questions instead of the system's resolver.
+	DNSServer string
 }
 
 // Hosting is the destination side.
@@ -152,6 +155,8 @@ func (c *Config) set(key, val string) error {
 		return str(&c.DataDir)
 	case "secret_retention":
 		return duration(&c.SecretRetention)
+	case "dns_server":
+		return str(&c.DNSServer)
 	case "hosting.imap":
 		return str(&c.Hosting.IMAP)
 	case "hosting.ca_file":

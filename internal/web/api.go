@@ -71,6 +71,8 @@ func (a *API) Handler() http.Handler {
 	}
 	h("GET /api/v1/domains", a.listDomains)
 	h("GET /api/v1/domains/{domain}/mailboxes", a.listMailboxes)
+	h("GET /api/v1/domains/{domain}/dnscheck", a.dnsCheck)
+	h("GET /api/v1/discover", a.discover)
 	h("POST /api/v1/domains/{domain}/check", a.check)
 	h("POST /api/v1/domains/{domain}/migrations", a.createMigration)
 	h("GET /api/v1/domains/{domain}/migrations", a.listMigrations)
@@ -264,6 +266,46 @@ func (a *API) listMailboxes(w http.ResponseWriter, r *http.Request, t store.Tena
 		out = append(out, mailbox{m.Address, m.QuotaBytes})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"mailboxes": out})
+	return nil
+}
+
+// dnsRows checks a domain's DNS against the hosting.
+func (a *API) dnsRows(ctx context.Context, d store.Domain) ([]diagnose.Row, error) {
+	if a.cfg.Diagnose.Resolver == nil {
+		return nil, &apiError{Status: http.StatusServiceUnavailable, Code: "not_configured", Message: "the DNS check is not configured on this server"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return diagnose.CheckDNS(ctx, a.cfg.Diagnose.Resolver, d.Name, a.cfg.Diagnose.Hosting)
+}
+
+func (a *API) dnsCheck(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
+	d, err := a.domain(r.Context(), t, r.PathValue("domain"))
+	if err != nil {
+		return err
+	}
+	rows, err := a.dnsRows(r.Context(), d)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"domain": d.Name, "rows": nonNil(rows)})
+	return nil
+}
+
+// discover finds the old IMAP server of a mailbox address.
+func (a *API) discover(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
+	addr := strings.TrimSpace(r.URL.Query().Get("address"))
+	if !strings.Contains(addr, "@") {
+		return badRequest("give the mailbox address: ?address=mailbox@domain.tld")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	d := &diagnose.Discoverer{Resolver: a.cfg.Diagnose.Resolver, Hosting: a.cfg.Diagnose.Hosting}
+	cands, err := d.Discover(ctx, addr)
+	if err != nil {
+		return badRequest("%v", err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"candidates": nonNil(cands)})
 	return nil
 }
 

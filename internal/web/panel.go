@@ -72,6 +72,7 @@ func (p *Panel) Handler() http.Handler {
 	page("GET /{$}", p.home)
 	page("GET /domains/{domain}", p.domainPage)
 	page("POST /domains/{domain}", p.domainPost)
+	page("GET /domains/{domain}/dns", p.dnsPage)
 	page("GET /migrations/{id}", p.migrationPage)
 	page("GET /migrations/{id}/events", p.migrationEvents)
 	page("POST /tasks/{id}/{action}", p.taskAction)
@@ -364,6 +365,20 @@ func withoutPasswords(text string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// dnsPage shows the DNS check of a domain as a table.
+func (p *Panel) dnsPage(w http.ResponseWriter, r *http.Request, v viewer) error {
+	d, err := p.api.domain(r.Context(), v.Tenant, r.PathValue("domain"))
+	if err != nil {
+		return err
+	}
+	rows, err := p.api.dnsRows(r.Context(), d)
+	if err != nil {
+		return err
+	}
+	p.render(w, "dns", map[string]any{"Title": d.Name, "User": v.User, "Domain": d, "Rows": rows})
+	return nil
 }
 
 func (p *Panel) migrationPage(w http.ResponseWriter, r *http.Request, v viewer) error {

@@ -88,6 +88,17 @@ var texts = map[string]string{
 	"next.dns":                 "Check your domain's DNS: the MX records should point to this hosting, and the imap, smtp and pop3 names (CNAME records) to its servers.",
 	"next.passwords":           "Change the mailbox passwords or set aliases in Mailbox Management.",
 	"next.resync":              "New mail that still reaches the old server can be copied with Restart: only what is new is copied.",
+	"dns.title":                "DNS check",
+	"dns.help":                 "Whether your domain's records lead to this hosting: the MX records for incoming mail, the imap, smtp, pop3 and mail names for mail programs, and SPF for outgoing mail. Changes at your DNS provider can take a few hours to be seen everywhere.",
+	"dns.link":                 "Check the domain's DNS (MX, IMAP, SMTP, POP3, SPF)",
+	"dns.record":               "Record",
+	"dns.name":                 "Name",
+	"dns.expected":             "Should be",
+	"dns.found":                "Is",
+	"dns.verdict":              "Result",
+	"dns.ok":                   "OK",
+	"dns.warn":                 "Check",
+	"dns.fail":                 "Change",
 	"notfound":                 "This page does not exist, or it is not yours.",
 }
 
