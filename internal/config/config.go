@@ -46,7 +46,7 @@ type Hosting struct {
 	MasterPasswordFile string
 	// What the DNS check expects a migrated domain to point to.
 	MX, IMAPNames, SMTPNames, POP3Names, Addresses []string
-	SPFInclude                                      string
+	SPFInclude                                     string
 }
 
 // Sources limits what customers may give as a source server.
