@@ -37,6 +37,12 @@ func runCheck(ctx context.Context, args []string) int {
 		}
 		fmt.Printf("%s (%s) -> %s (%s): both logins OK, %d messages in %d folders to migrate\n",
 			a.SourceUser, r.Source, a.DestUser, r.Dest, r.Totals.SourceMessages, len(r.Folders))
+		if sp := r.Space; sp != nil {
+			fmt.Printf("  destination: %s of %s used; the source holds %s\n", engine.HumanBytes(sp.Used), engine.HumanBytes(sp.Limit), engine.HumanBytes(sp.ToCopy))
+			if warn := sp.Warning(); warn != "" {
+				fmt.Printf("  warning: %s\n", warn)
+			}
+		}
 		tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
 		fmt.Fprintf(tw, "  SOURCE FOLDER\tDESTINATION\tMESSAGES\tNOTE\n")
 		for _, f := range r.Folders {

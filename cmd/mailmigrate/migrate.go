@@ -248,6 +248,9 @@ func printReports(w io.Writer, reports []*engine.Report) {
 				fmt.Fprintf(w, "  failed in %s: UID %d %q (%s): %s\n", f.Source, m.UID, m.Subject, engine.HumanBytes(m.Size), m.Reason)
 			}
 		}
+		if warn := r.Space.Warning(); warn != "" && r.Failure == nil {
+			fmt.Fprintf(w, "  warning: %s\n", warn)
+		}
 		if r.Failure != nil {
 			fmt.Fprintf(w, "  %s\n  details: %s\n", r.Failure.Message, r.Failure.Detail)
 		}

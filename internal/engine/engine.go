@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"os"
 	"strings"
 	"time"
@@ -99,6 +100,11 @@ func Run(ctx context.Context, a Account, led Ledger, opt Options) (*Report, erro
 		r.Status = StatusWarnings
 	case errors.Is(err, imapconn.ErrOverQuota):
 		r.Status, r.Failure = StatusOverQuota, Explain(err)
+		if r.Space != nil {
+			if rest := r.Space.ToCopy - r.Totals.BytesCopied; rest > 0 {
+				r.Failure.Message += fmt.Sprintf(" About %s more is needed for the rest of the mail.", HumanBytes(rest))
+			}
+		}
 	default:
 		r.Status, r.Failure = StatusFailed, Explain(err)
 	}
@@ -113,15 +119,27 @@ func Check(ctx context.Context, a Account, opt Options) (*Report, error) {
 		SourceUser: a.SourceUser, Dest: a.Dest.String(), DestUser: a.DestUser, Started: time.Now()}}
 	err := m.connect(ctx)
 	if err == nil {
+		var size int64
+		sized := true
 		for _, p := range PlanFolders(m.srcLayout, m.dstLayout) {
 			fr := FolderReport{Source: p.Source, Dest: p.Dest, Role: p.Role, Note: p.Note}
-			st, serr := m.src.Status(ctx, p.Source, imap.StatusOptions{NumMessages: true})
+			st, serr := m.src.Status(ctx, p.Source, imap.StatusOptions{NumMessages: true, Size: true})
 			if serr != nil {
 				err = &SideError{SideSource, a.SourceUser, serr}
 				break
 			}
 			fr.SourceMessages = int(*st.NumMessages)
+			if st.Size != nil {
+				size += *st.Size
+			} else {
+				sized = false
+			}
 			m.rep.Folders = append(m.rep.Folders, fr)
+		}
+		if err == nil && sized {
+			// Into an empty mailbox all of it is to be copied; the run
+			// itself compares only what is missing.
+			err = m.checkSpace(ctx, size)
 		}
 	}
 	m.close()
@@ -148,9 +166,14 @@ type migration struct {
 	subscribed           map[string]bool
 	mem                  *semaphore.Weighted // the memory budget for bodies
 	maxInMemory          int64
+	appendLimit          int64 // the destination's APPENDLIMIT, 0 if unknown
 }
 
-func (m *migration) logf(format string, args ...any) { m.opt.Logf(format, args...) }
+func (m *migration) logf(format string, args ...any) {
+	if m.opt.Logf != nil {
+		m.opt.Logf(format, args...)
+	}
+}
 
 func (m *migration) dial(ctx context.Context, side Side) (*imapconn.Conn, error) {
 	ep, user, pass := m.acct.Source, m.acct.SourceUser, m.acct.SourcePassword
@@ -212,6 +235,7 @@ func (m *migration) connect(ctx context.Context) error {
 	if m.dstLayout, err = read(m.dst, SideDest, m.acct.DestUser); err != nil {
 		return err
 	}
+	m.appendLimit = m.dst.AppendLimit(ctx)
 	m.dstFolders, m.subscribed = map[string]bool{}, map[string]bool{}
 	for _, mb := range m.dstLayout.Mailboxes {
 		if !mb.NoSelect() {
@@ -267,6 +291,15 @@ func (m *migration) run(ctx context.Context) error {
 	if len(works) == 0 {
 		return nil
 	}
+	var toCopy int64
+	for i, w := range works {
+		for _, uid := range uids[i] {
+			toCopy += w.sizes[uid]
+		}
+	}
+	if err := m.checkSpace(ctx, toCopy); err != nil {
+		return err
+	}
 	pl := m.startPipeline(ctx, true)
 	err := pl.feed(works, uids)
 	if perr := pl.finish(); perr != nil {
@@ -276,6 +309,24 @@ func (m *migration) run(ctx context.Context) error {
 		return err
 	}
 	return m.retry(ctx, pl.retries)
+}
+
+// checkSpace compares what is to be copied with the destination's free
+// quota and warns when it will not fit; the copy goes on and pauses when
+// the mailbox is full, with what was copied kept.
+func (m *migration) checkSpace(ctx context.Context, toCopy int64) error {
+	used, limit, ok, err := m.dst.Quota(ctx)
+	if err != nil {
+		return &SideError{SideDest, m.acct.DestUser, err}
+	}
+	if !ok {
+		return nil
+	}
+	m.rep.Space = &Space{ToCopy: toCopy, Used: used, Limit: limit, Shortfall: max(0, toCopy-(limit-used))}
+	if w := m.rep.Space.Warning(); w != "" {
+		m.logf("%s", w)
+	}
+	return nil
 }
 
 // retry gives messages whose APPEND failed one more chance on fresh
@@ -404,10 +455,43 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 			return nil, nil, err
 		}
 	}
+	if newUIDs, err = m.skipTooBig(ctx, w, newUIDs); err != nil {
+		return nil, nil, err
+	}
 	if len(newUIDs) == 0 {
 		return nil, nil, m.saveFolder(ctx, w)
 	}
 	return w, newUIDs, nil
+}
+
+// skipTooBig lists, before copying, the messages larger than the
+// destination accepts (APPENDLIMIT), and leaves them out.
+func (m *migration) skipTooBig(ctx context.Context, w *folderWork, uids []imap.UID) ([]imap.UID, error) {
+	if m.appendLimit <= 0 {
+		return uids, nil
+	}
+	var big, rest []imap.UID
+	for _, uid := range uids {
+		if w.sizes[uid] > m.appendLimit {
+			big = append(big, uid)
+		} else {
+			rest = append(rest, uid)
+		}
+	}
+	if len(big) == 0 {
+		return uids, nil
+	}
+	meta, err := m.src.FetchMeta(ctx, big, IdentityFields)
+	if err != nil {
+		return nil, &SideError{SideSource, m.acct.SourceUser, err}
+	}
+	for _, mm := range meta {
+		subj, _ := new(mime.WordDecoder).DecodeHeader(headerValue(mm.Header, "Subject"))
+		w.fr.Skipped = append(w.fr.Skipped, MessageIssue{UID: uint32(mm.UID), Subject: subj, Size: mm.Size,
+			Reason: fmt.Sprintf("larger than the destination accepts (%s)", HumanBytes(m.appendLimit))})
+		m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
+	}
+	return rest, nil
 }
 
 // saveFolder records a complete pass, which lets the next run skip the

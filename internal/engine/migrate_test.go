@@ -3,6 +3,8 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log"
 	"net"
 	"path/filepath"
 	"reflect"
@@ -14,6 +16,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
 	"mailmigrate/internal/engine"
 	"mailmigrate/internal/imapconn"
@@ -406,8 +410,17 @@ func TestOverQuotaThenResume(t *testing.T) {
 	if !errors.Is(err, imapconn.ErrOverQuota) || r.Status != engine.StatusOverQuota {
 		t.Fatalf("err %v status %s; want over quota", err, r.Status)
 	}
-	if r.Failure == nil || !strings.Contains(r.Failure.Message, "quota") || r.Failure.Side != engine.SideDest {
-		t.Errorf("failure %+v, want an over-quota explanation about the destination", r.Failure)
+	if r.Failure == nil || !strings.Contains(r.Failure.Message, "quota") || r.Failure.Side != engine.SideDest ||
+		!strings.Contains(r.Failure.Message, "more is needed") {
+		t.Errorf("failure %+v, want an over-quota explanation about the destination with what is missing", r.Failure)
+	}
+	// The shortfall was known before the copy began.
+	if r.Space == nil || r.Space.Shortfall <= 0 || r.Space.Limit == 0 || !strings.Contains(r.Space.Warning(), "more space is needed") {
+		t.Errorf("space check %+v", r.Space)
+	}
+	chk, err := engine.Check(context.Background(), b.acct, engine.Options{})
+	if err != nil || chk.Space == nil || chk.Space.ToCopy < total || chk.Space.Shortfall <= 0 {
+		t.Errorf("check's space %+v, %v", chk.Space, err)
 	}
 	first := r.Totals.Copied
 	if first == 0 || first >= len(b.corpus.Messages) {
@@ -642,4 +655,59 @@ func TestMessageFailuresRetriedThenRecorded(t *testing.T) {
 		t.Errorf("second run copied %d, want the 1 that failed", r2.Totals.Copied)
 	}
 	b.verify(r2)
+}
+
+// appendLimited announces an APPENDLIMIT (RFC 7889).
+type appendLimited struct {
+	imapserver.Session
+	limit uint32
+}
+
+func (a appendLimited) AppendLimit() uint32 { return a.limit }
+
+// A destination that announces APPENDLIMIT gets no message over it: those
+// are listed as skipped before the copy starts.
+func TestAppendLimitListedBeforeCopy(t *testing.T) {
+	b := newBed(t, &testbed.DovecotOptions{}, nil, testbed.CorpusOptions{Seed: 10, Messages: 40})
+	const limit = 200 << 10
+	mem := imapmemserver.New()
+	u := imapmemserver.NewUser(dstUser, dstPass)
+	u.Create("INBOX", nil)
+	mem.AddUser(u)
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return appendLimited{mem.NewSession(), limit}, nil, nil
+		},
+		// A wrapped session hides the IMAP4rev2 interfaces: rev1 only.
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
+		InsecureAuth: true,
+		Logger:       log.New(io.Discard, "", 0),
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	b.acct.Dest = imapconn.Endpoint{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, Security: imapconn.Plain}
+	big := 0
+	for _, m := range b.corpus.Messages {
+		if len(m.Body) > limit {
+			big++
+		}
+	}
+	r, err := b.run(engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if big == 0 || r.Totals.Skipped != big || r.Totals.Copied != len(b.corpus.Messages)-big {
+		t.Fatalf("skipped %d copied %d; want %d and %d", r.Totals.Skipped, r.Totals.Copied, big, len(b.corpus.Messages)-big)
+	}
+	for _, f := range r.Folders {
+		for _, s := range f.Skipped {
+			if !strings.Contains(s.Reason, "200.0 KB") || s.Size <= limit {
+				t.Errorf("skipped %+v", s)
+			}
+		}
+	}
 }

@@ -31,6 +31,26 @@ type Report struct {
 	Finished   time.Time      `json:"finished"`
 	Folders    []FolderReport `json:"folders"`
 	Totals     Totals         `json:"totals"`
+	// Space compares what is to be copied with the destination's free
+	// quota, when the destination tells its quota.
+	Space *Space `json:"space,omitempty"`
+}
+
+// Space is the pre-flight check of the destination's quota.
+type Space struct {
+	ToCopy    int64 `json:"to_copy_bytes"`    // what this run has to copy
+	Used      int64 `json:"destination_used"` // bytes, at the start
+	Limit     int64 `json:"destination_limit"`
+	Shortfall int64 `json:"shortfall_bytes,omitempty"` // how much is missing; 0 when it fits
+}
+
+// Warning says in the customer's words that the copy will not fit, or "".
+func (s *Space) Warning() string {
+	if s == nil || s.Shortfall <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("The mail to copy (%s) does not fit into the destination mailbox: %s of its %s are used, so %s more space is needed. Enlarge its quota first, or the migration will pause when it is full.",
+		HumanBytes(s.ToCopy), HumanBytes(s.Used), HumanBytes(s.Limit), HumanBytes(s.Shortfall))
 }
 
 // Totals sum up the folders.

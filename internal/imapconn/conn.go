@@ -568,3 +568,34 @@ func (c *Conn) Logout(ctx context.Context) {
 
 // Close drops the connection at once.
 func (c *Conn) Close() { c.cl.Close() }
+
+// Quota returns the storage used and allowed in the INBOX's quota root, in
+// bytes; ok is false when the server has no QUOTA extension or no storage
+// limit.
+func (c *Conn) Quota(ctx context.Context) (used, limit int64, ok bool, err error) {
+	if !c.Has(ctx, imap.CapQuota) {
+		return 0, 0, false, nil
+	}
+	done := c.arm(ctx)
+	defer done()
+	roots, err := c.cl.GetQuotaRoot("INBOX").Wait()
+	if err != nil {
+		return 0, 0, false, c.fail(ctx, "read quota", err)
+	}
+	for _, r := range roots {
+		// RFC 9208: STORAGE is counted in units of 1024 octets.
+		if s, found := r.Resources[imap.QuotaResourceStorage]; found && s.Limit > 0 {
+			return s.Usage * 1024, s.Limit * 1024, true, nil
+		}
+	}
+	return 0, 0, false, nil
+}
+
+// AppendLimit is the largest message the server accepts (APPENDLIMIT), or
+// 0 when it does not say.
+func (c *Conn) AppendLimit(ctx context.Context) int64 {
+	if l, ok := c.Caps(ctx).AppendLimit(); ok && l != nil {
+		return int64(*l)
+	}
+	return 0
+}
