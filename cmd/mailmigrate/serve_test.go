@@ -361,6 +361,31 @@ func TestServeAPI(t *testing.T) {
 		t.Fatalf("check: %d %s", code, body)
 	}
 
+	// Over TLS the old server's self-signed certificate is refused and
+	// described; once the customer trusts that certificate, the login works.
+	var tlsCheck struct {
+		OK     bool
+		Checks []struct {
+			SourceDiagnosis *struct {
+				Kind        string
+				Reasons     []struct{ Code string }
+				Certificate *struct {
+					Fingerprint string `json:"sha256_fingerprint"`
+				}
+			} `json:"source_diagnosis"`
+		}
+	}
+	tlsSource := map[string]any{"host": "127.0.0.1", "port": s.src.IMAPSPort, "security": "tls"}
+	code, body = s.call(firma, "POST", "/domains/firma.test/check", map[string]any{"source": tlsSource, "sync": sync[:1]}, &tlsCheck)
+	if code != 200 || tlsCheck.OK || tlsCheck.Checks[0].SourceDiagnosis == nil || tlsCheck.Checks[0].SourceDiagnosis.Kind != "tls" ||
+		tlsCheck.Checks[0].SourceDiagnosis.Certificate == nil {
+		t.Fatalf("TLS check: %d %s", code, body)
+	}
+	tlsSource["trust_fingerprint"] = tlsCheck.Checks[0].SourceDiagnosis.Certificate.Fingerprint
+	if code, body := s.call(firma, "POST", "/domains/firma.test/check", map[string]any{"source": tlsSource, "sync": sync[:1]}, &tlsCheck); code != 200 || !tlsCheck.OK {
+		t.Fatalf("TLS check with the trusted certificate: %d %s", code, body)
+	}
+
 	// A bad line refuses the whole submission, naming the line; nothing is created.
 	var apiErr struct {
 		Error string

@@ -7,10 +7,8 @@ package diagnose
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -222,13 +220,12 @@ func certificateOf(err error) *Certificate {
 }
 
 func describe(c *x509.Certificate) *Certificate {
-	sum := sha256.Sum256(c.Raw)
 	names := append([]string{}, c.DNSNames...)
 	for _, ip := range c.IPAddresses {
 		names = append(names, ip.String())
 	}
 	return &Certificate{Subject: c.Subject.String(), Issuer: c.Issuer.String(), DNSNames: names,
-		NotBefore: c.NotBefore, NotAfter: c.NotAfter, Fingerprint: strings.ToUpper(hex.EncodeToString(sum[:]))}
+		NotBefore: c.NotBefore, NotAfter: c.NotAfter, Fingerprint: imapconn.Fingerprint(c)}
 }
 
 func covers(c *Certificate, host string) bool {

@@ -2,6 +2,7 @@ package imapconn
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -9,8 +10,11 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
+
+	"mailmigrate/internal/testbed"
 )
 
 func TestParseEndpoint(t *testing.T) {
@@ -106,5 +110,47 @@ func TestUntrustedAddressGuard(t *testing.T) {
 	_, err = Dial(context.Background(), ep, Options{})
 	if !errors.Is(err, ErrForbiddenAddress) || !errors.Is(err, ErrConnect) {
 		t.Errorf("dial to loopback: %v, want a refused private address", err)
+	}
+}
+
+// A certificate the customer chose to trust is accepted, and only that one.
+func TestTrustFingerprint(t *testing.T) {
+	certPEM, keyPEM, err := testbed.SelfSignedCert("mail.other.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := tls.X509KeyPair(certPEM, keyPEM)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				c.Write([]byte("* OK ready\r\n"))
+				time.Sleep(time.Second)
+				c.Close()
+			}()
+		}
+	}()
+	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
+	ep := Endpoint{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, Security: TLS}
+	if _, err := Dial(context.Background(), ep, Options{}); !errors.Is(err, ErrTLS) {
+		t.Fatalf("untrusted certificate: %v", err)
+	}
+	ep.TrustFingerprint = strings.ToLower(Fingerprint(leaf))
+	c, err := Dial(context.Background(), ep, Options{})
+	if err != nil {
+		t.Fatalf("trusted certificate: %v", err)
+	}
+	c.Close()
+	ep.TrustFingerprint = strings.Repeat("AB", 32)
+	if _, err := Dial(context.Background(), ep, Options{}); !errors.Is(err, ErrTLS) {
+		t.Errorf("another fingerprint: %v", err)
 	}
 }

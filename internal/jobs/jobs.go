@@ -398,7 +398,7 @@ func copyProgress(t *store.Task, s engine.ProgressSnapshot) {
 func (r *Runner) account(t store.Task, m store.Migration) (engine.Account, error) {
 	a := engine.Account{SourceUser: t.SourceUser, Dest: r.cfg.Hosting.IMAP, DestUser: t.DestUser}
 	a.Source = imapconn.Endpoint{Host: m.SourceHost, Port: m.SourcePort, Security: SecurityOf(m.SourceSecurity),
-		Untrusted: !r.cfg.AllowPrivate}
+		Untrusted: !r.cfg.AllowPrivate, TrustFingerprint: m.SourceFingerprint}
 	if t.SourceSecret == nil {
 		return a, ErrNoSecrets
 	}

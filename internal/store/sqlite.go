@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS migration (
 	source_host TEXT NOT NULL,
 	source_port INTEGER NOT NULL,
 	source_security TEXT NOT NULL,
+	source_fingerprint TEXT NOT NULL DEFAULT '',
 	created INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS task (
@@ -127,7 +128,34 @@ func Open(path string) (*SQLite, error) {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
+	if err := upgrade(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("upgrade database %s: %w", path, err)
+	}
 	return &SQLite{db: db}, nil
+}
+
+// upgrade adds what newer versions keep to a database an older version
+// made (CREATE TABLE IF NOT EXISTS leaves existing tables as they were).
+func upgrade(db *sql.DB) error {
+	rows, err := db.Query(`SELECT name FROM pragma_table_info('migration')`)
+	if err != nil {
+		return err
+	}
+	has := false
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return err
+		}
+		has = has || name == "source_fingerprint"
+	}
+	rows.Close()
+	if !has {
+		_, err = db.Exec(`ALTER TABLE migration ADD COLUMN source_fingerprint TEXT NOT NULL DEFAULT ''`)
+	}
+	return err
 }
 
 // Close closes the file.

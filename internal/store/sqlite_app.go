@@ -150,12 +150,12 @@ func (l *SQLite) Domains(ctx context.Context, tenantID int64) ([]Domain, error) 
 	return out, rows.Err()
 }
 
-const migrationCols = `id, domain_id, source_host, source_port, source_security, created`
+const migrationCols = `id, domain_id, source_host, source_port, source_security, source_fingerprint, created`
 
 func scanMigration(row interface{ Scan(...any) error }) (Migration, error) {
 	var m Migration
 	var created int64
-	err := row.Scan(&m.ID, &m.DomainID, &m.SourceHost, &m.SourcePort, &m.SourceSecurity, &created)
+	err := row.Scan(&m.ID, &m.DomainID, &m.SourceHost, &m.SourcePort, &m.SourceSecurity, &m.SourceFingerprint, &created)
 	m.Created = fromUnix(created)
 	return m, notFound(err)
 }
@@ -168,8 +168,9 @@ func (l *SQLite) CreateMigration(ctx context.Context, m Migration, tasks []Task)
 	}
 	defer tx.Rollback()
 	m.Created = time.Now().UTC().Truncate(time.Millisecond)
-	res, err := tx.ExecContext(ctx, `INSERT INTO migration (domain_id, source_host, source_port, source_security, created)
-		VALUES (?, ?, ?, ?, ?)`, m.DomainID, m.SourceHost, m.SourcePort, m.SourceSecurity, unix(m.Created))
+	res, err := tx.ExecContext(ctx, `INSERT INTO migration (domain_id, source_host, source_port, source_security,
+		source_fingerprint, created) VALUES (?, ?, ?, ?, ?, ?)`, m.DomainID, m.SourceHost, m.SourcePort, m.SourceSecurity,
+		m.SourceFingerprint, unix(m.Created))
 	if err != nil {
 		return m, nil, err
 	}

@@ -46,12 +46,15 @@ type Domain struct {
 
 // Migration moves mail from one source server into a domain.
 type Migration struct {
-	ID             int64     `json:"id"`
-	DomainID       int64     `json:"domain_id"`
-	SourceHost     string    `json:"source_host"`
-	SourcePort     int       `json:"source_port"`
-	SourceSecurity string    `json:"source_security"` // tls, starttls, plain
-	Created        time.Time `json:"created"`
+	ID             int64  `json:"id"`
+	DomainID       int64  `json:"domain_id"`
+	SourceHost     string `json:"source_host"`
+	SourcePort     int    `json:"source_port"`
+	SourceSecurity string `json:"source_security"` // tls, starttls, plain
+	// SourceFingerprint is a certificate the customer trusted for this
+	// migration only (SHA-256, hex), or "".
+	SourceFingerprint string    `json:"source_fingerprint,omitempty"`
+	Created           time.Time `json:"created"`
 }
 
 // Task kinds.

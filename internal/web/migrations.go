@@ -28,6 +28,9 @@ type migrationIn struct {
 		Host     string `json:"host"`
 		Port     int    `json:"port"`
 		Security string `json:"security"` // tls (default), starttls, plain
+		// TrustFingerprint accepts exactly this certificate (SHA-256 hex,
+		// from a check's diagnosis) for this migration.
+		TrustFingerprint string `json:"trust_fingerprint"`
 	} `json:"source"`
 	// Sync copies into mailboxes that exist on the hosting.
 	Sync []struct {
@@ -194,6 +197,7 @@ func (a *API) sourceEndpoint(in *migrationIn) (imapconn.Endpoint, error) {
 		return ep, err
 	}
 	ep.Untrusted = !a.cfg.AllowPrivate
+	ep.TrustFingerprint = strings.TrimSpace(in.Source.TrustFingerprint)
 	return ep, nil
 }
 
@@ -355,7 +359,7 @@ func (a *API) submit(ctx context.Context, d store.Domain, in *migrationIn) (migr
 		tasks[i] = store.Task{Kind: row.kind, SourceUser: row.sourceUser, DestUser: row.mailbox}
 	}
 	m, tasks, err := a.cfg.Store.CreateMigration(ctx, store.Migration{DomainID: d.ID, SourceHost: ep.Host,
-		SourcePort: ep.Port, SourceSecurity: sec}, tasks)
+		SourcePort: ep.Port, SourceSecurity: sec, SourceFingerprint: ep.TrustFingerprint}, tasks)
 	if err != nil {
 		return migrationView{}, err
 	}

@@ -228,6 +228,7 @@ func (p *Panel) home(w http.ResponseWriter, r *http.Request, v viewer) error {
 // check or an error: everything but the passwords.
 type toolForm struct {
 	Host, Port, Security string
+	Trust                string // a certificate fingerprint the customer chose to trust
 	Selected             map[string]bool
 	SourceUsers          map[string]string
 	Lines                string // the pasted lines with the passwords taken out
@@ -284,6 +285,8 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	f := toolForm{Host: r.PostFormValue("source_host"), Port: r.PostFormValue("source_port"),
 		Security: r.PostFormValue("source_security"), Selected: map[string]bool{}, SourceUsers: map[string]string{}}
 	in.Source.Host, in.Source.Security = f.Host, f.Security
+	f.Trust = r.PostFormValue("trust_fingerprint")
+	in.Source.TrustFingerprint = f.Trust
 	if f.Port != "" {
 		port, err := strconv.Atoi(strings.TrimSpace(f.Port))
 		if err != nil {

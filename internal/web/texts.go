@@ -49,6 +49,8 @@ var texts = map[string]string{
 	"cert.issuer":              "Issued by",
 	"cert.valid":               "Valid",
 	"cert.fingerprint":         "SHA-256 fingerprint",
+	"cert.trust":               "I recognise this certificate: trust it for this migration only",
+	"cert.trusted":             "The certificate with the fingerprint %s is trusted for this migration.",
 	"check.ok":                 "Login works",
 	"check.source":             "Old server",
 	"check.hosting":            "Here",
