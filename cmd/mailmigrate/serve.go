@@ -157,12 +157,6 @@ func runServe(ctx context.Context, args []string) int {
 func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs.Hosting, cfg config.Config,
 	logf func(string, ...any)) (http.Handler, *jobs.Runner, error) {
 	eng := engine.Options{Conn: imapconn.Options{Timeout: 60 * time.Second}}
-	runner, err := jobs.Open(ctx, st.DB(), jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng,
-		SourceHostLimit: cfg.Sources.HostLimit, Workers: cfg.Jobs.Workers, Slice: cfg.Jobs.Slice,
-		SecretRetention: cfg.SecretRetention, AllowPrivate: cfg.Sources.AllowPrivate, Logf: logf})
-	if err != nil {
-		return nil, nil, err
-	}
 	// A source name that resolves to the hosting's own IMAP server means
 	// the customer's DNS was already moved: the diagnosis says so.
 	expect := expectFrom(cfg.Hosting)
@@ -171,6 +165,12 @@ func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs
 	}
 	diag := diagnose.LoginAttempt{Resolver: diagnose.NewResolver(cfg.DNSServer), Hosting: expect,
 		HostingNames: append([]string{h.IMAP.Host}, cfg.Hosting.IMAPNames...)}
+	runner, err := jobs.Open(ctx, st.DB(), jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng,
+		SourceHostLimit: cfg.Sources.HostLimit, Workers: cfg.Jobs.Workers, Slice: cfg.Jobs.Slice,
+		SecretRetention: cfg.SecretRetention, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag, Logf: logf})
+	if err != nil {
+		return nil, nil, err
+	}
 	api := web.NewAPI(web.Config{Store: st, Jobs: runner, Box: box, Hosting: h, Engine: eng,
 		AllowPlaintext: cfg.Sources.AllowPlaintext, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag, Logf: logf})
 	mux := http.NewServeMux()

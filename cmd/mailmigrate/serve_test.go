@@ -667,6 +667,26 @@ func TestServeMasterQuotaCancel(t *testing.T) {
 	}
 	s.verify(small, rep)
 
+	// A wrong old password fails the mailbox with the ranked causes.
+	code, body = s.call(firma, "POST", "/domains/firma.test/migrations", map[string]any{"source": source,
+		"sync": []map[string]string{{"mailbox": small.mailbox, "source_user": small.srcUser, "source_password": "wrong"}}}, &m)
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	m = s.wait(firma, m.ID)
+	var failed struct {
+		State   string
+		Failure *struct {
+			Kind    string
+			Reasons []string
+		}
+	}
+	s.call(firma, "GET", fmt.Sprintf("/tasks/%d", m.Tasks[0].ID), nil, &failed)
+	if failed.State != "failed" || failed.Failure == nil || failed.Failure.Kind != "auth" ||
+		!strings.Contains(strings.Join(failed.Failure.Reasons, " "), "old or mistyped") {
+		t.Errorf("wrong source password: %+v", failed)
+	}
+
 	// Cancel a copy in flight: it stops and stays cancelled.
 	code, body = s.call(firma, "POST", "/domains/firma.test/migrations", map[string]any{"source": source,
 		"sync": []map[string]string{{"mailbox": big.mailbox, "source_user": big.srcUser, "source_password": big.srcPass}}}, &m)

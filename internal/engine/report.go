@@ -105,6 +105,9 @@ type Failure struct {
 	Side    Side   `json:"side,omitempty"`
 	Message string `json:"message"` // what happened and what to do, in the customer's words
 	Detail  string `json:"detail"`  // the technical error, without secrets
+	// Reasons are the likely causes with what to do, most likely first,
+	// when a diagnosis was made (a failed login to the old server).
+	Reasons []string `json:"reasons,omitempty"`
 }
 
 func (r *Report) total() {

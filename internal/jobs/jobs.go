@@ -20,6 +20,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 
+	"mailmigrate/internal/diagnose"
 	"mailmigrate/internal/engine"
 	"mailmigrate/internal/hosting"
 	"mailmigrate/internal/imapconn"
@@ -46,6 +47,9 @@ type Config struct {
 	// SecretRetention is how long passwords are kept after a task
 	// finishes, for a final re-sync. Default 7 days.
 	SecretRetention time.Duration
+	// Diagnose explains failed logins to the old server (its Resolver and
+	// Hosting tell whether the name leads to this hosting already).
+	Diagnose diagnose.LoginAttempt
 	// AllowPrivate lets source addresses lead into internal networks;
 	// without it a customer cannot make the service connect there.
 	AllowPrivate bool
@@ -329,6 +333,18 @@ func (w *taskWorker) Work(ctx context.Context, job *river.Job[TaskArgs]) error {
 	}
 	cur.Finished = time.Now()
 	cur.Failure = rep.Failure
+	var se *engine.SideError
+	if cur.Failure != nil && errors.As(runErr, &se) && se.Side == engine.SideSource {
+		// A failed login or connection to the old server gets the ranked
+		// causes the check would show.
+		at := r.cfg.Diagnose
+		at.Server, at.User, at.Err = acct.Source, acct.SourceUser, se.Err
+		if d := diagnose.Login(ctx, at); len(d.Reasons) > 0 {
+			for _, reason := range d.Reasons {
+				cur.Failure.Reasons = append(cur.Failure.Reasons, reason.Advice)
+			}
+		}
+	}
 	switch rep.Status {
 	case engine.StatusDone:
 		cur.State = store.StateDone
