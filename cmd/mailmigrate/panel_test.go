@@ -179,7 +179,7 @@ func TestPanelInBrowser(t *testing.T) {
 		accts[4].srcUser, accts[4].srcPass)
 	// Check logins with a wrong old password for the second mailbox.
 	p.fill("127.0.0.1", s.src.IMAPPort, accts, "wrong password", "")
-	p.do(chromedp.Click(chromedp.CSS(`button[value=check]`)), chromedp.WaitVisible(chromedp.ID("checks")))
+	p.do(chromedp.Click(chromedp.CSS(`.buttons button[value=check]`)), chromedp.WaitVisible(chromedp.ID("checks")))
 	checks := p.text("#checks")
 	if !strings.Contains(checks, "petr@firma.test") || !strings.Contains(checks, "rejected the login") || !strings.Contains(checks, "old or mistyped") ||
 		!strings.Contains(checks, "Login works") {

@@ -46,6 +46,9 @@ type Config struct {
 	// Diagnose explains failed logins; its Resolver and Hosting tell
 	// whether an old server's name already leads to this hosting.
 	Diagnose diagnose.LoginAttempt
+	// Discover finds the old IMAP server of a mailbox address; nil uses a
+	// Discoverer with Diagnose's resolver and hosting.
+	Discover func(ctx context.Context, address string) ([]diagnose.Candidate, error)
 	Logf     func(format string, args ...any)
 }
 
@@ -59,6 +62,10 @@ type API struct {
 func NewAPI(cfg Config) *API {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
+	}
+	if cfg.Discover == nil {
+		d := &diagnose.Discoverer{Resolver: cfg.Diagnose.Resolver, Hosting: cfg.Diagnose.Hosting}
+		cfg.Discover = d.Discover
 	}
 	return &API{cfg: cfg, failed: diagnose.NewFailedLogins()}
 }
@@ -300,8 +307,7 @@ func (a *API) discover(w http.ResponseWriter, r *http.Request, t store.Tenant) e
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	d := &diagnose.Discoverer{Resolver: a.cfg.Diagnose.Resolver, Hosting: a.cfg.Diagnose.Hosting}
-	cands, err := d.Discover(ctx, addr)
+	cands, err := a.cfg.Discover(ctx, addr)
 	if err != nil {
 		return badRequest("%v", err)
 	}

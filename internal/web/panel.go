@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
+	"mailmigrate/internal/diagnose"
 	"mailmigrate/internal/engine"
 	"mailmigrate/internal/store"
 )
@@ -229,6 +230,7 @@ func (p *Panel) home(w http.ResponseWriter, r *http.Request, v viewer) error {
 type toolForm struct {
 	Host, Port, Security string
 	Trust                string // a certificate fingerprint the customer chose to trust
+	DiscoverAddress      string // an old mailbox address whose server is looked for
 	Selected             map[string]bool
 	SourceUsers          map[string]string
 	Lines                string // the pasted lines with the passwords taken out
@@ -314,10 +316,37 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 
 	var errs []string
 	var checks []checkResult
+	var found []diagnose.Candidate
 	checksOK := false
-	if r.PostFormValue("action") == "check" {
+	action := r.PostFormValue("action")
+	f.DiscoverAddress = strings.TrimSpace(r.PostFormValue("discover_address"))
+	if use := r.PostFormValue("use"); use != "" {
+		// A found server goes into the source fields.
+		parts := strings.Split(use, "|")
+		if len(parts) == 3 {
+			f.Host, f.Port, f.Security = parts[0], parts[1], parts[2]
+		}
+		action = "none"
+	}
+	switch action {
+	case "none":
+	case "discover":
+		if !strings.Contains(f.DiscoverAddress, "@") {
+			errs = append(errs, t("discover.address"))
+			break
+		}
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		found, err = p.api.cfg.Discover(ctx, f.DiscoverAddress)
+		cancel()
+		if err != nil {
+			errs = append(errs, err.Error())
+			err = nil
+		} else if len(found) == 0 {
+			errs = append(errs, t("discover.none"))
+		}
+	case "check":
 		checks, checksOK, err = p.api.runCheck(ctx, d, &in)
-	} else {
+	default:
 		var mv migrationView
 		if mv, err = p.api.submit(ctx, d, &in); err == nil {
 			http.Redirect(w, r, fmt.Sprintf("/migrations/%d", mv.ID), http.StatusSeeOther)
@@ -345,7 +374,7 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	if err != nil {
 		return err
 	}
-	data["Errors"], data["Checks"], data["ChecksOK"] = errs, checks, checksOK
+	data["Errors"], data["Checks"], data["ChecksOK"], data["Found"] = errs, checks, checksOK, found
 	if len(errs) > 0 {
 		w.WriteHeader(http.StatusUnprocessableEntity)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"mailmigrate/internal/diagnose"
 	"mailmigrate/internal/hosting"
 	"mailmigrate/internal/jobs"
 	"mailmigrate/internal/store"
@@ -44,7 +45,17 @@ func signedIn(t *testing.T) (*Panel, *http.Cookie, store.Store) {
 	u, _ := st.CreateUser(ctx, c.ID, "jana@firma.test", HashPassword("dlouhe heslo"))
 	tok := NewToken()
 	st.CreateSession(ctx, HashToken(tok), u.ID, time.Now().Add(time.Hour))
-	api := NewAPI(Config{Store: st, Jobs: noJobs{}, Hosting: jobs.Hosting{Driver: fakeDriver{[]hosting.Mailbox{{Address: "jana@firma.test"}}}}})
+	api := NewAPI(Config{Store: st, Jobs: noJobs{}, Hosting: jobs.Hosting{Driver: fakeDriver{[]hosting.Mailbox{{Address: "jana@firma.test"}}}},
+		Discover: func(_ context.Context, address string) ([]diagnose.Candidate, error) {
+			if address != "jana@old.example" {
+				return nil, nil
+			}
+			return []diagnose.Candidate{
+				{Host: "imap.old.example", Port: 993, Security: "tls", Source: diagnose.SourceSRV, Reachable: true},
+				{Host: "imap.firma.test", Port: 993, Security: "tls", Source: diagnose.SourceGuess, Reachable: true, IsHosting: true,
+					Note: "imap.firma.test already points to this hosting"},
+			}, nil
+		}})
 	return NewPanel(api), &http.Cookie{Name: sessionCookie, Value: tok}, st
 }
 
@@ -134,6 +145,32 @@ func TestCrossOriginPostRefused(t *testing.T) {
 	p.Handler().ServeHTTP(rec, req)
 	if rec.Code != http.StatusForbidden {
 		t.Errorf("cross-site form post: %d", rec.Code)
+	}
+}
+
+// The server field offers what discovery found; a found server goes into
+// the source fields.
+func TestPanelDiscover(t *testing.T) {
+	p, cookie, _ := signedIn(t)
+	post := func(form url.Values) string {
+		req := httptest.NewRequest("POST", "/domains/firma.test", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(cookie)
+		rec := httptest.NewRecorder()
+		p.Handler().ServeHTTP(rec, req)
+		return rec.Body.String()
+	}
+	page := post(url.Values{"action": {"discover"}, "discover_address": {"jana@old.example"}})
+	if !strings.Contains(page, `value="imap.old.example|993|tls"`) || !strings.Contains(page, "already points to this hosting") ||
+		strings.Contains(page, `value="imap.firma.test|993|tls"`) {
+		t.Errorf("discovery results:\n%s", page)
+	}
+	page = post(url.Values{"use": {"imap.old.example|993|tls"}, "discover_address": {"jana@old.example"}})
+	if !strings.Contains(page, `id="source_host" name="source_host" value="imap.old.example"`) || strings.Contains(page, `id="errors"`) {
+		t.Errorf("a used server is not in the fields:\n%s", page)
+	}
+	if page := post(url.Values{"action": {"discover"}, "discover_address": {"nobody@nowhere.example"}}); !strings.Contains(page, "No IMAP server was found") {
+		t.Error("no message when nothing is found")
 	}
 }
 
