@@ -89,10 +89,15 @@ func newService(t *testing.T, slice string, master bool) *service {
 	s.url = fmt.Sprintf("http://127.0.0.1:%d", port)
 	// The DNS the service asks: firma.test's MX still at the old provider,
 	// its imap name already at the hosting.
+	// The hosting is known as imap.hosting.test (127.0.0.2 in this DNS,
+	// while the test connects to it on 127.0.0.1); "localhost" stands for
+	// an old server name that was already moved to the hosting.
 	dnsAddr := dnsServer(t, `
 firma.test. 60 IN MX 10 mx.old-provider.test.
-imap.firma.test. 60 IN A 127.0.0.1
-mx.hosting.test. 60 IN A 127.0.0.1
+imap.firma.test. 60 IN CNAME imap.hosting.test.
+imap.hosting.test. 60 IN A 127.0.0.2
+mx.hosting.test. 60 IN A 127.0.0.2
+localhost. 60 IN A 127.0.0.2
 `)
 	s.conf = filepath.Join(s.dir, "mailmigrate.conf")
 	conf := fmt.Sprintf(`listen = 127.0.0.1:%d
@@ -110,6 +115,7 @@ sources.allow_plaintext = true
 jobs.slice = %s
 dns_server = %s
 hosting.mx = mx.hosting.test
+hosting.imap_names = imap.hosting.test
 `, port, filepath.Join(s.dir, "data"), s.dst.IMAPSPort, s.dst.CAFile, s.dst.PasswdFile, uid, gid, home, slice, dnsAddr)
 	if master {
 		pw := filepath.Join(s.dir, "master.pw")
@@ -359,6 +365,18 @@ func TestServeAPI(t *testing.T) {
 	if code != 200 || check.OK || len(check.Checks) != 2 || !check.Checks[0].OK || check.Checks[1].SourceFailure == nil ||
 		check.Checks[1].SourceFailure.Kind != "auth" || !strings.Contains(check.Checks[1].SourceFailure.Message, "rejected the login") {
 		t.Fatalf("check: %d %s", code, body)
+	}
+
+	// An old server name that already leads to the hosting is warned about
+	// even when the login works.
+	var moved struct {
+		OK      bool
+		Warning string
+	}
+	movedSource := map[string]any{"host": "localhost", "port": s.src.IMAPPort, "security": "plain"}
+	if code, body := s.call(firma, "POST", "/domains/firma.test/check", map[string]any{"source": movedSource, "sync": sync[:1]}, &moved); code != 200 ||
+		moved.OK || !strings.Contains(moved.Warning, "already points to this hosting") {
+		t.Errorf("check of a moved name: %d %s", code, body)
 	}
 
 	// Over TLS the old server's self-signed certificate is refused and

@@ -289,26 +289,47 @@ func (a *API) check(w http.ResponseWriter, r *http.Request, t store.Tenant) erro
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	results, ok, err := a.runCheck(r.Context(), d, &in)
+	results, ok, warning, err := a.runCheck(r.Context(), d, &in)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": ok, "checks": results})
+	out := map[string]any{"ok": ok && warning == "", "checks": results}
+	if warning != "" {
+		out["warning"] = warning
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
-// runCheck validates a submission and tries every login in it.
-func (a *API) runCheck(ctx context.Context, d store.Domain, in *migrationIn) ([]checkResult, bool, error) {
+// runCheck validates a submission and tries every login in it; warning
+// says when the old server's name already leads to this hosting.
+func (a *API) runCheck(ctx context.Context, d store.Domain, in *migrationIn) ([]checkResult, bool, string, error) {
 	ep, rows, err := a.validate(ctx, d, in)
 	if err != nil {
-		return nil, false, err
+		return nil, false, "", err
 	}
 	results := a.checkRows(ctx, ep, rows, true)
 	ok := true
 	for _, c := range results {
 		ok = ok && c.OK
 	}
-	return results, ok, nil
+	return results, ok, a.sourceWarning(ctx, ep), nil
+}
+
+// sourceWarning warns when the old server's name resolves to this hosting:
+// the domain's DNS was moved, and the mail would be copied from here into
+// here.
+func (a *API) sourceWarning(ctx context.Context, ep imapconn.Endpoint) string {
+	r := a.cfg.Diagnose.Resolver
+	if r == nil {
+		return ""
+	}
+	here, addrs, err := diagnose.PointsToHosting(ctx, r, ep.Host, a.cfg.Diagnose.Hosting)
+	if err != nil || !here {
+		return ""
+	}
+	return fmt.Sprintf("%s already points to this hosting (%s): your domain's DNS was moved here. Enter the old provider's own IMAP server name or its IP address, or the mail would be copied from this hosting into itself.",
+		ep.Host, strings.Join(addrs, ", "))
 }
 
 func (a *API) createMigration(w http.ResponseWriter, r *http.Request, t store.Tenant) error {

@@ -317,6 +317,7 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	var errs []string
 	var checks []checkResult
 	var found []diagnose.Candidate
+	var warning string
 	checksOK := false
 	action := r.PostFormValue("action")
 	f.DiscoverAddress = strings.TrimSpace(r.PostFormValue("discover_address"))
@@ -345,7 +346,8 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 			errs = append(errs, t("discover.none"))
 		}
 	case "check":
-		checks, checksOK, err = p.api.runCheck(ctx, d, &in)
+		checks, checksOK, warning, err = p.api.runCheck(ctx, d, &in)
+		checksOK = checksOK && warning == ""
 	default:
 		var mv migrationView
 		if mv, err = p.api.submit(ctx, d, &in); err == nil {
@@ -375,6 +377,7 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 		return err
 	}
 	data["Errors"], data["Checks"], data["ChecksOK"], data["Found"] = errs, checks, checksOK, found
+	data["SourceWarning"] = warning
 	if len(errs) > 0 {
 		w.WriteHeader(http.StatusUnprocessableEntity)
 	}
