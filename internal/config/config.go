@@ -44,6 +44,9 @@ type Hosting struct {
 	CommandQuota       string
 	MasterUser         string
 	MasterPasswordFile string
+	// MaxMessageSize is the largest message the hosting takes; bigger
+	// ones are listed before the copy instead of failing one by one.
+	MaxMessageSize int64
 	// What the DNS check expects a migrated domain to point to.
 	MX, IMAPNames, SMTPNames, POP3Names, Addresses []string
 	SPFInclude                                     string
@@ -175,6 +178,10 @@ func (c *Config) set(key, val string) error {
 	case "hosting.default_quota":
 		n, err := ParseSize(val)
 		c.Hosting.DefaultQuota = n
+		return err
+	case "hosting.max_message_size":
+		n, err := ParseSize(val)
+		c.Hosting.MaxMessageSize = n
 		return err
 	case "hosting.uid":
 		return str(&c.Hosting.UID)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net/mail"
 	"os"
 	"strings"
 	"time"
@@ -49,6 +50,10 @@ type Options struct {
 	Progress *Progress
 	// Logf, if set, receives one line per notable event (no secrets).
 	Logf func(format string, args ...any)
+	// MaxMessageSize, when set, is the largest message the destination
+	// takes (the hosting's own limit); bigger ones are listed as skipped
+	// before the copy, as with the server's APPENDLIMIT.
+	MaxMessageSize int64
 	// MemoryBudget bounds the message bodies held in memory at once;
 	// bigger messages and any excess go through temporary files.
 	// Default 16 MiB.
@@ -236,6 +241,9 @@ func (m *migration) connect(ctx context.Context) error {
 		return err
 	}
 	m.appendLimit = m.dst.AppendLimit(ctx)
+	if l := m.opt.MaxMessageSize; l > 0 && (m.appendLimit == 0 || l < m.appendLimit) {
+		m.appendLimit = l
+	}
 	m.dstFolders, m.subscribed = map[string]bool{}, map[string]bool{}
 	for _, mb := range m.dstLayout.Mailboxes {
 		if !mb.NoSelect() {
@@ -487,7 +495,9 @@ func (m *migration) skipTooBig(ctx context.Context, w *folderWork, uids []imap.U
 	}
 	for _, mm := range meta {
 		subj, _ := new(mime.WordDecoder).DecodeHeader(headerValue(mm.Header, "Subject"))
-		w.fr.Skipped = append(w.fr.Skipped, MessageIssue{UID: uint32(mm.UID), Subject: subj, Size: mm.Size,
+		// The header's date, so that the customer can find the message.
+		date, _ := mail.ParseDate(headerValue(mm.Header, "Date"))
+		w.fr.Skipped = append(w.fr.Skipped, MessageIssue{UID: uint32(mm.UID), Subject: subj, Size: mm.Size, Date: date,
 			Reason: fmt.Sprintf("larger than the destination accepts (%s)", HumanBytes(m.appendLimit))})
 		m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
 	}

@@ -460,13 +460,38 @@ func TestTooBigSkipped(t *testing.T) {
 		t.Fatalf("status %s skipped %d copied %d; want warnings, %d, %d", r.Status, r.Totals.Skipped, r.Totals.Copied,
 			big, len(b.corpus.Messages)-big)
 	}
-	for _, f := range r.Folders {
-		for _, s := range f.Skipped {
-			if s.Size <= 256<<10 || s.Reason == "" || s.Date.IsZero() {
-				t.Errorf("skipped entry %+v lacks size, reason or date", s)
+	checkSkipped := func(r *engine.Report) {
+		t.Helper()
+		for _, f := range r.Folders {
+			for _, s := range f.Skipped {
+				if s.Size <= 256<<10 || s.Reason == "" || s.Date.IsZero() {
+					t.Errorf("skipped entry %+v lacks size, reason or date", s)
+				}
 			}
 		}
 	}
+	checkSkipped(r)
+	// With the hosting's limit configured, the same messages are listed
+	// before the copy, naming the limit, instead of being refused one by one.
+	b2 := newBed(t, &testbed.DovecotOptions{}, &testbed.DovecotOptions{MaxMailSize: 256 << 10},
+		testbed.CorpusOptions{Seed: 7, Messages: 60})
+	r, err = b2.run(engine.Options{MaxMessageSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Totals.Skipped != big || !strings.Contains(firstSkipped(r).Reason, "256.0 KB") {
+		t.Fatalf("with the configured limit: skipped %d (%+v), want %d listed before the copy", r.Totals.Skipped, firstSkipped(r), big)
+	}
+	checkSkipped(r)
+}
+
+func firstSkipped(r *engine.Report) engine.MessageIssue {
+	for _, f := range r.Folders {
+		if len(f.Skipped) > 0 {
+			return f.Skipped[0]
+		}
+	}
+	return engine.MessageIssue{}
 }
 
 func TestAccountFailuresAreTyped(t *testing.T) {
