@@ -342,10 +342,11 @@ commands:
 		if err != nil {
 			return fail(err)
 		}
-		if _, err := hosting.NormalizeAddress("x@" + words[2]); err != nil {
-			return fail(usagef("%q is not a domain name", words[2]))
+		name, err := hosting.NormalizeDomain(words[2])
+		if err != nil {
+			return fail(usageError{err.Error()})
 		}
-		d, err := st.CreateDomain(ctx, store.Domain{TenantID: c.ID, Name: words[2], MailboxLimit: *limit})
+		d, err := st.CreateDomain(ctx, store.Domain{TenantID: c.ID, Name: name, MailboxLimit: *limit})
 		if err != nil {
 			return fail(err)
 		}

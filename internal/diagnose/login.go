@@ -11,7 +11,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"regexp"
 	"strings"
 	"time"
@@ -235,13 +234,6 @@ func covers(c *Certificate, host string) bool {
 		}
 		if strings.HasPrefix(n, "*.") {
 			if _, rest, ok := strings.Cut(host, "."); ok && strings.EqualFold(rest, n[2:]) {
-				return true
-			}
-		}
-	}
-	if ip := net.ParseIP(host); ip != nil {
-		for _, n := range c.DNSNames {
-			if n == ip.String() {
 				return true
 			}
 		}

@@ -444,6 +444,17 @@ func SecurityOf(s string) imapconn.Security {
 	return imapconn.TLS
 }
 
+// SecurityName is how SecurityOf's input is stored.
+func SecurityName(s imapconn.Security) string {
+	switch s {
+	case imapconn.StartTLS:
+		return "starttls"
+	case imapconn.Plain:
+		return "plain"
+	}
+	return "tls"
+}
+
 // hostLimiter counts running tasks per source host.
 type hostLimiter struct {
 	mu   sync.Mutex

@@ -47,3 +47,11 @@ func TestSecurityOf(t *testing.T) {
 		}
 	}
 }
+
+func TestSecurityNameRoundTrip(t *testing.T) {
+	for _, s := range []imapconn.Security{imapconn.TLS, imapconn.StartTLS, imapconn.Plain} {
+		if got := SecurityOf(SecurityName(s)); got != s {
+			t.Errorf("%v -> %q -> %v", s, SecurityName(s), got)
+		}
+	}
+}

@@ -368,13 +368,7 @@ func (a *API) submit(ctx context.Context, d store.Domain, in *migrationIn) (migr
 		return migrationView{}, &apiError{Status: http.StatusBadRequest, Code: "hosting_login",
 			Message: "the hosting rejected the password of an existing mailbox; nothing was started", Checks: failed}
 	}
-	sec := "tls"
-	switch ep.Security {
-	case imapconn.StartTLS:
-		sec = "starttls"
-	case imapconn.Plain:
-		sec = "plain"
-	}
+	sec := jobs.SecurityName(ep.Security)
 	tasks := make([]store.Task, len(rows))
 	for i, row := range rows {
 		tasks[i] = store.Task{Kind: row.kind, SourceUser: row.sourceUser, DestUser: row.mailbox}
@@ -468,7 +462,11 @@ func (a *API) createCustomer(w http.ResponseWriter, r *http.Request, t store.Ten
 	return nil
 }
 
-func (a *API) customer(r *http.Request) (store.Tenant, error) {
+// customer is the customer an operator-only call is about.
+func (a *API) customer(r *http.Request, t store.Tenant) (store.Tenant, error) {
+	if err := operatorOnly(t); err != nil {
+		return store.Tenant{}, err
+	}
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
 		return store.Tenant{}, store.ErrNotFound
@@ -477,10 +475,7 @@ func (a *API) customer(r *http.Request) (store.Tenant, error) {
 }
 
 func (a *API) createDomain(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
-	if err := operatorOnly(t); err != nil {
-		return err
-	}
-	c, err := a.customer(r)
+	c, err := a.customer(r, t)
 	if err != nil {
 		return err
 	}
@@ -491,9 +486,12 @@ func (a *API) createDomain(w http.ResponseWriter, r *http.Request, t store.Tenan
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	name := strings.ToLower(strings.TrimSpace(in.Name))
-	if _, err := hosting.NormalizeAddress("x@" + name); err != nil || in.MailboxLimit < 0 {
-		return badRequest("%q is not a domain name (or the mailbox limit is negative)", in.Name)
+	name, err := hosting.NormalizeDomain(strings.TrimSpace(in.Name))
+	if err != nil {
+		return badRequest("%v", err)
+	}
+	if in.MailboxLimit < 0 {
+		return badRequest("the mailbox limit cannot be negative")
 	}
 	d, err := a.cfg.Store.CreateDomain(r.Context(), store.Domain{TenantID: c.ID, Name: name, MailboxLimit: in.MailboxLimit})
 	if err != nil {
@@ -504,10 +502,7 @@ func (a *API) createDomain(w http.ResponseWriter, r *http.Request, t store.Tenan
 }
 
 func (a *API) createToken(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
-	if err := operatorOnly(t); err != nil {
-		return err
-	}
-	c, err := a.customer(r)
+	c, err := a.customer(r, t)
 	if err != nil {
 		return err
 	}

@@ -358,7 +358,7 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	var ae *apiError
 	if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
 		for _, fe := range ae.Fields {
-			errs = append(errs, fieldText(fe))
+			errs = append(errs, fe.Reason) // the reasons name the mailbox they concern
 		}
 		for _, le := range ae.Lines {
 			errs = append(errs, fmt.Sprintf(t("errors.line"), le.Line, le.Reason))
@@ -384,10 +384,6 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	p.render(w, "domain", data)
 	return nil
 }
-
-// fieldText turns an API field error into a sentence for the page; the
-// reasons already name the mailbox they concern.
-func fieldText(fe fieldError) string { return fe.Reason }
 
 // withoutPasswords keeps the logins of pasted lines and drops what follows
 // them, so that no password is sent back into the page.
