@@ -3,8 +3,6 @@ package engine_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log"
 	"net"
 	"path/filepath"
 	"reflect"
@@ -17,7 +15,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
 	"mailmigrate/internal/engine"
 	"mailmigrate/internal/imapconn"
@@ -695,26 +692,10 @@ func (a appendLimited) AppendLimit() uint32 { return a.limit }
 func TestAppendLimitListedBeforeCopy(t *testing.T) {
 	b := newBed(t, &testbed.DovecotOptions{}, nil, testbed.CorpusOptions{Seed: 10, Messages: 40})
 	const limit = 200 << 10
-	mem := imapmemserver.New()
-	u := imapmemserver.NewUser(dstUser, dstPass)
-	u.Create("INBOX", nil)
-	mem.AddUser(u)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return appendLimited{mem.NewSession(), limit}, nil, nil
-		},
-		// A wrapped session hides the IMAP4rev2 interfaces: rev1 only.
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
-		InsecureAuth: true,
-		Logger:       log.New(io.Discard, "", 0),
+	port := testbed.StartMemServer(t, dstUser, dstPass, func(s imapserver.Session) imapserver.Session {
+		return appendLimited{s, limit}
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	b.acct.Dest = imapconn.Endpoint{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, Security: imapconn.Plain}
+	b.acct.Dest = imapconn.Endpoint{Host: "127.0.0.1", Port: port, Security: imapconn.Plain}
 	big := 0
 	for _, m := range b.corpus.Messages {
 		if len(m.Body) > limit {

@@ -4,15 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"io"
-	"log"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/emersion/go-sasl"
 
 	"mailmigrate/internal/imapconn"
@@ -66,25 +63,8 @@ func (loginOnly) Authenticate(string) (sasl.Server, error) {
 
 func TestLoginCommandWithLiteralPassword(t *testing.T) {
 	const user, pass = "eva@firma.test", `"quoted" \back\ {3}` + " ž 日本"
-	mem := imapmemserver.New()
-	u := imapmemserver.NewUser(user, pass)
-	u.Create("INBOX", nil)
-	mem.AddUser(u)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return loginOnly{mem.NewSession()}, nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
-		InsecureAuth: true,
-		Logger:       log.New(io.Discard, "", 0),
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	ep := imapconn.Endpoint{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, Security: imapconn.Plain}
+	port := testbed.StartMemServer(t, user, pass, func(s imapserver.Session) imapserver.Session { return loginOnly{s} })
+	ep := imapconn.Endpoint{Host: "127.0.0.1", Port: port, Security: imapconn.Plain}
 	ctx := context.Background()
 	c, err := imapconn.Dial(ctx, ep, imapconn.Options{})
 	if err != nil {
