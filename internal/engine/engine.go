@@ -12,6 +12,8 @@ import (
 	"mime"
 	"net/mail"
 	"os"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,7 +60,15 @@ type Options struct {
 	// bigger messages and any excess go through temporary files.
 	// Default 16 MiB.
 	MemoryBudget int64
+	// MaxFolders is the most folders an account may have; a source with
+	// more is refused before anything is created on the destination.
+	// Default 5,000.
+	MaxFolders int
 }
+
+// DefaultMaxFolders is Options.MaxFolders when it is not set. Real
+// mailboxes rarely have more than a few hundred folders.
+const DefaultMaxFolders = 5000
 
 // chunkBytes bounds the bodies fetched by one FETCH command; the next chunk
 // is fetched while the previous one is appended.
@@ -88,12 +98,15 @@ func Run(ctx context.Context, a Account, led Ledger, opt Options) (*Report, erro
 	if opt.MemoryBudget <= 0 {
 		opt.MemoryBudget = 16 << 20
 	}
+	if opt.MaxFolders <= 0 {
+		opt.MaxFolders = DefaultMaxFolders
+	}
 	m := &migration{acct: a, key: a.Key(), led: led, opt: opt,
 		mem: semaphore.NewWeighted(opt.MemoryBudget), maxInMemory: min(maxInMemory, opt.MemoryBudget),
 		pool: make(chan *imapconn.Conn, opt.AppendWorkers),
 		rep: &Report{Source: a.Source.String(), SourceUser: a.SourceUser,
 			Dest: a.Dest.String(), DestUser: a.DestUser, Started: time.Now()}}
-	err := m.run(ctx)
+	err := m.safely(func() error { return m.run(ctx) })
 	m.close()
 	r := m.rep
 	r.Finished = time.Now()
@@ -120,17 +133,32 @@ func Run(ctx context.Context, a Account, led Ledger, opt Options) (*Report, erro
 // Check logs in to both servers and lists the source folders, copying
 // nothing: the pre-flight test of a migration.
 func Check(ctx context.Context, a Account, opt Options) (*Report, error) {
+	if opt.MaxFolders <= 0 {
+		opt.MaxFolders = DefaultMaxFolders
+	}
 	m := &migration{acct: a, opt: opt, rep: &Report{Source: a.Source.String(),
 		SourceUser: a.SourceUser, Dest: a.Dest.String(), DestUser: a.DestUser, Started: time.Now()}}
+	err := m.safely(func() error { return m.check(ctx) })
+	m.close()
+	m.rep.Finished = time.Now()
+	m.rep.total()
+	m.rep.Status = StatusDone
+	if err != nil {
+		m.rep.Status, m.rep.Failure = StatusFailed, Explain(err)
+	}
+	return m.rep, err
+}
+
+func (m *migration) check(ctx context.Context) error {
 	err := m.connect(ctx)
 	if err == nil {
 		var size int64
 		sized := true
-		for _, p := range PlanFolders(m.srcLayout, m.dstLayout) {
+		for _, p := range PlanFolders(m.srcLayout, m.dstLayout, nil) {
 			fr := FolderReport{Source: p.Source, Dest: p.Dest, Role: p.Role, Note: p.Note}
-			st, serr := m.src.Status(ctx, p.Source, imap.StatusOptions{NumMessages: true, Size: true})
+			st, serr := m.status(ctx, p.Source, imap.StatusOptions{NumMessages: true, Size: true})
 			if serr != nil {
-				err = &SideError{SideSource, a.SourceUser, serr}
+				err = serr
 				break
 			}
 			fr.SourceMessages = int(*st.NumMessages)
@@ -147,14 +175,44 @@ func Check(ctx context.Context, a Account, opt Options) (*Report, error) {
 			err = m.checkSpace(ctx, size)
 		}
 	}
-	m.close()
-	m.rep.Finished = time.Now()
-	m.rep.total()
-	m.rep.Status = StatusDone
-	if err != nil {
-		m.rep.Status, m.rep.Failure = StatusFailed, Explain(err)
+	return err
+}
+
+// safely runs fn and turns a panic into an account failure: a defect met
+// with one mailbox (a reply no one foresaw) must not take the process or
+// the job queue down, and the caller still closes every connection.
+func (m *migration) safely(fn func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			m.logf("internal error: %v\n%s", v, debug.Stack())
+			err = &InternalError{Value: fmt.Sprint(v)}
+		}
+	}()
+	return fn()
+}
+
+// status reads a source folder's counters, with EXAMINE instead of STATUS
+// once the server's STATUS replies proved unreadable.
+func (m *migration) status(ctx context.Context, name string, opts imap.StatusOptions) (*imap.StatusData, error) {
+	if !m.noStatus {
+		st, err := m.src.Status(ctx, name, opts)
+		if err == nil {
+			return st, nil
+		}
+		if imapconn.KindOf(err) != imapconn.ErrProtocol {
+			return nil, &SideError{SideSource, m.acct.SourceUser, err}
+		}
+		m.logf("%s: the server's STATUS reply is unreadable (%v); counting with EXAMINE instead", name, err)
+		m.noStatus = true
+		if err := m.reconnectSource(ctx); err != nil {
+			return nil, err
+		}
 	}
-	return m.rep, err
+	st, err := m.src.ExamineStatus(ctx, name)
+	if err != nil {
+		return nil, &SideError{SideSource, m.acct.SourceUser, err}
+	}
+	return st, nil
 }
 
 type migration struct {
@@ -171,7 +229,11 @@ type migration struct {
 	subscribed           map[string]bool
 	mem                  *semaphore.Weighted // the memory budget for bodies
 	maxInMemory          int64
-	appendLimit          int64 // the destination's APPENDLIMIT, 0 if unknown
+	appendLimit          int64             // the destination's APPENDLIMIT, 0 if unknown
+	remembered           map[string]string // where the ledger says each folder went
+	noStatus             bool              // the source's STATUS replies are unreadable
+	created              map[string]string // planned destination -> the name it got ("" none)
+	createErr            map[string]error  // why a planned destination got no name
 }
 
 func (m *migration) logf(format string, args ...any) {
@@ -229,7 +291,11 @@ func (m *migration) connect(ctx context.Context) error {
 		if l.Prefix, l.Delim, err = c.Namespace(ctx); err != nil {
 			return l, &SideError{side, user, err}
 		}
-		if l.Mailboxes, err = c.List(ctx); err != nil {
+		if l.Mailboxes, err = c.List(ctx, m.opt.MaxFolders); err != nil {
+			var many imapconn.ErrTooManyMailboxes
+			if errors.As(err, &many) {
+				return l, &TooManyFoldersError{Side: side, Max: m.opt.MaxFolders}
+			}
 			return l, &SideError{side, user, err}
 		}
 		return l, nil
@@ -240,11 +306,17 @@ func (m *migration) connect(ctx context.Context) error {
 	if m.dstLayout, err = read(m.dst, SideDest, m.acct.DestUser); err != nil {
 		return err
 	}
+	if m.led != nil {
+		if m.remembered, err = m.led.Destinations(ctx, m.key); err != nil {
+			return err
+		}
+	}
 	m.appendLimit = m.dst.AppendLimit(ctx)
 	if l := m.opt.MaxMessageSize; l > 0 && (m.appendLimit == 0 || l < m.appendLimit) {
 		m.appendLimit = l
 	}
 	m.dstFolders, m.subscribed = map[string]bool{}, map[string]bool{}
+	m.created, m.createErr = map[string]string{}, map[string]error{}
 	for _, mb := range m.dstLayout.Mailboxes {
 		if !mb.NoSelect() {
 			m.dstFolders[mb.Name] = true
@@ -260,15 +332,15 @@ func (m *migration) run(ctx context.Context) error {
 	if err := m.connect(ctx); err != nil {
 		return err
 	}
-	plans := PlanFolders(m.srcLayout, m.dstLayout)
+	plans := PlanFolders(m.srcLayout, m.dstLayout, m.remembered)
 	m.opt.Progress.add(&m.opt.Progress.foldersTotal, int64(len(plans)))
 	// Totals first, so that progress has a denominator from the start.
 	stats := make([]*imap.StatusData, len(plans))
 	for i, p := range plans {
-		st, err := m.src.Status(ctx, p.Source, imap.StatusOptions{NumMessages: true,
+		st, err := m.status(ctx, p.Source, imap.StatusOptions{NumMessages: true,
 			UIDNext: true, UIDValidity: true, HighestModSeq: true, Size: true})
 		if err != nil {
-			return &SideError{SideSource, m.acct.SourceUser, err}
+			return err
 		}
 		stats[i] = st
 		m.opt.Progress.add(&m.opt.Progress.msgsTotal, int64(*st.NumMessages))
@@ -316,7 +388,46 @@ func (m *migration) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return m.retry(ctx, pl.retries)
+	if err := m.retry(ctx, pl.retries); err != nil {
+		return err
+	}
+	return m.verify(ctx, works)
+}
+
+// verify reads back what the destination stored of this run's copies
+// (where it told their UIDs): another size means the server rewrote the
+// message, another date that it did not keep the arrival date. Both are
+// reported, not left for the customer to find.
+func (m *migration) verify(ctx context.Context, works []*folderWork) error {
+	for _, w := range works {
+		if len(w.copied) == 0 {
+			continue
+		}
+		want := make(map[imap.UID]copiedMsg, len(w.copied))
+		uids := make([]imap.UID, 0, len(w.copied))
+		for _, c := range w.copied {
+			want[c.dst] = c
+			uids = append(uids, c.dst)
+		}
+		if _, err := m.dst.Select(ctx, w.plan.Dest); err != nil {
+			return &SideError{SideDest, m.acct.DestUser, err}
+		}
+		got, err := m.dst.FetchMeta(ctx, uids, nil)
+		if err != nil {
+			return &SideError{SideDest, m.acct.DestUser, err}
+		}
+		for _, g := range got {
+			c := want[g.UID]
+			if g.Size != c.size {
+				w.fr.Rewritten++
+			}
+			if !c.date.IsZero() && !g.Date.IsZero() && !g.Date.Equal(c.date) {
+				w.fr.DatesNotKept++
+			}
+		}
+		w.copied = nil
+	}
+	return nil
 }
 
 // checkSpace compares what is to be copied with the destination's free
@@ -324,6 +435,16 @@ func (m *migration) run(ctx context.Context) error {
 // the mailbox is full, with what was copied kept.
 func (m *migration) checkSpace(ctx context.Context, toCopy int64) error {
 	used, limit, ok, err := m.dst.Quota(ctx)
+	if imapconn.KindOf(err) == imapconn.ErrProtocol {
+		// The quota is only advice before the copy; a server whose
+		// QUOTA reply is unreadable is copied into without it.
+		m.logf("the destination's quota reply is unreadable (%v); going on without the space check", err)
+		m.dst.Close()
+		if m.dst, err = m.dial(ctx, SideDest); err != nil {
+			return err
+		}
+		return nil
+	}
 	if err != nil {
 		return &SideError{SideDest, m.acct.DestUser, err}
 	}
@@ -392,14 +513,38 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 	}
 	w := &folderWork{plan: p, fr: fr, st: st, started: time.Now(), sizes: map[imap.UID]int64{}}
 	if !m.dstFolders[p.Dest] {
-		if err := m.dst.Create(ctx, p.Dest); err != nil {
-			return nil, nil, dstErr(err)
+		dest, err := m.createFolder(ctx, p)
+		if err != nil {
+			return nil, nil, err
 		}
-		m.dstFolders[p.Dest] = true
+		if dest == "" {
+			return nil, nil, m.failFolder(ctx, w)
+		}
+		if dest != p.Dest {
+			fr.Note = fmt.Sprintf("the destination server cannot create %q; the folder was created as %q instead", p.Dest, dest)
+			m.logf("%s: %s", p.Source, fr.Note)
+			p.Dest, fr.Dest, w.plan.Dest = dest, dest, dest
+		}
+	}
+	if old, ok := m.remembered[p.Source]; !ok || old != p.Dest {
+		if ok {
+			// The folder goes elsewhere now: the old UIDs mean nothing.
+			if err := m.led.Forget(ctx, m.key, p.Source); err != nil {
+				return nil, nil, err
+			}
+		}
+		if err := m.led.Remember(ctx, m.key, p.Source, p.Dest); err != nil {
+			return nil, nil, err
+		}
+		m.remembered[p.Source] = p.Dest
 	}
 	if p.Subscribed && !m.subscribed[p.Dest] {
 		if err := m.dst.Subscribe(ctx, p.Dest); err != nil {
-			return nil, nil, dstErr(err)
+			if m.dst.Dead() {
+				return nil, nil, dstErr(err)
+			}
+			// Mail matters more than the subscription: go on.
+			m.logf("%s: could not subscribe %q: %v", p.Source, p.Dest, err)
 		}
 		m.subscribed[p.Dest] = true
 	}
@@ -414,6 +559,10 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 			return nil, nil, srcErr(err)
 		}
 	}
+	// The report counts what the copy found, which may differ from STATUS
+	// when mail arrived or went meanwhile.
+	m.opt.Progress.add(&m.opt.Progress.msgsTotal, int64(len(srcMsgs)-fr.SourceMessages))
+	fr.SourceMessages = len(srcMsgs)
 	dsel, err := m.dst.Select(ctx, p.Dest)
 	if err != nil {
 		return nil, nil, dstErr(err)
@@ -470,6 +619,76 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		return nil, nil, m.saveFolder(ctx, w)
 	}
 	return w, newUIDs, nil
+}
+
+// createFolder makes a plan's destination folder and returns its name.
+// When the server refuses the name (a parent that cannot hold folders,
+// such as an mbox file), the folder is made beside its parent, then at the
+// top level; "" means no name worked and the folder cannot be copied.
+// Account-level failures (connection, login, quota) are returned as errors.
+func (m *migration) createFolder(ctx context.Context, p FolderPlan) (string, error) {
+	if dest, ok := m.created[p.Dest]; ok {
+		return dest, nil
+	}
+	names := []string{p.Dest}
+	if path := m.dstLayout.path(p.Dest); len(path) >= 2 {
+		sibling := append(slices.Clone(path[:len(path)-2]), path[len(path)-2]+" – "+path[len(path)-1])
+		name, _ := m.dstLayout.name(sibling)
+		names = append(names, name)
+		if len(path) > 2 {
+			name, _ := m.dstLayout.name([]string{strings.Join(path, " – ")})
+			names = append(names, name)
+		}
+	}
+	var firstErr error
+	for i, name := range names {
+		use := p.Use
+		if i > 0 {
+			use = ""
+		}
+		if m.dstFolders[name] {
+			m.created[p.Dest] = name
+			return name, nil
+		}
+		err := m.dst.Create(ctx, name, use)
+		if err == nil {
+			m.dstFolders[name] = true
+			m.created[p.Dest] = name
+			return name, nil
+		}
+		if imapconn.KindOf(err) != imapconn.ErrServer || m.dst.Dead() {
+			return "", &SideError{SideDest, m.acct.DestUser, err}
+		}
+		m.logf("%s: the destination refused to create %q: %v", p.Source, name, err)
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	m.created[p.Dest] = ""
+	m.createErr[p.Dest] = firstErr
+	return "", nil
+}
+
+// failFolder reports every message of a folder that could not be created
+// on the destination as failed, so that the report adds up; the other
+// folders are copied.
+func (m *migration) failFolder(ctx context.Context, w *folderWork) error {
+	if _, err := m.src.Examine(ctx, w.plan.Source); err != nil {
+		return &SideError{SideSource, m.acct.SourceUser, err}
+	}
+	msgs, err := m.src.FetchMeta(ctx, nil, nil)
+	if err != nil {
+		return &SideError{SideSource, m.acct.SourceUser, err}
+	}
+	reason := fmt.Sprintf("the destination server refused to create the folder %q: %s", w.plan.Dest, errText(m.createErr[w.plan.Dest]))
+	m.opt.Progress.add(&m.opt.Progress.msgsTotal, int64(len(msgs)-w.fr.SourceMessages))
+	w.fr.SourceMessages = len(msgs)
+	for _, mm := range msgs {
+		w.fr.Failed = append(w.fr.Failed, MessageIssue{UID: uint32(mm.UID), Size: mm.Size, Reason: reason})
+		m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
+	}
+	m.opt.Progress.add(&m.opt.Progress.foldersDone, 1)
+	return nil
 }
 
 // skipTooBig lists, before copying, the messages larger than the
@@ -560,27 +779,51 @@ func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID) (
 	if err != nil {
 		return nil, &SideError{SideDest, m.acct.DestUser, err}
 	}
-	pool := map[Identity][]imap.UID{}
+	type sized struct {
+		uid  imap.UID
+		size int64
+	}
+	pool := map[Identity][]sized{}
 	for _, d := range dmeta {
-		id := IdentityOf(d.Header, d.Size)
-		pool[id] = append(pool[id], d.UID)
+		id := IdentityOf(d.Header)
+		pool[id] = append(pool[id], sized{d.UID, d.Size})
 	}
 	smeta, err := m.src.FetchMeta(ctx, uids, IdentityFields)
 	if err != nil {
 		return nil, &SideError{SideSource, m.acct.SourceUser, err}
 	}
+	// Exact sizes first, so that two messages told apart only by size
+	// each find their own; then sizes a server's repairs explain.
 	var adopted []Entry
-	var rest []imap.UID
-	for _, s := range smeta {
-		id := IdentityOf(s.Header, s.Size)
-		if d := pool[id]; len(d) > 0 {
-			adopted = append(adopted, Entry{SrcUID: s.UID, DstUID: d[0], Identity: id, Flags: w.filter.apply(s.Flags)})
-			pool[id] = d[1:]
+	matched := make([]bool, len(smeta))
+	for pass := range 2 {
+		for i, s := range smeta {
+			if matched[i] {
+				continue
+			}
+			id := IdentityOf(s.Header)
+			cands := pool[id]
+			j := slices.IndexFunc(cands, func(c sized) bool {
+				return c.size == s.Size || (pass == 1 && SameSize(c.size, s.Size))
+			})
+			if j < 0 {
+				continue
+			}
+			if cands[j].size != s.Size {
+				fr.Rewritten++
+			}
+			matched[i] = true
+			adopted = append(adopted, Entry{SrcUID: s.UID, DstUID: cands[j].uid, Identity: id, Flags: w.filter.apply(s.Flags)})
+			pool[id] = slices.Delete(cands, j, j+1)
 			m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
 			m.opt.Progress.add(&m.opt.Progress.bytesDone, s.Size)
-			continue
 		}
-		rest = append(rest, s.UID)
+	}
+	var rest []imap.UID
+	for i, s := range smeta {
+		if !matched[i] {
+			rest = append(rest, s.UID)
+		}
 	}
 	if len(adopted) > 0 {
 		if err := m.led.Record(ctx, m.key, p.Source, uidValidity, adopted); err != nil {
@@ -604,7 +847,8 @@ func errText(err error) string {
 }
 
 // fetchLost reports source messages that could not be read even after
-// reconnecting; the folder goes on without them.
+// reconnecting, or that the server did not send; the folder goes on
+// without them.
 type fetchLost struct {
 	uids []imap.UID
 	err  error
@@ -614,20 +858,52 @@ func (f fetchLost) Error() string {
 	return fmt.Sprintf("%d message(s) unreadable: %v", len(f.uids), f.err)
 }
 
+// errNotSent is why a message listed in the folder was not copied: the
+// server answered the FETCH without it (deleted meanwhile, or broken on
+// the server).
+var errNotSent = errors.New("the old server did not send this message (it may have been deleted there during the copy); run the migration again to try once more")
+
+// errOversized refuses a body bigger than the server announced (or than
+// the destination takes): a broken or hostile server must not make us
+// spool and send gigabytes.
+type errOversized struct {
+	uid             imap.UID // 0 when the server sent the body before the UID
+	size, announced int64
+	limit           int64 // the destination's limit, when that was the bound
+}
+
+func (e errOversized) Error() string {
+	if e.limit > 0 && e.size > e.limit {
+		return fmt.Sprintf("the message is %s, larger than the destination accepts (%s)", HumanBytes(e.size), HumanBytes(e.limit))
+	}
+	return fmt.Sprintf("the old server sent %d bytes for a message it had announced as %d bytes; it was not copied", e.size, e.announced)
+}
+
+// sizeSlack is how much larger than announced a body may be: RFC822.SIZE
+// must be exact, but some servers count line endings differently.
+func sizeSlack(announced int64) int64 { return max(announced/10, 1<<20) }
+
 // fetchChunk reads the bodies of the first uids, bounded in bytes and
 // count, and hands them over as one chunk; it returns how many UIDs it
-// consumed and how many messages it sent. A chunk is handed over only after
-// its FETCH has completed, because go-imap times a response out if its
-// reader is not consumed, and appending may take longer than that.
-func (m *migration) fetchChunk(ctx context.Context, w *folderWork, uids []imap.UID, out chan<- []*job) (consumed, sent int, err error) {
+// consumed, how many messages it sent and which of the chunk the server
+// did not send. A chunk is handed over only after its FETCH has completed,
+// because go-imap times a response out if its reader is not consumed, and
+// appending may take longer than that.
+func (m *migration) fetchChunk(ctx context.Context, w *folderWork, uids []imap.UID, single bool, out chan<- []*job) (consumed, sent int, missing []imap.UID, err error) {
 	sizes := w.sizes
 	n, total := 0, int64(0)
 	limit := min(chunkBytes, m.opt.MemoryBudget/4)
-	for n < len(uids) && n < chunkMessages && (n == 0 || total+sizes[uids[n]] <= limit) {
+	for n < len(uids) && n < chunkMessages && (n == 0 || total+sizes[uids[n]] <= limit) && (n == 0 || !single) {
 		total += sizes[uids[n]]
 		n++
 	}
 	chunk := uids[:n]
+	want := make(map[imap.UID]bool, n)
+	var biggest int64
+	for _, uid := range chunk {
+		want[uid] = true
+		biggest = max(biggest, sizes[uid])
+	}
 	// Reserve memory for the chunk before asking for it: once the server
 	// sends, the bodies must be read without pause.
 	var reserve int64
@@ -637,11 +913,21 @@ func (m *migration) fetchChunk(ctx context.Context, w *folderWork, uids []imap.U
 		}
 	}
 	if err := m.mem.Acquire(ctx, reserve); err != nil {
-		return 0, 0, context.Cause(ctx)
+		return 0, 0, nil, context.Cause(ctx)
 	}
 	var got []*job
 	err = imapconn.FetchBodies(ctx, m.src, chunk,
-		func(r io.Reader, size int64) (*body, error) {
+		func(msg imapconn.Message, r io.Reader, size int64) (*body, error) {
+			uid, announced := msg.UID, biggest
+			if uid == 0 && len(chunk) == 1 {
+				uid = chunk[0]
+			}
+			if a, ok := sizes[uid]; ok && uid != 0 {
+				announced = a
+			}
+			if size > announced+sizeSlack(announced) || (m.appendLimit > 0 && size > m.appendLimit) {
+				return nil, errOversized{uid: uid, size: size, announced: announced, limit: m.appendLimit}
+			}
 			inMemory := size <= m.maxInMemory && size <= reserve
 			b, err := spool(r, size, inMemory, m.opt.TempDir)
 			if err == nil && inMemory {
@@ -651,14 +937,25 @@ func (m *migration) fetchChunk(ctx context.Context, w *folderWork, uids []imap.U
 			return b, err
 		},
 		func(msg imapconn.Message, b *body) error {
+			if !want[msg.UID] {
+				// Not asked for, or sent twice: never copy it.
+				b.release()
+				return nil
+			}
+			delete(want, msg.UID)
 			got = append(got, &job{work: w, msg: msg, body: b})
 			return nil
 		})
 	m.mem.Release(reserve)
 	if err == nil {
+		for _, uid := range chunk {
+			if want[uid] {
+				missing = append(missing, uid)
+			}
+		}
 		select {
 		case out <- got:
-			return n, len(got), nil
+			return n, len(got), missing, nil
 		case <-ctx.Done():
 			err = context.Cause(ctx)
 		}
@@ -666,7 +963,7 @@ func (m *migration) fetchChunk(ctx context.Context, w *folderWork, uids []imap.U
 	for _, j := range got {
 		j.body.release()
 	}
-	return 0, 0, err
+	return 0, 0, nil, err
 }
 
 // reconnectSource replaces a broken source connection.

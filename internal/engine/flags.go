@@ -63,6 +63,27 @@ func (f flagFilter) apply(flags []imap.Flag) []imap.Flag {
 	return out
 }
 
+// dropped returns the keywords of flags the destination does not keep
+// (apply leaves them out), for the report.
+func (f flagFilter) dropped(flags []imap.Flag) []string {
+	if f.anyKeyword {
+		return nil
+	}
+	var out []string
+	for _, fl := range flags {
+		k := strings.ToLower(string(fl))
+		if _, sys := systemFlags[k]; sys || strings.HasPrefix(k, `\`) || f.allowed[k] {
+			continue
+		}
+		out = append(out, string(fl))
+	}
+	return out
+}
+
+// maxListed bounds lists in a folder's report that could grow with the
+// mailbox (keywords).
+const maxListed = 50
+
 // flagDelta is the three-way merge: what changed on the source since base
 // (the flags last given to the destination) is applied to the destination;
 // whatever the user changed on the destination alone is left as it is.

@@ -40,7 +40,7 @@ func BenchmarkIdentity(b *testing.B) {
 		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n")
 	b.SetBytes(int64(len(header)))
 	for b.Loop() {
-		IdentityOf(header, 123456)
+		IdentityOf(header)
 	}
 }
 

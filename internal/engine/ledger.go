@@ -23,6 +23,12 @@ type Ledger interface {
 	// Forget drops every entry of a source folder (the destination folder
 	// was recreated, so its UIDs mean nothing any more).
 	Forget(ctx context.Context, account, srcFolder string) error
+	// Destinations returns where each source folder of the account was
+	// copied to, so that later runs follow the same plan.
+	Destinations(ctx context.Context, account string) (map[string]string, error)
+	// Remember records where a source folder goes, before anything is
+	// copied into it.
+	Remember(ctx context.Context, account, srcFolder, dstFolder string) error
 }
 
 // FolderState is what the ledger remembers of a folder pair.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -30,8 +31,9 @@ var roleAttrs = map[imap.MailboxAttr]Role{
 
 // roleNames recognises special folders on servers without SPECIAL-USE, by
 // the names mail clients give them in English, Czech, Slovak and German.
-// Compared case-insensitively, diacritics exact.
-var roleNames = map[string]Role{}
+// Compared case-insensitively, diacritics exact. roleRank is a name's place
+// in its role's list: the most usual name first.
+var roleNames, roleRank = map[string]Role{}, map[string]int{}
 
 func init() {
 	for role, names := range map[Role][]string{
@@ -49,8 +51,9 @@ func init() {
 			"Junk-E-Mail", "Unerwünscht"},
 		RoleArchive: {"Archive", "Archives", "Archiv", "Archív", "Archivy"},
 	} {
-		for _, n := range names {
+		for i, n := range names {
 			roleNames[strings.ToLower(n)] = role
+			roleRank[strings.ToLower(n)] = i
 		}
 	}
 }
@@ -68,6 +71,9 @@ type FolderPlan struct {
 	Dest       string
 	Role       Role
 	Subscribed bool
+	// Use is the SPECIAL-USE attribute to create the destination folder
+	// with, when the plan made a new folder for a role.
+	Use imap.MailboxAttr
 	// Note explains a name change the customer would not expect, such as a
 	// separator character inside a folder name.
 	Note string
@@ -140,92 +146,156 @@ func (s Layout) roleOf(m imapconn.Mailbox) Role {
 	return RoleNone
 }
 
-// roleFolders returns the destination's folder for each role: the one
-// marked with SPECIAL-USE wins over one recognised by name.
-func (s Layout) roleFolders() map[Role]string {
-	byAttr, byName := map[Role]string{}, map[Role]string{}
+// roleFolders returns the destination's folder for each role and whether
+// it carries the SPECIAL-USE attribute: one marked with SPECIAL-USE wins
+// over one recognised by name; among names, the most usual one (the order
+// of the name table), then the first in alphabetical order, so that the
+// choice does not depend on the server's LIST order.
+func (s Layout) roleFolders() (folders map[Role]string, byAttr map[Role]bool) {
+	folders, byAttr = map[Role]string{}, map[Role]bool{}
+	rank := func(name string) (int, string) {
+		p := s.path(name)
+		return roleRank[strings.ToLower(p[len(p)-1])], name
+	}
+	better := func(a, b string) bool {
+		ra, na := rank(a)
+		rb, nb := rank(b)
+		return ra < rb || (ra == rb && na < nb)
+	}
 	for _, m := range s.Mailboxes {
 		if m.NoSelect() {
 			continue
 		}
 		for attr, r := range roleAttrs {
-			if m.HasAttr(attr) {
-				if _, ok := byAttr[r]; !ok {
-					byAttr[r] = m.Name
-				}
+			if m.HasAttr(attr) && (!byAttr[r] || better(m.Name, folders[r])) {
+				folders[r], byAttr[r] = m.Name, true
 			}
 		}
-		if r := s.roleOf(m); r != RoleNone {
-			if _, ok := byName[r]; !ok {
-				byName[r] = m.Name
+		if r := s.roleOf(m); r != RoleNone && !byAttr[r] {
+			if cur, ok := folders[r]; !ok || better(m.Name, cur) {
+				folders[r] = m.Name
 			}
 		}
 	}
-	for r, n := range byName {
-		if _, ok := byAttr[r]; !ok {
-			byAttr[r] = n
-		}
-	}
-	return byAttr
+	return folders, byAttr
 }
 
-// PlanFolders maps every selectable source folder onto a destination name:
-// special folders onto the destination's own (their subfolders follow),
-// namespace prefixes and delimiters translated, INBOX children kept under
-// INBOX. Several source folders may map onto one destination folder (a
-// server "Sent" and a client-made "Odeslaná pošta" both become Sent).
-func PlanFolders(src, dst Layout) []FolderPlan {
-	dstRoles := dst.roleFolders()
-	// Source folders that carry a role, by their path, so that their
-	// subfolders can follow them.
-	type rolePath struct {
-		path []string
-		dest []string
-	}
-	var rolePaths []rolePath
-	for _, m := range src.Mailboxes {
-		if r := src.roleOf(m); r != RoleNone {
-			if d, ok := dstRoles[r]; ok {
-				rolePaths = append(rolePaths, rolePath{src.path(m.Name), dst.path(d)})
-			}
+// PlanFolders maps every selectable source folder onto a destination name.
+// A folder the ledger remembers (remembered: source name to destination
+// name) goes where it went before, so that a re-run never copies a folder
+// into a second place. Otherwise special folders go onto the destination's
+// own; a role the destination has no folder for gets one, named after the
+// source's folder of that role and created with the role (Use), and every
+// source folder of that role goes there. Subfolders follow a parent that
+// moved; namespace prefixes and delimiters are translated, INBOX children
+// kept under INBOX. Several source folders may map onto one destination
+// folder (a server "Sent" and a client-made "Odeslaná pošta" both become
+// Sent).
+func PlanFolders(src, dst Layout, remembered map[string]string) []FolderPlan {
+	dstRoles, roleByAttr := dst.roleFolders()
+	dstHas := map[string]bool{}
+	for _, m := range dst.Mailboxes {
+		if !m.NoSelect() {
+			dstHas[m.Name] = true
 		}
 	}
-	var plans []FolderPlan
-	for _, m := range src.Mailboxes {
-		if m.NoSelect() {
+	// Source folders in the order roles are claimed: marked ones first.
+	mboxes := slices.Clone(src.Mailboxes)
+	sort.SliceStable(mboxes, func(i, j int) bool {
+		ai, aj := src.roleAttr(mboxes[i]) != "", src.roleAttr(mboxes[j]) != ""
+		if ai != aj {
+			return ai
+		}
+		return folderOrder(mboxes[i].Name) < folderOrder(mboxes[j].Name)
+	})
+	newRole := map[Role]bool{}
+	for _, m := range mboxes {
+		r := src.roleOf(m)
+		if r == RoleNone || m.NoSelect() {
 			continue
 		}
-		p := FolderPlan{Source: m.Name, Role: src.roleOf(m), Subscribed: m.Subscribed}
+		if _, ok := dstRoles[r]; !ok {
+			dstRoles[r], _ = dst.name(src.path(m.Name))
+			newRole[r] = true
+		}
+	}
+	// Parents before children, so that a child can follow its parent.
+	sort.SliceStable(mboxes, func(i, j int) bool {
+		return len(src.path(mboxes[i].Name)) < len(src.path(mboxes[j].Name))
+	})
+	type placed struct {
+		dest  []string
+		moved bool // the destination is not the plain translation
+	}
+	byPath := map[string]placed{}
+	var plans []FolderPlan
+	for _, m := range mboxes {
 		path := src.path(m.Name)
-		if d, ok := dstRoles[p.Role]; ok && p.Role != RoleNone {
-			p.Dest = d
-		} else {
-			target := path
-			for _, rp := range rolePaths {
-				if len(path) > len(rp.path) && equalPath(path[:len(rp.path)], rp.path) {
-					target = append(append([]string{}, rp.dest...), path[len(rp.path):]...)
+		plain, renamed := dst.name(path)
+		p := FolderPlan{Source: m.Name, Role: src.roleOf(m), Subscribed: m.Subscribed}
+		rolesDest, hasRole := dstRoles[p.Role]
+		switch remember, ok := remembered[m.Name]; {
+		case ok && remember != "":
+			p.Dest = remember
+		case p.Role != RoleNone && hasRole && !roleByAttr[p.Role] && dstHas[plain]:
+			// Without SPECIAL-USE on the destination, a folder of the
+			// source's own name is where an earlier copy put it.
+			p.Dest = plain
+		case p.Role != RoleNone && hasRole:
+			p.Dest = rolesDest
+			if newRole[p.Role] {
+				p.Use = useAttr[p.Role]
+			}
+		default:
+			p.Dest = plain
+			for k := len(path) - 1; k >= 1; k-- {
+				if anc, ok := byPath[strings.Join(path[:k], "\x00")]; ok && anc.moved {
+					p.Dest, renamed = dst.name(append(slices.Clone(anc.dest), path[k:]...))
 					break
 				}
 			}
-			var renamed bool
-			p.Dest, renamed = dst.name(target)
 			if renamed {
-				p.Note = "a folder name contained the destination's hierarchy separator; it was replaced by a look-alike character"
+				p.Note = NoteLookalike
 			}
 		}
-		plans = append(plans, p)
+		byPath[strings.Join(path, "\x00")] = placed{dest: dst.path(p.Dest), moved: p.Dest != plain}
+		if !m.NoSelect() {
+			plans = append(plans, p)
+		}
 	}
-	sort.SliceStable(plans, func(i, j int) bool { return folderOrder(plans[i]) < folderOrder(plans[j]) })
+	sort.SliceStable(plans, func(i, j int) bool { return folderOrder(plans[i].Source) < folderOrder(plans[j].Source) })
 	return plans
+}
+
+// NoteLookalike explains a folder name with a replaced separator.
+const NoteLookalike = "a folder name contained the destination's hierarchy separator; it was replaced by a look-alike character"
+
+// roleAttr returns the SPECIAL-USE attribute a mailbox carries, or "".
+func (s Layout) roleAttr(m imapconn.Mailbox) imap.MailboxAttr {
+	for attr := range roleAttrs {
+		if m.HasAttr(attr) {
+			return attr
+		}
+	}
+	return ""
+}
+
+// useAttr is the attribute a new folder of a role is created with.
+var useAttr = map[Role]imap.MailboxAttr{}
+
+func init() {
+	for attr, r := range roleAttrs {
+		useAttr[r] = attr
+	}
 }
 
 // folderOrder copies INBOX first, then the rest by name, parents before
 // children.
-func folderOrder(p FolderPlan) string {
-	if p.Source == "INBOX" {
+func folderOrder(name string) string {
+	if strings.EqualFold(name, "INBOX") {
 		return ""
 	}
-	return "1" + p.Source
+	return "1" + name
 }
 
 func equalPath(a, b []string) bool {

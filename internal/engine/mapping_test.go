@@ -57,7 +57,7 @@ func TestPlanFolders(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := map[string]string{}
-			for _, p := range PlanFolders(tc.src, tc.dst) {
+			for _, p := range PlanFolders(tc.src, tc.dst, nil) {
 				got[p.Source] = p.Dest
 			}
 			if _, ok := got["Parent"]; ok {
@@ -75,8 +75,59 @@ func TestPlanFolders(t *testing.T) {
 func TestPlanFoldersNotesRename(t *testing.T) {
 	src := Layout{Delim: '/', Mailboxes: []imapconn.Mailbox{mbox("Projekty/v1.2")}}
 	dst := Layout{Delim: '.', Mailboxes: []imapconn.Mailbox{mbox("INBOX")}}
-	plans := PlanFolders(src, dst)
+	plans := PlanFolders(src, dst, nil)
 	if len(plans) != 1 || plans[0].Note == "" {
 		t.Fatalf("plans = %+v, want one with a note about the renamed folder", plans)
+	}
+}
+
+// TestPlanFoldersStable is the Junk/Spam case of servers without
+// SPECIAL-USE: whatever the first run created, a later run (with or without
+// the ledger) must send every source folder where it went before.
+func TestPlanFoldersStable(t *testing.T) {
+	src := Layout{Delim: '/', Mailboxes: []imapconn.Mailbox{mbox("INBOX"), mbox("Spam"), mbox("Junk", imap.MailboxAttrJunk)}}
+	courier := func(names ...string) Layout {
+		l := Layout{Prefix: "INBOX.", Delim: '.', Mailboxes: []imapconn.Mailbox{mbox("INBOX")}}
+		for _, n := range names {
+			l.Mailboxes = append(l.Mailboxes, mbox(n))
+		}
+		return l
+	}
+	tests := []struct {
+		name       string
+		dst        Layout
+		remembered map[string]string
+		want       map[string]string
+	}{
+		{"first run makes one junk folder for both", courier(), nil,
+			map[string]string{"Junk": "INBOX.Junk", "Spam": "INBOX.Junk"}},
+		{"re-run finds it by name", courier("INBOX.Junk"), nil,
+			map[string]string{"Junk": "INBOX.Junk", "Spam": "INBOX.Junk"}},
+		{"folders of an earlier copy keep their mail, in any LIST order", courier("INBOX.Spam", "INBOX.Junk"), nil,
+			map[string]string{"Junk": "INBOX.Junk", "Spam": "INBOX.Spam"}},
+		{"same, other order", courier("INBOX.Junk", "INBOX.Spam"), nil,
+			map[string]string{"Junk": "INBOX.Junk", "Spam": "INBOX.Spam"}},
+		{"the ledger's plan wins", courier("INBOX.Junk"), map[string]string{"Spam": "INBOX.Spam"},
+			map[string]string{"Junk": "INBOX.Junk", "Spam": "INBOX.Spam"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := map[string]string{}
+			var uses []imap.MailboxAttr
+			for _, p := range PlanFolders(src, tc.dst, tc.remembered) {
+				got[p.Source] = p.Dest
+				if p.Use != "" {
+					uses = append(uses, p.Use)
+				}
+			}
+			for s, d := range tc.want {
+				if got[s] != d {
+					t.Errorf("%s -> %q, want %q", s, got[s], d)
+				}
+			}
+			if tc.name == "first run makes one junk folder for both" && len(uses) == 0 {
+				t.Errorf("the new junk folder is not created with \\Junk")
+			}
+		})
 	}
 }

@@ -29,6 +29,14 @@ type folderWork struct {
 	fed, finished  bool
 	batch          []Entry
 	retry          []imap.UID
+	copied         []copiedMsg // this run's copies, for verify
+}
+
+// copiedMsg is what the destination should now hold of one copy.
+type copiedMsg struct {
+	dst  imap.UID
+	size int64
+	date time.Time
 }
 
 // reset prepares a work for another pass (the retry).
@@ -52,6 +60,7 @@ const (
 	fatal           // the account cannot go on (over quota, login refused)
 	dropped         // not attempted: the run was stopped
 	fed             // marker: every message of the folder was queued
+	missed          // not fetched: the source did not send it (result.lost)
 )
 
 type result struct {
@@ -152,6 +161,7 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 		uids       []imap.UID
 		sent       int
 		reconnects int
+		single     bool // fetch one message at a time (to find a bad one)
 	}
 	var active []*cursor
 	for i, w := range works {
@@ -173,17 +183,42 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 				err = m.examine(p.ctx, c.w)
 			}
 			var consumed, sent int
+			var missing []imap.UID
 			if err == nil {
 				selected = c.w.plan.Source
-				consumed, sent, err = m.fetchChunk(p.ctx, c.w, c.uids, p.chunks)
+				consumed, sent, missing, err = m.fetchChunk(p.ctx, c.w, c.uids, c.single, p.chunks)
 			}
-			if err != nil {
-				if p.ctx.Err() != nil {
-					return context.Cause(p.ctx)
+			var big errOversized
+			switch {
+			case err == nil:
+			case p.ctx.Err() != nil:
+				return context.Cause(p.ctx)
+			case errors.As(err, &big):
+				// The connection was dropped mid-literal: refuse that one
+				// message, then go on with the rest on a new connection.
+				if big.uid == 0 {
+					c.single = true
+				} else {
+					p.results <- result{work: c.w, out: missed, lost: &fetchLost{uids: []imap.UID{big.uid}, err: big}}
+					c.uids = slices.DeleteFunc(c.uids, func(u imap.UID) bool { return u == big.uid })
 				}
+				m.logf("%s: %v", c.w.plan.Source, big)
+				selected = ""
+				if err := m.reconnectSource(p.ctx); err != nil {
+					return err
+				}
+				next = append(next, c)
+				continue
+			default:
 				var reset errFolderReset
-				if errors.As(err, &reset) || c.reconnects >= maxReconnects {
+				if errors.As(err, &reset) || c.reconnects >= maxReconnects || imapconn.KindOf(err) == imapconn.ErrProtocol {
 					done(c, &fetchLost{uids: c.uids, err: err})
+					if !errors.As(err, &reset) && m.src.Dead() {
+						selected = ""
+						if err := m.reconnectSource(p.ctx); err != nil {
+							return err
+						}
+					}
 					continue
 				}
 				c.reconnects++
@@ -194,6 +229,9 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 				}
 				next = append(next, c)
 				continue
+			}
+			if len(missing) > 0 {
+				p.results <- result{work: c.w, out: missed, lost: &fetchLost{uids: missing, err: errNotSent}}
 			}
 			c.sent += sent
 			c.uids = c.uids[consumed:]
@@ -215,20 +253,16 @@ func (p *pipeline) finish() error {
 
 func (p *pipeline) collect() {
 	defer close(p.done)
-	m := p.m
 	for r := range p.results {
 		w := r.work
-		if r.out == fed {
+		switch r.out {
+		case fed:
 			w.fed, w.sent = true, r.sent
 			p.works = append(p.works, w)
-			if r.lost != nil {
-				for _, uid := range r.lost.uids {
-					w.fr.Failed = append(w.fr.Failed, MessageIssue{UID: uint32(uid), Size: w.sizes[uid],
-						Reason: "could not be read from the source server: " + errText(r.lost.err)})
-					m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
-				}
-			}
-		} else {
+			p.lost(w, r.lost)
+		case missed:
+			p.lost(w, r.lost)
+		default:
 			w.received++
 			p.record(r)
 			r.job.body.release()
@@ -245,14 +279,41 @@ func (p *pipeline) collect() {
 	}
 }
 
+// lost records source messages that were not fetched, with the reason.
+func (p *pipeline) lost(w *folderWork, l *fetchLost) {
+	if l == nil {
+		return
+	}
+	m := p.m
+	reason := errText(l.err)
+	var big errOversized
+	if errors.As(l.err, &big) {
+		reason = big.Error()
+	} else if !errors.Is(l.err, errNotSent) {
+		reason = "could not be read from the source server: " + reason
+	}
+	for _, uid := range l.uids {
+		w.fr.Failed = append(w.fr.Failed, MessageIssue{UID: uint32(uid), Size: w.sizes[uid], Reason: reason})
+		m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
+	}
+}
+
 func (p *pipeline) record(r result) {
 	m, w, j := p.m, r.work, r.job
 	switch r.out {
 	case copied:
 		w.batch = append(w.batch, Entry{SrcUID: j.msg.UID, DstUID: r.dstUID,
-			Identity: IdentityOf(j.body.header(), j.msg.Size), Flags: w.filter.apply(j.msg.Flags)})
+			Identity: IdentityOf(j.body.header()), Flags: w.filter.apply(j.msg.Flags)})
 		w.fr.Copied++
 		w.fr.BytesCopied += j.body.size
+		if r.dstUID != 0 {
+			w.copied = append(w.copied, copiedMsg{dst: r.dstUID, size: j.body.size, date: j.msg.InternalDate})
+		}
+		for _, k := range w.filter.dropped(j.msg.Flags) {
+			if !slices.Contains(w.fr.KeywordsDropped, k) && len(w.fr.KeywordsDropped) < maxListed {
+				w.fr.KeywordsDropped = append(w.fr.KeywordsDropped, k)
+			}
+		}
 		m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
 		m.opt.Progress.add(&m.opt.Progress.bytesDone, j.body.size)
 		if len(w.batch) >= ledgerBatch {

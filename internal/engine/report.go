@@ -78,6 +78,14 @@ type FolderReport struct {
 	Skipped        []MessageIssue `json:"skipped,omitempty"`
 	Failed         []MessageIssue `json:"failed,omitempty"`
 	Unchanged      bool           `json:"unchanged,omitempty"` // nothing changed since the last run
+	// Rewritten counts messages the destination stores with other bytes
+	// than the source's (a line ending added, 8-bit header bytes replaced).
+	Rewritten int `json:"rewritten_by_destination,omitempty"`
+	// DatesNotKept counts messages whose arrival date the destination did
+	// not keep.
+	DatesNotKept int `json:"dates_not_kept,omitempty"`
+	// KeywordsDropped are keywords (tags) the destination does not store.
+	KeywordsDropped []string `json:"keywords_dropped,omitempty"`
 }
 
 // MessageIssue names a message that was skipped or failed, in terms the
@@ -133,8 +141,46 @@ type SideError struct {
 func (e *SideError) Error() string { return fmt.Sprintf("%s server: %v", e.Side, e.Err) }
 func (e *SideError) Unwrap() error { return e.Err }
 
+// InternalError is a defect of this tool met during a run (a recovered
+// panic). Value says what went wrong, without secrets.
+type InternalError struct{ Value string }
+
+func (e *InternalError) Error() string { return "internal error: " + e.Value }
+
+// TooManyFoldersError refuses an account with more folders than
+// Options.MaxFolders, before anything is created.
+type TooManyFoldersError struct {
+	Side Side
+	Max  int
+}
+
+func (e *TooManyFoldersError) Error() string {
+	return fmt.Sprintf("%s server lists more than %d folders", e.Side, e.Max)
+}
+
+// Failure kinds of the engine's own, beside imapconn's.
+const (
+	KindInternal       = "internal"
+	KindTooManyFolders = "too_many_folders"
+)
+
 // Explain turns an account-level error into a Failure the customer can act on.
 func Explain(err error) *Failure {
+	var ie *InternalError
+	if errors.As(err, &ie) {
+		return &Failure{Kind: KindInternal, Detail: err.Error(),
+			Message: "The migration of this mailbox stopped because of an unexpected error in the migration tool (a defect on our side, not in your mailbox). What was copied so far is kept. Please contact support; running it again would likely stop the same way."}
+	}
+	var many *TooManyFoldersError
+	if errors.As(err, &many) {
+		f := &Failure{Kind: KindTooManyFolders, Side: many.Side, Detail: err.Error()}
+		if many.Side == SideSource {
+			f.Message = fmt.Sprintf("The old mailbox has more than %d folders, more than this service copies into one mailbox. Nothing was copied. Merge or delete folders in the old mailbox (or ask the hosting to raise the limit), then start the migration again.", many.Max)
+		} else {
+			f.Message = fmt.Sprintf("The destination mailbox already has more than %d folders, more than this service works with. Nothing was copied. Contact the hosting's support.", many.Max)
+		}
+		return f
+	}
 	f := &Failure{Kind: imapconn.KindOf(err).Code(), Detail: err.Error()}
 	var se *SideError
 	server, user := "the server", ""
@@ -166,6 +212,13 @@ func Explain(err error) *Failure {
 		}
 	case imapconn.ErrTimeout, imapconn.ErrConnLost:
 		f.Message = fmt.Sprintf("%s stopped answering. What was copied so far is kept; run the migration again to continue.", capitalize(server))
+	case imapconn.ErrProtocol:
+		var ce *imapconn.Error
+		said := ""
+		if errors.As(err, &ce) && ce.Text != "" {
+			said = fmt.Sprintf(" It sent: «%s».", ce.Text)
+		}
+		f.Message = fmt.Sprintf("%s sent a reply that does not follow the IMAP protocol, so the migration cannot go on with it.%s Running the migration again would meet the same reply: ask the provider of that server to fix it, or contact support. What was copied so far is kept.", capitalize(server), said)
 	case imapconn.ErrOverQuota:
 		f.Message = "The destination mailbox is full. The messages copied so far are kept. Enlarge the mailbox quota (or delete mail in the old mailbox), then run the migration again: it copies only the rest."
 	default:

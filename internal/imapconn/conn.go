@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"strings"
@@ -45,6 +46,8 @@ type Conn struct {
 	ep      Endpoint
 	cl      *imapclient.Client
 	timeout time.Duration
+
+	guard   *guard
 
 	mu       sync.Mutex
 	timer    *time.Timer
@@ -87,6 +90,7 @@ func Dial(ctx context.Context, ep Endpoint, opt Options) (*Conn, error) {
 	}
 	c := &Conn{ep: ep, timeout: opt.Timeout}
 	clOpts := &imapclient.Options{TLSConfig: ep.tlsConfig()}
+	var plain net.Conn // what go-imap reads: the guard watches it
 	switch ep.Security {
 	case TLS:
 		tc := tls.Client(raw, ep.tlsConfig())
@@ -97,16 +101,18 @@ func Dial(ctx context.Context, ep Endpoint, opt Options) (*Conn, error) {
 			}
 			return nil, &Error{Kind: ErrTLS, Op: "TLS handshake", Server: addr, Err: err}
 		}
-		c.cl = imapclient.New(tc, clOpts)
+		plain = tc
 	case StartTLS:
-		// NewStartTLS reads the greeting and upgrades synchronously; the
-		// deadline keeps a silent server from hanging it.
-		raw.SetDeadline(time.Now().Add(opt.DialTimeout))
-		cl, err := imapclient.NewStartTLS(raw, clOpts)
+		tc, err := startTLS(dctx, raw, ep.tlsConfig(), opt.DialTimeout)
 		if err != nil {
 			raw.Close()
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
+			}
+			var e *Error
+			if errors.As(err, &e) {
+				e.Server = addr
+				return nil, e
 			}
 			kind := ErrTLS
 			var ne net.Error
@@ -115,11 +121,12 @@ func Dial(ctx context.Context, ep Endpoint, opt Options) (*Conn, error) {
 			}
 			return nil, &Error{Kind: kind, Op: "STARTTLS", Server: addr, Err: err}
 		}
-		raw.SetDeadline(time.Time{})
-		c.cl = cl
+		plain = tc
 	default:
-		c.cl = imapclient.New(raw, clOpts)
+		plain = raw
 	}
+	c.guard = newGuard(plain)
+	c.cl = imapclient.New(c.guard, clOpts)
 	done := c.arm(ctx)
 	err = c.cl.WaitGreeting()
 	done()
@@ -174,6 +181,13 @@ func (c *Conn) fail(ctx context.Context, op string, err error) error {
 		return &Error{Kind: ErrTimeout, Op: op, Server: c.ep.Addr(),
 			Err: fmt.Errorf("no answer within %s", c.timeout)}
 	}
+	if cut, line := c.guard.problem(); cut != nil || parseFailure(err) {
+		// Retrying on a fresh connection would get the same reply.
+		if cut != nil {
+			err = cut
+		}
+		return &Error{Kind: ErrProtocol, Op: op, Server: c.ep.Addr(), Text: line, Err: err}
+	}
 	return classify(op, c.ep.Addr(), err)
 }
 
@@ -192,6 +206,7 @@ func (c *Conn) Dead() bool {
 // password byte unchanged; LOGIN is the fallback, and go-imap sends
 // passwords it cannot quote as literals.
 func (c *Conn) Login(ctx context.Context, user, password string) error {
+	c.guard.redact(password)
 	done := c.arm(ctx)
 	defer done()
 	caps := c.cl.Caps()
@@ -274,9 +289,19 @@ func (m Mailbox) HasAttr(attr imap.MailboxAttr) bool {
 	return false
 }
 
+// ErrTooManyMailboxes means LIST returned more mailboxes than the caller
+// takes; the rest of the reply was not read.
+type ErrTooManyMailboxes struct{ Max int }
+
+func (e ErrTooManyMailboxes) Error() string {
+	return fmt.Sprintf("the server lists more than %d folders", e.Max)
+}
+
 // List returns every mailbox with special-use attributes and subscription
-// state where the server can tell them.
-func (c *Conn) List(ctx context.Context) ([]Mailbox, error) {
+// state where the server can tell them. More than max mailboxes (when max
+// is positive) fail with ErrTooManyMailboxes, and the connection is
+// dropped rather than the rest of the list read.
+func (c *Conn) List(ctx context.Context, max int) ([]Mailbox, error) {
 	caps := c.Caps(ctx)
 	opts := &imap.ListOptions{}
 	if caps.Has(imap.CapSpecialUse) {
@@ -287,22 +312,33 @@ func (c *Conn) List(ctx context.Context) ([]Mailbox, error) {
 		opts.ReturnSubscribed = true
 	}
 	done := c.arm(ctx)
-	data, err := c.cl.List("", "*", opts).Collect()
-	done()
-	if err != nil {
-		return nil, c.fail(ctx, "list folders", err)
-	}
-	out := make([]Mailbox, 0, len(data))
-	for _, d := range data {
+	defer done()
+	cmd := c.cl.List("", "*", opts)
+	var out []Mailbox
+	for {
+		d := cmd.Next()
+		if d == nil {
+			break
+		}
+		c.touch()
+		if max > 0 && len(out) >= max {
+			c.cl.Close()
+			return nil, ErrTooManyMailboxes{Max: max}
+		}
 		m := Mailbox{Name: d.Mailbox, Delim: d.Delim, Attrs: d.Attrs}
 		m.Subscribed = !ext || m.HasAttr(imap.MailboxAttrSubscribed)
 		out = append(out, m)
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, c.fail(ctx, "list folders", err)
 	}
 	return out, nil
 }
 
 // Status asks for a mailbox's counters; options the server lacks are
-// dropped rather than sent.
+// dropped rather than sent. Counters a server leaves out of its reply
+// (MESSAGES, UIDNEXT, UIDVALIDITY) are read with EXAMINE instead, so that a
+// requested counter is never nil.
 func (c *Conn) Status(ctx context.Context, name string, opts imap.StatusOptions) (*imap.StatusData, error) {
 	caps := c.Caps(ctx)
 	if !caps.Has(imap.CapCondStore) {
@@ -312,9 +348,41 @@ func (c *Conn) Status(ctx context.Context, name string, opts imap.StatusOptions)
 		opts.Size = false
 	}
 	done := c.arm(ctx)
-	defer done()
 	st, err := c.cl.Status(name, &opts).Wait()
-	return st, c.fail(ctx, fmt.Sprintf("status of %q", name), err)
+	done()
+	if err != nil {
+		return nil, c.fail(ctx, fmt.Sprintf("status of %q", name), err)
+	}
+	if (opts.NumMessages && st.NumMessages == nil) || (opts.UIDNext && st.UIDNext == 0) ||
+		(opts.UIDValidity && st.UIDValidity == 0) {
+		ex, err := c.ExamineStatus(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if st.NumMessages == nil {
+			st.NumMessages = ex.NumMessages
+		}
+		if st.UIDNext == 0 {
+			st.UIDNext = ex.UIDNext
+		}
+		if st.UIDValidity == 0 {
+			st.UIDValidity = ex.UIDValidity
+		}
+	}
+	return st, nil
+}
+
+// ExamineStatus reads a mailbox's counters by opening it read-only: the
+// fallback for servers whose STATUS replies are incomplete or unreadable.
+// It leaves the mailbox selected.
+func (c *Conn) ExamineStatus(ctx context.Context, name string) (*imap.StatusData, error) {
+	sel, err := c.Examine(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	n := sel.NumMessages
+	return &imap.StatusData{Mailbox: name, NumMessages: &n, UIDNext: sel.UIDNext,
+		UIDValidity: sel.UIDValidity, HighestModSeq: sel.HighestModSeq}, nil
 }
 
 // Examine opens a mailbox read-only: the source is never modified.
@@ -335,15 +403,27 @@ func (c *Conn) sel(ctx context.Context, name string, ro bool) (*imap.SelectData,
 	return d, c.fail(ctx, fmt.Sprintf("open folder %q", name), err)
 }
 
-// Create makes a mailbox; one that already exists is not an error.
-func (c *Conn) Create(ctx context.Context, name string) error {
+// Create makes a mailbox; one that already exists is not an error. With
+// use set and a server that offers CREATE-SPECIAL-USE (RFC 6154), the
+// mailbox is marked with that role, so that mail clients and later runs
+// find it as the Sent or Junk folder.
+func (c *Conn) Create(ctx context.Context, name string, use imap.MailboxAttr) error {
+	var opts *imap.CreateOptions
+	if use != "" && c.Has(ctx, imap.CapCreateSpecialUse) {
+		opts = &imap.CreateOptions{SpecialUse: []imap.MailboxAttr{use}}
+	}
 	done := c.arm(ctx)
 	defer done()
-	err := c.cl.Create(name, nil).Wait()
+	err := c.cl.Create(name, opts).Wait()
 	var ie *imap.Error
 	if errors.As(err, &ie) && (ie.Code == imap.ResponseCodeAlreadyExists ||
 		strings.Contains(strings.ToLower(ie.Text), "exists")) {
 		return nil
+	}
+	if errors.As(err, &ie) && opts != nil && ie.Code == "USEATTR" {
+		// The server cannot give this folder the role (it may have one
+		// for it already); a plain folder holds the mail as well.
+		err = c.cl.Create(name, nil).Wait()
 	}
 	return c.fail(ctx, fmt.Sprintf("create folder %q", name), err)
 }
@@ -360,15 +440,17 @@ type MessageMeta struct {
 	UID    imap.UID
 	Flags  []imap.Flag
 	Size   int64
+	Date   time.Time // INTERNALDATE
 	ModSeq uint64
 	Header []byte // selected header fields, when asked for
 }
 
-// FetchMeta reads UID, FLAGS, RFC822.SIZE (and MODSEQ under CONDSTORE) of
+// FetchMeta reads UID, FLAGS, RFC822.SIZE, INTERNALDATE (and MODSEQ under CONDSTORE) of
 // the messages in uids of the selected mailbox; with headerFields also those
 // header fields. A nil uids means all messages.
 func (c *Conn) FetchMeta(ctx context.Context, uids []imap.UID, headerFields []string) ([]MessageMeta, error) {
-	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true, ModSeq: c.Has(ctx, imap.CapCondStore)}
+	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true, InternalDate: true,
+		ModSeq: c.Has(ctx, imap.CapCondStore)}
 	if headerFields != nil {
 		opts.BodySection = []*imap.FetchItemBodySection{{
 			Specifier: imap.PartSpecifierHeader, HeaderFields: headerFields, Peek: true}}
@@ -389,7 +471,7 @@ func (c *Conn) FetchMeta(ctx context.Context, uids []imap.UID, headerFields []st
 				cmd.Close()
 				return err
 			}
-			m := MessageMeta{UID: buf.UID, Flags: buf.Flags, Size: buf.RFC822Size, ModSeq: buf.ModSeq}
+			m := MessageMeta{UID: buf.UID, Flags: buf.Flags, Size: buf.RFC822Size, Date: buf.InternalDate, ModSeq: buf.ModSeq}
 			for _, b := range buf.BodySection {
 				m.Header = b.Bytes
 			}
@@ -430,14 +512,19 @@ type Message struct {
 
 // FetchBodies streams the full bodies (BODY.PEEK[], so \Seen is never set)
 // of uids in the selected mailbox. For each message, sink consumes the
-// body literal and returns what it made of it; then each receives the
-// metadata with that value. An error from sink or each stops the fetch and
-// closes the connection (draining a large fetch would take as long as
-// reading it).
+// body literal and returns what it made of it; it is given the metadata
+// that came before the body (the UID, if the server sent it first) and the
+// literal's size, so it can refuse a body before reading it. Then each
+// receives the metadata with that value. An error from sink or each stops
+// the fetch and closes the connection (draining a large fetch would take as
+// long as reading it).
 func FetchBodies[B any](ctx context.Context, c *Conn, uids []imap.UID,
-	sink func(r io.Reader, size int64) (B, error), each func(Message, B) error) error {
+	sink func(m Message, r io.Reader, size int64) (B, error), each func(Message, B) error) error {
 	opts := &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true,
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
+	// Bodies are literals of any size; the sink bounds them.
+	c.guard.setLiteralMax(math.MaxInt64)
+	defer c.guard.setLiteralMax(maxSmallLiteral)
 	err := c.forBatches(uids, func(set imap.UIDSet) error {
 		done := c.arm(ctx)
 		defer done()
@@ -472,7 +559,7 @@ func FetchBodies[B any](ctx context.Context, c *Conn, uids []imap.UID,
 					if it.Literal != nil {
 						r, size = &touchReader{r: it.Literal, c: c}, it.Literal.Size()
 					}
-					b, err := sink(r, size)
+					b, err := sink(m, r, size)
 					if err != nil {
 						c.cl.Close()
 						return err

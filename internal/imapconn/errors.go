@@ -28,14 +28,15 @@ const (
 	ErrOverQuota             // the destination mailbox is full
 	ErrTooBig                // the message exceeds the server's size limit
 	ErrServer                // the server answered NO/BAD to a command
-	ErrConnLost              // the connection dropped or the reply could not be parsed
+	ErrConnLost              // the connection dropped
+	ErrProtocol              // the server's reply breaks the protocol; a retry gets the same
 )
 
 var kindNames = map[Kind]string{
 	ErrOther: "error", ErrResolve: "cannot resolve", ErrConnect: "cannot connect",
 	ErrTLS: "TLS failure", ErrAuth: "authentication failed", ErrTimeout: "timeout",
 	ErrOverQuota: "over quota", ErrTooBig: "message too big", ErrServer: "server error",
-	ErrConnLost: "connection lost",
+	ErrConnLost: "connection lost", ErrProtocol: "reply not understood",
 }
 
 func (k Kind) Error() string { return kindNames[k] }
@@ -43,7 +44,7 @@ func (k Kind) Error() string { return kindNames[k] }
 // Code is a stable machine-readable name for the kind (reports, API).
 func (k Kind) Code() string {
 	return [...]string{"other", "resolve", "connect", "tls", "auth", "timeout",
-		"over_quota", "too_big", "server", "connection_lost"}[k]
+		"over_quota", "too_big", "server", "connection_lost", "protocol"}[k]
 }
 
 // Error is a classified IMAP failure. It never holds a password: the server

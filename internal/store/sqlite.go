@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	_ "modernc.org/sqlite" // the embedded database, no cgo
@@ -79,6 +80,7 @@ CREATE TABLE IF NOT EXISTS task (
 	kind TEXT NOT NULL CHECK (kind IN ('sync', 'create')),
 	source_user TEXT NOT NULL,
 	dest_user TEXT NOT NULL,
+	dest_key TEXT NOT NULL DEFAULT '',
 	state TEXT NOT NULL,
 	job_id INTEGER NOT NULL DEFAULT 0,
 	folders_total INTEGER NOT NULL DEFAULT 0,
@@ -109,7 +111,7 @@ CREATE TABLE IF NOT EXISTS session (
 	user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
 	expires INTEGER NOT NULL
 ) WITHOUT ROWID;
-PRAGMA user_version = 3;
+PRAGMA user_version = 4;
 `
 
 // Open opens (creating if needed) the SQLite file at path.
@@ -138,23 +140,36 @@ func Open(path string) (*SQLite, error) {
 // upgrade adds what newer versions keep to a database an older version
 // made (CREATE TABLE IF NOT EXISTS leaves existing tables as they were).
 func upgrade(db *sql.DB) error {
-	rows, err := db.Query(`SELECT name FROM pragma_table_info('migration')`)
-	if err != nil {
+	if err := addColumn(db, "migration", "source_fingerprint", `TEXT NOT NULL DEFAULT ''`); err != nil {
 		return err
 	}
-	has := false
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			rows.Close()
-			return err
-		}
-		has = has || name == "source_fingerprint"
+	if err := addColumn(db, "task", "dest_key", `TEXT NOT NULL DEFAULT ''`); err != nil {
+		return err
 	}
-	rows.Close()
-	if !has {
-		_, err = db.Exec(`ALTER TABLE migration ADD COLUMN source_fingerprint TEXT NOT NULL DEFAULT ''`)
+	// Older versions let two tasks write into one mailbox at once; the
+	// newest of such tasks are cancelled so that the rule below can hold.
+	// The addresses are ASCII in practice, where lower() equals MailboxKey.
+	_, err := db.Exec(`UPDATE task SET dest_key = lower(dest_user) WHERE dest_key = ''`)
+	if err == nil {
+		_, err = db.Exec(`UPDATE task SET state = ?, finished = ? WHERE state IN (?, ?) AND id NOT IN
+			(SELECT min(id) FROM task WHERE state IN (?, ?) GROUP BY dest_key)`,
+			StateCancelled, unix(time.Now()), StateQueued, StateRunning, StateQueued, StateRunning)
 	}
+	if err == nil {
+		// At most one task writes into a mailbox at any moment.
+		_, err = db.Exec(`CREATE UNIQUE INDEX IF NOT EXISTS task_active_mailbox ON task(dest_key)
+			WHERE state IN ('` + StateQueued + `', '` + StateRunning + `')`)
+	}
+	return err
+}
+
+// addColumn adds a column to a table that lacks it.
+func addColumn(db *sql.DB, table, column, def string) error {
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, table, column).Scan(&n); err != nil || n > 0 {
+		return err
+	}
+	_, err := db.Exec(`ALTER TABLE ` + table + ` ADD COLUMN ` + column + ` ` + def)
 	return err
 }
 
@@ -278,6 +293,41 @@ func (l *SQLite) Forget(ctx context.Context, account, srcFolder string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("reset ledger of %q: %w", srcFolder, err)
+	}
+	return nil
+}
+
+// Destinations implements engine.Ledger.
+func (l *SQLite) Destinations(ctx context.Context, account string) (map[string]string, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT src_folder, dst_folder FROM ledger_folder
+		WHERE account = ? AND dst_folder <> ''`, account)
+	if err != nil {
+		return nil, fmt.Errorf("read folder plan: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var src, dst string
+		if err := rows.Scan(&src, &dst); err != nil {
+			return nil, fmt.Errorf("read folder plan: %w", err)
+		}
+		out[src] = dst
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read folder plan: %w", err)
+	}
+	return out, nil
+}
+
+// Remember implements engine.Ledger. A folder that now goes elsewhere is
+// no longer complete: its state described the old destination.
+func (l *SQLite) Remember(ctx context.Context, account, srcFolder, dstFolder string) error {
+	_, err := l.db.ExecContext(ctx, `INSERT INTO ledger_folder (account, src_folder, dst_folder) VALUES (?, ?, ?)
+		ON CONFLICT (account, src_folder) DO UPDATE SET dst_folder = excluded.dst_folder,
+		complete = CASE WHEN ledger_folder.dst_folder = excluded.dst_folder THEN ledger_folder.complete ELSE 0 END`,
+		account, srcFolder, dstFolder)
+	if err != nil {
+		return fmt.Errorf("remember folder %q: %w", srcFolder, err)
 	}
 	return nil
 }
