@@ -47,7 +47,7 @@ type Conn struct {
 	cl      *imapclient.Client
 	timeout time.Duration
 
-	guard   *guard
+	guard *guard
 
 	mu       sync.Mutex
 	timer    *time.Timer

@@ -41,13 +41,13 @@ type guard struct {
 	mu sync.Mutex
 	// literalMax bounds the next literals; set per command (bodies or
 	// small metadata).
-	literalMax int64
+	literalMax  int64
 	literalLeft int64
 	lineLen     int
 	cur         []byte   // the start of the line being read
 	last        [][]byte // the starts of the last complete lines, newest last
-	tail        []byte // the last bytes of the line, to find a literal's size
-	err         error  // why the guard cut the connection
+	tail        []byte   // the last bytes of the line, to find a literal's size
+	err         error    // why the guard cut the connection
 	secrets     []string
 }
 
