@@ -53,6 +53,13 @@ type DovecotOptions struct {
 	// MasterUser and MasterPassword add a Dovecot master user: logging in
 	// as "mailbox*MasterUser" with MasterPassword opens any mailbox.
 	MasterUser, MasterPassword string
+	// Mbox stores mail in mbox files (~/mail, INBOX in ~/inbox) instead
+	// of Maildir. A folder is then either a file holding mail or a
+	// directory holding folders: creating a child of a folder that is a
+	// file fails with "NO [CANNOT] Mailbox doesn't allow inferior
+	// mailboxes", and a folder created with a trailing separator can only
+	// hold folders.
+	Mbox bool
 }
 
 // Dovecot is a running Dovecot instance listening on loopback.
@@ -466,13 +473,16 @@ func (d *Dovecot) writeConfig() error {
 	}
 	p("passdb {\n  driver = passwd-file\n  args = %s\n}", users)
 	p("userdb {\n  driver = passwd-file\n  args = %s\n}", users)
-	if d.opts.Separator == "/" {
+	switch {
+	case d.opts.Mbox:
+		p("mail_location = mbox:~/mail:INBOX=~/inbox")
+	case d.opts.Separator == "/":
 		// Maildir++ (the default layout) stores "a/b" as ".a.b" and so
 		// rejects '.' in names ("NO [CANNOT] Character not allowed in
 		// mailbox name: '.'") whatever the separator; LAYOUT=fs uses real
 		// directories and allows it.
 		p("mail_location = maildir:~/Maildir:LAYOUT=fs")
-	} else {
+	default:
 		p("mail_location = maildir:~/Maildir")
 	}
 	// A throw-away server needs no durability; fsync per APPEND made

@@ -151,6 +151,23 @@ const maxDiffLines = 50
 // No folder is left selected if the servers support UNSELECT. Cancelling
 // ctx closes both clients.
 func Verify(ctx context.Context, src, dst *imapclient.Client, mapping map[string]string) error {
+	return VerifyWith(ctx, src, dst, mapping, VerifyOptions{})
+}
+
+// VerifyOptions relaxes Verify for servers that legitimately change what
+// they store; both sides get the same treatment.
+type VerifyOptions struct {
+	// Body, when set, rewrites every message before it is compared (e.g.
+	// MungeHeader8bit for Cyrus); the whole message is then read into
+	// memory.
+	Body func([]byte) []byte
+	// Flags, when set, filters the normalized (lower-case) flags before
+	// they are compared, e.g. to drop keywords a server cannot store.
+	Flags func([]imap.Flag) []imap.Flag
+}
+
+// VerifyWith is Verify with the comparison relaxed by opts.
+func VerifyWith(ctx context.Context, src, dst *imapclient.Client, mapping map[string]string, opts VerifyOptions) error {
 	defer context.AfterFunc(ctx, func() { src.Close(); dst.Close() })()
 	defer unselect(src)
 	defer unselect(dst)
@@ -178,13 +195,13 @@ func Verify(ctx context.Context, src, dst *imapclient.Client, mapping map[string
 		where := fmt.Sprintf("%s -> %q", strings.Join(quoted, " + "), df)
 		var srcMsgs []msgInfo
 		for _, sf := range sources[df] {
-			msgs, err := readFolder(src, sf)
+			msgs, err := readFolder(src, sf, opts)
 			if err != nil {
 				return fmt.Errorf("verify: source %q: %w", sf, ctxErr(ctx, err))
 			}
 			srcMsgs = append(srcMsgs, msgs...)
 		}
-		dstMsgs, err := readFolder(dst, df)
+		dstMsgs, err := readFolder(dst, df, opts)
 		if err != nil {
 			var ie *imap.Error
 			if !errors.As(err, &ie) {
@@ -234,7 +251,7 @@ func (m msgInfo) describe() string {
 
 // readFolder examines a folder and hashes every message while its literal
 // streams in, so a huge message never sits in memory.
-func readFolder(cl *imapclient.Client, folder string) ([]msgInfo, error) {
+func readFolder(cl *imapclient.Client, folder string, opts VerifyOptions) ([]msgInfo, error) {
 	sel, err := cl.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
 		return nil, fmt.Errorf("examine: %w", err)
@@ -266,6 +283,9 @@ func readFolder(cl *imapclient.Client, folder string) ([]msgInfo, error) {
 				info.uid = item.UID
 			case imapclient.FetchItemDataFlags:
 				info.flags = normalizeFlags(item.Flags, true)
+				if opts.Flags != nil {
+					info.flags = opts.Flags(info.flags)
+				}
 			case imapclient.FetchItemDataInternalDate:
 				info.date = item.Time
 			case imapclient.FetchItemDataBodySection:
@@ -274,7 +294,16 @@ func readFolder(cl *imapclient.Client, folder string) ([]msgInfo, error) {
 				}
 				h := sha256.New()
 				head := &headCapture{limit: 16 << 10}
-				n, err := io.Copy(io.MultiWriter(h, head), item.Literal)
+				var body io.Reader = item.Literal
+				if opts.Body != nil {
+					data, err := io.ReadAll(item.Literal)
+					if err != nil {
+						fetch.Close()
+						return nil, fmt.Errorf("fetch body of message %d: %w", msg.SeqNum, err)
+					}
+					body = bytes.NewReader(opts.Body(data))
+				}
+				n, err := io.Copy(io.MultiWriter(h, head), body)
 				if err != nil {
 					fetch.Close()
 					return nil, fmt.Errorf("fetch body of message %d: %w", msg.SeqNum, err)

@@ -1,0 +1,315 @@
+package testbed
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// Cyrus is a running Cyrus IMAP 3.6 (Debian's cyrus-imapd, unpacked by
+// scripts/test.sh) on loopback. Its configuration keeps Debian's defaults
+// where they shape what a client sees: altnamespace: no and
+// unixhierarchysep: no, so personal folders are "INBOX.Name" with "." as
+// separator; munge8bit on, so 8-bit bytes in headers are stored as 'X';
+// SPECIAL-USE and CREATE-SPECIAL-USE announced but no folder created with a
+// role; QUOTA announced, and a mailbox without a limit answers
+// GETQUOTAROOT with "* QUOTA INBOX ()". Users are in a private sasldb;
+// the admin is "cyrus". The master runs as nobody (when we are root) in a
+// private mount namespace whose /dev/log is the instance's own syslog
+// socket, so the server's log ends up in Dir/syslog.
+type Cyrus struct {
+	Host      string
+	IMAPPort  int // plaintext (LOGIN allowed)
+	IMAPSPort int // implicit TLS
+	CAFile    string
+	Dir       string
+
+	bin, conf, sasldb, logPath string
+	adminPass                  string
+	mailUID, mailGID           int
+	chown                      bool
+	proc                       *serverProc
+	syslog                     *net.UnixConn
+	syslogDone                 chan struct{}
+
+	mu sync.Mutex
+}
+
+// StartCyrus starts a fresh Cyrus in a new temporary directory and waits
+// until both ports accept connections. The caller must call Stop.
+func StartCyrus() (*Cyrus, error) {
+	master, err := unpacked("cyrus-common", "usr/lib/cyrus/bin/master")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := unpacked("cyrus-imapd", "usr/lib/cyrus/bin/imapd"); err != nil {
+		return nil, err
+	}
+	if _, err := unpacked("sasl2-bin", "usr/sbin/saslpasswd2"); err != nil {
+		return nil, err
+	}
+	uid, gid, chown, err := mailIdentity()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "mm-cyrus-*")
+	if err != nil {
+		return nil, fmt.Errorf("start cyrus: %w", err)
+	}
+	c := &Cyrus{Host: "127.0.0.1", Dir: dir, CAFile: filepath.Join(dir, "cert.pem"),
+		bin: filepath.Dir(master), conf: filepath.Join(dir, "imapd.conf"), sasldb: filepath.Join(dir, "sasldb2"),
+		logPath: filepath.Join(dir, "syslog"), mailUID: uid, mailGID: gid, chown: chown}
+	if err := c.start(master); err != nil {
+		c.closeSyslog()
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cyrus) start(master string) error {
+	cmd, err := namespaceCommand(`d=$1; shift
+for n in null zero random urandom; do mount --bind "/dev/$n" "$d/dev/$n"; done
+mount --rbind "$d/dev" /dev
+exec "$@"`, c.Dir, master, "-C", c.conf, "-M", filepath.Join(c.Dir, "cyrus.conf"), "-p", filepath.Join(c.Dir, "run/master.pid"), "-D")
+	if err != nil {
+		return err
+	}
+	ports, err := freePorts(2)
+	if err != nil {
+		return fmt.Errorf("start cyrus: %w", err)
+	}
+	c.IMAPPort, c.IMAPSPort = ports[0], ports[1]
+	if err := c.prepare(); err != nil {
+		return fmt.Errorf("start cyrus: %w", err)
+	}
+	cmd.Dir = c.Dir
+	cmd.Env = append(os.Environ(), unpackedLibraryPath())
+	c.proc, err = startProc("cyrus", cmd, filepath.Join(c.Dir, "master.out"), c.LogTail)
+	if err != nil {
+		return err
+	}
+	if err := c.proc.waitListening(10*time.Second, c.addr(c.IMAPPort), c.addr(c.IMAPSPort)); err != nil {
+		return err
+	}
+	// The admin creates the users' mailboxes (CREATE user.NAME), as a
+	// Cyrus administrator would with cyradm.
+	c.adminPass = randomHex(12)
+	if err := c.saslpasswd("cyrus", c.adminPass); err != nil {
+		_ = c.proc.stop()
+		return fmt.Errorf("start cyrus: %w", err)
+	}
+	return nil
+}
+
+func (c *Cyrus) addr(port int) string { return net.JoinHostPort(c.Host, strconv.Itoa(port)) }
+
+// prepare writes the configuration, certificate and directories, and
+// opens the syslog socket the namespace's /dev/log points at.
+func (c *Cyrus) prepare() error {
+	if err := os.Chmod(c.Dir, 0o755); err != nil {
+		return err
+	}
+	for _, sub := range []string{"conf/db", "conf/socket", "conf/proc", "conf/log", "spool", "run", "sock", "dev"} {
+		if err := os.MkdirAll(filepath.Join(c.Dir, sub), 0o755); err != nil {
+			return err
+		}
+	}
+	for _, n := range []string{"null", "zero", "random", "urandom"} {
+		if err := os.WriteFile(filepath.Join(c.Dir, "dev", n), nil, 0o644); err != nil {
+			return err
+		}
+	}
+	certPEM, keyPEM, err := SelfSignedCert("localhost", "127.0.0.1")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(c.CAFile, certPEM, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(c.Dir, "key.pem"), keyPEM, 0o600); err != nil {
+		return err
+	}
+	userName, groupName, err := identityNames(c.mailUID, c.mailGID)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	p("# Generated by mailmigrate/internal/testbed; Debian's imapd.conf with private paths.")
+	p("configdirectory: %s", filepath.Join(c.Dir, "conf"))
+	p("proc_path: %s", filepath.Join(c.Dir, "run/proc"))
+	p("mboxname_lockpath: %s", filepath.Join(c.Dir, "run/lock"))
+	p("defaultpartition: default")
+	p("partition-default: %s", filepath.Join(c.Dir, "spool"))
+	p("altnamespace: no")
+	p("unixhierarchysep: no")
+	p("lmtp_downcase_rcpt: yes")
+	p("allowanonymouslogin: no")
+	p("autocreate_quota: 0")
+	p("umask: 077")
+	p("hashimapspool: true")
+	p("allowplaintext: yes")
+	p("sasl_pwcheck_method: auxprop")
+	p("sasl_auxprop_plugin: sasldb")
+	p("sasl_sasldb_path: %s", c.sasldb)
+	p("sasl_auto_transition: no")
+	p("admins: cyrus")
+	p("cyrus_user: %s", userName)
+	p("cyrus_group: %s", groupName)
+	p("tls_server_cert: %s", c.CAFile)
+	p("tls_server_key: %s", filepath.Join(c.Dir, "key.pem"))
+	p("lmtpsocket: %s", filepath.Join(c.Dir, "sock/lmtp"))
+	p("idlesocket: %s", filepath.Join(c.Dir, "sock/idle"))
+	p("notifysocket: %s", filepath.Join(c.Dir, "sock/notify"))
+	p("syslog_prefix: cyrus")
+	if err := os.WriteFile(c.conf, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	// Services are started with absolute paths and -C: master neither
+	// uses service_path for START nor passes its -C on.
+	bin := func(name string) string { return filepath.Join(c.bin, name) + " -C " + c.conf }
+	cyrusConf := fmt.Sprintf(`START {
+  recover cmd="%s -r"
+}
+SERVICES {
+  imap  cmd="%s" listen="%s" prefork=1
+  imaps cmd="%s -s" listen="%s" prefork=1
+}
+EVENTS {
+}
+`, bin("ctl_cyrusdb"), bin("imapd"), c.addr(c.IMAPPort), bin("imapd"), c.addr(c.IMAPSPort))
+	if err := os.WriteFile(filepath.Join(c.Dir, "cyrus.conf"), []byte(cyrusConf), 0o644); err != nil {
+		return err
+	}
+	// Cyrus logs only through syslog(3); nobody's processes send to it.
+	sock := filepath.Join(c.Dir, "dev", "log")
+	c.syslog, err = net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		return fmt.Errorf("syslog socket: %w", err)
+	}
+	if err := os.Chmod(sock, 0o666); err != nil {
+		return err
+	}
+	logFile, err := os.Create(c.logPath)
+	if err != nil {
+		return err
+	}
+	c.syslogDone = make(chan struct{})
+	go func() {
+		defer close(c.syslogDone)
+		defer logFile.Close()
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := c.syslog.Read(buf)
+			if err != nil {
+				return
+			}
+			line := strings.TrimRight(string(buf[:n]), "\x00\n")
+			// "<pri>" is noise for a reader.
+			if i := strings.IndexByte(line, '>'); strings.HasPrefix(line, "<") && i > 0 {
+				line = line[i+1:]
+			}
+			_, _ = logFile.WriteString(line + "\n")
+		}
+	}()
+	for _, sub := range []string{"conf", "spool", "run", "sock", "key.pem", "cyrus.conf", "imapd.conf"} {
+		if err := chownTree(filepath.Join(c.Dir, sub), c.mailUID, c.mailGID, c.chown); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Cyrus) closeSyslog() {
+	if c.syslog != nil {
+		c.syslog.Close()
+		<-c.syslogDone
+	}
+}
+
+// saslpasswd sets a password in the private sasldb.
+func (c *Cyrus) saslpasswd(user, password string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cmd := exec.Command(filepath.Join(ServersRoot(), "usr/sbin/saslpasswd2"), "-p", "-c", "-f", c.sasldb, user)
+	cmd.Env = append(os.Environ(), unpackedLibraryPath())
+	cmd.Stdin = strings.NewReader(password)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("saslpasswd2 %s: %w: %s", user, err, out)
+	}
+	if c.chown {
+		if err := os.Lchown(c.sasldb, c.mailUID, c.mailGID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Name is "cyrus".
+func (c *Cyrus) Name() string { return "cyrus" }
+
+// AddUser sets the user's password in sasldb and creates the mailbox
+// user.NAME as admin. Names may not contain '.', which is the hierarchy
+// separator here, nor '@' (Debian's default has no virtual domains).
+func (c *Cyrus) AddUser(user, password string) error {
+	if user == "" || strings.ContainsAny(user, ".@/ \t\r\n\"\\%*") || strings.EqualFold(user, "cyrus") {
+		return fmt.Errorf("add cyrus user %q: not a plain login name", user)
+	}
+	if strings.ContainsAny(password, "\r\n\x00") {
+		return fmt.Errorf("add cyrus user %q: password with CR, LF or NUL", user)
+	}
+	if err := c.saslpasswd(user, password); err != nil {
+		return fmt.Errorf("add cyrus user %q: %w", user, err)
+	}
+	admin, err := c.Login("cyrus", c.adminPass)
+	if err != nil {
+		return fmt.Errorf("add cyrus user %q: %w", user, err)
+	}
+	defer admin.Close()
+	if err := admin.Create("user."+user, nil).Wait(); err != nil {
+		return fmt.Errorf("add cyrus user %q: create user.%s: %w%s", user, user, err, "\n"+c.LogTail(10))
+	}
+	return admin.Logout().Wait()
+}
+
+// Endpoint is the implicit-TLS port.
+func (c *Cyrus) Endpoint() ServerEndpoint {
+	return ServerEndpoint{Host: c.Host, Port: c.IMAPSPort, TLS: true, CAFile: c.CAFile}
+}
+
+// Login logs in on the plaintext port.
+func (c *Cyrus) Login(user, password string) (*imapclient.Client, error) {
+	return loginPlain(c.addr(c.IMAPPort), user, password)
+}
+
+// LogTail returns the last n lines the server sent to syslog.
+func (c *Cyrus) LogTail(n int) string { return tailFile(c.logPath, n) }
+
+// Stop ends the master and every service process and removes Dir.
+func (c *Cyrus) Stop() error {
+	var errs []error
+	if c.proc != nil {
+		errs = append(errs, c.proc.stop())
+	}
+	c.closeSyslog()
+	errs = append(errs, removeDir(c.Dir))
+	return errors.Join(errs...)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (Go 1.24+)
+	return hex.EncodeToString(b)
+}
