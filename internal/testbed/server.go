@@ -114,7 +114,9 @@ func (d DovecotServer) Name() string {
 }
 
 // AddUser adds a user without quota.
-func (d DovecotServer) AddUser(user, password string) error { return d.Dovecot.AddUser(user, password, 0) }
+func (d DovecotServer) AddUser(user, password string) error {
+	return d.Dovecot.AddUser(user, password, 0)
+}
 
 // Endpoint is the implicit-TLS port.
 func (d DovecotServer) Endpoint() ServerEndpoint {
