@@ -19,8 +19,16 @@ import (
 // plaintext, in daemon mode with a private configuration file
 // (--config-file, no site configuration). Users come from a virtdomain
 // passwd directory (one passwd-format file per domain, crypt hashes), so
-// logins are "local@domain"; each has a Maildir home, and the whole daemon
-// runs as nobody when we are root.
+// logins are "local@domain"; the whole daemon runs as nobody when we are
+// root.
+//
+// Mail is in mbox files (Mailutils' default format): INBOX is ~/INBOX,
+// folders are files under ~. With Maildir, imap4d 3.15 drops the flags and
+// the date given in APPEND (every message arrives unflagged, dated now), so
+// no migration into it could keep them. In mbox, imap4d keeps its own
+// headers in the message and shows them in BODY[]: "X-IMAPbase" (first
+// message), "X-UID" and "Status" (the flags), inserted before the blank
+// line, and it adds a final CRLF.
 //
 // What a client sees: personal namespace "" with "/" as separator, INBOX
 // \NoInferiors with a NIL delimiter, no SPECIAL-USE, no QUOTA, and
@@ -103,7 +111,7 @@ func (m *Mailutils) start(bin string) error {
 logging { syslog no; severity info; }
 auth { authentication generic; authorization virtdomain; }
 virtdomain { passwd-dir %q; }
-mailbox { mailbox-type maildir; mailbox-pattern "maildir://${home}/INBOX"; }
+mailbox { mailbox-type mbox; mailbox-pattern "mbox://${home}/INBOX"; }
 mode daemon;
 foreground yes;
 max-children 200;
@@ -155,7 +163,13 @@ func (m *Mailutils) AddUser(user, password string) error {
 	}
 	m.n++
 	home := filepath.Join(m.Dir, "home", fmt.Sprintf("u%03d-%s", m.n, sanitizeName(user)))
+	// The INBOX Maildir exists, as after a first delivery: on a user
+	// without one, APPEND to INBOX fails with "NO APPEND [TRYCREATE]
+	// failed" until a client creates it.
 	if err := os.Mkdir(home, 0o700); err != nil {
+		return fmt.Errorf("add mailutils user %q: %w", user, err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "INBOX"), nil, 0o600); err != nil {
 		return fmt.Errorf("add mailutils user %q: %w", user, err)
 	}
 	if err := chownTree(home, m.mailUID, m.mailGID, m.chown); err != nil {
