@@ -165,9 +165,12 @@ func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs
 	}
 	diag := diagnose.LoginAttempt{Resolver: diagnose.NewResolver(cfg.DNSServer), Hosting: expect,
 		HostingNames: append([]string{h.IMAP.Host}, cfg.Hosting.IMAPNames...)}
+	// The SQLite file is this process's alone: serve holds the data
+	// directory's lock (lockDataDir), the demo's file is a temporary one.
 	runner, err := jobs.Open(ctx, st.DB(), jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng,
 		SourceHostLimit: cfg.Sources.HostLimit, Workers: cfg.Jobs.Workers, Slice: cfg.Jobs.Slice,
-		SecretRetention: cfg.SecretRetention, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag, Logf: logf})
+		SecretRetention: cfg.SecretRetention, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag,
+		SingleProcess: true, Logf: logf})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -583,10 +583,11 @@ func TestServeKilledMidCopy(t *testing.T) {
 	}
 	s.start()
 	var m migrationOut
-	code, body := s.call(firma, "POST", "/domains/firma.test/migrations", map[string]any{
+	submission := map[string]any{
 		"source": map[string]any{"host": "127.0.0.1", "port": s.src.IMAPPort, "security": "plain"},
 		"sync":   []map[string]string{{"mailbox": a.mailbox, "hosting_password": a.hostPW, "source_user": a.srcUser, "source_password": a.srcPass}},
-	}, &m)
+	}
+	code, body := s.call(firma, "POST", "/domains/firma.test/migrations", submission, &m)
 	if code != 201 {
 		t.Fatalf("create: %d %s", code, body)
 	}
@@ -594,6 +595,16 @@ func TestServeKilledMidCopy(t *testing.T) {
 	var copied uint32
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && copied < 40; time.Sleep(5 * time.Millisecond) {
 		copied, _ = testbed.MessageCount(ctx, dst, "INBOX")
+	}
+	// A "final re-sync" started while the first copy runs is refused.
+	var busy struct {
+		Error       string
+		TaskID      int64 `json:"task_id"`
+		MigrationID int64 `json:"migration_id"`
+	}
+	if code, body := s.call(firma, "POST", "/domains/firma.test/migrations", submission, &busy); code != 409 ||
+		busy.Error != "mailbox_busy" || busy.TaskID != m.Tasks[0].ID || busy.MigrationID != m.ID {
+		t.Errorf("re-sync while copying: %d %s", code, body)
 	}
 	s.kill()
 	if copied < 40 {
@@ -614,6 +625,17 @@ func TestServeKilledMidCopy(t *testing.T) {
 		t.Errorf("report after resume: %+v, want %d in all", rep.Totals, a.messages)
 	}
 	s.verify(a, rep)
+
+	// Once it has finished, the re-sync runs, and copies nothing twice.
+	var again migrationOut
+	if code, body := s.call(firma, "POST", "/domains/firma.test/migrations", submission, &again); code != 201 {
+		t.Fatalf("re-sync after the copy: %d %s", code, body)
+	}
+	again = s.wait(firma, again.ID)
+	s.call(firma, "GET", fmt.Sprintf("/tasks/%d/report", again.Tasks[0].ID), nil, &rep)
+	if again.State != "done" || rep.Totals.Copied != 0 {
+		t.Errorf("re-sync: %s, copied %d", again.State, rep.Totals.Copied)
+	}
 }
 
 // With a Dovecot master user no hosting password is needed; a mailbox that

@@ -1,7 +1,9 @@
-// Package jobs runs mailbox tasks in the background with River: one job per
-// task, unique per task, bounded in time and resumable, because all progress
-// lives in the ledger. The workers are thin: they load the task, open its
-// secrets and call the engine.
+// Package jobs runs mailbox tasks in the background with River: a task's
+// job is queued in the transaction that queues the task, its runs are
+// bounded in time and resumable, because all progress lives in the ledger.
+// The workers are thin: they claim the task, open its secrets and call the
+// engine. Every change of a task's state is conditional (see store.Store),
+// so a cancel is never undone by a run that ends at the same moment.
 package jobs
 
 import (
@@ -11,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +56,10 @@ type Config struct {
 	// AllowPrivate lets source addresses lead into internal networks;
 	// without it a customer cannot make the service connect there.
 	AllowPrivate bool
+	// SingleProcess says that no other process uses the database (SQLite,
+	// whose data directory serve locks): jobs found running at start were
+	// left by a process that died.
+	SingleProcess bool
 	// Logf receives one line per notable event (no secrets).
 	Logf func(format string, args ...any)
 }
@@ -77,25 +84,26 @@ type TaskArgs struct {
 // Kind implements river.JobArgs.
 func (TaskArgs) Kind() string { return "migrate_task" }
 
-// InsertOpts makes the job unique per task while it is waiting or running;
-// a finished task can be queued again (restart, resume).
-func (TaskArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 4, UniqueOpts: river.UniqueOpts{ByArgs: true,
-		ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
-			rivertype.JobStateRetryable, rivertype.JobStateRunning, rivertype.JobStateScheduled}}}
-}
+// InsertOpts bounds the retries of a run that fails unexpectedly. A task
+// has one job at a time without River's unique jobs: the task's own
+// conditional states decide (a task is queued, with a new job, only from a
+// final state), and a run of any job but the task's current one does
+// nothing.
+func (TaskArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 4} }
 
 // Runner owns the River client.
 type Runner struct {
 	cfg    Config
 	client *river.Client[*sql.Tx]
 	limit  *hostLimiter
+	// run is engine.Run; tests put a stand-in there.
+	run func(context.Context, engine.Account, engine.Ledger, engine.Options) (*engine.Report, error)
+	// every is how often a run writes its progress into the task.
+	every time.Duration
 }
 
 // Open prepares River's tables in db (the store's SQLite file) and the
-// client. With SQLite only one process uses the file, so jobs left
-// "running" by a process that died are orphans and are made available at
-// once: a killed server resumes every unfinished task when it starts.
+// client.
 func Open(ctx context.Context, db *sql.DB, cfg Config) (*Runner, error) {
 	if cfg.SourceHostLimit <= 0 {
 		cfg.SourceHostLimit = 3
@@ -120,10 +128,8 @@ func Open(ctx context.Context, db *sql.DB, cfg Config) (*Runner, error) {
 	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return nil, fmt.Errorf("job queue tables: %w", err)
 	}
-	if _, err := db.ExecContext(ctx, `UPDATE river_job SET state = 'available' WHERE state = 'running'`); err != nil {
-		return nil, fmt.Errorf("job queue: requeue jobs of a stopped server: %w", err)
-	}
-	r := &Runner{cfg: cfg, limit: &hostLimiter{max: cfg.SourceHostLimit, busy: map[string]int{}}}
+	r := &Runner{cfg: cfg, limit: &hostLimiter{max: cfg.SourceHostLimit, busy: map[string]int{}},
+		run: engine.Run, every: 500 * time.Millisecond}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &taskWorker{r: r})
 	river.AddWorker(workers, &expireWorker{r: r})
@@ -148,71 +154,73 @@ func Open(ctx context.Context, db *sql.DB, cfg Config) (*Runner, error) {
 	return r, nil
 }
 
-// Start works jobs until Stop, after queueing every task that has work
-// left (a task whose job was lost with a crash between storing it and
-// queueing it).
+// Start checks the job of every unfinished task (see reconcile), then
+// works jobs until Stop.
 func (r *Runner) Start(ctx context.Context) error {
-	if err := r.client.Start(ctx); err != nil {
+	if err := r.reconcile(ctx, true); err != nil {
 		return err
 	}
-	tasks, err := r.cfg.Store.UnfinishedTasks(ctx)
-	if err != nil {
-		return err
-	}
-	for _, t := range tasks {
-		if err := r.Enqueue(ctx, t.ID); err != nil {
-			return err
-		}
-	}
-	return nil
+	return r.client.Start(ctx)
 }
 
 // Stop lets running copies stop at their next step (what they copied is
 // recorded) and waits for them.
 func (r *Runner) Stop(ctx context.Context) error { return r.client.StopAndCancel(ctx) }
 
-// Enqueue queues a task's job (again); a task already queued or running
-// is left as it is.
-func (r *Runner) Enqueue(ctx context.Context, taskID int64) error {
-	res, err := r.client.Insert(ctx, TaskArgs{TaskID: taskID}, nil)
-	if err != nil {
-		return fmt.Errorf("queue task %d: %w", taskID, err)
+// QueueTx queues the jobs of new tasks in the transaction that stores them
+// and sets their JobID.
+func (r *Runner) QueueTx(ctx context.Context, tx *sql.Tx, tasks []store.Task) error {
+	params := make([]river.InsertManyParams, len(tasks))
+	for i, t := range tasks {
+		params[i] = river.InsertManyParams{Args: TaskArgs{TaskID: t.ID}}
 	}
-	t, err := r.cfg.Store.Task(ctx, taskID)
+	res, err := r.client.InsertManyTx(ctx, tx, params)
 	if err != nil {
-		return err
+		return fmt.Errorf("queue %d task(s): %w", len(tasks), err)
 	}
-	if t.JobID != res.Job.ID {
-		t.JobID = res.Job.ID
-		return r.cfg.Store.UpdateTask(ctx, t)
+	for i := range tasks {
+		tasks[i].JobID = res[i].Job.ID
 	}
 	return nil
 }
 
-// Cancel stops a task: it is marked cancelled first, so that the worker,
-// when its run ends, leaves it so.
+// queueTx is QueueTx for one task, as store.QueueTask wants it.
+func (r *Runner) queueTx(ctx context.Context) func(tx *sql.Tx, t store.Task) (int64, error) {
+	return func(tx *sql.Tx, t store.Task) (int64, error) {
+		res, err := r.client.InsertTx(ctx, tx, TaskArgs{TaskID: t.ID}, nil)
+		if err != nil {
+			return 0, fmt.Errorf("queue task %d: %w", t.ID, err)
+		}
+		return res.Job.ID, nil
+	}
+}
+
+var (
+	unfinished = []string{store.StateQueued, store.StateRunning}
+	finished   = []string{store.StateDone, store.StateWarnings, store.StateFailed, store.StatePaused, store.StateCancelled}
+)
+
+// Cancel stops a task: it is marked cancelled, which no run undoes, and
+// its job is cancelled (a running copy stops at its next step).
 func (r *Runner) Cancel(ctx context.Context, taskID int64) error {
+	ok, err := r.cfg.Store.TransitionTask(ctx, taskID, unfinished, store.StateCancelled, nil)
+	if err != nil || !ok {
+		return err
+	}
 	t, err := r.cfg.Store.Task(ctx, taskID)
 	if err != nil {
 		return err
 	}
-	if store.Finished(t.State) {
-		return nil
-	}
-	t.State, t.Finished = store.StateCancelled, time.Now()
-	if err := r.cfg.Store.UpdateTask(ctx, t); err != nil {
-		return err
-	}
-	if t.JobID != 0 {
-		if _, err := r.client.JobCancel(ctx, t.JobID); err != nil && !errors.Is(err, river.ErrNotFound) {
-			return fmt.Errorf("cancel task %d: %w", taskID, err)
-		}
+	if _, err := r.client.JobCancel(ctx, t.JobID); err != nil && !errors.Is(err, river.ErrNotFound) {
+		return fmt.Errorf("cancel task %d: %w", taskID, err)
 	}
 	return nil
 }
 
 // Requeue makes a finished task run again (restart after done, resume
 // after out of space, retry after a failure): it copies only what is new.
+// A task that is queued or copying is left as it is; if another task
+// copies into its mailbox, the error is a *store.BusyError.
 func (r *Runner) Requeue(ctx context.Context, taskID int64) error {
 	t, err := r.cfg.Store.Task(ctx, taskID)
 	if err != nil {
@@ -224,11 +232,59 @@ func (r *Runner) Requeue(ctx context.Context, taskID int64) error {
 	if t.SourceSecret == nil || (t.DestSecret == nil && r.cfg.Hosting.MasterUser == "") {
 		return ErrNoSecrets
 	}
-	t.State, t.Failure, t.Finished = store.StateQueued, nil, time.Time{}
-	if err := r.cfg.Store.UpdateTask(ctx, t); err != nil {
-		return err
+	_, err = r.cfg.Store.QueueTask(ctx, taskID, finished, r.queueTx(ctx))
+	return err
+}
+
+// reconcile makes sure that every unfinished task has a job that will run
+// it. A task whose job was lost is queued again, and one whose job River
+// gave up on (a run that hung until it was discarded) fails, so that no
+// task shows "copying" forever. At start in a single process, a job still
+// running was left by a process that died: its task is queued again with
+// a new job.
+//
+// River offers no way to make a running job available again: JobRetry and
+// JobDelete leave running jobs alone, and its rescuer retries a job only
+// after RescueStuckJobsAfter (longer than a slice), which is right when
+// other processes may be working the job, but would resume a killed
+// server's copies only many minutes later. So the orphan is replaced: the
+// task gets a new job in the transaction that queues it again, and the
+// orphan is cancelled, which River's rescuer completes when it gets to it
+// (a run of it would do nothing anyway: it is no longer the task's job).
+// With several processes (PostgreSQL), SingleProcess is off and a running
+// job is left to the rescuer.
+func (r *Runner) reconcile(ctx context.Context, atStart bool) error {
+	tasks, err := r.cfg.Store.UnfinishedTasks(ctx)
+	if err != nil {
+		return fmt.Errorf("check the jobs of unfinished tasks: %w", err)
 	}
-	return r.Enqueue(ctx, taskID)
+	for _, t := range tasks {
+		job, err := r.client.JobGet(ctx, t.JobID)
+		switch {
+		case errors.Is(err, river.ErrNotFound):
+			r.cfg.Logf("task %d (%s): its job was lost; queued again", t.ID, t.DestUser)
+			_, err = r.cfg.Store.QueueTask(ctx, t.ID, unfinished, r.queueTx(ctx))
+		case err != nil:
+		case job.State == rivertype.JobStateRunning && atStart && r.cfg.SingleProcess:
+			r.cfg.Logf("task %d (%s): continues after the server stopped", t.ID, t.DestUser)
+			if _, err = r.cfg.Store.QueueTask(ctx, t.ID, unfinished, r.queueTx(ctx)); err == nil {
+				_, err = r.client.JobCancel(ctx, job.ID)
+			}
+		case job.FinalizedAt != nil:
+			r.cfg.Logf("task %d (%s): its job ended %s without finishing it", t.ID, t.DestUser, job.State)
+			_, err = r.cfg.Store.TransitionTask(ctx, t.ID, unfinished, store.StateFailed, stopped(fmt.Errorf("job %d ended %s", job.ID, job.State)))
+		}
+		if err != nil {
+			return fmt.Errorf("check the job of task %d: %w", t.ID, err)
+		}
+	}
+	return nil
+}
+
+// stopped is the failure of a task whose runs ended without an outcome.
+func stopped(err error) *engine.Failure {
+	return &engine.Failure{Kind: "internal", Detail: err.Error(),
+		Message: "The copy of this mailbox stopped because of an error on our side. What was copied stays; use Restart to continue. If it stops again, contact support."}
 }
 
 // ErrNoSecrets means the passwords of a finished task were deleted after
@@ -248,7 +304,36 @@ type taskWorker struct {
 // Timeout leaves the bound to the slice inside Work.
 func (w *taskWorker) Timeout(*river.Job[TaskArgs]) time.Duration { return w.r.cfg.Slice + time.Minute }
 
-func (w *taskWorker) Work(ctx context.Context, job *river.Job[TaskArgs]) error {
+// Work runs a task's copy for one slice. Whatever happens, the task ends in
+// a final state unless River will run the job again: a panic fails it (and
+// is not retried: a retry would panic again, each time leaving what it had
+// opened), and so does an error on the job's last attempt.
+func (w *taskWorker) Work(ctx context.Context, job *river.Job[TaskArgs]) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("task %d: panic: %v", job.Args.TaskID, p)
+			w.r.cfg.Logf("%v\n%s", err, debug.Stack())
+			w.giveUp(ctx, job.Args.TaskID, err)
+			err = river.JobCancel(err)
+		}
+	}()
+	err = w.work(ctx, job)
+	var snooze *river.JobSnoozeError
+	if err != nil && job.Attempt >= job.MaxAttempts && !errors.As(err, &snooze) {
+		w.r.cfg.Logf("task %d: giving up after %d attempts: %v", job.Args.TaskID, job.Attempt, err)
+		w.giveUp(ctx, job.Args.TaskID, err)
+	}
+	return err
+}
+
+// giveUp fails a task that no run will finish.
+func (w *taskWorker) giveUp(ctx context.Context, taskID int64, err error) {
+	if _, ferr := w.r.cfg.Store.TransitionTask(context.WithoutCancel(ctx), taskID, unfinished, store.StateFailed, stopped(err)); ferr != nil {
+		w.r.cfg.Logf("task %d: %v", taskID, ferr)
+	}
+}
+
+func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 	r := w.r
 	st := r.cfg.Store
 	t, err := st.Task(ctx, job.Args.TaskID)
@@ -258,8 +343,8 @@ func (w *taskWorker) Work(ctx context.Context, job *river.Job[TaskArgs]) error {
 	if err != nil {
 		return err
 	}
-	if store.Finished(t.State) {
-		return nil
+	if t.JobID != job.ID || store.Finished(t.State) {
+		return nil // another job runs the task now, or nothing is left to do
 	}
 	m, err := st.Migration(ctx, t.MigrationID)
 	if err != nil {
@@ -270,27 +355,24 @@ func (w *taskWorker) Work(ctx context.Context, job *river.Job[TaskArgs]) error {
 		return river.JobSnooze(2 * time.Second)
 	}
 	defer r.limit.release(host)
+	t, ok, err := st.ClaimTask(ctx, t.ID, job.ID)
+	if err != nil || !ok {
+		return err // cancelled meanwhile, if not ok
+	}
 
 	acct, err := r.account(t, m)
 	if err != nil {
-		return w.fail(ctx, t, &engine.Failure{Kind: "secrets", Message: err.Error(), Detail: err.Error()})
+		return w.finish(ctx, t, store.TaskEnd{State: store.StateFailed, Failure: &engine.Failure{Kind: "secrets", Message: err.Error(), Detail: err.Error()}})
 	}
 	if t.Kind == store.TaskCreate {
 		// Created here, not at submission, so that a retry finds it made.
 		if err := r.cfg.Hosting.Driver.Create(ctx, t.DestUser, acct.DestPassword, 0); err != nil && !errors.Is(err, hosting.ErrExists) {
-			return w.fail(ctx, t, &engine.Failure{Kind: "hosting", Side: engine.SideDest,
-				Message: "The new mailbox could not be created on the hosting. Contact support.", Detail: err.Error()})
+			return w.finish(ctx, t, store.TaskEnd{State: store.StateFailed, Failure: &engine.Failure{Kind: "hosting", Side: engine.SideDest,
+				Message: "The new mailbox could not be created on the hosting. Contact support.", Detail: err.Error()}})
 		}
 		if r.cfg.Hosting.MasterUser != "" {
 			acct.DestUser, acct.DestPassword = t.DestUser+"*"+r.cfg.Hosting.MasterUser, r.cfg.Hosting.MasterPassword
 		}
-	}
-	t.State, t.Failure = store.StateRunning, nil
-	if t.Started.IsZero() {
-		t.Started = time.Now()
-	}
-	if err := st.UpdateTask(ctx, t); err != nil {
-		return err
 	}
 
 	slice, cancel := context.WithTimeout(ctx, r.cfg.Slice)
@@ -301,100 +383,108 @@ func (w *taskWorker) Work(ctx context.Context, job *river.Job[TaskArgs]) error {
 	opt.Logf = func(format string, args ...any) {
 		r.cfg.Logf("task %d (%s): "+format, append([]any{t.ID, t.SourceUser}, args...)...)
 	}
-	stopProgress := w.watch(t, progress)
-	rep, runErr := engine.Run(slice, acct, st, opt)
+	stopProgress := w.watch(t.ID, progress, cancel)
+	rep, runErr := w.runEngine(slice, acct, opt)
 	stopProgress()
 
-	// Re-read: the task may have been cancelled meanwhile.
-	cur, err := st.Task(context.WithoutCancel(ctx), t.ID)
-	if err != nil {
-		return err
-	}
-	if cur.State == store.StateCancelled {
-		return nil
-	}
-	cur.Report = rep
-	copyProgress(&cur, progress.Snapshot())
-	ctxDone := ctx.Err() != nil
-	switch {
-	case ctxDone:
-		// The server is stopping: continue in the next process.
-		cur.State = store.StateQueued
-		if err := st.UpdateTask(context.WithoutCancel(ctx), cur); err != nil {
-			return err
-		}
-		return river.JobSnooze(0)
-	case slice.Err() != nil:
-		// The slice is over; go on in a fresh job run.
-		if err := st.UpdateTask(ctx, cur); err != nil {
+	end := store.TaskEnd{Progress: progressOf(progress.Snapshot()), Report: rep}
+	if ctx.Err() != nil || slice.Err() != nil {
+		// The slice is over, or the server is stopping, or the task was
+		// cancelled: a later run goes on, unless the task is no longer
+		// copying.
+		end.State = store.StateQueued
+		if err := w.finish(context.WithoutCancel(ctx), t, end); err != nil {
 			return err
 		}
 		return river.JobSnooze(0)
 	}
-	cur.Finished = time.Now()
-	cur.Failure = rep.Failure
+	end.Failure = rep.Failure
 	var se *engine.SideError
-	if cur.Failure != nil && errors.As(runErr, &se) && se.Side == engine.SideSource {
+	if end.Failure != nil && errors.As(runErr, &se) && se.Side == engine.SideSource {
 		// A failed login or connection to the old server gets the ranked
 		// causes the check would show.
 		at := r.cfg.Diagnose
 		at.Server, at.User, at.Err = acct.Source, acct.SourceUser, se.Err
 		if d := diagnose.Login(ctx, at); len(d.Reasons) > 0 {
 			for _, reason := range d.Reasons {
-				cur.Failure.Reasons = append(cur.Failure.Reasons, reason.Advice)
+				end.Failure.Reasons = append(end.Failure.Reasons, reason.Advice)
 			}
 		}
 	}
 	switch rep.Status {
 	case engine.StatusDone:
-		cur.State = store.StateDone
+		end.State = store.StateDone
 	case engine.StatusWarnings:
-		cur.State = store.StateWarnings
+		end.State = store.StateWarnings
 	case engine.StatusOverQuota:
-		cur.State = store.StatePaused
+		end.State = store.StatePaused
 	default:
-		cur.State = store.StateFailed
+		end.State = store.StateFailed
 		switch imapconn.KindOf(runErr) {
 		case imapconn.ErrConnect, imapconn.ErrTimeout, imapconn.ErrConnLost:
 			if job.Attempt < job.MaxAttempts {
 				// Worth another try later; the customer sees why it waits.
-				cur.State, cur.Finished = store.StateQueued, time.Time{}
-				if err := st.UpdateTask(ctx, cur); err != nil {
+				end.State = store.StateQueued
+				if err := w.finish(ctx, t, end); err != nil {
 					return err
 				}
 				return runErr
 			}
 		}
 	}
-	r.cfg.Logf("task %d (%s -> %s): %s", t.ID, t.SourceUser, t.DestUser, cur.State)
-	return st.UpdateTask(ctx, cur)
+	return w.finish(ctx, t, end)
 }
 
-// fail ends a task with a failure that no retry can fix.
-func (w *taskWorker) fail(ctx context.Context, t store.Task, f *engine.Failure) error {
-	t.State, t.Failure, t.Finished = store.StateFailed, f, time.Now()
-	w.r.cfg.Logf("task %d (%s): failed: %s", t.ID, t.SourceUser, f.Detail)
-	return w.r.cfg.Store.UpdateTask(ctx, t)
+// runEngine is the engine's run of one account, with a panic turned into
+// the account's failure.
+func (w *taskWorker) runEngine(ctx context.Context, acct engine.Account, opt engine.Options) (rep *engine.Report, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+			w.r.cfg.Logf("task for %s: %v\n%s", acct.DestUser, err, debug.Stack())
+			f := stopped(err)
+			rep = &engine.Report{SourceUser: acct.SourceUser, Dest: acct.DestUser, Status: engine.StatusFailed, Failure: f}
+		}
+	}()
+	return w.r.run(ctx, acct, w.r.cfg.Store, opt)
 }
 
-// watch copies the engine's progress into the task twice a second.
-func (w *taskWorker) watch(t store.Task, p *engine.Progress) (stop func()) {
+// finish ends a run of a task; a task cancelled meanwhile stays so.
+func (w *taskWorker) finish(ctx context.Context, t store.Task, end store.TaskEnd) error {
+	ok, err := w.r.cfg.Store.FinishTask(ctx, t.ID, end)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		w.r.cfg.Logf("task %d (%s -> %s): cancelled", t.ID, t.SourceUser, t.DestUser)
+	case end.State == store.StateQueued:
+	case end.Failure != nil:
+		w.r.cfg.Logf("task %d (%s -> %s): %s: %s", t.ID, t.SourceUser, t.DestUser, end.State, end.Failure.Detail)
+	default:
+		w.r.cfg.Logf("task %d (%s -> %s): %s", t.ID, t.SourceUser, t.DestUser, end.State)
+	}
+	return nil
+}
+
+// watch writes the engine's progress into the task while the run lasts,
+// and stops the run (cancel) once the task is no longer copying: it was
+// cancelled.
+func (w *taskWorker) watch(taskID int64, p *engine.Progress, cancel context.CancelFunc) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		tick := time.NewTicker(500 * time.Millisecond)
+		tick := time.NewTicker(w.r.every)
 		defer tick.Stop()
 		for {
 			select {
 			case <-done:
 				return
 			case <-tick.C:
-				cur, err := w.r.cfg.Store.Task(context.Background(), t.ID)
-				if err != nil || cur.State != store.StateRunning {
-					continue
+				ok, err := w.r.cfg.Store.SetTaskProgress(context.Background(), taskID, progressOf(p.Snapshot()))
+				if err == nil && !ok {
+					cancel()
+					return
 				}
-				copyProgress(&cur, p.Snapshot())
-				_ = w.r.cfg.Store.UpdateTask(context.Background(), cur)
 			}
 		}
 	})
@@ -404,10 +494,9 @@ func (w *taskWorker) watch(t store.Task, p *engine.Progress) (stop func()) {
 	}
 }
 
-func copyProgress(t *store.Task, s engine.ProgressSnapshot) {
-	t.FoldersTotal, t.FoldersDone = s.FoldersTotal, s.FoldersDone
-	t.MessagesTotal, t.MessagesDone = s.MessagesTotal, s.MessagesDone
-	t.BytesTotal, t.BytesDone = s.BytesTotal, s.BytesDone
+func progressOf(s engine.ProgressSnapshot) store.Progress {
+	return store.Progress{FoldersTotal: s.FoldersTotal, FoldersDone: s.FoldersDone,
+		MessagesTotal: s.MessagesTotal, MessagesDone: s.MessagesDone, BytesTotal: s.BytesTotal, BytesDone: s.BytesDone}
 }
 
 // account opens a task's secrets into an engine account.
@@ -479,7 +568,7 @@ func (l *hostLimiter) release(host string) {
 }
 
 // expireArgs is the periodic job that deletes passwords of long-finished
-// tasks.
+// tasks and checks the jobs of unfinished ones.
 type expireArgs struct{}
 
 func (expireArgs) Kind() string { return "expire_secrets" }
@@ -494,7 +583,10 @@ func (w *expireWorker) Work(ctx context.Context, _ *river.Job[expireArgs]) error
 	if n > 0 {
 		w.r.cfg.Logf("deleted the stored passwords of %d finished task(s)", n)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return w.r.reconcile(ctx, false)
 }
 
 // quietLogger passes on River's warnings and errors only.

@@ -1,10 +1,7 @@
 package jobs
 
 import (
-	"slices"
 	"testing"
-
-	"github.com/riverqueue/river/rivertype"
 
 	"mailmigrate/internal/imapconn"
 )
@@ -23,20 +20,6 @@ func TestHostLimiter(t *testing.T) {
 	l.release("imap.a.cz")
 	if !l.acquire("imap.a.cz") {
 		t.Error("a released slot was not reused")
-	}
-}
-
-// A finished task must be queueable again (restart), so completed jobs
-// may not block a new one; waiting or running ones must.
-func TestTaskJobUniqueness(t *testing.T) {
-	states := TaskArgs{}.InsertOpts().UniqueOpts.ByState
-	if slices.Contains(states, rivertype.JobStateCompleted) || slices.Contains(states, rivertype.JobStateCancelled) {
-		t.Errorf("finished jobs block a restart: %v", states)
-	}
-	for _, s := range []rivertype.JobState{rivertype.JobStateRunning, rivertype.JobStateAvailable, rivertype.JobStateScheduled} {
-		if !slices.Contains(states, s) {
-			t.Errorf("a %s job does not block a second one", s)
-		}
 	}
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -48,29 +49,45 @@ func TestAppData(t *testing.T) {
 		t.Errorf("all domains: %d", len(ds))
 	}
 	m, tasks, err := s.CreateMigration(ctx, Migration{DomainID: d.ID, SourceHost: "imap.old.cz", SourcePort: 993, SourceSecurity: "tls"},
-		[]Task{{Kind: TaskSync, SourceUser: "a@old.cz", DestUser: "a@firma.cz", SourceSecret: []byte{1}, DestSecret: []byte{2}},
-			{Kind: TaskCreate, SourceUser: "b@firma.cz", DestUser: "b@firma.cz"}})
-	if err != nil || len(tasks) != 2 || tasks[0].State != StateQueued {
+		[]Task{{Kind: TaskSync, SourceUser: "a@old.cz", DestUser: "a@firma.cz"},
+			{Kind: TaskCreate, SourceUser: "b@firma.cz", DestUser: "b@firma.cz"}},
+		func(_ *sql.Tx, tasks []Task) error {
+			tasks[0].SourceSecret, tasks[0].DestSecret, tasks[0].JobID = []byte{1}, []byte{2}, 77
+			return nil
+		})
+	if err != nil || len(tasks) != 2 || tasks[0].State != StateQueued || tasks[0].JobID != 77 {
 		t.Fatalf("migration %+v %+v %v", m, tasks, err)
 	}
 	task := tasks[0]
-	task.State, task.MessagesDone, task.Started = StateRunning, 5, time.Now()
-	task.Report = &engine.Report{Status: engine.StatusDone, Totals: engine.Totals{Copied: 5}}
-	task.Failure = &engine.Failure{Kind: "auth", Message: "x"}
-	if err := s.UpdateTask(ctx, task); err != nil {
-		t.Fatal(err)
+	if _, ok, err := s.ClaimTask(ctx, task.ID, 78); ok || err != nil {
+		t.Fatalf("a run of another job claimed the task: %v", err)
+	}
+	if _, ok, err := s.ClaimTask(ctx, task.ID, 77); !ok || err != nil {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	if ok, err := s.SetTaskProgress(ctx, task.ID, Progress{MessagesTotal: 9, MessagesDone: 5}); !ok || err != nil {
+		t.Fatalf("progress: %v %v", ok, err)
 	}
 	got, err := s.Task(ctx, task.ID)
-	if err != nil || got.State != StateRunning || got.MessagesDone != 5 || got.Report.Totals.Copied != 5 ||
-		got.Failure.Kind != "auth" || string(got.SourceSecret) != "\x01" || got.Started.IsZero() {
+	if err != nil || got.State != StateRunning || got.MessagesDone != 5 || string(got.SourceSecret) != "\x01" || got.Started.IsZero() {
 		t.Fatalf("task read back %+v %v", got, err)
 	}
 	if un, _ := s.UnfinishedTasks(ctx); len(un) != 2 {
 		t.Errorf("unfinished %d", len(un))
 	}
-	got.State, got.Finished = StateDone, time.Now().Add(-48*time.Hour)
-	s.UpdateTask(ctx, got)
-	if n, err := s.ExpireSecrets(ctx, time.Now().Add(-24*time.Hour)); n != 1 || err != nil {
+	ok, err := s.FinishTask(ctx, task.ID, TaskEnd{State: StateDone, Progress: Progress{MessagesTotal: 9, MessagesDone: 9},
+		Report: &engine.Report{Status: engine.StatusDone, Totals: engine.Totals{Copied: 5}}})
+	if !ok || err != nil {
+		t.Fatalf("finish: %v %v", ok, err)
+	}
+	got, _ = s.Task(ctx, task.ID)
+	if got.State != StateDone || got.MessagesDone != 9 || got.Report.Totals.Copied != 5 || got.Finished.IsZero() {
+		t.Fatalf("finished task %+v", got)
+	}
+	if n, err := s.ExpireSecrets(ctx, time.Now().Add(-time.Hour)); n != 0 || err != nil {
+		t.Errorf("expired %d of the tasks finished just now: %v", n, err)
+	}
+	if n, err := s.ExpireSecrets(ctx, time.Now().Add(time.Second)); n != 1 || err != nil {
 		t.Errorf("expired %d %v", n, err)
 	}
 	if got, _ := s.Task(ctx, task.ID); got.SourceSecret != nil || got.DestSecret != nil {

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"mailmigrate/internal/engine"
 )
 
@@ -26,8 +29,14 @@ func fromUnix(ms int64) time.Time {
 	return time.UnixMilli(ms).UTC()
 }
 
+// isUnique tells a violated UNIQUE constraint (or unique index).
+func isUnique(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+}
+
 func conflict(err error, what string) error {
-	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
+	if isUnique(err) {
 		return fmt.Errorf("%s: %w", what, ErrConflict)
 	}
 	return err
@@ -161,10 +170,10 @@ func scanMigration(row interface{ Scan(...any) error }) (Migration, error) {
 }
 
 // CreateMigration implements Store.
-func (l *SQLite) CreateMigration(ctx context.Context, m Migration, tasks []Task) (Migration, []Task, error) {
+func (l *SQLite) CreateMigration(ctx context.Context, m Migration, tasks []Task, queue func(tx *sql.Tx, tasks []Task) error) (Migration, []Task, error) {
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
-		return m, nil, err
+		return m, nil, fmt.Errorf("store migration: %w", err)
 	}
 	defer tx.Rollback()
 	m.Created = time.Now().UTC().Truncate(time.Millisecond)
@@ -172,29 +181,52 @@ func (l *SQLite) CreateMigration(ctx context.Context, m Migration, tasks []Task)
 		source_fingerprint, created) VALUES (?, ?, ?, ?, ?, ?)`, m.DomainID, m.SourceHost, m.SourcePort, m.SourceSecurity,
 		m.SourceFingerprint, unix(m.Created))
 	if err != nil {
-		return m, nil, err
+		return m, nil, fmt.Errorf("store migration: %w", err)
 	}
 	if m.ID, err = res.LastInsertId(); err != nil {
-		return m, nil, err
+		return m, nil, fmt.Errorf("store migration: %w", err)
 	}
 	out := make([]Task, len(tasks))
 	for i, t := range tasks {
-		t.MigrationID, t.Created = m.ID, m.Created
-		if t.State == "" {
-			t.State = StateQueued
+		t.MigrationID, t.Created, t.State = m.ID, m.Created, StateQueued
+		res, err := tx.ExecContext(ctx, `INSERT INTO task (migration_id, kind, source_user, dest_user, dest_key, state,
+			created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			t.MigrationID, t.Kind, t.SourceUser, t.DestUser, MailboxKey(t.DestUser), t.State, unix(t.Created))
+		if isUnique(err) {
+			return m, nil, busy(ctx, tx, t.DestUser)
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO task (migration_id, kind, source_user, dest_user, state,
-			source_secret, dest_secret, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			t.MigrationID, t.Kind, t.SourceUser, t.DestUser, t.State, t.SourceSecret, t.DestSecret, unix(t.Created))
 		if err != nil {
-			return m, nil, err
+			return m, nil, fmt.Errorf("store task for %s: %w", t.DestUser, err)
 		}
 		if t.ID, err = res.LastInsertId(); err != nil {
-			return m, nil, err
+			return m, nil, fmt.Errorf("store task for %s: %w", t.DestUser, err)
 		}
 		out[i] = t
 	}
-	return m, out, tx.Commit()
+	if err := queue(tx, out); err != nil {
+		return m, nil, err
+	}
+	for _, t := range out {
+		if _, err := tx.ExecContext(ctx, `UPDATE task SET source_secret = ?, dest_secret = ?, job_id = ? WHERE id = ?`,
+			t.SourceSecret, t.DestSecret, t.JobID, t.ID); err != nil {
+			return m, nil, fmt.Errorf("store task for %s: %w", t.DestUser, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return m, nil, fmt.Errorf("store migration: %w", err)
+	}
+	return m, out, nil
+}
+
+// busy explains a refused task into a mailbox: which task holds it.
+func busy(ctx context.Context, tx *sql.Tx, mailbox string) error {
+	e := &BusyError{Mailbox: mailbox}
+	err := tx.QueryRowContext(ctx, `SELECT id, migration_id FROM task WHERE dest_key = ? AND state IN (?, ?)`,
+		MailboxKey(mailbox), StateQueued, StateRunning).Scan(&e.TaskID, &e.MigrationID)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("find the task of mailbox %s: %w", mailbox, err)
+	}
+	return e
 }
 
 // Migration implements Store.
@@ -282,38 +314,142 @@ func (l *SQLite) UnfinishedTasks(ctx context.Context) ([]Task, error) {
 	return l.tasks(ctx, `state IN (?, ?)`, StateQueued, StateRunning)
 }
 
-// UpdateTask implements Store.
-func (l *SQLite) UpdateTask(ctx context.Context, t Task) error {
-	var report, failure []byte
-	var err error
-	if t.Report != nil {
-		if report, err = json.Marshal(t.Report); err != nil {
-			return err
-		}
+// inStates is "state IN (?, ...)" with its arguments.
+func inStates(states []string) (string, []any) {
+	if len(states) == 0 {
+		return "0", nil // no state given: nothing matches
 	}
-	if t.Failure != nil {
-		if failure, err = json.Marshal(t.Failure); err != nil {
-			return err
-		}
+	args := make([]any, len(states))
+	for i, st := range states {
+		args[i] = st
 	}
-	res, err := l.db.ExecContext(ctx, `UPDATE task SET state = ?, job_id = ?, folders_total = ?, folders_done = ?,
-		messages_total = ?, messages_done = ?, bytes_total = ?, bytes_done = ?, report = ?, failure = ?,
-		started = ?, finished = ? WHERE id = ?`,
-		t.State, t.JobID, t.FoldersTotal, t.FoldersDone, t.MessagesTotal, t.MessagesDone, t.BytesTotal, t.BytesDone,
-		string(report), string(failure), unix(t.Started), unix(t.Finished), t.ID)
-	if err != nil {
-		return fmt.Errorf("update task %d: %w", t.ID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return "state IN (?" + strings.Repeat(", ?", len(states)-1) + ")", args
 }
 
-// SetTaskSecrets implements Store.
-func (l *SQLite) SetTaskSecrets(ctx context.Context, id int64, source, dest []byte) error {
-	_, err := l.db.ExecContext(ctx, `UPDATE task SET source_secret = ?, dest_secret = ? WHERE id = ?`, source, dest, id)
-	return err
+// changed reports whether an UPDATE touched a row.
+func changed(res sql.Result, err error) (bool, error) {
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+func marshalOrEmpty(v any, isNil bool) (string, error) {
+	if isNil {
+		return "", nil
+	}
+	data, err := json.Marshal(v)
+	return string(data), err
+}
+
+// QueueTask implements Store.
+func (l *SQLite) QueueTask(ctx context.Context, id int64, from []string, queue func(tx *sql.Tx, t Task) (int64, error)) (bool, error) {
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("queue task %d: %w", id, err)
+	}
+	defer tx.Rollback()
+	cond, args := inStates(from)
+	t, err := scanTask(tx.QueryRowContext(ctx, `UPDATE task SET state = ?, failure = '', finished = 0
+		WHERE id = ? AND `+cond+` RETURNING `+taskCols, append([]any{StateQueued, id}, args...)...))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	case isUnique(err):
+		var dest string
+		if err := tx.QueryRowContext(ctx, `SELECT dest_user FROM task WHERE id = ?`, id).Scan(&dest); err != nil {
+			return false, fmt.Errorf("queue task %d: %w", id, err)
+		}
+		return false, busy(ctx, tx, dest)
+	case err != nil:
+		return false, fmt.Errorf("queue task %d: %w", id, err)
+	}
+	jobID, err := queue(tx, t)
+	if err != nil {
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE task SET job_id = ? WHERE id = ?`, jobID, id); err != nil {
+		return false, fmt.Errorf("queue task %d: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("queue task %d: %w", id, err)
+	}
+	return true, nil
+}
+
+// ClaimTask implements Store.
+func (l *SQLite) ClaimTask(ctx context.Context, id, jobID int64) (Task, bool, error) {
+	t, err := scanTask(l.db.QueryRowContext(ctx, `UPDATE task SET state = ?, failure = '',
+		started = CASE WHEN started = 0 THEN ? ELSE started END
+		WHERE id = ? AND job_id = ? AND state IN (?, ?) RETURNING `+taskCols,
+		StateRunning, unix(time.Now()), id, jobID, StateQueued, StateRunning))
+	if errors.Is(err, ErrNotFound) {
+		return t, false, nil
+	}
+	if err != nil {
+		return t, false, fmt.Errorf("start task %d: %w", id, err)
+	}
+	return t, true, nil
+}
+
+// SetTaskProgress implements Store.
+func (l *SQLite) SetTaskProgress(ctx context.Context, id int64, p Progress) (bool, error) {
+	ok, err := changed(l.db.ExecContext(ctx, `UPDATE task SET folders_total = ?, folders_done = ?,
+		messages_total = ?, messages_done = ?, bytes_total = ?, bytes_done = ? WHERE id = ? AND state = ?`,
+		p.FoldersTotal, p.FoldersDone, p.MessagesTotal, p.MessagesDone, p.BytesTotal, p.BytesDone, id, StateRunning))
+	if err != nil {
+		return false, fmt.Errorf("write progress of task %d: %w", id, err)
+	}
+	return ok, nil
+}
+
+// FinishTask implements Store.
+func (l *SQLite) FinishTask(ctx context.Context, id int64, end TaskEnd) (bool, error) {
+	if end.State != StateQueued && !Finished(end.State) {
+		return false, fmt.Errorf("finish task %d: %q is not a state to end a run in", id, end.State)
+	}
+	report, err := marshalOrEmpty(end.Report, end.Report == nil)
+	if err != nil {
+		return false, fmt.Errorf("finish task %d: %w", id, err)
+	}
+	failure, err := marshalOrEmpty(end.Failure, end.Failure == nil)
+	if err != nil {
+		return false, fmt.Errorf("finish task %d: %w", id, err)
+	}
+	var finished int64
+	if Finished(end.State) {
+		finished = unix(time.Now())
+	}
+	p := end.Progress
+	ok, err := changed(l.db.ExecContext(ctx, `UPDATE task SET state = ?, folders_total = ?, folders_done = ?,
+		messages_total = ?, messages_done = ?, bytes_total = ?, bytes_done = ?,
+		report = CASE WHEN ? = '' THEN report ELSE ? END, failure = ?, finished = ? WHERE id = ? AND state = ?`,
+		end.State, p.FoldersTotal, p.FoldersDone, p.MessagesTotal, p.MessagesDone, p.BytesTotal, p.BytesDone,
+		report, report, failure, finished, id, StateRunning))
+	if err != nil {
+		return false, fmt.Errorf("finish task %d: %w", id, err)
+	}
+	return ok, nil
+}
+
+// TransitionTask implements Store.
+func (l *SQLite) TransitionTask(ctx context.Context, id int64, from []string, to string, failure *engine.Failure) (bool, error) {
+	if !Finished(to) {
+		return false, fmt.Errorf("change task %d: %q is not a final state; tasks are queued with QueueTask", id, to)
+	}
+	f, err := marshalOrEmpty(failure, failure == nil)
+	if err != nil {
+		return false, fmt.Errorf("change task %d: %w", id, err)
+	}
+	cond, args := inStates(from)
+	ok, err := changed(l.db.ExecContext(ctx, `UPDATE task SET state = ?, finished = ?,
+		failure = CASE WHEN ? = '' THEN failure ELSE ? END WHERE id = ? AND `+cond,
+		append([]any{to, unix(time.Now()), f, f, id}, args...)...))
+	if err != nil {
+		return false, fmt.Errorf("change task %d to %s: %w", id, to, err)
+	}
+	return ok, nil
 }
 
 // ExpireSecrets implements Store.

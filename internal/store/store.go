@@ -7,7 +7,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"mailmigrate/internal/engine"
@@ -19,6 +22,19 @@ var ErrNotFound = errors.New("not found")
 
 // ErrConflict means a unique name is already taken.
 var ErrConflict = errors.New("already exists")
+
+// BusyError refuses a task into a mailbox that already has a task queued
+// or copying: two copies into one mailbox would each add every message.
+type BusyError struct {
+	Mailbox string // the refused task's destination, as it was given
+	// TaskID and MigrationID are the task that holds the mailbox, when it
+	// is known (it may have finished in the meantime).
+	TaskID, MigrationID int64
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("mailbox %s is busy with task %d of migration %d", e.Mailbox, e.TaskID, e.MigrationID)
+}
 
 // Kinds of tenant.
 const (
@@ -84,6 +100,20 @@ func Finished(state string) bool {
 	return false
 }
 
+// MailboxKey is the identity of a destination mailbox: addresses that
+// differ only in letter case are one mailbox.
+func MailboxKey(address string) string { return strings.ToLower(address) }
+
+// Progress is how far a task's copy has come.
+type Progress struct {
+	FoldersTotal  int64 `json:"folders_total"`
+	FoldersDone   int64 `json:"folders_done"`
+	MessagesTotal int64 `json:"messages_total"`
+	MessagesDone  int64 `json:"messages_done"`
+	BytesTotal    int64 `json:"bytes_total"`
+	BytesDone     int64 `json:"bytes_done"`
+}
+
 // Task copies one source login into one mailbox of the domain.
 type Task struct {
 	ID          int64  `json:"id"`
@@ -92,14 +122,11 @@ type Task struct {
 	SourceUser  string `json:"source_user"`
 	DestUser    string `json:"destination"`
 	State       string `json:"state"`
-	JobID       int64  `json:"-"`
+	// JobID is the job that runs the task now; a run of any other job
+	// leaves the task alone.
+	JobID int64 `json:"-"`
 
-	FoldersTotal  int64 `json:"folders_total"`
-	FoldersDone   int64 `json:"folders_done"`
-	MessagesTotal int64 `json:"messages_total"`
-	MessagesDone  int64 `json:"messages_done"`
-	BytesTotal    int64 `json:"bytes_total"`
-	BytesDone     int64 `json:"bytes_done"`
+	Progress
 
 	Report  *engine.Report  `json:"-"`
 	Failure *engine.Failure `json:"failure,omitempty"`
@@ -111,6 +138,18 @@ type Task struct {
 	Created  time.Time `json:"created"`
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
+}
+
+// TaskEnd is how a run of a task ends.
+type TaskEnd struct {
+	// State is a final state, or StateQueued when the task goes on in a
+	// later run.
+	State    string
+	Progress Progress
+	// Report replaces the task's report unless nil; Failure always
+	// replaces its failure.
+	Report  *engine.Report
+	Failure *engine.Failure
 }
 
 // User is a person who signs in to the panel, on behalf of a tenant.
@@ -142,8 +181,13 @@ type Store interface {
 	// Domains lists a tenant's domains, or all with tenantID 0.
 	Domains(ctx context.Context, tenantID int64) ([]Domain, error)
 
-	// CreateMigration stores a migration and its tasks in one transaction.
-	CreateMigration(ctx context.Context, m Migration, tasks []Task) (Migration, []Task, error)
+	// CreateMigration stores a migration and its tasks, queued, in one
+	// transaction. queue runs inside it once the tasks have their IDs: it
+	// queues their jobs in tx and may set each task's SourceSecret,
+	// DestSecret and JobID, which are stored with it. If a task's mailbox
+	// has another task queued or copying, the error is a *BusyError, and
+	// nothing is stored.
+	CreateMigration(ctx context.Context, m Migration, tasks []Task, queue func(tx *sql.Tx, tasks []Task) error) (Migration, []Task, error)
 	Migration(ctx context.Context, id int64) (Migration, error)
 	// Migrations lists a domain's migrations, newest first.
 	Migrations(ctx context.Context, domainID int64) ([]Migration, error)
@@ -151,13 +195,28 @@ type Store interface {
 	Task(ctx context.Context, id int64) (Task, error)
 	Tasks(ctx context.Context, migrationID int64) ([]Task, error)
 	// UnfinishedTasks lists the tasks that still have work to do (queued or
-	// copying), for re-queueing after a restart.
+	// copying), to check their jobs.
 	UnfinishedTasks(ctx context.Context) ([]Task, error)
-	// UpdateTask writes a task's state, job, progress, report, failure and
-	// times (not its secrets).
-	UpdateTask(ctx context.Context, t Task) error
-	// SetTaskSecrets replaces the sealed passwords (nil clears them).
-	SetTaskSecrets(ctx context.Context, id int64, source, dest []byte) error
+
+	// Every change of a task's state below is conditional and says whether
+	// it happened: a task that was cancelled meanwhile stays cancelled.
+
+	// QueueTask queues a task that is in one of the states from again, with
+	// a new job: queue inserts the job in tx and returns its ID. The task
+	// loses its failure and finish time. If its mailbox has another task
+	// queued or copying, the error is a *BusyError and nothing changes.
+	QueueTask(ctx context.Context, id int64, from []string, queue func(tx *sql.Tx, t Task) (jobID int64, err error)) (bool, error)
+	// ClaimTask starts a run of a task by its job: a task that is queued
+	// or copying for that job becomes copying (and loses its failure).
+	ClaimTask(ctx context.Context, id, jobID int64) (Task, bool, error)
+	// SetTaskProgress writes the counters of a task that is copying.
+	SetTaskProgress(ctx context.Context, id int64, p Progress) (bool, error)
+	// FinishTask ends the run of a task that is copying.
+	FinishTask(ctx context.Context, id int64, end TaskEnd) (bool, error)
+	// TransitionTask moves a task that is in one of the states from to the
+	// final state to, and sets its finish time; a failure, if given,
+	// replaces the task's.
+	TransitionTask(ctx context.Context, id int64, from []string, to string, failure *engine.Failure) (bool, error)
 	// ExpireSecrets clears the secrets of tasks finished before the time.
 	ExpireSecrets(ctx context.Context, finishedBefore time.Time) (int, error)
 

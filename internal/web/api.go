@@ -4,9 +4,11 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -25,7 +27,9 @@ import (
 
 // Jobs is what the API asks of the job queue.
 type Jobs interface {
-	Enqueue(ctx context.Context, taskID int64) error
+	// QueueTx queues the jobs of new tasks in the transaction that stores
+	// them, and sets their JobID.
+	QueueTx(ctx context.Context, tx *sql.Tx, tasks []store.Task) error
 	Requeue(ctx context.Context, taskID int64) error
 	Cancel(ctx context.Context, taskID int64) error
 }
@@ -111,6 +115,10 @@ type apiError struct {
 	Fields  []fieldError  `json:"fields,omitempty"`
 	Lines   []lineError   `json:"lines,omitempty"`
 	Checks  []checkResult `json:"checks,omitempty"`
+	// TaskID and MigrationID name the task a mailbox_busy refusal waits
+	// for.
+	TaskID      int64 `json:"task_id,omitempty"`
+	MigrationID int64 `json:"migration_id,omitempty"`
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -405,6 +413,10 @@ func (a *API) act(ctx context.Context, task store.Task, action string) error {
 		if errors.Is(err, jobs.ErrNoSecrets) {
 			return &apiError{Status: http.StatusConflict, Code: "no_passwords", Message: err.Error()}
 		}
+		var be *store.BusyError
+		if errors.As(err, &be) {
+			return busyError(be)
+		}
 		return err
 	}
 	return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "unknown action " + action + ": use restart, resume or cancel"}
@@ -442,12 +454,15 @@ func (a *API) migrationAction(w http.ResponseWriter, r *http.Request, t store.Te
 	return nil
 }
 
-// actAll applies an action to every task of a migration it fits.
+// actAll applies an action to every task of a migration it fits. A
+// mailbox that another migration copies into now is skipped; the others
+// go on, and the refusal is reported after them.
 func (a *API) actAll(ctx context.Context, m store.Migration, action string) error {
 	tasks, err := a.cfg.Store.Tasks(ctx, m.ID)
 	if err != nil {
 		return err
 	}
+	var busy error
 	for _, task := range tasks {
 		if action == "resume" && task.State != store.StatePaused {
 			continue
@@ -455,11 +470,29 @@ func (a *API) actAll(ctx context.Context, m store.Migration, action string) erro
 		if action == "restart" && !store.Finished(task.State) {
 			continue
 		}
-		if err := a.act(ctx, task, action); err != nil {
+		err := a.act(ctx, task, action)
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Code == "mailbox_busy" {
+			busy = cmp.Or(busy, err)
+			continue
+		}
+		if err != nil {
 			return err
 		}
 	}
-	return nil
+	return busy
+}
+
+// busyError is the answer to a task refused because its mailbox has
+// another task queued or copying.
+func busyError(be *store.BusyError) *apiError {
+	return &apiError{Status: http.StatusConflict, Code: "mailbox_busy", TaskID: be.TaskID, MigrationID: be.MigrationID,
+		Message: busyReason(be)}
+}
+
+// busyReason says which migration holds a mailbox, in the panel's words.
+func busyReason(be *store.BusyError) string {
+	return fmt.Sprintf(t("errors.busy"), be.Mailbox, be.MigrationID)
 }
 
 // report serves a task's per-folder report as JSON or CSV.

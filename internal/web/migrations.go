@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"database/sql"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -373,24 +374,37 @@ func (a *API) submit(ctx context.Context, d store.Domain, in *migrationIn) (migr
 	for i, row := range rows {
 		tasks[i] = store.Task{Kind: row.kind, SourceUser: row.sourceUser, DestUser: row.mailbox}
 	}
+	// The migration, its tasks, their passwords and their jobs are stored
+	// together or not at all.
 	m, tasks, err := a.cfg.Store.CreateMigration(ctx, store.Migration{DomainID: d.ID, SourceHost: ep.Host,
-		SourcePort: ep.Port, SourceSecurity: sec, SourceFingerprint: ep.TrustFingerprint}, tasks)
+		SourcePort: ep.Port, SourceSecurity: sec, SourceFingerprint: ep.TrustFingerprint}, tasks,
+		func(tx *sql.Tx, tasks []store.Task) error {
+			for i := range tasks {
+				// Sealed with the task's ID, known only now, so that a
+				// stored secret cannot be moved to another task.
+				tasks[i].SourceSecret = a.cfg.Box.Seal(rows[i].sourcePass, jobs.SecretContext(tasks[i].ID, "source"))
+				tasks[i].DestSecret = a.cfg.Box.Seal(rows[i].hostPass, jobs.SecretContext(tasks[i].ID, "destination"))
+			}
+			return a.cfg.Jobs.QueueTx(ctx, tx, tasks)
+		})
+	var be *store.BusyError
+	if errors.As(err, &be) {
+		ae := busyError(be)
+		for _, row := range rows {
+			if store.MailboxKey(row.mailbox) != store.MailboxKey(be.Mailbox) {
+				continue
+			}
+			if n, ok := strings.CutPrefix(row.field, "line "); ok {
+				line, _ := strconv.Atoi(n)
+				ae.Lines = []lineError{{line, ae.Message}}
+			} else {
+				ae.Fields = []fieldError{{row.field + ".mailbox", ae.Message}}
+			}
+		}
+		return migrationView{}, ae
+	}
 	if err != nil {
 		return migrationView{}, err
-	}
-	for i, task := range tasks {
-		// Sealed with the task's ID, known only now, so that a stored
-		// secret cannot be moved to another task.
-		src := a.cfg.Box.Seal(rows[i].sourcePass, jobs.SecretContext(task.ID, "source"))
-		dst := a.cfg.Box.Seal(rows[i].hostPass, jobs.SecretContext(task.ID, "destination"))
-		if err := a.cfg.Store.SetTaskSecrets(ctx, task.ID, src, dst); err != nil {
-			return migrationView{}, err
-		}
-	}
-	for _, task := range tasks {
-		if err := a.cfg.Jobs.Enqueue(ctx, task.ID); err != nil {
-			return migrationView{}, err
-		}
 	}
 	a.cfg.Logf("migration %d for %s: %d mailbox(es) from %s queued", m.ID, d.Name, len(tasks), ep.Host)
 	return a.view(ctx, m, d)

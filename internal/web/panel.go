@@ -356,7 +356,7 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 		}
 	}
 	var ae *apiError
-	if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
+	if errors.As(err, &ae) && (ae.Status == http.StatusBadRequest || ae.Code == "mailbox_busy") {
 		for _, fe := range ae.Fields {
 			errs = append(errs, fe.Reason) // the reasons name the mailbox they concern
 		}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"database/sql"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -25,9 +26,15 @@ func (f fakeDriver) Quota(context.Context, string) (hosting.Mailbox, error) {
 	return hosting.Mailbox{}, hosting.ErrNotFound
 }
 
+// noJobs queues nothing; each task gets a job number of its own.
 type noJobs struct{}
 
-func (noJobs) Enqueue(context.Context, int64) error { return nil }
+func (noJobs) QueueTx(_ context.Context, _ *sql.Tx, tasks []store.Task) error {
+	for i := range tasks {
+		tasks[i].JobID = 1000 + tasks[i].ID
+	}
+	return nil
+}
 func (noJobs) Requeue(context.Context, int64) error { return nil }
 func (noJobs) Cancel(context.Context, int64) error  { return nil }
 

@@ -63,6 +63,7 @@ var texts = map[string]string{
 	"errors.title":             "The migration was not started. Please correct:",
 	"errors.line":              "Line %d: %s",
 	"errors.retype":            "Enter the passwords again: they are not kept after an error.",
+	"errors.busy":              "%s is already being migrated (migration %d). Wait until that migration has finished, or cancel it, then start this one again.",
 	"migration.title":          "Migration from %s",
 	"migration.mailbox":        "Mailbox",
 	"migration.from":           "From",
