@@ -873,10 +873,10 @@ type errOversized struct {
 }
 
 func (e errOversized) Error() string {
-	if e.limit > 0 && e.size > e.limit {
+	if e.limit > 0 && e.size > e.limit && e.size <= e.announced+sizeSlack(e.announced) {
 		return fmt.Sprintf("the message is %s, larger than the destination accepts (%s)", HumanBytes(e.size), HumanBytes(e.limit))
 	}
-	return fmt.Sprintf("the old server sent %d bytes for a message it had announced as %d bytes; it was not copied", e.size, e.announced)
+	return fmt.Sprintf("the old server sent %s for a message whose announced size was %s; it was not copied", HumanBytes(e.size), HumanBytes(e.announced))
 }
 
 // sizeSlack is how much larger than announced a body may be: RFC822.SIZE

@@ -218,7 +218,7 @@ func Explain(err error) *Failure {
 		if errors.As(err, &ce) && ce.Text != "" {
 			said = fmt.Sprintf(" It sent: «%s».", ce.Text)
 		}
-		f.Message = fmt.Sprintf("%s sent a reply that does not follow the IMAP protocol, so the migration cannot go on with it.%s Running the migration again would meet the same reply: ask the provider of that server to fix it, or contact support. What was copied so far is kept.", capitalize(server), said)
+		f.Message = fmt.Sprintf("%s sent a reply that does not follow the IMAP protocol, so the migration cannot go on with it.%s Repeating the migration would meet the same reply: ask the provider of that server to fix it, or contact support. What was copied so far is kept.", capitalize(server), said)
 	case imapconn.ErrOverQuota:
 		f.Message = "The destination mailbox is full. The messages copied so far are kept. Enlarge the mailbox quota (or delete mail in the old mailbox), then run the migration again: it copies only the rest."
 	default:

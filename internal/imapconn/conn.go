@@ -146,12 +146,12 @@ func (c *Conn) Endpoint() Endpoint { return c.ep }
 func (c *Conn) arm(ctx context.Context) func() {
 	t := time.AfterFunc(c.timeout, func() {
 		c.timedOut.Store(true)
-		c.cl.Close()
+		c.drop()
 	})
 	c.mu.Lock()
 	c.timer = t
 	c.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() { c.cl.Close() })
+	stop := context.AfterFunc(ctx, c.drop)
 	return func() {
 		stop()
 		t.Stop()
@@ -322,7 +322,7 @@ func (c *Conn) List(ctx context.Context, max int) ([]Mailbox, error) {
 		}
 		c.touch()
 		if max > 0 && len(out) >= max {
-			c.cl.Close()
+			c.abort(cmd.Close)
 			return nil, ErrTooManyMailboxes{Max: max}
 		}
 		m := Mailbox{Name: d.Mailbox, Delim: d.Delim, Attrs: d.Attrs}
@@ -561,18 +561,18 @@ func FetchBodies[B any](ctx context.Context, c *Conn, uids []imap.UID,
 					}
 					b, err := sink(m, r, size)
 					if err != nil {
-						c.cl.Close()
+						c.abort(cmd.Close)
 						return err
 					}
 					body, haveBody = b, true
 				}
 			}
 			if !haveBody {
-				c.cl.Close()
+				c.abort(cmd.Close)
 				return fmt.Errorf("server sent no body for UID %d", m.UID)
 			}
 			if err := each(m, body); err != nil {
-				c.cl.Close()
+				c.abort(cmd.Close)
 				return err
 			}
 		}
@@ -655,6 +655,22 @@ func (c *Conn) Logout(ctx context.Context) {
 
 // Close drops the connection at once.
 func (c *Conn) Close() { c.cl.Close() }
+
+// drop closes the socket under go-imap: the command waiting for a reply
+// fails and go-imap's reader ends. Unlike Client.Close it does not wait
+// for that reader, which may itself be waiting for the caller to consume
+// a FETCH item: the watchdog and cancellation must never block.
+func (c *Conn) drop() { c.guard.Conn.Close() }
+
+// abort leaves a command in the middle of its reply (a refused body, too
+// many folders): the socket is closed first, so that draining the rest
+// (drain, the command's Close) ends at once instead of reading it all,
+// then the client is closed.
+func (c *Conn) abort(drain func() error) {
+	c.drop()
+	_ = drain()
+	c.cl.Close()
+}
 
 // Quota returns the storage used and allowed in the INBOX's quota root, in
 // bytes; ok is false when the server has no QUOTA extension or no storage

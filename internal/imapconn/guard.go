@@ -49,11 +49,16 @@ type guard struct {
 	tail        []byte   // the last bytes of the line, to find a literal's size
 	err         error    // why the guard cut the connection
 	secrets     []string
+
+	// What was read from the connection and not yet handed out.
+	buf     []byte
+	r, w    int
+	readErr error
 }
 
 const (
 	keepLine  = 200 // bytes of a line kept for quoting
-	keepLines = 4   // complete lines kept: go-imap reads ahead of what it parses
+	keepLines = 2   // complete lines kept
 )
 
 func newGuard(c net.Conn) *guard {
@@ -61,23 +66,44 @@ func newGuard(c net.Conn) *guard {
 }
 
 // Read passes the server's bytes on and watches them: it counts the length
-// of the line outside literals and the announced size of each literal.
+// of the line outside literals and the announced size of each literal. It
+// hands out at most one line per call (literals in large pieces), so that
+// go-imap's buffer never runs ahead of the line it parses, and a line it
+// cannot parse is the last line the guard saw.
 func (g *guard) Read(p []byte) (int, error) {
-	n, err := g.Conn.Read(p)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.err != nil {
 		return 0, g.err
 	}
-	for i := 0; i < n; {
-		if g.literalLeft > 0 {
-			skip := min(g.literalLeft, int64(n-i))
-			g.literalLeft -= skip
-			i += int(skip)
-			continue
+	if g.r == g.w {
+		if g.readErr != nil {
+			return 0, g.readErr
 		}
-		b := p[i]
-		i++
+		if g.buf == nil {
+			g.buf = make([]byte, 32<<10)
+		}
+		// Not under the lock: problem() may be asked meanwhile.
+		g.mu.Unlock()
+		n, err := g.Conn.Read(g.buf)
+		g.mu.Lock()
+		g.r, g.w, g.readErr = 0, n, err
+		if n == 0 {
+			return 0, err
+		}
+	}
+	avail := g.buf[g.r:g.w]
+	if g.literalLeft > 0 {
+		k := int(min(int64(len(p)), int64(len(avail)), g.literalLeft))
+		copy(p, avail[:k])
+		g.r += k
+		g.literalLeft -= int64(k)
+		return k, nil
+	}
+	n := 0
+	for n < len(p) && n < len(avail) {
+		b := avail[n]
+		n++
 		g.lineLen++
 		if len(g.cur) < keepLine {
 			g.cur = append(g.cur, b)
@@ -101,14 +127,16 @@ func (g *guard) Read(p []byte) (int, error) {
 				g.cur = g.cur[:0]
 			}
 			g.lineLen, g.tail = 0, g.tail[:0]
-			continue
+			break
 		}
 		if g.lineLen > MaxLine {
 			g.err = fmt.Errorf("%w: it sent a line longer than %d bytes", errProtocol, MaxLine)
 			return 0, g.err
 		}
 	}
-	return n, err
+	copy(p, avail[:n])
+	g.r += n
+	return n, nil
 }
 
 // literalSize finds "{N}\r\n", "{N+}\r\n" or "~{N}\r\n" at the end of a line.
@@ -148,21 +176,13 @@ func (g *guard) redact(s string) {
 }
 
 // problem returns why the guard cut the connection (nil if it did not),
-// and the server's last words, printable and without secrets: the line the
-// guard cut, else the newest untagged line, since go-imap may have read the
-// tagged completion after the line it could not parse.
+// and the server's last words, printable and without secrets: the line
+// being read, else the last complete one (Read hands out one line at a
+// time, so that is the one go-imap was parsing).
 func (g *guard) problem() (error, string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	var line []byte
-	if g.err != nil || bytes.HasPrefix(g.cur, []byte("* ")) {
-		line = g.cur
-	}
-	for i := len(g.last) - 1; len(line) == 0 && i >= 0; i-- {
-		if bytes.HasPrefix(g.last[i], []byte("* ")) {
-			line = g.last[i]
-		}
-	}
+	line := g.cur
 	if len(line) == 0 && len(g.last) > 0 {
 		line = g.last[len(g.last)-1]
 	}
