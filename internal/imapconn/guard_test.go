@@ -59,7 +59,6 @@ func TestGuard(t *testing.T) {
 	}
 }
 
-
 func FuzzLiteralSize(f *testing.F) {
 	for _, s := range []string{"{5}\r\n", "x {12+}\r\n", "~{0}\n", "{}\r\n", "{-1}\r\n", "}\r\n"} {
 		f.Add([]byte(s))
