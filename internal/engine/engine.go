@@ -232,6 +232,7 @@ type migration struct {
 	appendLimit          int64             // the destination's APPENDLIMIT, 0 if unknown
 	remembered           map[string]string // where the ledger says each folder went
 	noStatus             bool              // the source's STATUS replies are unreadable
+	singleWriter         bool              // the destination takes one writer per folder at a time
 	created              map[string]string // planned destination -> the name it got ("" none)
 	createErr            map[string]error  // why a planned destination got no name
 }
@@ -332,6 +333,14 @@ func (m *migration) run(ctx context.Context) error {
 	if err := m.connect(ctx); err != nil {
 		return err
 	}
+	if m.opt.AppendWorkers > 1 && !m.dst.Has(ctx, imap.CapUIDPlus) {
+		// Servers without UIDPLUS are the simple ones, and some lose
+		// messages appended into one folder over several connections
+		// (GNU Mailutils on mbox answers OK and keeps about a third).
+		m.logf("the destination does not report the UIDs of appended messages (no UIDPLUS); appending over one connection")
+		m.opt.AppendWorkers = 1
+		m.singleWriter = true
+	}
 	plans := PlanFolders(m.srcLayout, m.dstLayout, m.remembered)
 	m.opt.Progress.add(&m.opt.Progress.foldersTotal, int64(len(plans)))
 	// Totals first, so that progress has a denominator from the start.
@@ -409,7 +418,7 @@ func (m *migration) verify(ctx context.Context, works []*folderWork) error {
 			want[c.dst] = c
 			uids = append(uids, c.dst)
 		}
-		if _, err := m.dst.Select(ctx, w.plan.Dest); err != nil {
+		if _, err := m.dst.Examine(ctx, w.plan.Dest); err != nil {
 			return &SideError{SideDest, m.acct.DestUser, err}
 		}
 		got, err := m.dst.FetchMeta(ctx, uids, nil)
@@ -615,6 +624,14 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 	if newUIDs, err = m.skipTooBig(ctx, w, newUIDs); err != nil {
 		return nil, nil, err
 	}
+	if m.singleWriter {
+		// An mbox server writes its view of a folder back when a session
+		// leaves it; holding it open for writing while another connection
+		// appends loses those messages (GNU Mailutils).
+		if _, err := m.dst.Examine(ctx, p.Dest); err != nil {
+			return nil, nil, dstErr(err)
+		}
+	}
 	if len(newUIDs) == 0 {
 		return nil, nil, m.saveFolder(ctx, w)
 	}
@@ -756,10 +773,10 @@ func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID) (
 	for _, e := range entries {
 		known[e.DstUID] = true
 	}
-	// Select afresh: a mailbox view only learns of messages other
+	// Open afresh: a mailbox view only learns of messages other
 	// connections appended when the server syncs it, which some servers do
-	// after, not before, the next FETCH.
-	if _, err := m.dst.Select(ctx, p.Dest); err != nil {
+	// after, not before, the next FETCH. Read-only, because it only reads.
+	if _, err := m.dst.Examine(ctx, p.Dest); err != nil {
 		return nil, &SideError{SideDest, m.acct.DestUser, err}
 	}
 	all, err := m.dst.FetchMeta(ctx, nil, nil)
