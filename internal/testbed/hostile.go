@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf16"
@@ -95,6 +96,8 @@ type Hostile struct {
 	folders map[string]*HostileFolder // by wire name (modified UTF-7)
 	order   []string                  // wire names in LIST order
 
+	sent atomic.Int64 // bytes written to clients
+
 	mu       sync.Mutex
 	commands []string
 	writes   []string
@@ -174,8 +177,12 @@ func (h *Hostile) Writes() []string {
 	return slices.Clone(h.writes)
 }
 
-// Open returns how many client connections are open now; Opened how many
-// were accepted in all.
+// BytesSent returns how many bytes the server has written to its clients;
+// with a lying literal or an endless line it shows how much of it a client
+// read (give or take the socket buffers).
+func (h *Hostile) BytesSent() int64 { return h.sent.Load() }
+
+// Open returns how many client connections are open now.
 func (h *Hostile) Open() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -210,7 +217,8 @@ func (h *Hostile) accept() {
 		h.opened++
 		h.mu.Unlock()
 		h.wg.Go(func() {
-			s := &hostileSession{h: h, conn: c, r: bufio.NewReader(c), w: bufio.NewWriterSize(c, 64<<10)}
+			s := &hostileSession{h: h, conn: c, r: bufio.NewReader(c),
+				w: bufio.NewWriterSize(countingWriter{c, &h.sent}, 64<<10)}
 			s.serve()
 			c.Close()
 			h.mu.Lock()
@@ -864,6 +872,17 @@ var (
 	textBlock = bytes.Repeat([]byte(strings.Repeat("x", 78)+"\r\n"), 800)
 	atomBlock = bytes.Repeat([]byte("abcdefghijklmnopqrstuvwxyz"), 2500)
 )
+
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
 
 // writeRepeated writes n bytes of block, over and over.
 func writeRepeated(w io.Writer, block []byte, n int64) error {

@@ -268,7 +268,7 @@ func TestHostileSilences(t *testing.T) {
 			break
 		}
 	}
-	if total != len(`* LIST () "/" `)+3<<20 {
+	if total != len(`* LIST () "/" `)+3<<20 || h.BytesSent() < 3<<20 {
 		t.Errorf("long line of %d bytes", total)
 	}
 
