@@ -556,11 +556,20 @@ func FetchBodies[B any](ctx context.Context, c *Conn, uids []imap.UID,
 				case imapclient.FetchItemDataBodySection:
 					var r io.Reader = eofReader{}
 					var size int64
+					tr := &touchReader{r: it.Literal, c: c}
 					if it.Literal != nil {
-						r, size = &touchReader{r: it.Literal, c: c}, it.Literal.Size()
+						r, size = tr, it.Literal.Size()
 					}
 					b, err := sink(m, r, size)
 					if err != nil {
+						if tr.err != nil && tr.err != io.EOF {
+							// go-imap's reader took the stream back when
+							// the literal failed; reading it again here
+							// would race with it, and nothing waits.
+							c.drop()
+							c.cl.Close()
+							return err
+						}
 						c.abort(cmd.Close)
 						return err
 					}
@@ -585,16 +594,21 @@ type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
-// touchReader keeps the watchdog quiet while a large literal flows.
+// touchReader keeps the watchdog quiet while a large literal flows, and
+// remembers how reading it ended.
 type touchReader struct {
-	r io.Reader
-	c *Conn
+	r   io.Reader
+	c   *Conn
+	err error
 }
 
 func (t *touchReader) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
 	if n > 0 {
 		t.c.touch()
+	}
+	if err != nil && t.err == nil {
+		t.err = err
 	}
 	return n, err
 }
