@@ -28,6 +28,7 @@ func runMigrate(ctx context.Context, args []string) int {
 	state := fs.String("state", "", "ledger file that makes re-runs copy only what is new (default "+defaultStatePath()+")")
 	reportPath := fs.String("report", "", "also write the report as JSON to this file")
 	workers := fs.Int("workers", 4, "parallel destination connections per account")
+	maxFolders := fs.Int("max-folders", engine.DefaultMaxFolders, "refuse a source mailbox with more folders than this")
 	parallel := fs.Int("parallel", 2, "accounts migrated at the same time with --accounts")
 	quiet := fs.Bool("quiet", false, "no progress display or log lines, only the final report")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file (for performance work)")
@@ -77,7 +78,7 @@ func runMigrate(ctx context.Context, args []string) int {
 	disp := newDisplay(os.Stderr, &progress, *quiet)
 	disp.start()
 	opt := engine.Options{Conn: imapconn.Options{Timeout: ef.timeout}, AppendWorkers: *workers,
-		Progress: &progress, Logf: disp.logf}
+		MaxFolders: *maxFolders, Progress: &progress, Logf: disp.logf}
 
 	reports := make([]*engine.Report, len(accounts))
 	sem := make(chan struct{}, *parallel)
@@ -238,8 +239,8 @@ func printReports(w io.Writer, reports []*engine.Report) {
 			tw.Flush()
 		}
 		for _, f := range r.Folders {
-			if f.Note != "" {
-				fmt.Fprintf(w, "  note: %s -> %s: %s\n", f.Source, f.Dest, f.Note)
+			for _, note := range f.Remarks() {
+				fmt.Fprintf(w, "  note: %s -> %s: %s\n", f.Source, f.Dest, note)
 			}
 			for _, m := range f.Skipped {
 				fmt.Fprintf(w, "  skipped in %s: %q of %s (%s): %s\n", f.Source, m.Subject, m.Date.Format("2006-01-02"), engine.HumanBytes(m.Size), m.Reason)

@@ -57,6 +57,9 @@ type Sources struct {
 	AllowPlaintext bool
 	AllowPrivate   bool // internal addresses (loopback, private ranges)
 	HostLimit      int  // tasks copying from one source host at once
+	// MaxFolders is the most folders a source mailbox may have; one with
+	// more is refused before anything is created. 0: the engine's default.
+	MaxFolders int
 }
 
 // Jobs tunes the background work.
@@ -222,6 +225,8 @@ func (c *Config) set(key, val string) error {
 		return boolean(&c.Sources.AllowPrivate)
 	case "sources.host_limit":
 		return integer(&c.Sources.HostLimit)
+	case "sources.max_folders":
+		return integer(&c.Sources.MaxFolders)
 	case "jobs.workers":
 		return integer(&c.Jobs.Workers)
 	case "jobs.slice":

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"mailmigrate/internal/imapconn"
@@ -86,6 +87,25 @@ type FolderReport struct {
 	DatesNotKept int `json:"dates_not_kept,omitempty"`
 	// KeywordsDropped are keywords (tags) the destination does not store.
 	KeywordsDropped []string `json:"keywords_dropped,omitempty"`
+}
+
+// Remarks are the folder's notes in the customer's words: a name change,
+// and what the destination did not keep as the source had it.
+func (f FolderReport) Remarks() []string {
+	var out []string
+	if f.Note != "" {
+		out = append(out, f.Note)
+	}
+	if f.Rewritten > 0 {
+		out = append(out, fmt.Sprintf("the destination server stores %d message(s) with slightly different bytes than the old server (it repairs line endings or replaces 8-bit characters in headers); the content is the same", f.Rewritten))
+	}
+	if f.DatesNotKept > 0 {
+		out = append(out, fmt.Sprintf("the destination server did not keep the original arrival date of %d message(s)", f.DatesNotKept))
+	}
+	if len(f.KeywordsDropped) > 0 {
+		out = append(out, fmt.Sprintf("the destination server does not store these tags (keywords), so they were left out: %s", strings.Join(f.KeywordsDropped, ", ")))
+	}
+	return out
 }
 
 // MessageIssue names a message that was skipped or failed, in terms the

@@ -34,6 +34,9 @@ type matrixServer struct {
 	// verify relaxes the comparison where the server rewrites what it
 	// stores; the same normalisation is applied to both sides.
 	verify testbed.VerifyOptions
+	// As a destination, the report must say that the server rewrote
+	// messages (another size) or dropped keywords.
+	rewrites, dropsKeywords bool
 }
 
 func startServer[S testbed.Server](start func() (S, error)) func(t *testing.T) testbed.Server {
@@ -57,14 +60,16 @@ func matrixServers() []matrixServer {
 			holdable: dotSeparator,
 			// Courier stores Maildir files with LF line ends: a bare CR is
 			// lost and a missing final line end is added.
-			verify: testbed.VerifyOptions{Body: func(b []byte) []byte { return finalLineEnd(withoutBareCR(b)) }},
+			verify:   testbed.VerifyOptions{Body: func(b []byte) []byte { return finalLineEnd(withoutBareCR(b)) }},
+			rewrites: true,
 		},
 		{
 			name: "mailutils", user: "jana@old.test", start: startServer(testbed.StartMailutils),
 			// imap4d refuses keywords ("BAD APPEND Unrecognized flag"; no
 			// \* in PERMANENTFLAGS), and shows its mbox headers in BODY[].
-			holdable: func(c *testbed.Corpus) *testbed.Corpus { return withoutKeywords(withoutParents(c)) },
-			verify:   testbed.VerifyOptions{Body: func(b []byte) []byte { return finalLineEnd(withoutMboxHeaders(b)) }, Flags: systemFlagsOnly},
+			holdable:      func(c *testbed.Corpus) *testbed.Corpus { return withoutKeywords(withoutParents(c)) },
+			verify:        testbed.VerifyOptions{Body: func(b []byte) []byte { return finalLineEnd(withoutMboxHeaders(b)) }, Flags: systemFlagsOnly},
+			dropsKeywords: true,
 		},
 		{
 			name: "dovecot-mbox", user: "jana@old.test",
@@ -73,7 +78,8 @@ func matrixServers() []matrixServer {
 			}),
 			holdable: withoutParents,
 			// mbox adds a final line end, and one more after an empty body.
-			verify: testbed.VerifyOptions{Body: finalLineEnd},
+			verify:   testbed.VerifyOptions{Body: finalLineEnd},
+			rewrites: true,
 		},
 		{
 			name: "dovecot-INBOX-dot", user: "jana@old.test",
@@ -98,7 +104,18 @@ func TestServers(t *testing.T) {
 				src := testbed.StartServerT(t, func() (testbed.DovecotServer, error) {
 					return testbed.StartDovecotServer(testbed.DovecotOptions{})
 				})
-				runMatrix(t, src, srcUser, s.start(t), s.user, nil, s.verify)
+				r := runMatrix(t, src, srcUser, s.start(t), s.user, nil, s.verify)
+				rewritten, dropped := 0, 0
+				for _, f := range r.Folders {
+					rewritten += f.Rewritten
+					dropped += len(f.KeywordsDropped)
+				}
+				if s.rewrites && rewritten == 0 {
+					t.Errorf("the report does not say that %s rewrote messages", s.name)
+				}
+				if s.dropsKeywords && dropped == 0 {
+					t.Errorf("the report does not say that %s dropped keywords", s.name)
+				}
 			})
 			t.Run("as source", func(t *testing.T) {
 				t.Parallel()
@@ -113,8 +130,9 @@ func TestServers(t *testing.T) {
 
 const matrixPass = `matrix "heslo" \ ž`
 
+// runMatrix runs the checks and returns the initial copy's report.
 func runMatrix(t *testing.T, src testbed.Server, srcLogin string, dst testbed.Server, dstLogin string,
-	holdable func(*testbed.Corpus) *testbed.Corpus, vopts testbed.VerifyOptions) {
+	holdable func(*testbed.Corpus) *testbed.Corpus, vopts testbed.VerifyOptions) *engine.Report {
 	ctx := context.Background()
 	start := time.Now()
 	for _, u := range []struct {
@@ -206,6 +224,7 @@ func runMatrix(t *testing.T, src testbed.Server, srcLogin string, dst testbed.Se
 	before := snapshot()
 	// (a) The initial copy: every message with its flags and date.
 	r := run("initial copy", led)
+	initial := r
 	if r.Totals.Copied != len(corpus.Messages) || r.Totals.AlreadyPresent != 0 {
 		t.Errorf("initial copy: copied %d, already present %d; want %d, 0", r.Totals.Copied, r.Totals.AlreadyPresent, len(corpus.Messages))
 	}
@@ -249,6 +268,7 @@ func runMatrix(t *testing.T, src testbed.Server, srcLogin string, dst testbed.Se
 		t.Errorf("the source changed during the incremental run:\nbefore %+v\nafter  %+v", before, after)
 	}
 	t.Logf("%s -> %s: %d messages, all runs in %s", src.Name(), dst.Name(), len(corpus.Messages), time.Since(start).Round(time.Millisecond))
+	return initial
 }
 
 // checkReportAddsUp is check (f): per folder, every source message is

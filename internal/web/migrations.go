@@ -416,10 +416,7 @@ func writeReportCSV(w io.Writer, rep *engine.Report) error {
 	cw.Write([]string{"source_folder", "destination_folder", "source_messages", "copied", "already_present",
 		"skipped", "failed", "bytes_copied", "note"})
 	for _, f := range rep.Folders {
-		var notes []string
-		if f.Note != "" {
-			notes = append(notes, f.Note)
-		}
+		notes := f.Remarks()
 		for _, m := range f.Skipped {
 			notes = append(notes, fmt.Sprintf("skipped %q (%d bytes): %s", m.Subject, m.Size, m.Reason))
 		}
