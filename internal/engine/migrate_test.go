@@ -717,3 +717,57 @@ func TestAppendLimitListedBeforeCopy(t *testing.T) {
 		}
 	}
 }
+
+// createRefusing refuses to create any folder whose name contains refuse,
+// as a server does with names it cannot store.
+type createRefusing struct {
+	imapserver.Session
+	refuse string
+}
+
+func (c createRefusing) Create(name string, opts *imap.CreateOptions) error {
+	if strings.Contains(name, c.refuse) {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Mailbox name not allowed here"}
+	}
+	return c.Session.Create(name, opts)
+}
+
+// A folder the destination refuses under every name is reported, each of
+// its messages as failed, while every other folder is copied.
+func TestFolderThatCannotBeCreated(t *testing.T) {
+	b := newBed(t, &testbed.DovecotOptions{}, nil, testbed.CorpusOptions{Seed: 11, Messages: 60})
+	port := testbed.StartMemServer(t, dstUser, dstPass, func(s imapserver.Session) imapserver.Session {
+		return createRefusing{s, "Klient A"}
+	})
+	b.acct.Dest = imapconn.Endpoint{Host: "127.0.0.1", Port: port, Security: imapconn.Plain}
+	r, err := b.run(engine.Options{})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	refused, copied := 0, 0
+	for _, f := range r.Folders {
+		if f.SourceMessages != f.Copied+f.AlreadyPresent+len(f.Skipped)+len(f.Failed) {
+			t.Errorf("%s: %d source messages, %d+%d+%d+%d accounted for", f.Source, f.SourceMessages,
+				f.Copied, f.AlreadyPresent, len(f.Skipped), len(f.Failed))
+		}
+		if strings.Contains(f.Source, "Klient A") {
+			refused += f.SourceMessages
+			for _, m := range f.Failed {
+				if !strings.Contains(m.Reason, "refused to create") || !strings.Contains(m.Reason, "not allowed") {
+					t.Errorf("%s: reason %q", f.Source, m.Reason)
+				}
+			}
+			if f.Copied != 0 || len(f.Failed) != f.SourceMessages {
+				t.Errorf("%s: copied %d, failed %d of %d", f.Source, f.Copied, len(f.Failed), f.SourceMessages)
+			}
+			continue
+		}
+		copied += f.Copied
+		if f.Copied != f.SourceMessages {
+			t.Errorf("%s: copied %d of %d", f.Source, f.Copied, f.SourceMessages)
+		}
+	}
+	if refused == 0 || copied == 0 || r.Status != engine.StatusWarnings {
+		t.Errorf("refused %d, copied %d, status %s; want both and done with warnings", refused, copied, r.Status)
+	}
+}
