@@ -188,7 +188,14 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 				selected = c.w.plan.Source
 				consumed, sent, missing, err = m.fetchChunk(p.ctx, c.w, c.uids, c.single, p.chunks)
 			}
+			// reconnect replaces the source connection; the folder must be
+			// opened again on the new one.
+			reconnect := func() error {
+				selected = ""
+				return m.reconnectSource(p.ctx)
+			}
 			var big errOversized
+			var reset errFolderReset
 			switch {
 			case err == nil:
 			case p.ctx.Err() != nil:
@@ -203,28 +210,28 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 					c.uids = slices.DeleteFunc(c.uids, func(u imap.UID) bool { return u == big.uid })
 				}
 				m.logf("%s: %v", c.w.plan.Source, big)
-				selected = ""
-				if err := m.reconnectSource(p.ctx); err != nil {
+				if err := reconnect(); err != nil {
 					return err
 				}
 				next = append(next, c)
 				continue
-			default:
-				var reset errFolderReset
-				if errors.As(err, &reset) || c.reconnects >= maxReconnects || imapconn.KindOf(err) == imapconn.ErrProtocol {
-					done(c, &fetchLost{uids: c.uids, err: err})
-					if !errors.As(err, &reset) && m.src.Dead() {
-						selected = ""
-						if err := m.reconnectSource(p.ctx); err != nil {
-							return err
-						}
+			case errors.As(err, &reset):
+				done(c, &fetchLost{uids: c.uids, err: err})
+				continue
+			case c.reconnects >= maxReconnects || imapconn.KindOf(err) == imapconn.ErrProtocol:
+				// Another try would get the same: the rest of the folder
+				// is reported, the other folders go on.
+				done(c, &fetchLost{uids: c.uids, err: err})
+				if m.src.Dead() {
+					if err := reconnect(); err != nil {
+						return err
 					}
-					continue
 				}
+				continue
+			default:
 				c.reconnects++
 				m.logf("%s: source connection failed (%v); reconnecting", c.w.plan.Source, err)
-				selected = ""
-				if err := m.reconnectSource(p.ctx); err != nil {
+				if err := reconnect(); err != nil {
 					return err
 				}
 				next = append(next, c)

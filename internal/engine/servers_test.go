@@ -104,7 +104,9 @@ func TestServers(t *testing.T) {
 				src := testbed.StartServerT(t, func() (testbed.DovecotServer, error) {
 					return testbed.StartDovecotServer(testbed.DovecotOptions{})
 				})
-				r := runMatrix(t, src, srcUser, s.start(t), s.user, nil, s.verify)
+				dst := s.start(t)
+				r := runMatrix(t, src, srcUser, dst, s.user, nil, s.verify)
+				checkRoleCreated(t, dst, s.user, r, "Junk", imap.MailboxAttrJunk)
 				rewritten, dropped := 0, 0
 				for _, f := range r.Folders {
 					rewritten += f.Rewritten
@@ -269,6 +271,34 @@ func runMatrix(t *testing.T, src testbed.Server, srcLogin string, dst testbed.Se
 	}
 	t.Logf("%s -> %s: %d messages, all runs in %s", src.Name(), dst.Name(), len(corpus.Messages), time.Since(start).Round(time.Millisecond))
 	return initial
+}
+
+// checkRoleCreated checks that a special folder the destination lacked was
+// created with its role, where the server offers CREATE-SPECIAL-USE, so
+// that mail clients and later runs find it by its role.
+func checkRoleCreated(t *testing.T, dst testbed.Server, user string, r *engine.Report, source string, role imap.MailboxAttr) {
+	t.Helper()
+	c, err := dst.Login(user, matrixPass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if !c.Caps().Has(imap.CapCreateSpecialUse) {
+		return
+	}
+	dest := ""
+	for _, f := range r.Folders {
+		if f.Source == source {
+			dest = f.Dest
+		}
+	}
+	list, err := c.List("", dest, &imap.ListOptions{ReturnSpecialUse: true}).Collect()
+	if err != nil || len(list) != 1 {
+		t.Fatalf("LIST %q: %v %+v", dest, err, list)
+	}
+	if !slices.Contains(list[0].Attrs, role) {
+		t.Errorf("%s on %s has %v, want %s (CREATE-SPECIAL-USE)", dest, dst.Name(), list[0].Attrs, role)
+	}
 }
 
 // checkReportAddsUp is check (f): per folder, every source message is
