@@ -1030,36 +1030,50 @@ func (m *migration) appender(ctx context.Context, in <-chan *job, results chan<-
 		}
 	}()
 	for j := range in {
-		if ctx.Err() != nil {
-			results <- result{job: j, work: j.work, out: dropped}
-			continue
-		}
-		if conn == nil || conn.Dead() {
-			c, err := m.dial(ctx, SideDest)
-			if err != nil {
-				results <- result{job: j, work: j.work, out: fatal, err: err}
-				continue
+		var r result
+		r, conn = m.appendOne(ctx, conn, j)
+		results <- r
+	}
+}
+
+// appendOne appends one job and says how it went; every job gets a result,
+// a panic included, or the collector would wait for it forever.
+func (m *migration) appendOne(ctx context.Context, conn *imapconn.Conn, j *job) (r result, next *imapconn.Conn) {
+	w := j.work
+	defer func() {
+		if v := recover(); v != nil {
+			m.logf("internal error while appending: %v\n%s", v, debug.Stack())
+			if conn != nil {
+				conn.Close()
 			}
-			conn = c
+			r, next = result{job: j, work: w, out: fatal, err: &InternalError{Value: fmt.Sprint(v)}}, nil
 		}
-		w := j.work
-		uid, _, err := conn.Append(ctx, w.plan.Dest, j.body.size, w.filter.apply(j.msg.Flags), j.msg.InternalDate, j.body.reader())
-		switch {
-		case err == nil:
-			results <- result{job: j, work: w, out: copied, dstUID: uid}
-		case ctx.Err() != nil:
-			results <- result{job: j, work: w, out: dropped}
-		case errors.Is(err, imapconn.ErrTooBig):
-			// The server refused before the body was sent, which makes
-			// go-imap drop the connection; the next message redials.
-			results <- result{job: j, work: w, out: skipped, err: err}
-		case errors.Is(err, imapconn.ErrOverQuota):
-			results <- result{job: j, work: w, out: fatal, err: &SideError{SideDest, m.acct.DestUser, err}}
-		default:
-			// Another attempt goes over a fresh connection.
-			conn.Close()
-			conn = nil
-			results <- result{job: j, work: w, out: retry, err: err}
+	}()
+	if ctx.Err() != nil {
+		return result{job: j, work: w, out: dropped}, conn
+	}
+	if conn == nil || conn.Dead() {
+		c, err := m.dial(ctx, SideDest)
+		if err != nil {
+			return result{job: j, work: w, out: fatal, err: err}, nil
 		}
+		conn = c
+	}
+	uid, _, err := conn.Append(ctx, w.plan.Dest, j.body.size, w.filter.apply(j.msg.Flags), j.msg.InternalDate, j.body.reader())
+	switch {
+	case err == nil:
+		return result{job: j, work: w, out: copied, dstUID: uid}, conn
+	case ctx.Err() != nil:
+		return result{job: j, work: w, out: dropped}, conn
+	case errors.Is(err, imapconn.ErrTooBig):
+		// The server refused before the body was sent, which makes
+		// go-imap drop the connection; the next message redials.
+		return result{job: j, work: w, out: skipped, err: err}, conn
+	case errors.Is(err, imapconn.ErrOverQuota):
+		return result{job: j, work: w, out: fatal, err: &SideError{SideDest, m.acct.DestUser, err}}, conn
+	default:
+		// Another attempt goes over a fresh connection.
+		conn.Close()
+		return result{job: j, work: w, out: retry, err: err}, nil
 	}
 }

@@ -771,3 +771,48 @@ func TestFolderThatCannotBeCreated(t *testing.T) {
 		t.Errorf("refused %d, copied %d, status %s; want both and done with warnings", refused, copied, r.Status)
 	}
 }
+
+// panicLedger stands for a defect met in the middle of a run: the ledger
+// panics in one of its methods.
+type panicLedger struct {
+	engine.Ledger
+	in string
+}
+
+func (l panicLedger) Destinations(ctx context.Context, account string) (map[string]string, error) {
+	if l.in == "Destinations" {
+		panic("ledger defect")
+	}
+	return l.Ledger.Destinations(ctx, account)
+}
+
+func (l panicLedger) Record(ctx context.Context, account, folder string, uidValidity uint32, e []engine.Entry) error {
+	if l.in == "Record" {
+		panic("ledger defect")
+	}
+	return l.Ledger.Record(ctx, account, folder, uidValidity, e)
+}
+
+// A panic, in the run itself or in the copy pipeline's goroutines, ends the
+// account with an internal failure and leaves no connection open.
+func TestPanicBecomesFailure(t *testing.T) {
+	for _, in := range []string{"Destinations", "Record"} {
+		t.Run(in, func(t *testing.T) {
+			b := newBed(t, &testbed.DovecotOptions{}, nil, testbed.CorpusOptions{Seed: 12, Messages: 30})
+			before := runtime.NumGoroutine()
+			r, err := engine.Run(context.Background(), b.acct, panicLedger{b.led, in},
+				engine.Options{Conn: imapconn.Options{Timeout: 10 * time.Second}})
+			var ie *engine.InternalError
+			if !errors.As(err, &ie) || r.Failure == nil || r.Failure.Kind != engine.KindInternal {
+				t.Fatalf("err %v, failure %+v; want an internal failure", err, r.Failure)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if n := runtime.NumGoroutine(); n > before+2 {
+				t.Errorf("%d goroutines left running (before: %d)", n, before)
+			}
+		})
+	}
+}

@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"mime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -261,28 +263,43 @@ func (p *pipeline) finish() error {
 func (p *pipeline) collect() {
 	defer close(p.done)
 	for r := range p.results {
-		w := r.work
-		switch r.out {
-		case fed:
-			w.fed, w.sent = true, r.sent
-			p.works = append(p.works, w)
-			p.lost(w, r.lost)
-		case missed:
-			p.lost(w, r.lost)
-		default:
-			w.received++
-			p.record(r)
-			r.job.body.release()
-		}
-		if w.fed && w.received == w.sent && !w.finished {
-			p.finalize(w)
-		}
+		p.take(r)
 	}
 	// After a stop, folders still in flight keep what was copied.
 	for _, w := range p.works {
 		if !w.finished {
 			p.flush(w)
 		}
+	}
+}
+
+// take records one result. A panic stops the run with an internal error,
+// but the results keep being drained, so that no appender blocks.
+func (p *pipeline) take(r result) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.m.logf("internal error while recording: %v\n%s", v, debug.Stack())
+			if p.err == nil {
+				p.err = &InternalError{Value: fmt.Sprint(v)}
+				p.cancel(p.err)
+			}
+		}
+	}()
+	w := r.work
+	switch r.out {
+	case fed:
+		w.fed, w.sent = true, r.sent
+		p.works = append(p.works, w)
+		p.lost(w, r.lost)
+	case missed:
+		p.lost(w, r.lost)
+	default:
+		w.received++
+		defer r.job.body.release()
+		p.record(r)
+	}
+	if w.fed && w.received == w.sent && !w.finished {
+		p.finalize(w)
 	}
 }
 
