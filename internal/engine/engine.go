@@ -405,7 +405,7 @@ func (m *migration) run(ctx context.Context) error {
 
 // verify reads back what the destination stored of this run's copies
 // (where it told their UIDs): another size means the server rewrote the
-// message, another date that it did not keep the arrival date. Both are
+// message, another date or fewer flags that it did not keep them. All are
 // reported, not left for the customer to find.
 func (m *migration) verify(ctx context.Context, works []*folderWork) error {
 	for _, w := range works {
@@ -432,6 +432,9 @@ func (m *migration) verify(ctx context.Context, works []*folderWork) error {
 			}
 			if !c.date.IsZero() && !g.Date.IsZero() && !g.Date.Equal(c.date) {
 				w.fr.DatesNotKept++
+			}
+			if add, _ := flagDelta(g.Flags, c.flags); len(add) > 0 {
+				w.fr.FlagsNotKept++
 			}
 		}
 		w.copied = nil

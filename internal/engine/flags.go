@@ -63,8 +63,8 @@ func (f flagFilter) apply(flags []imap.Flag) []imap.Flag {
 	return out
 }
 
-// dropped returns the keywords of flags the destination does not keep
-// (apply leaves them out), for the report.
+// dropped returns the flags the destination does not keep (apply leaves
+// them out), for the report.
 func (f flagFilter) dropped(flags []imap.Flag) []string {
 	if f.anyKeyword {
 		return nil
@@ -72,8 +72,14 @@ func (f flagFilter) dropped(flags []imap.Flag) []string {
 	var out []string
 	for _, fl := range flags {
 		k := strings.ToLower(string(fl))
-		if _, sys := systemFlags[k]; sys || strings.HasPrefix(k, `\`) || f.allowed[k] {
+		if k == `\recent` || f.allowed[k] {
 			continue
+		}
+		if _, sys := systemFlags[k]; sys && len(f.allowed) == 0 {
+			continue
+		}
+		if _, sys := systemFlags[k]; !sys && strings.HasPrefix(k, `\`) {
+			continue // an extension's system flag no client may set
 		}
 		out = append(out, string(fl))
 	}

@@ -36,9 +36,10 @@ type folderWork struct {
 
 // copiedMsg is what the destination should now hold of one copy.
 type copiedMsg struct {
-	dst  imap.UID
-	size int64
-	date time.Time
+	dst   imap.UID
+	size  int64
+	date  time.Time
+	flags []imap.Flag // as given to the destination
 }
 
 // reset prepares a work for another pass (the retry).
@@ -331,7 +332,8 @@ func (p *pipeline) record(r result) {
 		w.fr.Copied++
 		w.fr.BytesCopied += j.body.size
 		if r.dstUID != 0 {
-			w.copied = append(w.copied, copiedMsg{dst: r.dstUID, size: j.body.size, date: j.msg.InternalDate})
+			w.copied = append(w.copied, copiedMsg{dst: r.dstUID, size: j.body.size, date: j.msg.InternalDate,
+				flags: w.filter.apply(j.msg.Flags)})
 		}
 		for _, k := range w.filter.dropped(j.msg.Flags) {
 			if !slices.Contains(w.fr.KeywordsDropped, k) && len(w.fr.KeywordsDropped) < maxListed {

@@ -85,8 +85,12 @@ type FolderReport struct {
 	// DatesNotKept counts messages whose arrival date the destination did
 	// not keep.
 	DatesNotKept int `json:"dates_not_kept,omitempty"`
-	// KeywordsDropped are keywords (tags) the destination does not store.
+	// KeywordsDropped are flags and keywords (tags) the destination does
+	// not store.
 	KeywordsDropped []string `json:"keywords_dropped,omitempty"`
+	// FlagsNotKept counts messages the destination took with flags but
+	// stored without some of them.
+	FlagsNotKept int `json:"flags_not_kept,omitempty"`
 }
 
 // Remarks are the folder's notes in the customer's words: a name change,
@@ -103,7 +107,10 @@ func (f FolderReport) Remarks() []string {
 		out = append(out, fmt.Sprintf("the destination server did not keep the original arrival date of %d message(s)", f.DatesNotKept))
 	}
 	if len(f.KeywordsDropped) > 0 {
-		out = append(out, fmt.Sprintf("the destination server does not store these tags (keywords), so they were left out: %s", strings.Join(f.KeywordsDropped, ", ")))
+		out = append(out, fmt.Sprintf("the destination server does not store these flags or tags (keywords), so they were left out: %s", strings.Join(f.KeywordsDropped, ", ")))
+	}
+	if f.FlagsNotKept > 0 {
+		out = append(out, fmt.Sprintf("the destination server did not keep all flags (read, answered, flagged, tags) of %d message(s)", f.FlagsNotKept))
 	}
 	return out
 }
