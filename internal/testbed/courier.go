@@ -72,13 +72,9 @@ func StartCourier() (*Courier, error) {
 			return nil, err
 		}
 	}
-	uid, gid, chown, err := mailIdentity()
+	dir, uid, gid, chown, err := newServerDir("courier")
 	if err != nil {
 		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "mm-courier-*")
-	if err != nil {
-		return nil, fmt.Errorf("start courier: %w", err)
 	}
 	c := &Courier{Host: "127.0.0.1", Dir: dir, etc: filepath.Join(dir, "etc"), logPath: filepath.Join(dir, "authdaemond.log"),
 		mailUID: uid, mailGID: gid, chown: chown}
@@ -114,9 +110,6 @@ exec "$@"`, c.Dir, authdaemond, tcpd, "-address=127.0.0.1", "-nodnslookup", "-no
 		if err := os.MkdirAll(filepath.Join(c.Dir, sub), 0o755); err != nil {
 			return fmt.Errorf("start courier: %w", err)
 		}
-	}
-	if err := os.Chmod(c.Dir, 0o755); err != nil {
-		return fmt.Errorf("start courier: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(c.etc, "authdaemonrc"), []byte(`authmodulelist="authuserdb"
 authmodulelistorig="authuserdb"
@@ -265,10 +258,5 @@ func (c *Courier) LogTail(n int) string {
 
 // Stop ends couriertcpd, authdaemond and every imapd, and removes Dir.
 func (c *Courier) Stop() error {
-	var errs []error
-	if c.proc != nil {
-		errs = append(errs, c.proc.stop())
-	}
-	errs = append(errs, removeDir(c.Dir))
-	return errors.Join(errs...)
+	return errors.Join(c.proc.stop(), removeDir(c.Dir))
 }

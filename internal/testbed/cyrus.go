@@ -59,13 +59,9 @@ func StartCyrus() (*Cyrus, error) {
 	if _, err := unpacked("sasl2-bin", "usr/sbin/saslpasswd2"); err != nil {
 		return nil, err
 	}
-	uid, gid, chown, err := mailIdentity()
+	dir, uid, gid, chown, err := newServerDir("cyrus")
 	if err != nil {
 		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "mm-cyrus-*")
-	if err != nil {
-		return nil, fmt.Errorf("start cyrus: %w", err)
 	}
 	c := &Cyrus{Host: "127.0.0.1", Dir: dir, CAFile: filepath.Join(dir, "cert.pem"),
 		bin: filepath.Dir(master), conf: filepath.Join(dir, "imapd.conf"), sasldb: filepath.Join(dir, "sasldb2"),
@@ -118,9 +114,6 @@ func (c *Cyrus) addr(port int) string { return net.JoinHostPort(c.Host, strconv.
 // prepare writes the configuration, certificate and directories, and
 // opens the syslog socket the namespace's /dev/log points at.
 func (c *Cyrus) prepare() error {
-	if err := os.Chmod(c.Dir, 0o755); err != nil {
-		return err
-	}
 	for _, sub := range []string{"conf/db", "conf/socket", "conf/proc", "conf/log", "spool", "run", "sock", "dev"} {
 		if err := os.MkdirAll(filepath.Join(c.Dir, sub), 0o755); err != nil {
 			return err
@@ -131,14 +124,7 @@ func (c *Cyrus) prepare() error {
 			return err
 		}
 	}
-	certPEM, keyPEM, err := SelfSignedCert("localhost", "127.0.0.1")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(c.CAFile, certPEM, 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(c.Dir, "key.pem"), keyPEM, 0o600); err != nil {
+	if err := writeCert(c.CAFile, filepath.Join(c.Dir, "key.pem")); err != nil {
 		return err
 	}
 	userName, groupName, err := identityNames(c.mailUID, c.mailGID)
@@ -299,13 +285,9 @@ func (c *Cyrus) LogTail(n int) string { return tailFile(c.logPath, n) }
 
 // Stop ends the master and every service process and removes Dir.
 func (c *Cyrus) Stop() error {
-	var errs []error
-	if c.proc != nil {
-		errs = append(errs, c.proc.stop())
-	}
+	err := c.proc.stop()
 	c.closeSyslog()
-	errs = append(errs, removeDir(c.Dir))
-	return errors.Join(errs...)
+	return errors.Join(err, removeDir(c.Dir))
 }
 
 func randomHex(n int) string {

@@ -4,7 +4,6 @@
 package testbed
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -83,15 +82,10 @@ type Dovecot struct {
 	mailGID    int
 	chown      bool // running as root: files Dovecot's unprivileged processes touch must belong to mailUID
 
-	cmd     *exec.Cmd
-	done    chan struct{} // closed when the master process has been reaped
-	outPath string        // the master's stdout+stderr (config errors land here)
+	proc *serverProc // the master; its output is where config errors land
 
 	mu    sync.Mutex
 	users map[string]*dovecotUser
-
-	stopOnce sync.Once
-	stopErr  error
 }
 
 type dovecotUser struct {
@@ -183,15 +177,9 @@ func dovecotBinary() (string, error) {
 // home directories, with ownership that Dovecot's unprivileged processes
 // can use.
 func newDovecotDir(opts DovecotOptions) (*Dovecot, error) {
-	uid, gid, chown, err := mailIdentity()
+	dir, uid, gid, chown, err := newServerDir("dovecot")
 	if err != nil {
 		return nil, err
-	}
-	// Not t.TempDir: its parents are 0700, and when we are root Dovecot's
-	// processes running as nobody could not reach the files.
-	dir, err := os.MkdirTemp("", "mm-dovecot-*")
-	if err != nil {
-		return nil, fmt.Errorf("start dovecot: %w", err)
 	}
 	d := &Dovecot{
 		Host:       "127.0.0.1",
@@ -202,7 +190,6 @@ func newDovecotDir(opts DovecotOptions) (*Dovecot, error) {
 		usersPath:  filepath.Join(dir, "users"),
 		users:      make(map[string]*dovecotUser),
 		logPath:    filepath.Join(dir, "dovecot.log"),
-		outPath:    filepath.Join(dir, "master.out"),
 		mailUID:    uid,
 		mailGID:    gid,
 		chown:      chown,
@@ -218,18 +205,8 @@ func newDovecotDir(opts DovecotOptions) (*Dovecot, error) {
 }
 
 func (d *Dovecot) prepareDir() error {
-	if err := os.Chmod(d.Dir, 0o755); err != nil {
-		return err
-	}
-	certPEM, keyPEM, err := SelfSignedCert("localhost", "127.0.0.1")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(d.CAFile, certPEM, 0o644); err != nil {
-		return err
-	}
 	// Only the config process (running as the master's user) reads the key.
-	if err := os.WriteFile(filepath.Join(d.Dir, "key.pem"), keyPEM, 0o600); err != nil {
+	if err := writeCert(d.CAFile, filepath.Join(d.Dir, "key.pem")); err != nil {
 		return err
 	}
 	for _, sub := range []string{"home", "users"} {
@@ -311,92 +288,43 @@ func (d *Dovecot) start(bin string) error {
 	}
 	_ = os.Remove(d.logPath) // a retry must not show the previous attempt's log
 
-	// A file, not a pipe: children inherit the master's stdout/stderr, and
-	// with a pipe exec.Cmd.Wait would wait for them too.
-	out, err := os.Create(d.outPath)
-	if err != nil {
-		return fmt.Errorf("start dovecot: %w", err)
-	}
-	defer out.Close()
 	// -F keeps the master in the foreground, so its PID is ours to signal
-	// and reap instead of being read back from master.pid.
-	d.cmd = exec.Command(bin, "-F", "-c", d.configPath)
-	d.cmd.Stdout = out
-	d.cmd.Stderr = out
-	// Its own process group lets Stop find the children that outlive the
-	// master (an imap process serving a still-connected client).
-	setProcessGroup(d.cmd)
-	if err := d.cmd.Start(); err != nil {
-		return fmt.Errorf("start dovecot: %w", err)
+	// and reap instead of being read back from master.pid. Its process
+	// group lets Stop find the children that outlive the master (an imap
+	// process serving a still-connected client).
+	proc, err := startProc("dovecot", exec.Command(bin, "-F", "-c", d.configPath), filepath.Join(d.Dir, "master.out"), d.LogTail)
+	if err != nil {
+		return err
 	}
-	d.done = make(chan struct{})
-	go func() {
-		_ = d.cmd.Wait()
-		close(d.done)
-	}()
-
-	deadline := time.Now().Add(10 * time.Second)
-	for _, addr := range []string{d.IMAPAddr(), d.IMAPSAddr()} {
-		for {
-			select {
-			case <-d.done:
-				d.kill() // children it had started may linger
-				return fmt.Errorf("start dovecot: master exited early (%v)%s", d.cmd.ProcessState, d.diagnostics())
-			default:
-			}
-			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-			if err == nil {
-				c.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				d.kill()
-				return fmt.Errorf("start dovecot: %s not accepting connections after 10s: %v%s", addr, err, d.diagnostics())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	return nil
+	proc.terminate = terminateDovecotMaster
+	d.proc = proc
+	return proc.waitListening(10*time.Second, d.IMAPAddr(), d.IMAPSAddr())
 }
 
-// diagnostics returns Dovecot's own stderr and the tail of its log, which
-// is where the reason for a failed start ends up.
-func (d *Dovecot) diagnostics() string {
-	var b strings.Builder
-	if data, err := os.ReadFile(d.outPath); err == nil && len(bytes.TrimSpace(data)) > 0 {
-		fmt.Fprintf(&b, "\nstderr:\n%s", bytes.TrimSpace(data))
+// terminateDovecotMaster signals the master before its children. On its
+// own the master needs ~1 s to wind down its children. Signalling them
+// too, once the master is in shutdown (so it no longer respawns them),
+// makes that a few milliseconds; at the same moment as the master, it
+// sometimes respawned one and then waited for it.
+func terminateDovecotMaster(p *serverProc) error {
+	var errs []error
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		errs = append(errs, fmt.Errorf("SIGTERM: %w", err))
 	}
-	if s := d.logTail(30); s != "" {
-		fmt.Fprintf(&b, "\nlog tail (%s):\n%s", d.logPath, s)
+	select {
+	case <-p.done:
+	case <-time.After(50 * time.Millisecond):
+		_ = terminateGroup(p.cmd.Process.Pid)
 	}
-	return b.String()
+	if p.killAfter(5 * time.Second) {
+		errs = append(errs, errors.New("master ignored SIGTERM for 5s, killed"))
+	}
+	return errors.Join(errs...)
 }
 
-// logTail returns the last n lines of the Dovecot log.
 // LogTail returns the last n lines of the instance's log, for diagnosing
 // a failure.
-func (d *Dovecot) LogTail(n int) string { return d.logTail(n) }
-
-func (d *Dovecot) logTail(n int) string {
-	data, err := os.ReadFile(d.logPath)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func (d *Dovecot) kill() {
-	if d.cmd == nil || d.cmd.Process == nil {
-		return
-	}
-	_ = d.cmd.Process.Kill()
-	<-d.done
-	_ = killProcessGroup(d.cmd.Process.Pid, time.Second)
-}
+func (d *Dovecot) LogTail(n int) string { return tailFile(d.logPath, n) }
 
 // freePorts returns n distinct loopback ports that were free a moment ago.
 // Dovecot treats port 0 as "disabled", so it cannot pick one itself.
@@ -722,56 +650,7 @@ func sanitizeName(s string) string {
 // until it and every child is gone, and removes Dir. Clients still
 // connected are cut off. It is safe to call more than once.
 func (d *Dovecot) Stop() error {
-	d.stopOnce.Do(func() { d.stopErr = d.stop() })
-	return d.stopErr
-}
-
-func (d *Dovecot) stop() error {
-	var errs []error
-	if d.cmd != nil && d.cmd.Process != nil {
-		select {
-		case <-d.done:
-		default:
-			if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-				errs = append(errs, fmt.Errorf("stop dovecot: SIGTERM: %w", err))
-			}
-			// On its own the master needs ~1 s to wind down its children.
-			// Signalling them too, once the master is in shutdown (so it
-			// no longer respawns them), makes that a few milliseconds; at
-			// the same moment as the master, it sometimes respawned one and
-			// then waited for it.
-			select {
-			case <-d.done:
-			case <-time.After(50 * time.Millisecond):
-				_ = terminateGroup(d.cmd.Process.Pid)
-			}
-			select {
-			case <-d.done:
-			case <-time.After(5 * time.Second):
-				_ = d.cmd.Process.Kill()
-				<-d.done
-				errs = append(errs, errors.New("stop dovecot: master ignored SIGTERM for 5s, killed"))
-			}
-		}
-		// The master does not wait for all children: imap processes with a
-		// connected client and the log process can outlive it.
-		if err := killProcessGroup(d.cmd.Process.Pid, 2*time.Second); err != nil {
-			errs = append(errs, fmt.Errorf("stop dovecot: %w", err))
-		}
-	}
-	// A child that got the last signal late may still be deleting its
-	// files while we remove the tree; retry briefly.
-	var err error
-	for range 20 {
-		if err = os.RemoveAll(d.Dir); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		errs = append(errs, fmt.Errorf("stop dovecot: remove %s: %w", d.Dir, err))
-	}
-	return errors.Join(errs...)
+	return errors.Join(d.proc.stop(), removeDir(d.Dir))
 }
 
 // IMAPSAddr returns the implicit-TLS address, "127.0.0.1:port".
@@ -800,15 +679,7 @@ func (d *Dovecot) TLSConfig() (*tls.Config, error) {
 
 // Login connects to the plain IMAP port and logs in; a test convenience.
 func (d *Dovecot) Login(user, password string) (*imapclient.Client, error) {
-	c, err := imapclient.DialInsecure(d.IMAPAddr(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", d.IMAPAddr(), err)
-	}
-	if err := c.Login(user, password).Wait(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("login %q at %s: %w", user, d.IMAPAddr(), err)
-	}
-	return c, nil
+	return loginPlain(d.IMAPAddr(), user, password)
 }
 
 // LoginT is Login that fails the test on error and logs out on cleanup.

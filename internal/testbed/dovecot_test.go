@@ -43,7 +43,7 @@ func TestDovecotStartStop(t *testing.T) {
 	// The open session keeps an imap process alive past the master's exit
 	// unless Stop takes care of the whole process group.
 	defer c.Close()
-	pid := d.cmd.Process.Pid
+	pid := d.proc.cmd.Process.Pid
 	if !groupAlive(pid) {
 		t.Fatalf("no live process in group %d before Stop", pid)
 	}

@@ -58,13 +58,9 @@ func StartMailutils() (*Mailutils, error) {
 	if _, err := exec.LookPath("openssl"); err != nil {
 		return nil, fmt.Errorf("%w: openssl (for crypt hashes of the passwd files) not found", ErrServerNotInstalled)
 	}
-	uid, gid, chown, err := mailIdentity()
+	dir, uid, gid, chown, err := newServerDir("mailutils")
 	if err != nil {
 		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "mm-mailutils-*")
-	if err != nil {
-		return nil, fmt.Errorf("start mailutils: %w", err)
 	}
 	m := &Mailutils{Host: "127.0.0.1", Dir: dir, mailUID: uid, mailGID: gid, chown: chown, users: map[string][]string{}}
 	if err := m.start(bin); err != nil {
@@ -95,9 +91,6 @@ func (m *Mailutils) start(bin string) error {
 		if err := os.MkdirAll(filepath.Join(m.Dir, sub), 0o755); err != nil {
 			return fmt.Errorf("start mailutils: %w", err)
 		}
-	}
-	if err := os.Chmod(m.Dir, 0o755); err != nil {
-		return fmt.Errorf("start mailutils: %w", err)
 	}
 	ports, err := freePorts(1)
 	if err != nil {
@@ -204,10 +197,5 @@ func (m *Mailutils) LogTail(n int) string { return tailFile(filepath.Join(m.Dir,
 
 // Stop ends imap4d and its children and removes Dir.
 func (m *Mailutils) Stop() error {
-	var errs []error
-	if m.proc != nil {
-		errs = append(errs, m.proc.stop())
-	}
-	errs = append(errs, removeDir(m.Dir))
-	return errors.Join(errs...)
+	return errors.Join(m.proc.stop(), removeDir(m.Dir))
 }

@@ -123,7 +123,7 @@ func (d DovecotServer) Endpoint() ServerEndpoint {
 	return ServerEndpoint{Host: d.Host, Port: d.IMAPSPort, TLS: true, CAFile: d.CAFile}
 }
 
-// loginPlain is Server.Login for servers without TLS.
+// loginPlain connects without TLS (no STARTTLS either) and logs in.
 func loginPlain(addr, user, password string) (*imapclient.Client, error) {
 	c, err := imapclient.DialInsecure(addr, nil)
 	if err != nil {
@@ -144,6 +144,11 @@ type serverProc struct {
 	done    chan struct{}
 	outPath string
 	logs    func(n int) string // the server's own log, for failures
+	// terminate, when set, replaces the default ending of the leader
+	// (SIGTERM to the group, SIGKILL after two seconds) for a server
+	// whose leader must wind down its children itself; it returns once
+	// the leader is reaped.
+	terminate func(*serverProc) error
 
 	stopOnce sync.Once
 	stopErr  error
@@ -214,25 +219,78 @@ func (p *serverProc) diagnostics() string {
 	return b.String()
 }
 
-// stop ends the whole process group: SIGTERM, SIGKILL after two seconds.
+// stop ends the whole process group: the leader first (see terminate),
+// then whatever it left behind. A nil p, a server that never got as far as
+// its process, has nothing to stop.
 func (p *serverProc) stop() error {
+	if p == nil {
+		return nil
+	}
 	p.stopOnce.Do(func() {
+		var errs []error
 		select {
 		case <-p.done:
 		default:
-			_ = terminateGroup(p.cmd.Process.Pid)
-			select {
-			case <-p.done:
-			case <-time.After(2 * time.Second):
-				_ = p.cmd.Process.Kill()
-				<-p.done
+			if p.terminate != nil {
+				errs = append(errs, p.terminate(p))
+			} else {
+				_ = terminateGroup(p.cmd.Process.Pid)
+				p.killAfter(2 * time.Second)
 			}
 		}
-		if err := killProcessGroup(p.cmd.Process.Pid, 2*time.Second); err != nil {
+		errs = append(errs, killProcessGroup(p.cmd.Process.Pid, 2*time.Second))
+		if err := errors.Join(errs...); err != nil {
 			p.stopErr = fmt.Errorf("stop %s: %w", p.name, err)
 		}
 	})
 	return p.stopErr
+}
+
+// killAfter waits up to grace for the leader to exit, then kills it; it
+// returns whether it had to.
+func (p *serverProc) killAfter(grace time.Duration) (killed bool) {
+	select {
+	case <-p.done:
+		return false
+	case <-time.After(grace):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return true
+	}
+}
+
+// newServerDir makes a server's instance directory and returns the
+// identity the server's unprivileged processes run as (see mailIdentity).
+// Not t.TempDir: its parents are 0700, and when we are root the server's
+// processes running as nobody could not reach the files; for the same
+// reason the directory is opened up to 0755 here.
+func newServerDir(name string) (dir string, uid, gid int, chown bool, err error) {
+	uid, gid, chown, err = mailIdentity()
+	if err != nil {
+		return "", 0, 0, false, err
+	}
+	dir, err = os.MkdirTemp("", "mm-"+name+"-*")
+	if err != nil {
+		return "", 0, 0, false, fmt.Errorf("start %s: %w", name, err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		_ = os.Remove(dir)
+		return "", 0, 0, false, fmt.Errorf("start %s: %w", name, err)
+	}
+	return dir, uid, gid, chown, nil
+}
+
+// writeCert writes a self-signed certificate for loopback and its key,
+// which only the owner may read.
+func writeCert(certFile, keyFile string) error {
+	certPEM, keyPEM, err := SelfSignedCert("localhost", "127.0.0.1")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(keyFile, keyPEM, 0o600)
 }
 
 // removeDir removes a server's directory, retrying briefly while children
