@@ -19,6 +19,11 @@ type CommandConfig struct {
 	// implement each operation (one program may serve all three; it can
 	// tell them apart by $MAILMIGRATE_HOSTING_OP).
 	List, Create, Quota string
+	// Password, SetQuota and Aliases are optional executables for
+	// managing mailboxes after a migration (MAILMIGRATE_HOSTING_OP
+	// password, set_quota, and list_aliases, add_alias or remove_alias).
+	// An operation without one is not offered.
+	Password, SetQuota, Aliases string
 	// Timeout bounds each call; 0 means 30 s. A command still running
 	// then is killed together with its process group.
 	Timeout time.Duration
@@ -42,6 +47,10 @@ const DefaultCommandTimeout = 30 * time.Second
 //	create: {"address":"jana@firma.cz","password":"…","quota_bytes":0}
 //	quota:  {"address":"jana@firma.cz"}
 //
+// The optional commands Password, SetQuota and Aliases get
+// MAILMIGRATE_HOSTING_OP=password|set_quota|list_aliases|add_alias|
+// remove_alias and requests in the same style (see COMMAND.md).
+//
 // Addresses and domains arrive validated, domains lower-cased.
 // quota_bytes 0 asks for the hosting's default quota. The password travels
 // only on stdin, never in arguments or the environment.
@@ -64,7 +73,12 @@ type Command struct {
 	cfg CommandConfig
 }
 
-var _ Driver = (*Command)(nil)
+var (
+	_ Driver         = (*Command)(nil)
+	_ PasswordSetter = (*Command)(nil)
+	_ QuotaSetter    = (*Command)(nil)
+	_ AliasManager   = (*Command)(nil)
+)
 
 // Limits on what a command may write: stdout must hold a whole domain's
 // list, stderr is only quoted in errors.
@@ -81,8 +95,15 @@ func NewCommand(cfg CommandConfig) (*Command, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultCommandTimeout
 	}
-	for _, c := range []struct{ name, path string }{{"List", cfg.List}, {"Create", cfg.Create}, {"Quota", cfg.Quota}} {
+	for _, c := range []struct {
+		name, path string
+		optional   bool
+	}{{"List", cfg.List, false}, {"Create", cfg.Create, false}, {"Quota", cfg.Quota, false},
+		{"Password", cfg.Password, true}, {"SetQuota", cfg.SetQuota, true}, {"Aliases", cfg.Aliases, true}} {
 		if c.path == "" {
+			if c.optional {
+				continue
+			}
 			return nil, fmt.Errorf("command driver: no %s command configured", c.name)
 		}
 		fi, err := os.Stat(c.path)
@@ -256,6 +277,13 @@ func (c *Command) run(ctx context.Context, op, path string, req any, secret stri
 			return fmt.Errorf("%w (command %s%s)", ErrExists, path, msg)
 		case "not_found":
 			return fmt.Errorf("%w (command %s%s)", ErrNotFound, path, msg)
+		case "invalid":
+			// The hosting refused the value; its message is for the
+			// customer who typed it.
+			if m := red.clean([]byte(ce.Message), 500, false); m != "" {
+				return invalidf("%s", m)
+			}
+			return invalidf("the hosting refused the value: check it and try again")
 		}
 		return fmt.Errorf("command %s failed with %q%s%s", path, red.clean([]byte(ce.Code), 100, false), msg, errText)
 	}

@@ -40,6 +40,10 @@ type PasswdFileConfig struct {
 	// Scheme is the password scheme: "ARGON2ID" (default), "SHA512-CRYPT"
 	// or "BLF-CRYPT".
 	Scheme string
+	// Aliases, when its Path is set, is the virtual alias table the
+	// driver manages aliases in (see AliasFile); without it the driver
+	// offers no aliases.
+	Aliases AliasFileConfig
 }
 
 // PasswdFile is a Driver over a Dovecot passwd-file
@@ -70,10 +74,16 @@ type PasswdFile struct {
 	cfg PasswdFileConfig
 	// sem serialises writers inside this process so they queue on a
 	// channel (which honours ctx) instead of polling the file lock.
-	sem chan struct{}
+	sem     chan struct{}
+	aliases *AliasFile // nil without an alias table
 }
 
-var _ Driver = (*PasswdFile)(nil)
+var (
+	_ Driver         = (*PasswdFile)(nil)
+	_ PasswordSetter = (*PasswdFile)(nil)
+	_ QuotaSetter    = (*PasswdFile)(nil)
+	_ AliasManager   = (*PasswdFile)(nil)
+)
 
 // NewPasswdFile checks the configuration and returns the driver. It does
 // not touch the file.
@@ -115,7 +125,14 @@ func NewPasswdFile(cfg PasswdFileConfig) (*PasswdFile, error) {
 			return nil, fmt.Errorf("passwd-file driver: %w", err)
 		}
 	}
-	return &PasswdFile{cfg: cfg, sem: make(chan struct{}, 1)}, nil
+	p := &PasswdFile{cfg: cfg, sem: make(chan struct{}, 1)}
+	if cfg.Aliases.Path != "" {
+		var err error
+		if p.aliases, err = NewAliasFile(cfg.Aliases); err != nil {
+			return nil, fmt.Errorf("passwd-file driver: %w", err)
+		}
+	}
+	return p, nil
 }
 
 func badFieldChar(s string) bool {
@@ -477,7 +494,7 @@ func replaceFile(path string, data []byte, old fs.FileInfo) (err error) {
 	}
 	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("write passwd-file: %w", err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	defer func() {
 		if err != nil {
@@ -486,19 +503,19 @@ func replaceFile(path string, data []byte, old fs.FileInfo) (err error) {
 		}
 	}()
 	if err := tmp.Chmod(old.Mode().Perm()); err != nil {
-		return fmt.Errorf("write passwd-file: %w", err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := chownLike(tmp, old); err != nil {
-		return fmt.Errorf("write passwd-file: give the new file the owner of %s: %w (run as root or as the file's owner)", path, err)
+		return fmt.Errorf("write %s: give the new file the owner of the old one: %w (run as root or as the file's owner)", path, err)
 	}
 	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write passwd-file: %w", err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write passwd-file: %w", err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write passwd-file: %w", err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	// Dovecot re-reads only when the mtime (in seconds) or the size
 	// changed. An append always changes the size; a rewrite of equal size
@@ -506,14 +523,14 @@ func replaceFile(path string, data []byte, old fs.FileInfo) (err error) {
 	if int64(len(data)) == old.Size() && !time.Now().Truncate(time.Second).After(old.ModTime().Truncate(time.Second)) {
 		mt := old.ModTime().Truncate(time.Second).Add(time.Second)
 		if err := os.Chtimes(tmp.Name(), mt, mt); err != nil {
-			return fmt.Errorf("write passwd-file: %w", err)
+			return fmt.Errorf("write %s: %w", path, err)
 		}
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write passwd-file: %w", err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("write passwd-file: %w", err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

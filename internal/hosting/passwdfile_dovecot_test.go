@@ -253,3 +253,38 @@ func TestDovecotPasswdFileReRead(t *testing.T) {
 	}
 	c.Close()
 }
+
+// A changed password logs in at once against Dovecot and the old one no
+// longer does; a raised quota shows in GETQUOTAROOT at the next login.
+func TestPasswdFileDovecotManage(t *testing.T) {
+	t.Parallel()
+	d, p := startHosting(t, SchemeSHA512Crypt)
+	ctx := context.Background()
+	if err := p.Create(ctx, "jana@firma.cz", "stare heslo 1", 64<<10); err != nil {
+		t.Fatal(err)
+	}
+	c := d.LoginT(t, "jana@firma.cz", "stare heslo 1")
+	if got := storageLimitKiB(t, c); got != 64 {
+		t.Fatalf("STORAGE limit before = %d KiB, want 64", got)
+	}
+	// Twice within a second, so that the second rewrite has the same size
+	// and second as the first: Dovecot must still see it.
+	for _, pw := range []string{"nove heslo 22", "nove heslo 33"} {
+		if err := p.SetPassword(ctx, "jana@firma.cz", pw); err != nil {
+			t.Fatal(err)
+		}
+		d.LoginT(t, "jana@firma.cz", pw)
+	}
+	for _, old := range []string{"stare heslo 1", "nove heslo 22"} {
+		if c, err := d.Login("jana@firma.cz", old); err == nil {
+			c.Close()
+			t.Errorf("the replaced password %q still logs in", old)
+		}
+	}
+	if err := p.SetQuota(ctx, "jana@firma.cz", 5<<20); err != nil {
+		t.Fatal(err)
+	}
+	if got := storageLimitKiB(t, d.LoginT(t, "jana@firma.cz", "nove heslo 33")); got != 5<<10 {
+		t.Errorf("STORAGE limit after SetQuota = %d KiB, want %d", got, 5<<10)
+	}
+}

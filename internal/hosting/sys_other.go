@@ -14,7 +14,7 @@ import (
 // compiling elsewhere.
 
 func lockFile(context.Context, string) (func(), error) {
-	return nil, errors.New("lock passwd-file: file locking is only supported on Unix")
+	return nil, errors.New("lock: file locking is only supported on Unix")
 }
 
 func chownLike(*os.File, fs.FileInfo) error { return nil }

@@ -20,7 +20,7 @@ import (
 func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("lock passwd-file: %w", err)
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	// Non-blocking attempts, so a cancelled ctx is noticed while another
 	// process holds the lock.
@@ -32,14 +32,14 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
 			f.Close()
-			return nil, fmt.Errorf("lock passwd-file: flock %s: %w", path, err)
+			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			f.Close()
-			return nil, fmt.Errorf("lock passwd-file: waiting for %s: %w", path, ctx.Err())
+			return nil, fmt.Errorf("lock %s: waiting: %w", path, ctx.Err())
 		case <-t.C:
 		}
 		delay = min(2*delay, 100*time.Millisecond)
