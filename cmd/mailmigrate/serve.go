@@ -61,10 +61,12 @@ func buildHosting(cfg config.Hosting) (jobs.Hosting, error) {
 	h.IMAP = ep
 	switch cfg.Driver {
 	case "command":
-		h.Driver, err = hosting.NewCommand(hosting.CommandConfig{List: cfg.CommandList, Create: cfg.CommandCreate, Quota: cfg.CommandQuota})
+		h.Driver, err = hosting.NewCommand(hosting.CommandConfig{List: cfg.CommandList, Create: cfg.CommandCreate, Quota: cfg.CommandQuota,
+			Password: cfg.CommandPassword, SetQuota: cfg.CommandSetQuota, Aliases: cfg.CommandAliases})
 	default:
 		h.Driver, err = hosting.NewPasswdFile(hosting.PasswdFileConfig{Path: cfg.PasswdFile, DefaultQuotaBytes: cfg.DefaultQuota,
-			UID: cfg.UID, GID: cfg.GID, Home: cfg.Home, Scheme: cfg.PasswdScheme})
+			UID: cfg.UID, GID: cfg.GID, Home: cfg.Home, Scheme: cfg.PasswdScheme,
+			Aliases: hosting.AliasFileConfig{Path: cfg.AliasFile, Reload: cfg.AliasReloadCommand}})
 	}
 	if err != nil {
 		return h, fmt.Errorf("hosting.driver: %w", err)

@@ -42,6 +42,16 @@ type Hosting struct {
 	CommandList        string
 	CommandCreate      string
 	CommandQuota       string
+	// Optional commands for managing mailboxes after a migration.
+	CommandPassword, CommandSetQuota, CommandAliases string
+	// AliasFile is the Postfix-style virtual alias table the passwd-file
+	// driver manages aliases in; AliasReloadCommand (program and
+	// arguments, run without a shell) after each change.
+	AliasFile          string
+	AliasReloadCommand []string
+	// MaxQuota is the plan limit: the largest quota a customer may give a
+	// mailbox. 0: customers cannot change quotas.
+	MaxQuota           int64
 	MasterUser         string
 	MasterPasswordFile string
 	// MaxMessageSize is the largest message the hosting takes; bigger
@@ -198,6 +208,22 @@ func (c *Config) set(key, val string) error {
 		return str(&c.Hosting.CommandCreate)
 	case "hosting.command.quota":
 		return str(&c.Hosting.CommandQuota)
+	case "hosting.command.password":
+		return str(&c.Hosting.CommandPassword)
+	case "hosting.command.set_quota":
+		return str(&c.Hosting.CommandSetQuota)
+	case "hosting.command.aliases":
+		return str(&c.Hosting.CommandAliases)
+	case "hosting.alias_file":
+		return str(&c.Hosting.AliasFile)
+	case "hosting.alias_reload_command":
+		args, err := SplitCommand(val)
+		c.Hosting.AliasReloadCommand = args
+		return err
+	case "hosting.max_quota":
+		n, err := ParseSize(val)
+		c.Hosting.MaxQuota = n
+		return err
 	case "hosting.master_user":
 		return str(&c.Hosting.MasterUser)
 	case "hosting.master_password_file":
@@ -238,6 +264,61 @@ func (c *Config) set(key, val string) error {
 // list splits a comma- or space-separated value.
 func list(val string) []string {
 	return strings.FieldsFunc(val, func(r rune) bool { return r == ',' || r == ' ' })
+}
+
+// SplitCommand splits a command line into the program and its arguments
+// the way a shell would for plain words and quotes, without running one:
+// white space separates, '…' keeps everything literally, "…" and a
+// backslash outside quotes keep the next character. Nothing is expanded.
+func SplitCommand(s string) ([]string, error) {
+	var args []string
+	var cur strings.Builder
+	inWord := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t':
+			if inWord {
+				args = append(args, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case c == '\'':
+			j := strings.IndexByte(s[i+1:], '\'')
+			if j < 0 {
+				return nil, fmt.Errorf("%q has a ' without its closing '", s)
+			}
+			cur.WriteString(s[i+1 : i+1+j])
+			i += j + 1
+			inWord = true
+		case c == '"':
+			i++
+			for ; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' && i+1 < len(s) {
+					i++
+				}
+				cur.WriteByte(s[i])
+			}
+			if i >= len(s) {
+				return nil, fmt.Errorf("%q has a \" without its closing \"", s)
+			}
+			inWord = true
+		case c == '\\':
+			if i+1 == len(s) {
+				return nil, fmt.Errorf("%q ends with a backslash", s)
+			}
+			i++
+			cur.WriteByte(s[i])
+			inWord = true
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		args = append(args, cur.String())
+	}
+	return args, nil
 }
 
 // ParseSize reads a size like 500M, 2G or 1048576 (bytes).

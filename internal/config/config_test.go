@@ -28,3 +28,42 @@ jobs.slice = 90s
 		}
 	}
 }
+
+func TestMailboxManagementKeys(t *testing.T) {
+	c, err := Parse([]byte(`hosting.max_quota = 10G
+hosting.alias_file = /etc/postfix/virtual
+hosting.alias_reload_command = /usr/sbin/postmap '/etc/postfix/my virtual'
+hosting.command.password = /usr/local/lib/mm/password
+hosting.command.set_quota = /usr/local/lib/mm/quota
+hosting.command.aliases = /usr/local/lib/mm/aliases
+`), "test.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := c.Hosting
+	if h.MaxQuota != 10<<30 || h.AliasFile != "/etc/postfix/virtual" || strings.Join(h.AliasReloadCommand, "|") != "/usr/sbin/postmap|/etc/postfix/my virtual" ||
+		h.CommandPassword == "" || h.CommandSetQuota == "" || h.CommandAliases == "" {
+		t.Errorf("parsed %+v", h)
+	}
+}
+
+func TestSplitCommand(t *testing.T) {
+	for in, want := range map[string]string{
+		`postmap /etc/postfix/virtual`:         "postmap|/etc/postfix/virtual",
+		`  a   b  `:                            "a|b",
+		`sh -c 'echo $HOME; rm x'`:             "sh|-c|echo $HOME; rm x",
+		`x "a \"b\" c" d\ e ''`:                `x|a "b" c|d e|`,
+		`/usr/sbin/postmap hash:/etc/x;reboot`: "/usr/sbin/postmap|hash:/etc/x;reboot",
+		"":                                     "",
+	} {
+		got, err := SplitCommand(in)
+		if err != nil || strings.Join(got, "|") != want {
+			t.Errorf("SplitCommand(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{`a 'b`, `a "b`, `a\`} {
+		if _, err := SplitCommand(bad); err == nil {
+			t.Errorf("SplitCommand(%q) accepted", bad)
+		}
+	}
+}
