@@ -27,6 +27,7 @@ import (
 	"mailmigrate/internal/engine"
 	"mailmigrate/internal/hosting"
 	"mailmigrate/internal/imapconn"
+	"mailmigrate/internal/notify"
 	"mailmigrate/internal/secret"
 	"mailmigrate/internal/store"
 )
@@ -62,6 +63,12 @@ type Config struct {
 	SingleProcess bool
 	// Logf receives one line per notable event (no secrets).
 	Logf func(format string, args ...any)
+	// Notify mails the customer's notifications; nil: they are recorded
+	// and shown on the panel only.
+	Notify *notify.Mailer
+	// NotifyRetry is the wait after a mail's first failed attempt; it
+	// doubles with each further one, up to an hour. Default 1 minute.
+	NotifyRetry time.Duration
 }
 
 // Hosting is the destination side: the hosting's IMAP server and the
@@ -120,6 +127,9 @@ func Open(ctx context.Context, db *sql.DB, cfg Config) (*Runner, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
+	if cfg.NotifyRetry <= 0 {
+		cfg.NotifyRetry = time.Minute
+	}
 	driver := riversqlite.New(db)
 	migrator, err := rivermigrate.New(driver, nil)
 	if err != nil {
@@ -133,6 +143,9 @@ func Open(ctx context.Context, db *sql.DB, cfg Config) (*Runner, error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &taskWorker{r: r})
 	river.AddWorker(workers, &expireWorker{r: r})
+	if cfg.Notify != nil {
+		river.AddWorker(workers, &notifyWorker{r: r})
+	}
 	r.client, err = river.NewClient(driver, &river.Config{
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
 		Workers: workers,
@@ -150,6 +163,9 @@ func Open(ctx context.Context, db *sql.DB, cfg Config) (*Runner, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	if cfg.Notify != nil {
+		cfg.Store.SetNotificationQueue(r.queueNotification)
 	}
 	return r, nil
 }

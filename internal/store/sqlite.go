@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -18,6 +19,8 @@ import (
 // SQLite is the Store in one embedded SQLite file.
 type SQLite struct {
 	db *sql.DB
+	// queue is set once the job queue is open; state changes read it.
+	queue atomic.Pointer[NotificationQueue]
 }
 
 var _ Store = (*SQLite)(nil)
@@ -111,7 +114,19 @@ CREATE TABLE IF NOT EXISTS session (
 	user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
 	expires INTEGER NOT NULL
 ) WITHOUT ROWID;
-PRAGMA user_version = 4;
+CREATE TABLE IF NOT EXISTS notification (
+	id INTEGER PRIMARY KEY,
+	migration_id INTEGER NOT NULL REFERENCES migration(id) ON DELETE CASCADE,
+	task_id INTEGER NOT NULL DEFAULT 0,
+	job_id INTEGER NOT NULL,
+	kind TEXT NOT NULL,
+	created INTEGER NOT NULL,
+	sent INTEGER NOT NULL DEFAULT 0,
+	attempts INTEGER NOT NULL DEFAULT 0,
+	error TEXT NOT NULL DEFAULT '',
+	UNIQUE (migration_id, task_id, job_id, kind)
+);
+PRAGMA user_version = 5;
 `
 
 // Open opens (creating if needed) the SQLite file at path.

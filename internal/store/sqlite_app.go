@@ -13,6 +13,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"mailmigrate/internal/engine"
+	"mailmigrate/internal/imapconn"
 )
 
 func unix(t time.Time) int64 {
@@ -422,15 +423,150 @@ func (l *SQLite) FinishTask(ctx context.Context, id int64, end TaskEnd) (bool, e
 		finished = unix(time.Now())
 	}
 	p := end.Progress
-	ok, err := changed(l.db.ExecContext(ctx, `UPDATE task SET state = ?, folders_total = ?, folders_done = ?,
+	ok, err := l.changeTask(ctx, id, `UPDATE task SET state = ?, folders_total = ?, folders_done = ?,
 		messages_total = ?, messages_done = ?, bytes_total = ?, bytes_done = ?,
 		report = CASE WHEN ? = '' THEN report ELSE ? END, failure = ?, finished = ? WHERE id = ? AND state = ?`,
 		end.State, p.FoldersTotal, p.FoldersDone, p.MessagesTotal, p.MessagesDone, p.BytesTotal, p.BytesDone,
-		report, report, failure, finished, id, StateRunning))
+		report, report, failure, finished, id, StateRunning)
 	if err != nil {
 		return false, fmt.Errorf("finish task %d: %w", id, err)
 	}
 	return ok, nil
+}
+
+// changeTask runs a conditional UPDATE of a task and, if it happened, records
+// the notification it causes, in one transaction: the event is recorded
+// exactly when the state changes.
+func (l *SQLite) changeTask(ctx context.Context, id int64, update string, args ...any) (bool, error) {
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	ok, err := changed(tx.ExecContext(ctx, update, args...))
+	if err != nil || !ok {
+		return false, err
+	}
+	if err := l.recordEvent(ctx, tx, id); err != nil {
+		return false, err
+	}
+	return true, tx.Commit()
+}
+
+// recordEvent records the notification a task's new state causes, if any,
+// and queues its mail (see Notification).
+func (l *SQLite) recordEvent(ctx context.Context, tx *sql.Tx, taskID int64) error {
+	n := Notification{TaskID: taskID, Created: time.Now().UTC().Truncate(time.Millisecond)}
+	var state, failure string
+	if err := tx.QueryRowContext(ctx, `SELECT migration_id, job_id, state, failure FROM task WHERE id = ?`, taskID).
+		Scan(&n.MigrationID, &n.JobID, &state, &failure); err != nil {
+		return fmt.Errorf("read task %d: %w", taskID, err)
+	}
+	if !Finished(state) {
+		return nil
+	}
+	var open, cancelled, total, newestJob int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(CASE WHEN state IN (?, ?) THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN state = ? THEN 1 ELSE 0 END), 0), count(*), COALESCE(MAX(job_id), 0)
+		FROM task WHERE migration_id = ?`, StateQueued, StateRunning, StateCancelled, n.MigrationID).
+		Scan(&open, &cancelled, &total, &newestJob); err != nil {
+		return fmt.Errorf("read the tasks of migration %d: %w", n.MigrationID, err)
+	}
+	switch {
+	case open == 0 && cancelled < total:
+		n.Kind, n.TaskID, n.JobID = NotifyFinished, 0, newestJob
+	case state == StatePaused:
+		n.Kind = NotifyPaused
+	case state == StateFailed && failure != "":
+		var f engine.Failure
+		if err := json.Unmarshal([]byte(failure), &f); err != nil {
+			return fmt.Errorf("task %d failure: %w", taskID, err)
+		}
+		if !LoginFailed(&f) {
+			return nil
+		}
+		n.Kind = NotifyLoginFailed
+	default:
+		return nil
+	}
+	err := tx.QueryRowContext(ctx, `INSERT INTO notification (migration_id, task_id, job_id, kind, created)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (migration_id, task_id, job_id, kind) DO NOTHING RETURNING id`,
+		n.MigrationID, n.TaskID, n.JobID, n.Kind, unix(n.Created)).Scan(&n.ID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // recorded before: the same event again
+	}
+	if err != nil {
+		return fmt.Errorf("record notification: %w", err)
+	}
+	if q := l.queue.Load(); q != nil {
+		return (*q)(ctx, tx, n)
+	}
+	return nil
+}
+
+// LoginFailed tells a failure the customer fixes with the old server's
+// password or name: the old server refused the login.
+func LoginFailed(f *engine.Failure) bool {
+	return f != nil && f.Kind == imapconn.ErrAuth.Code() && f.Side == engine.SideSource
+}
+
+// SetNotificationQueue implements Store.
+func (l *SQLite) SetNotificationQueue(q NotificationQueue) { l.queue.Store(&q) }
+
+const notificationCols = `n.id, n.migration_id, n.task_id, n.job_id, n.kind, n.created, n.sent, n.attempts, n.error`
+
+func scanNotification(row interface{ Scan(...any) error }, extra ...any) (Notification, error) {
+	var n Notification
+	var created, sent int64
+	err := row.Scan(append([]any{&n.ID, &n.MigrationID, &n.TaskID, &n.JobID, &n.Kind, &created, &sent,
+		&n.Attempts, &n.Error}, extra...)...)
+	n.Created, n.Sent = fromUnix(created), fromUnix(sent)
+	return n, notFound(err)
+}
+
+// Notification implements Store.
+func (l *SQLite) Notification(ctx context.Context, id int64) (Notification, error) {
+	return scanNotification(l.db.QueryRowContext(ctx, `SELECT `+notificationCols+` FROM notification n WHERE n.id = ?`, id))
+}
+
+// Notifications implements Store.
+func (l *SQLite) Notifications(ctx context.Context, tenantID int64, limit int) ([]Notification, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT `+notificationCols+`, d.name, m.source_host, COALESCE(t.dest_user, ''),
+		CASE WHEN n.task_id <> 0 THEN
+			CASE WHEN t.job_id = n.job_id AND t.state IN (?, ?) THEN 1 ELSE 0 END
+		WHEN NOT EXISTS (SELECT 1 FROM task x WHERE x.migration_id = n.migration_id AND x.job_id > n.job_id)
+			AND EXISTS (SELECT 1 FROM task x WHERE x.migration_id = n.migration_id AND x.state IN (?, ?)) THEN 1
+		ELSE 0 END AS pending
+		FROM notification n JOIN migration m ON m.id = n.migration_id JOIN domain d ON d.id = m.domain_id
+		LEFT JOIN task t ON t.id = n.task_id
+		WHERE ? = 0 OR d.tenant_id = ? ORDER BY pending DESC, n.id DESC LIMIT ?`,
+		StatePaused, StateFailed, StatePaused, StateFailed, tenantID, tenantID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read notifications: %w", err)
+	}
+	defer rows.Close()
+	var out []Notification
+	for rows.Next() {
+		var d, host, mailbox string
+		var pending int
+		n, err := scanNotification(rows, &d, &host, &mailbox, &pending)
+		if err != nil {
+			return nil, fmt.Errorf("read notifications: %w", err)
+		}
+		n.Domain, n.SourceHost, n.Mailbox, n.Pending = d, host, mailbox, pending == 1
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// NotificationAttempt implements Store.
+func (l *SQLite) NotificationAttempt(ctx context.Context, id int64, sent time.Time, errText string) error {
+	_, err := l.db.ExecContext(ctx, `UPDATE notification SET attempts = attempts + 1, sent = ?, error = ? WHERE id = ?`,
+		unix(sent), errText, id)
+	if err != nil {
+		return fmt.Errorf("record the mail of notification %d: %w", id, err)
+	}
+	return nil
 }
 
 // TransitionTask implements Store.
@@ -443,9 +579,9 @@ func (l *SQLite) TransitionTask(ctx context.Context, id int64, from []string, to
 		return false, fmt.Errorf("change task %d: %w", id, err)
 	}
 	cond, args := inStates(from)
-	ok, err := changed(l.db.ExecContext(ctx, `UPDATE task SET state = ?, finished = ?,
+	ok, err := l.changeTask(ctx, id, `UPDATE task SET state = ?, finished = ?,
 		failure = CASE WHEN ? = '' THEN failure ELSE ? END WHERE id = ? AND `+cond,
-		append([]any{to, unix(time.Now()), f, f, id}, args...)...))
+		append([]any{to, unix(time.Now()), f, f, id}, args...)...)
 	if err != nil {
 		return false, fmt.Errorf("change task %d to %s: %w", id, to, err)
 	}
@@ -485,6 +621,27 @@ func (l *SQLite) UserByEmail(ctx context.Context, email string) (User, error) {
 		strings.ToLower(strings.TrimSpace(email))).Scan(&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &created)
 	u.Created = fromUnix(created)
 	return u, notFound(err)
+}
+
+// Users implements Store.
+func (l *SQLite) Users(ctx context.Context, tenantID int64) ([]User, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT id, tenant_id, email, password_hash, created FROM user
+		WHERE tenant_id = ? ORDER BY id`, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("read the users of tenant %d: %w", tenantID, err)
+	}
+	defer rows.Close()
+	var out []User
+	for rows.Next() {
+		var u User
+		var created int64
+		if err := rows.Scan(&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &created); err != nil {
+			return nil, fmt.Errorf("read the users of tenant %d: %w", tenantID, err)
+		}
+		u.Created = fromUnix(created)
+		out = append(out, u)
+	}
+	return out, rows.Err()
 }
 
 // CreateSession implements Store.

@@ -161,6 +161,52 @@ type User struct {
 	Created      time.Time
 }
 
+// Kinds of notification: what the customer is told about.
+const (
+	// NotifyFinished: every mailbox of a migration is in a final state
+	// (not all cancelled: a customer who cancels everything needs no
+	// mail about it). It also says which mailboxes need action.
+	NotifyFinished = "finished"
+	// NotifyPaused: a mailbox ran out of space; the customer enlarges
+	// the quota and resumes.
+	NotifyPaused = "paused_over_quota"
+	// NotifyLoginFailed: the old server refused a mailbox's login; the
+	// customer corrects the password or the server and restarts.
+	NotifyLoginFailed = "login_failed"
+)
+
+// Notification is one event the customer is told about, by mail and on
+// the panel. It is recorded in the transaction that changes the task's
+// state, once per event: a task event is identified by the task and the
+// job that ran it (a task is queued again only with a new job), the end of
+// a migration by the newest job of its tasks. When a task's change ends
+// its migration, only NotifyFinished is recorded: it tells about that
+// mailbox too, and the customer gets one mail, not two.
+type Notification struct {
+	ID          int64
+	MigrationID int64
+	TaskID      int64 // 0 for NotifyFinished
+	JobID       int64
+	Kind        string
+	Created     time.Time
+	Sent        time.Time // zero until a mail was handed to the relay
+	Attempts    int       // mails tried
+	Error       string    // the last failed attempt's error, or why none was sent
+
+	// Filled in by Notifications, for the panel.
+	Domain     string
+	SourceHost string
+	Mailbox    string // the task's mailbox ("" for NotifyFinished)
+	// Pending says the event still needs the customer's action: the
+	// mailbox is still paused or failed by that run (for NotifyFinished:
+	// a mailbox of the migration is, and nothing ran since).
+	Pending bool
+}
+
+// NotificationQueue queues the sending of a new notification in the
+// transaction that records it.
+type NotificationQueue func(ctx context.Context, tx *sql.Tx, n Notification) error
+
 // Store is everything the service keeps. Methods that take a tenant
 // scope return ErrNotFound for objects of other tenants.
 type Store interface {
@@ -220,8 +266,23 @@ type Store interface {
 	// ExpireSecrets clears the secrets of tasks finished before the time.
 	ExpireSecrets(ctx context.Context, finishedBefore time.Time) (int, error)
 
+	// SetNotificationQueue sets what queues the mail of each notification
+	// recorded from now on, in the transaction of the state change that
+	// records it. Without one, notifications are recorded only.
+	SetNotificationQueue(q NotificationQueue)
+	// Notification returns one notification (without the panel's fields).
+	Notification(ctx context.Context, id int64) (Notification, error)
+	// Notifications lists a tenant's newest notifications (all with
+	// tenantID 0), with the panel's fields: pending ones first.
+	Notifications(ctx context.Context, tenantID int64, limit int) ([]Notification, error)
+	// NotificationAttempt records a mail attempt: sent is its time when
+	// the relay took it, zero when it failed with errText.
+	NotificationAttempt(ctx context.Context, id int64, sent time.Time, errText string) error
+
 	CreateUser(ctx context.Context, tenantID int64, email, passwordHash string) (User, error)
 	UserByEmail(ctx context.Context, email string) (User, error)
+	// Users lists the people who sign in for a tenant.
+	Users(ctx context.Context, tenantID int64) ([]User, error)
 	// CreateSession stores a sign-in session by the hash of its token.
 	CreateSession(ctx context.Context, tokenHash []byte, userID int64, expires time.Time) error
 	// SessionUser returns the user of an unexpired session.

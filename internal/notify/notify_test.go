@@ -1,0 +1,132 @@
+package notify
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"mailmigrate/internal/engine"
+	"mailmigrate/internal/notify/smtptest"
+	"mailmigrate/internal/store"
+)
+
+var missingText = regexp.MustCompile(`\[[a-z_]+\.[a-z_.]+\]`)
+
+func event(kind string) Event {
+	return Event{ID: 7, MigrationID: 12, SourceUser: "jana@old.cz",
+		Summary: Summary{Kind: kind, Domain: "firma.cz", SourceHost: "imap.old.cz", Mailbox: "jana@firma.cz"},
+		Mailboxes: []Mailbox{
+			{Address: "jana@firma.cz", SourceUser: "jana@old.cz", State: store.StatePaused},
+			{Address: "petr@firma.cz", SourceUser: "petr@old.cz", State: store.StateFailed,
+				Failure: &engine.Failure{Kind: "auth", Side: engine.SideSource, Message: "The old server rejected the login \"petr@old.cz\".",
+					Detail: "LOGIN failed: tajne-detaily", Reasons: []string{"The password is old or mistyped."}}},
+			{Address: "eva@firma.cz", SourceUser: "eva@old.cz", State: store.StateDone},
+		}}
+}
+
+// Each kind's mail names the migration, the mailboxes, what happened and
+// what to do, and links to the migration's page; the technical detail of
+// a failure stays out.
+func TestCompose(t *testing.T) {
+	m, err := New(Config{Addr: "relay.test:25", From: "Hosting <noreply@hosting.test>", BaseURL: "https://panel.hosting.test/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for kind, want := range map[string][]string{
+		store.NotifyFinished: {"Your migration from imap.old.cz to firma.cz has finished – some mailboxes need your action",
+			"jana@firma.cz (from jana@old.cz): paused: out of space", "Enlarge the mailbox's quota", "petr@firma.cz (from petr@old.cz): stopped with an error",
+			"rejected the login", "The password is old or mistyped.", "eva@firma.cz (from eva@old.cz): copied"},
+		store.NotifyPaused:      {"jana@firma.cz is out of space: its migration from imap.old.cz is paused", "press Resume"},
+		store.NotifyLoginFailed: {"The old server imap.old.cz refused the login for jana@firma.cz", "refused the login jana@old.cz", "press Restart"},
+	} {
+		msg := m.Compose(event(kind))
+		all := msg.Subject + "\n" + msg.Body
+		for _, w := range append(want, "https://panel.hosting.test/migrations/12", "for firma.cz") {
+			if !strings.Contains(all, w) {
+				t.Errorf("%s: mail lacks %q:\n%s", kind, w, all)
+			}
+		}
+		if strings.Contains(all, "tajne") || missingText.MatchString(all) {
+			t.Errorf("%s: mail has a failure's detail or a missing text:\n%s", kind, all)
+		}
+		if msg.ID != "<notification-7.migration-12@panel.hosting.test>" {
+			t.Errorf("Message-ID %s", msg.ID)
+		}
+	}
+	done := event(store.NotifyFinished)
+	done.Mailboxes = done.Mailboxes[2:]
+	if s := m.Compose(done).Subject; s != "Your migration from imap.old.cz to firma.cz has finished" {
+		t.Errorf("subject of a migration that needs nothing: %q", s)
+	}
+}
+
+func TestNewRefusesBadConfig(t *testing.T) {
+	for _, c := range []Config{
+		{Addr: "relay.test", From: "a@b.test", BaseURL: "https://p.test"},
+		{Addr: "relay.test:25", From: "nobody", BaseURL: "https://p.test"},
+		{Addr: "relay.test:25", From: "a@b.test", BaseURL: "panel.test"},
+		{Addr: "relay.test:25", From: "a@b.test", BaseURL: "https://p.test", Security: "ssl"},
+	} {
+		if _, err := New(c); err == nil {
+			t.Errorf("%+v was taken", c)
+		}
+	}
+}
+
+// A mail goes through STARTTLS and AUTH PLAIN, in UTF-8, marked as
+// automatic; the relay's password is not in it.
+func TestSendStartTLSAuth(t *testing.T) {
+	relay := smtptest.Start(t, "relay-user", "relay-heslo-123")
+	m, err := New(Config{Addr: relay.Addr, From: "Migrace <noreply@hosting.test>", User: "relay-user", Password: "relay-heslo-123",
+		RootCAs: relay.CAs, BaseURL: "https://panel.hosting.test", Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := event(store.NotifyPaused)
+	e.Mailbox = "jůlie@firma.cz"
+	msg := m.Compose(e)
+	if err := m.Send(context.Background(), []string{"jana@firma.cz", "petr@firma.cz"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	got := relay.Wait(1, 5*time.Second)[0]
+	if got.From != "noreply@hosting.test" || strings.Join(got.To, ",") != "jana@firma.cz,petr@firma.cz" {
+		t.Errorf("envelope %s -> %v", got.From, got.To)
+	}
+	if got.Subject != msg.Subject || !strings.Contains(got.Subject, "jůlie@firma.cz") || got.Body != strings.ReplaceAll(msg.Body, "\r\n", "\n") {
+		t.Errorf("mail arrived as %q\n%s", got.Subject, got.Body)
+	}
+	for _, h := range []string{"Auto-Submitted: auto-generated", "Content-Type: text/plain; charset=utf-8", "Message-ID: " + msg.ID} {
+		if !strings.Contains(got.Data, h) {
+			t.Errorf("header %q missing:\n%s", h, got.Data)
+		}
+	}
+	if strings.Contains(got.Data, "relay-heslo") {
+		t.Error("the relay's password is in the mail")
+	}
+}
+
+// A relay that refuses is an error that names the relay; STARTTLS is
+// required unless security is none.
+func TestSendErrors(t *testing.T) {
+	relay := smtptest.Start(t, "", "")
+	relay.Refuse(1)
+	m, _ := New(Config{Addr: relay.Addr, From: "noreply@hosting.test", Security: None, BaseURL: "https://p.test"})
+	msg := m.Compose(event(store.NotifyFinished))
+	err := m.Send(context.Background(), []string{"jana@firma.cz"}, msg)
+	if err == nil || !strings.Contains(err.Error(), relay.Addr) {
+		t.Fatalf("refused mail: %v", err)
+	}
+	m, _ = New(Config{Addr: relay.Addr, From: "noreply@hosting.test", BaseURL: "https://p.test"})
+	if err := m.Send(context.Background(), []string{"jana@firma.cz"}, msg); err == nil || !strings.Contains(err.Error(), "STARTTLS") {
+		t.Errorf("relay without STARTTLS: %v", err)
+	}
+	m, _ = New(Config{Addr: relay.Addr, From: "noreply@hosting.test", Security: None, BaseURL: "https://p.test"})
+	if err := m.Send(context.Background(), []string{"jana@firma.cz"}, msg); err != nil {
+		t.Errorf("second attempt: %v", err)
+	}
+	if n := len(relay.Mails()); n != 1 {
+		t.Errorf("%d mails taken", n)
+	}
+}

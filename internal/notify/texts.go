@@ -1,0 +1,38 @@
+package notify
+
+// texts holds every sentence the notification mails (and the panel's list
+// of notifications) say, in one place, so that a translation is one more
+// map.
+var texts = map[string]string{
+	"headline.finished":        "Your migration from %s to %s has finished",
+	"headline.finished_action": "Your migration from %s to %s has finished – some mailboxes need your action",
+	"headline.paused":          "%s is out of space: its migration from %s is paused",
+	"headline.login_failed":    "The old server %s refused the login for %s",
+	"action.finished":          "Open the migration, then follow what it says for each mailbox marked below.",
+	"action.paused":            "Enlarge the mailbox's quota (or delete mail in it), then press Resume on the migration page. What was copied stays; only the rest is copied.",
+	"action.login_failed":      "Check the old login and its password, and that the server name is the old provider's IMAP server, then press Restart on the migration page.",
+	"greeting":                 "Hello,",
+	"intro.finished":           "the migration of your mail from %s to %s has finished. This is how each mailbox ended:",
+	"intro.paused":             "the mailbox %s ran out of space while mail was being copied into it from %s. The copy is paused; nothing is lost.",
+	"intro.login_failed":       "the copy of mail into %s stopped: the old server %s refused the login %s.",
+	"mailboxes":                "Mailboxes of this migration:",
+	"mailbox.line":             "- %s (from %s): %s",
+	"todo":                     "What to do: %s",
+	"link":                     "The migration page: %s",
+	"footer":                   "This message was sent automatically by the Email Migration Tool of your hosting, to the people who sign in to its panel for %s. Replies are not read.",
+	"state.queued":             "waiting to be copied",
+	"state.copying":            "being copied",
+	"state.done":               "copied",
+	"state.done_with_warnings": "copied, with remarks in its report",
+	"state.failed":             "stopped with an error",
+	"state.paused_over_quota":  "paused: out of space",
+	"state.cancelled":          "cancelled",
+}
+
+// t looks a text up; a missing key shows itself, which a test catches.
+func t(key string) string {
+	if s, ok := texts[key]; ok {
+		return s
+	}
+	return "[" + key + "]"
+}
