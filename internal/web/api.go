@@ -53,6 +53,9 @@ type Config struct {
 	// Discover finds the old IMAP server of a mailbox address; nil uses a
 	// Discoverer with Diagnose's resolver and hosting.
 	Discover func(ctx context.Context, address string) ([]diagnose.Candidate, error)
+	// MaxQuota is the plan limit: the largest quota a customer may give
+	// a mailbox. 0: customers cannot change quotas.
+	MaxQuota int64
 	Logf     func(format string, args ...any)
 }
 
@@ -83,6 +86,11 @@ func (a *API) Handler() http.Handler {
 	h("GET /api/v1/domains", a.listDomains)
 	h("GET /api/v1/domains/{domain}/mailboxes", a.listMailboxes)
 	h("GET /api/v1/domains/{domain}/dnscheck", a.dnsCheck)
+	h("POST /api/v1/domains/{domain}/mailboxes/{address}/password", a.setPassword)
+	h("POST /api/v1/domains/{domain}/mailboxes/{address}/quota", a.setQuota)
+	h("GET /api/v1/domains/{domain}/mailboxes/{address}/aliases", a.listAliases)
+	h("POST /api/v1/domains/{domain}/mailboxes/{address}/aliases", a.createAlias)
+	h("DELETE /api/v1/domains/{domain}/mailboxes/{address}/aliases/{alias}", a.deleteAlias)
 	h("GET /api/v1/discover", a.discover)
 	h("POST /api/v1/domains/{domain}/check", a.check)
 	h("POST /api/v1/domains/{domain}/migrations", a.createMigration)

@@ -39,7 +39,7 @@ type Panel struct {
 
 // NewPanel makes the panel on top of the API's logic.
 func NewPanel(api *API) *Panel {
-	tmpl := template.Must(template.New("").Funcs(template.FuncMap{"t": t, "bytes": engine.HumanBytes}).ParseFS(assets, "templates/*.html"))
+	tmpl := template.Must(template.New("").Funcs(template.FuncMap{"t": t, "bytes": engine.HumanBytes, "manageBox": manageBox}).ParseFS(assets, "templates/*.html"))
 	return &Panel{api: api, tmpl: tmpl, limiter: newLoginLimiter()}
 }
 
@@ -79,6 +79,8 @@ func (p *Panel) Handler() http.Handler {
 	page("POST /tasks/{id}/{action}", p.taskAction)
 	page("POST /migrations/{id}/{action}", p.migrationAction)
 	page("GET /tasks/{id}/report", p.taskReport)
+	page("GET /domains/{domain}/mailboxes/{address}", p.mailboxPage)
+	page("POST /domains/{domain}/mailboxes/{address}/{op}", p.mailboxPost)
 	return http.NewCrossOriginProtection().Handler(securityHeaders(mux))
 }
 
@@ -269,6 +271,9 @@ func (p *Panel) domainPage(w http.ResponseWriter, r *http.Request, v viewer) err
 	if err != nil {
 		return err
 	}
+	if err := p.withDomainManage(r, data, d); err != nil {
+		return err
+	}
 	p.render(w, "domain", data)
 	return nil
 }
@@ -378,6 +383,9 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	}
 	data["Errors"], data["Checks"], data["ChecksOK"], data["Found"] = errs, checks, checksOK, found
 	data["SourceWarning"] = warning
+	if err := p.withDomainManage(r, data, d); err != nil {
+		return err
+	}
 	if len(errs) > 0 {
 		w.WriteHeader(http.StatusUnprocessableEntity)
 	}
@@ -427,7 +435,11 @@ func (p *Panel) migrationPage(w http.ResponseWriter, r *http.Request, v viewer) 
 		labels[s] = t("state." + s)
 	}
 	labels["folders"] = t("progress.folders")
-	p.render(w, "migration", map[string]any{"Title": d.Name, "User": v.User, "M": mv, "Labels": labels})
+	manage, err := p.migrationManage(r, mv, d)
+	if err != nil {
+		return err
+	}
+	p.render(w, "migration", map[string]any{"Title": d.Name, "User": v.User, "M": mv, "Labels": labels, "Manage": manage})
 	return nil
 }
 
