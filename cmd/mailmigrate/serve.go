@@ -178,7 +178,8 @@ func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs
 		return nil, nil, err
 	}
 	api := web.NewAPI(web.Config{Store: st, Jobs: runner, Box: box, Hosting: h, Engine: eng,
-		AllowPlaintext: cfg.Sources.AllowPlaintext, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag, Logf: logf})
+		AllowPlaintext: cfg.Sources.AllowPlaintext, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag, Logf: logf,
+		MaxQuota: cfg.Hosting.MaxQuota})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api.Handler())
 	mux.Handle("/", web.NewPanel(api).Handler())
