@@ -170,10 +170,14 @@ func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs
 		HostingNames: append([]string{h.IMAP.Host}, cfg.Hosting.IMAPNames...)}
 	// The SQLite file is this process's alone: serve holds the data
 	// directory's lock (lockDataDir), the demo's file is a temporary one.
+	mailer, err := buildMailer(cfg.Notify)
+	if err != nil {
+		return nil, nil, err
+	}
 	runner, err := jobs.Open(ctx, st.DB(), jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng,
 		SourceHostLimit: cfg.Sources.HostLimit, Workers: cfg.Jobs.Workers, Slice: cfg.Jobs.Slice,
 		SecretRetention: cfg.SecretRetention, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag,
-		SingleProcess: true, Logf: logf})
+		SingleProcess: true, Logf: logf, Notify: mailer})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -27,6 +27,18 @@ type Config struct {
 	// DNSServer, when set (host:port), answers the diagnosis's and the DNS
 	// check's questions instead of the system's resolver.
 	DNSServer string
+	Notify    Notify
+}
+
+// Notify is the mail that tells customers about their migrations.
+type Notify struct {
+	SMTP         string // host:port of the hosting's relay; empty: no mail
+	Security     string // starttls (default), tls or none
+	From         string
+	User         string
+	PasswordFile string
+	CAFile       string
+	BaseURL      string // the panel's public address, for links in the mails
 }
 
 // Hosting is the destination side.
@@ -253,6 +265,23 @@ func (c *Config) set(key, val string) error {
 		return integer(&c.Sources.HostLimit)
 	case "sources.max_folders":
 		return integer(&c.Sources.MaxFolders)
+	case "notify.smtp":
+		return str(&c.Notify.SMTP)
+	case "notify.security":
+		if val != "starttls" && val != "tls" && val != "none" {
+			return fmt.Errorf("%q is not starttls, tls or none", val)
+		}
+		return str(&c.Notify.Security)
+	case "notify.from":
+		return str(&c.Notify.From)
+	case "notify.user":
+		return str(&c.Notify.User)
+	case "notify.password_file":
+		return str(&c.Notify.PasswordFile)
+	case "notify.ca_file":
+		return str(&c.Notify.CAFile)
+	case "notify.base_url":
+		return str(&c.Notify.BaseURL)
 	case "jobs.workers":
 		return integer(&c.Jobs.Workers)
 	case "jobs.slice":

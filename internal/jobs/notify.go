@@ -25,7 +25,8 @@ type NotifyArgs struct {
 func (NotifyArgs) Kind() string { return "notify" }
 
 // notifyAttempts bounds the tries of one mail: with the backoff doubling
-// from a minute, the last one is about 15 hours after the first.
+// from a minute up to an hour, the last one is about six hours after
+// the first.
 const notifyAttempts = 12
 
 // InsertOpts implements river.JobArgsWithInsertOpts.

@@ -222,7 +222,11 @@ func (p *Panel) home(w http.ResponseWriter, r *http.Request, v viewer) error {
 		}
 		rows = append(rows, item)
 	}
-	p.render(w, "home", map[string]any{"Title": t("home.title"), "User": v.User, "Rows": rows,
+	notes, err := p.notifications(r.Context(), owner)
+	if err != nil {
+		return err
+	}
+	p.render(w, "home", map[string]any{"Title": t("home.title"), "User": v.User, "Rows": rows, "Notifications": notes,
 		"Operator": isOperator(v.Tenant)})
 	return nil
 }

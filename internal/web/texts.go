@@ -108,6 +108,8 @@ var texts = map[string]string{
 	"dns.warn":                 "Check",
 	"dns.fail":                 "Change",
 	"notfound":                 "This page does not exist, or it is not yours.",
+	"notify.title":             "Notifications",
+	"notify.pending":           "Needs your action",
 	"manage.title":             "Mailbox management",
 	"manage.help":              "Change a mailbox's password, give it more space, or add aliases: other addresses in your domain whose mail arrives in this mailbox.",
 	"manage.quota":             "Space",
