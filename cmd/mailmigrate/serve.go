@@ -166,6 +166,10 @@ func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs
 	if len(expect.IMAP) == 0 {
 		expect.IMAP = []string{h.IMAP.Host}
 	}
+	// Its IMAP answers on the standard ports and the configured one; a
+	// server at another port of its address (the demo's old provider) is
+	// not the hosting.
+	expect.IMAPPorts = []int{h.IMAP.Port, 993, 143}
 	diag := diagnose.LoginAttempt{Resolver: diagnose.NewResolver(cfg.DNSServer), Hosting: expect,
 		HostingNames: append([]string{h.IMAP.Host}, cfg.Hosting.IMAPNames...)}
 	// The SQLite file is this process's alone: serve holds the data

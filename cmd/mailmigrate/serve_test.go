@@ -373,7 +373,8 @@ func TestServeAPI(t *testing.T) {
 		OK      bool
 		Warning string
 	}
-	movedSource := map[string]any{"host": "localhost", "port": s.src.IMAPPort, "security": "plain"}
+	// "localhost" at the hosting's own IMAP port: the same service.
+	movedSource := map[string]any{"host": "localhost", "port": s.dst.IMAPSPort, "security": "tls"}
 	if code, body := s.call(firma, "POST", "/domains/firma.test/check", map[string]any{"source": movedSource, "sync": sync[:1]}, &moved); code != 200 ||
 		moved.OK || !strings.Contains(moved.Warning, "already points to this hosting") {
 		t.Errorf("check of a moved name: %d %s", code, body)

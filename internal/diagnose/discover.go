@@ -353,7 +353,7 @@ func (d *Discoverer) check(ctx context.Context, r Resolver, h *hosting, c *Candi
 		sctx, cancel := d.step(ctx)
 		here, addrs, err := h.reaches(sctx, r, c.Host)
 		cancel()
-		if err == nil && here {
+		if err == nil && here && d.Hosting.servesIMAP(c.Port) {
 			c.IsHosting = true
 			// This is the one thing the customer must act on: first.
 			c.Note = strings.TrimSpace(fmt.Sprintf("%s already points to this hosting (%s): the domain's DNS was moved, so this name no longer leads to the old server. Enter the old provider's own server name or its IP address instead. %s",

@@ -30,6 +30,24 @@ type Expect struct {
 	// decisions. The addresses of every host name above are added to them
 	// at each check, so this may stay empty when those names resolve.
 	Addresses []string
+	// IMAPPorts are the ports the hosting's IMAP service answers on. An old
+	// server on one of the hosting's addresses but at another port is a
+	// different service (two servers can share an address), not a sign
+	// that the DNS was moved. Empty means the standard 993 and 143.
+	IMAPPorts []int
+}
+
+// servesIMAP tells whether the hosting's IMAP service answers on port;
+// 0 (not known) counts as yes.
+func (e Expect) servesIMAP(port int) bool {
+	if port <= 0 {
+		return true
+	}
+	ports := e.IMAPPorts
+	if len(ports) == 0 {
+		ports = []int{993, 143}
+	}
+	return slices.Contains(ports, port)
 }
 
 // The verdicts of a Row.
@@ -105,13 +123,16 @@ func CheckDNS(ctx context.Context, r Resolver, domain string, e Expect) ([]Row, 
 	return slices.Concat(results...), nil
 }
 
-// PointsToHosting reports whether a server name the customer gave as the
-// OLD server resolves to the hosting itself, which means the domain's DNS
-// was already moved and the name no longer leads to the old provider. It
-// returns the addresses found. host may also be an IP address.
-func PointsToHosting(ctx context.Context, r Resolver, host string, e Expect) (bool, []string, error) {
+// PointsToHosting reports whether a server the customer gave as the OLD
+// server is the hosting's own IMAP service: its name resolves to the
+// hosting and port is one the hosting's IMAP answers on. That means the
+// domain's DNS was already moved and the name no longer leads to the old
+// provider. It returns the addresses found. host may also be an IP
+// address; port 0 matches any port.
+func PointsToHosting(ctx context.Context, r Resolver, host string, port int, e Expect) (bool, []string, error) {
 	h := resolveHosting(ctx, r, e)
-	return h.reaches(ctx, r, host)
+	here, addrs, err := h.reaches(ctx, r, host)
+	return here && e.servesIMAP(port), addrs, err
 }
 
 // hosting is what the hosting is known as, by name and by address.

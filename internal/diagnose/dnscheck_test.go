@@ -366,7 +366,7 @@ imap.moved.cz.  A  203.0.113.10
 		{host: "198.51.100.20", here: false, addrs: []string{"198.51.100.20"}},
 		{host: "imap.missing.cz", err: true},
 	} {
-		here, addrs, err := PointsToHosting(ctx, r, tt.host, testExpect)
+		here, addrs, err := PointsToHosting(ctx, r, tt.host, 993, testExpect)
 		if (err != nil) != tt.err {
 			t.Errorf("%s: err = %v", tt.host, err)
 			continue
@@ -374,6 +374,18 @@ imap.moved.cz.  A  203.0.113.10
 		if here != tt.here || !slices.Equal(addrs, tt.addrs) {
 			t.Errorf("%s: got %v %v, want %v %v", tt.host, here, addrs, tt.here, tt.addrs)
 		}
+	}
+	// The same address on a port the hosting's IMAP does not answer on
+	// is another server; a port it was configured with is the hosting.
+	for port, want := range map[int]bool{143: true, 10143: false, 0: true} {
+		if here, _, _ := PointsToHosting(ctx, r, "imap.moved.cz", port, testExpect); here != want {
+			t.Errorf("imap.moved.cz port %d: here %v", port, here)
+		}
+	}
+	e := testExpect
+	e.IMAPPorts = []int{10143}
+	if here, _, _ := PointsToHosting(ctx, r, "imap.moved.cz", 10143, e); !here {
+		t.Error("imap.moved.cz on the hosting's own port 10143 is not the hosting")
 	}
 }
 

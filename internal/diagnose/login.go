@@ -58,8 +58,8 @@ type LoginAttempt struct {
 	Resolver Resolver
 	Hosting  Expect
 	// HostingNames are names this same hosting was known under (its own
-	// IMAP server names): a source there means a migration between two of
-	// its services.
+	// IMAP server names): a source there, on one of Hosting.IMAPPorts,
+	// means a migration between two of its services.
 	HostingNames []string
 }
 
@@ -137,7 +137,9 @@ func (d *Diagnosis) authReasons(ctx context.Context, a LoginAttempt) {
 	}
 	d.dnsMoved(ctx, a)
 	for _, name := range a.HostingNames {
-		if strings.EqualFold(name, host) {
+		// Another server on the hosting's address (another port) is not
+		// one of its services.
+		if strings.EqualFold(name, host) && a.Hosting.servesIMAP(a.Server.Port) {
 			d.add("old_service_name", "This is the server of this hosting. If you move mail between two of its services, log in with the old service's name, or with its identifier if the name was removed, such as mailbox@w123456.")
 		}
 	}
@@ -161,7 +163,7 @@ func (d *Diagnosis) dnsMoved(ctx context.Context, a LoginAttempt) {
 	if a.Resolver == nil || (len(a.Hosting.Addresses) == 0 && len(a.Hosting.IMAP) == 0) {
 		return
 	}
-	here, addrs, err := PointsToHosting(ctx, a.Resolver, a.Server.Host, a.Hosting)
+	here, addrs, err := PointsToHosting(ctx, a.Resolver, a.Server.Host, a.Server.Port, a.Hosting)
 	if err != nil || !here {
 		return
 	}

@@ -62,7 +62,7 @@ func TestLoginDiagnosis(t *testing.T) {
 		defer c.Close()
 		return c.Login(ctx, user, pass)
 	}
-	hostingHere := Expect{Addresses: []string{"127.0.0.1"}}
+	hostingHere := Expect{Addresses: []string{"127.0.0.1"}, IMAPPorts: []int{d.IMAPSPort}}
 	// "localhost" stands for imap.<domain> after the DNS was moved: it
 	// leads to this hosting.
 	moved := staticResolver{"localhost": {"127.0.0.1"}}
@@ -95,6 +95,7 @@ func TestLoginDiagnosis(t *testing.T) {
 		kind     string
 		first    string
 		contains []string
+		lacks    []string
 	}{
 		{name: "wrong password", ep: ep, user: "jana@firma.test", pass: "stare", kind: "auth", first: "password"},
 		{name: "login without domain", ep: ep, user: "jana", pass: "spravne heslo", kind: "auth", first: "no_domain",
@@ -104,7 +105,12 @@ func TestLoginDiagnosis(t *testing.T) {
 			contains: []string{"password"}},
 		{name: "Gmail needs an app password", ep: ep, user: "jana@gmail.com", pass: "x", kind: "auth", first: "app_password"},
 		{name: "same hosting, old service name", ep: ep, user: "jana@firma.test", pass: "x", kind: "auth",
-			attempt: LoginAttempt{HostingNames: []string{"127.0.0.1"}}, first: "old_service_name"},
+			attempt: LoginAttempt{HostingNames: []string{"127.0.0.1"}, Hosting: Expect{IMAPPorts: []int{d.IMAPSPort}}}, first: "old_service_name"},
+		// The hosting's IMAP answers on 993 and 143 of 127.0.0.1; the old
+		// server is another service on the same address, as in the demo.
+		{name: "same address, another server", ep: imapconn.Endpoint{Host: "localhost", Port: d.IMAPSPort, Security: imapconn.TLS, RootCAs: pool},
+			user: "jana@firma.test", pass: "stare", kind: "auth", first: "password", lacks: []string{"dns_moved", "old_service_name"},
+			attempt: LoginAttempt{Resolver: moved, Hosting: Expect{Addresses: []string{"127.0.0.1"}}, HostingNames: []string{"localhost", "127.0.0.1"}}},
 		{name: "certificate for another name", ep: imapconn.Endpoint{Host: "127.0.0.1", Port: tlsLn.Addr().(*net.TCPAddr).Port, Security: imapconn.TLS},
 			user: "jana@firma.test", pass: "x", kind: "tls", first: "cert_name"},
 		{name: "closed port", ep: imapconn.Endpoint{Host: "127.0.0.1", Port: closedPort, Security: imapconn.TLS},
@@ -127,6 +133,11 @@ func TestLoginDiagnosis(t *testing.T) {
 			for _, c := range tc.contains {
 				if !strings.Contains(codes(diag), c) {
 					t.Errorf("reasons %s lack %s", codes(diag), c)
+				}
+			}
+			for _, c := range tc.lacks {
+				if strings.Contains(codes(diag), c) {
+					t.Errorf("reasons %s include %s", codes(diag), c)
 				}
 			}
 			if strings.Contains(diag.Summary+diag.ServerText, tc.pass) && len(tc.pass) > 1 {

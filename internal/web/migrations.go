@@ -325,7 +325,7 @@ func (a *API) sourceWarning(ctx context.Context, ep imapconn.Endpoint) string {
 	if r == nil {
 		return ""
 	}
-	here, addrs, err := diagnose.PointsToHosting(ctx, r, ep.Host, a.cfg.Diagnose.Hosting)
+	here, addrs, err := diagnose.PointsToHosting(ctx, r, ep.Host, ep.Port, a.cfg.Diagnose.Hosting)
 	if err != nil || !here {
 		return ""
 	}
