@@ -38,6 +38,17 @@ const (
 	// NewMailbox has mail on the old server and is created on the hosting
 	// by the migration, with the same password.
 	NewMailbox, NewPassword = "petr@firma.example", "demo-petr-pw"
+	// FullUser has more mail on the old server than FullMailbox, which
+	// exists on the hosting with a small quota: its migration pauses for
+	// lack of space.
+	FullUser, FullUserPassword = "eva@old.example", "demo-eva-old-pw"
+	FullMailbox, FullPassword  = "eva@firma.example", "demo-eva-pw"
+	// TypoMailbox exists on the hosting and is synced from TypoUser, but
+	// with the login TypoLogin (no domain, a common slip): the login fails
+	// with its ranked explanation.
+	TypoUser, TypoUserPassword = "tomas@old.example", "demo-tomas-old-pw"
+	TypoMailbox, TypoPassword  = "tomas@firma.example", "demo-tomas-pw"
+	TypoLogin                  = "tomas"
 )
 
 // Env is a running pair of demo servers.
@@ -62,9 +73,11 @@ func (e *Env) Close() error {
 }
 
 // Start starts the servers and loads about n sample messages into each of
-// the two old mailboxes. The hosting has the usual special folders (Sent,
+// the old mailboxes of OldUser and NewMailbox, and fewer into FullUser's
+// and TypoUser's. The hosting has the usual special folders (Sent,
 // Drafts, Trash, Junk, Archive) without SPECIAL-USE, so the sample's Czech
-// folder names show the name table at work.
+// folder names show the name table at work; FullMailbox's quota there is
+// half of FullUser's mail.
 func Start(ctx context.Context, n int) (*Env, error) {
 	certPEM, keyPEM, err := testbed.SelfSignedCert("localhost", "127.0.0.1")
 	if err != nil {
@@ -77,34 +90,41 @@ func Start(ctx context.Context, n int) (*Env, error) {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(certPEM)
 	env := &Env{}
-	src := &memHosting{mem: imapmemserver.New()}
-	dst := &memHosting{mem: imapmemserver.New(), folders: []string{"Sent", "Drafts", "Trash", "Junk", "Archive"}}
-	for _, u := range [][2]string{{OldUser, OldPassword}, {NewMailbox, NewPassword}} {
-		if err := src.Create(ctx, u[0], u[1], 0); err != nil {
+	src := newMemHosting(nil)
+	dst := newMemHosting([]string{"Sent", "Drafts", "Trash", "Junk", "Archive"})
+	olds := []struct {
+		user, password string
+		messages       int
+	}{{OldUser, OldPassword, n}, {NewMailbox, NewPassword, n}, {FullUser, FullUserPassword, max(n/2, 2)},
+		{TypoUser, TypoUserPassword, max(n/5, 1)}}
+	for _, u := range olds {
+		if err := src.Create(ctx, u.user, u.password, 0); err != nil {
 			return nil, err
 		}
 	}
-	if err := dst.Create(ctx, ExistingMailbox, ExistingPassword, 0); err != nil {
-		return nil, err
+	for _, u := range [][2]string{{ExistingMailbox, ExistingPassword}, {TypoMailbox, TypoPassword}} {
+		if err := dst.Create(ctx, u[0], u[1], 0); err != nil {
+			return nil, err
+		}
 	}
-	if env.Source, err = env.serve(src.mem, nil); err != nil {
+	if env.Source, err = env.serve(src, nil); err != nil {
 		env.Close()
 		return nil, err
 	}
-	if env.Hosting, err = env.serve(dst.mem, &cert); err != nil {
+	if env.Hosting, err = env.serve(dst, &cert); err != nil {
 		env.Close()
 		return nil, err
 	}
 	env.Hosting.RootCAs = roots
 	env.Driver = dst
-	for i, u := range [][2]string{{OldUser, OldPassword}, {NewMailbox, NewPassword}} {
-		corpus := testbed.GenerateCorpus(testbed.CorpusOptions{Seed: uint64(2026 + i), Messages: n})
+	for i, u := range olds {
+		corpus := testbed.GenerateCorpus(testbed.CorpusOptions{Seed: uint64(2026 + i), Messages: u.messages})
 		cl, err := imapclient.DialInsecure(env.Source.Addr(), nil)
 		if err != nil {
 			env.Close()
 			return nil, fmt.Errorf("connect to the demo source: %w", err)
 		}
-		err = cl.Login(u[0], u[1]).Wait()
+		err = cl.Login(u.user, u.password).Wait()
 		if err == nil {
 			err = corpus.Load(ctx, cl)
 		}
@@ -114,16 +134,26 @@ func Start(ctx context.Context, n int) (*Env, error) {
 			return nil, fmt.Errorf("fill the demo source: %w", err)
 		}
 		env.Messages += len(corpus.Messages)
+		if u.user == FullUser {
+			var size int64
+			for _, m := range corpus.Messages {
+				size += int64(len(m.Body))
+			}
+			if err := dst.Create(ctx, FullMailbox, FullPassword, size/2); err != nil {
+				env.Close()
+				return nil, err
+			}
+		}
 	}
 	return env, nil
 }
 
 // serve runs an in-memory IMAP server on a loopback port, with implicit TLS
 // when a certificate is given.
-func (e *Env) serve(mem *imapmemserver.Server, cert *tls.Certificate) (imapconn.Endpoint, error) {
+func (e *Env) serve(h *memHosting, cert *tls.Certificate) (imapconn.Endpoint, error) {
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
+			return &quotaSession{SessionIMAP4rev2: h.mem.NewSession().(imapserver.SessionIMAP4rev2), h: h}, nil, nil
 		},
 		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
 		Logger:       log.New(io.Discard, "", 0),
@@ -147,13 +177,20 @@ func (e *Env) serve(mem *imapmemserver.Server, cert *tls.Certificate) (imapconn.
 	return ep, nil
 }
 
-// memHosting is a hosting driver over an in-memory IMAP server.
+// memHosting is a hosting driver over an in-memory IMAP server, with a
+// quota per mailbox.
 type memHosting struct {
 	mem     *imapmemserver.Server
 	folders []string // made in every new mailbox
 
 	mu    sync.Mutex
 	boxes []string
+	quota map[string]int64 // by lower-case address; 0 is unlimited
+	used  map[string]int64 // bytes appended, which is all the mail there is
+}
+
+func newMemHosting(folders []string) *memHosting {
+	return &memHosting{mem: imapmemserver.New(), folders: folders, quota: map[string]int64{}, used: map[string]int64{}}
 }
 
 func (h *memHosting) List(_ context.Context, domain string) ([]hosting.Mailbox, error) {
@@ -162,14 +199,15 @@ func (h *memHosting) List(_ context.Context, domain string) ([]hosting.Mailbox, 
 	var out []hosting.Mailbox
 	for _, b := range h.boxes {
 		if strings.HasSuffix(b, "@"+domain) {
-			out = append(out, hosting.Mailbox{Address: b, UsedBytes: -1})
+			key := strings.ToLower(b)
+			out = append(out, hosting.Mailbox{Address: b, QuotaBytes: h.quota[key], UsedBytes: h.used[key]})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Address < out[j].Address })
 	return out, nil
 }
 
-func (h *memHosting) Create(_ context.Context, address, password string, _ int64) error {
+func (h *memHosting) Create(_ context.Context, address, password string, quotaBytes int64) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, b := range h.boxes {
@@ -188,6 +226,7 @@ func (h *memHosting) Create(_ context.Context, address, password string, _ int64
 	}
 	h.mem.AddUser(u)
 	h.boxes = append(h.boxes, address)
+	h.quota[strings.ToLower(address)] = quotaBytes
 	return nil
 }
 
@@ -199,4 +238,44 @@ func (h *memHosting) Quota(ctx context.Context, address string) (hosting.Mailbox
 		}
 	}
 	return hosting.Mailbox{}, hosting.ErrNotFound
+}
+
+// reserve counts size more bytes in a mailbox, or refuses when they would
+// not fit in its quota; a negative size gives bytes back.
+func (h *memHosting) reserve(address string, size int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	key := strings.ToLower(address)
+	if q := h.quota[key]; q > 0 && size > 0 && h.used[key]+size > q {
+		return false
+	}
+	h.used[key] += size
+	return true
+}
+
+// quotaSession refuses an APPEND that would take the mailbox over its
+// quota, with the OVERQUOTA code a full mailbox answers on a real server.
+type quotaSession struct {
+	imapserver.SessionIMAP4rev2
+	h    *memHosting
+	user string // set at login
+}
+
+func (s *quotaSession) Login(username, password string) error {
+	if err := s.SessionIMAP4rev2.Login(username, password); err != nil {
+		return err
+	}
+	s.user = username
+	return nil
+}
+
+func (s *quotaSession) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	if !s.h.reserve(s.user, r.Size()) {
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeOverQuota, Text: "Quota exceeded: the mailbox is full"}
+	}
+	data, err := s.SessionIMAP4rev2.Append(mailbox, r, options)
+	if err != nil {
+		s.h.reserve(s.user, -r.Size())
+	}
+	return data, err
 }

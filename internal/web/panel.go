@@ -271,7 +271,17 @@ func (p *Panel) domainPage(w http.ResponseWriter, r *http.Request, v viewer) err
 	if err != nil {
 		return err
 	}
-	data, err := p.domainData(r.Context(), v, d, toolForm{})
+	// The source server of the domain's last migration is most likely
+	// the one of the next: its fields start filled in.
+	var f toolForm
+	ms, err := p.api.cfg.Store.Migrations(r.Context(), d.ID)
+	if err != nil {
+		return err
+	}
+	if len(ms) > 0 {
+		f.Host, f.Port, f.Security = ms[0].SourceHost, strconv.Itoa(ms[0].SourcePort), ms[0].SourceSecurity
+	}
+	data, err := p.domainData(r.Context(), v, d, f)
 	if err != nil {
 		return err
 	}
@@ -386,6 +396,7 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 		return err
 	}
 	data["Errors"], data["Checks"], data["ChecksOK"], data["Found"] = errs, checks, checksOK, found
+	data["Certs"] = certificates(checks)
 	data["SourceWarning"] = warning
 	if err := p.withDomainManage(r, data, d); err != nil {
 		return err
@@ -395,6 +406,22 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	}
 	p.render(w, "domain", data)
 	return nil
+}
+
+// certificates lists the distinct untrusted certificates the checks met:
+// every mailbox of one old server meets the same one, and the customer
+// decides about it once.
+func certificates(checks []checkResult) []*diagnose.Certificate {
+	var out []*diagnose.Certificate
+	seen := map[string]bool{}
+	for _, c := range checks {
+		if c.SourceDiagnosis == nil || c.SourceDiagnosis.Certificate == nil || seen[c.SourceDiagnosis.Certificate.Fingerprint] {
+			continue
+		}
+		seen[c.SourceDiagnosis.Certificate.Fingerprint] = true
+		out = append(out, c.SourceDiagnosis.Certificate)
+	}
+	return out
 }
 
 // withoutPasswords keeps the logins of pasted lines and drops what follows

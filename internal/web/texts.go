@@ -51,6 +51,7 @@ var texts = map[string]string{
 	"cert.fingerprint":         "SHA-256 fingerprint",
 	"cert.trust":               "I recognise this certificate: trust it for this migration only",
 	"cert.trusted":             "The certificate with the fingerprint %s is trusted for this migration.",
+	"cert.once":                "The old server shows a certificate that is not trusted (below, once for every mailbox that met it):",
 	"discover.label":           "Don't know the server? Your old mailbox address:",
 	"discover.button":          "Find the server",
 	"discover.use":             "Use",
