@@ -1,0 +1,167 @@
+package bulk
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// ParseNewMailboxes reads the panel's New Mailbox Migration list, whose
+// meaning differs from the CLI's: each line names an OLD mailbox
+// ("login old-password [new-password]"), and the mailbox to create is the
+// login's local part in domain. The login is the old server's, so it may be
+// an address of any domain or a renamed service's "name@identifier". Parts
+// are separated by blanks, or by tabs when a line has any (a password with
+// spaces, pasted from a spreadsheet). The CSV format (CSVHeader) is read
+// too; an empty dest_user there means the derived mailbox. Entry.SourceUser
+// is the old login, Entry.DestUser the mailbox to create and
+// Entry.DestPassword its password (the old one unless a new one is given).
+func ParseNewMailboxes(r io.Reader, domain string) ([]Entry, Errors, error) {
+	data, err := io.ReadAll(io.LimitReader(r, 16<<20))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read mailbox list: %w", err)
+	}
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	var entries []Entry
+	var errs Errors
+	if first := firstLine(data); strings.EqualFold(strings.ReplaceAll(first, " ", ""), CSVHeader) {
+		entries, errs = parseNewCSV(data, domain)
+	} else {
+		entries, errs = parseNewLines(data, domain)
+	}
+	dups := checkDuplicates(entries)
+	bad := map[int]bool{}
+	for _, e := range dups {
+		bad[e.Line] = true
+	}
+	good := entries[:0]
+	for _, e := range entries {
+		if !bad[e.Line] {
+			good = append(good, e)
+		}
+	}
+	errs = append(errs, dups...)
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+	return good, errs, nil
+}
+
+func parseNewLines(data []byte, domain string) ([]Entry, Errors) {
+	var entries []Entry
+	var errs Errors
+	for n, line := range strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n") {
+		n++
+		trimmed := strings.TrimSpace(line)
+		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
+			continue
+		}
+		var parts []string
+		if strings.Contains(trimmed, "\t") {
+			for _, p := range strings.Split(trimmed, "\t") {
+				if p = strings.Trim(p, " "); p != "" {
+					parts = append(parts, p)
+				}
+			}
+		} else {
+			parts = strings.Fields(trimmed)
+		}
+		login := parts[0]
+		if reason := checkSourceLogin(login); reason != "" {
+			errs = append(errs, LineError{n, reason})
+			continue
+		}
+		e := Entry{Line: n, SourceUser: login, DestUser: mailboxFor(login, domain)}
+		switch len(parts) {
+		case 1:
+			errs = append(errs, LineError{n, fmt.Sprintf("%s has no password: write the old mailbox's password after the login, separated by a space", login)})
+			continue
+		case 2:
+			e.SourcePassword, e.DestPassword = parts[1], parts[1]
+		case 3:
+			e.SourcePassword, e.DestPassword = parts[1], parts[2]
+		default:
+			errs = append(errs, LineError{n, fmt.Sprintf("%s: the line has more than three parts (login, old password, new password); for a password with spaces separate the parts with tabs", login)})
+			continue
+		}
+		entries = append(entries, e)
+	}
+	return entries, errs
+}
+
+func parseNewCSV(data []byte, domain string) ([]Entry, Errors) {
+	var entries []Entry
+	var errs Errors
+	cr := csv.NewReader(bytes.NewReader(data))
+	cr.FieldsPerRecord = -1
+	first := true
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if !errors.As(err, &pe) {
+				errs = append(errs, LineError{0, "not valid CSV (check the quotes)"})
+				break
+			}
+			errs = append(errs, LineError{pe.StartLine, "not valid CSV (check the quotes)"})
+			continue
+		}
+		line, _ := cr.FieldPos(0)
+		if first {
+			first = false
+			continue
+		}
+		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
+			continue
+		}
+		if len(rec) != 4 {
+			errs = append(errs, LineError{line, fmt.Sprintf("has %d columns, expected 4: %s", len(rec), CSVHeader)})
+			continue
+		}
+		e := Entry{Line: line, SourceUser: strings.TrimSpace(rec[0]), SourcePassword: rec[1],
+			DestUser: strings.TrimSpace(rec[2]), DestPassword: rec[3]}
+		if reason := checkSourceLogin(e.SourceUser); reason != "" {
+			errs = append(errs, LineError{line, reason})
+			continue
+		}
+		if e.DestUser == "" {
+			e.DestUser = mailboxFor(e.SourceUser, domain)
+		}
+		if e.DestPassword == "" {
+			e.DestPassword = e.SourcePassword
+		}
+		if e.SourcePassword == "" {
+			errs = append(errs, LineError{line, fmt.Sprintf("%s has no source password", e.SourceUser)})
+			continue
+		}
+		entries = append(entries, e)
+	}
+	return entries, errs
+}
+
+// checkSourceLogin returns why a login cannot be an old mailbox's login,
+// or "". Unlike checkLogin, the part after the @ need not be a domain
+// name: a renamed service is logged in to as name@w123456.
+func checkSourceLogin(login string) string {
+	at := strings.LastIndexByte(login, '@')
+	switch {
+	case login == "":
+		return "login is empty"
+	case at < 0 || at == len(login)-1:
+		return fmt.Sprintf("login %q has no domain: write the old mailbox's full login, e.g. %s@old-domain.tld", login, strings.TrimSuffix(login, "@"))
+	case at == 0:
+		return fmt.Sprintf("login %q has nothing before the @", login)
+	}
+	return ""
+}
+
+// mailboxFor is the mailbox that New Mailbox Migration creates for an old
+// login: the same name (the text before the @) in the customer's domain.
+func mailboxFor(login, domain string) string {
+	return login[:strings.LastIndexByte(login, '@')] + "@" + domain
+}
