@@ -181,7 +181,7 @@ func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs
 	runner, err := jobs.Open(ctx, st.DB(), jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng,
 		SourceHostLimit: cfg.Sources.HostLimit, Workers: cfg.Jobs.Workers, Slice: cfg.Jobs.Slice,
 		SecretRetention: cfg.SecretRetention, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag,
-		SingleProcess: true, Logf: logf, Notify: mailer})
+		SingleProcess: true, Logf: logf, Notify: mailer, ResyncStopDays: cfg.Jobs.ResyncStopDays})
 	if err != nil {
 		return nil, nil, err
 	}

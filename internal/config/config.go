@@ -88,6 +88,9 @@ type Sources struct {
 type Jobs struct {
 	Workers int
 	Slice   time.Duration
+	// ResyncStopDays is how many days after the domain's MX points to the
+	// hosting a scheduled daily re-sync stops by itself.
+	ResyncStopDays int
 }
 
 // Default is the configuration without a file: everything local.
@@ -97,7 +100,7 @@ func Default() Config {
 		DataDir:         defaultDataDir(),
 		Hosting:         Hosting{Driver: "passwd-file", PasswdScheme: "ARGON2ID"},
 		Sources:         Sources{HostLimit: 3},
-		Jobs:            Jobs{Workers: 6, Slice: 10 * time.Minute},
+		Jobs:            Jobs{Workers: 6, Slice: 10 * time.Minute, ResyncStopDays: 14},
 		SecretRetention: 7 * 24 * time.Hour,
 	}
 }
@@ -286,6 +289,8 @@ func (c *Config) set(key, val string) error {
 		return integer(&c.Jobs.Workers)
 	case "jobs.slice":
 		return duration(&c.Jobs.Slice)
+	case "jobs.resync_stop_days":
+		return integer(&c.Jobs.ResyncStopDays)
 	}
 	return fmt.Errorf("unknown key (see mailmigrate.conf.example)")
 }

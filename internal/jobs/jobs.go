@@ -69,6 +69,12 @@ type Config struct {
 	// NotifyRetry is the wait after a mail's first failed attempt; it
 	// doubles with each further one, up to an hour. Default 1 minute.
 	NotifyRetry time.Duration
+	// ResyncStopDays is how many days after the domain's MX points to the
+	// hosting a scheduled re-sync stops (see Resync).
+	ResyncStopDays int
+	// MXHere tells whether a domain's MX records lead to the hosting;
+	// nil: the DNS check with Diagnose's resolver and hosting.
+	MXHere func(ctx context.Context, domain string) (bool, error)
 }
 
 // Hosting is the destination side: the hosting's IMAP server and the
@@ -140,9 +146,13 @@ func Open(ctx context.Context, db *sql.DB, cfg Config) (*Runner, error) {
 	}
 	r := &Runner{cfg: cfg, limit: &hostLimiter{max: cfg.SourceHostLimit, busy: map[string]int{}},
 		run: engine.Run, every: 500 * time.Millisecond}
+	if r.cfg.MXHere == nil {
+		r.cfg.MXHere = r.mxHere
+	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &taskWorker{r: r})
 	river.AddWorker(workers, &expireWorker{r: r})
+	river.AddWorker(workers, &resyncWorker{r: r})
 	if cfg.Notify != nil {
 		river.AddWorker(workers, &notifyWorker{r: r})
 	}
@@ -158,7 +168,7 @@ func Open(ctx context.Context, db *sql.DB, cfg Config) (*Runner, error) {
 		FetchPollInterval:    200 * time.Millisecond,
 		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
 			func() (river.JobArgs, *river.InsertOpts) { return expireArgs{}, nil },
-			&river.PeriodicJobOpts{RunOnStart: true})},
+			&river.PeriodicJobOpts{RunOnStart: true}), resyncJob()},
 		Logger: quietLogger(),
 	})
 	if err != nil {

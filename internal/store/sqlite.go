@@ -155,6 +155,9 @@ func Open(path string) (*SQLite, error) {
 // upgrade adds what newer versions keep to a database an older version
 // made (CREATE TABLE IF NOT EXISTS leaves existing tables as they were).
 func upgrade(db *sql.DB) error {
+	if err := upgradeSchedule(db); err != nil {
+		return err
+	}
 	if err := addColumn(db, "migration", "source_fingerprint", `TEXT NOT NULL DEFAULT ''`); err != nil {
 		return err
 	}

@@ -591,7 +591,8 @@ func (l *SQLite) TransitionTask(ctx context.Context, id int64, from []string, to
 // ExpireSecrets implements Store.
 func (l *SQLite) ExpireSecrets(ctx context.Context, finishedBefore time.Time) (int, error) {
 	res, err := l.db.ExecContext(ctx, `UPDATE task SET source_secret = NULL, dest_secret = NULL
-		WHERE finished > 0 AND finished < ? AND state NOT IN (?, ?) AND (source_secret IS NOT NULL OR dest_secret IS NOT NULL)`,
+		WHERE finished > 0 AND finished < ? AND state NOT IN (?, ?) AND (source_secret IS NOT NULL OR dest_secret IS NOT NULL)
+		AND migration_id NOT IN (SELECT migration_id FROM resync_schedule)`,
 		unix(finishedBefore), StateQueued, StateRunning)
 	if err != nil {
 		return 0, err

@@ -263,8 +263,27 @@ type Store interface {
 	// final state to, and sets its finish time; a failure, if given,
 	// replaces the task's.
 	TransitionTask(ctx context.Context, id int64, from []string, to string, failure *engine.Failure) (bool, error)
-	// ExpireSecrets clears the secrets of tasks finished before the time.
+	// ExpireSecrets clears the secrets of tasks finished before the time,
+	// except those of migrations with a re-sync schedule: it needs them.
 	ExpireSecrets(ctx context.Context, finishedBefore time.Time) (int, error)
+
+	// CorrectMigration changes a migration's source server and the sealed
+	// passwords of its tasks in one transaction. While a task of it is
+	// queued or copying, the error is a *RunningError and nothing changes.
+	CorrectMigration(ctx context.Context, migrationID int64, c Correction) error
+	// StartSchedule starts the daily re-sync of a migration (a schedule
+	// already running is kept as it is) and returns it.
+	StartSchedule(ctx context.Context, migrationID int64) (Schedule, error)
+	// StopSchedule ends it; false if there was none.
+	StopSchedule(ctx context.Context, migrationID int64) (bool, error)
+	// Schedule returns a migration's schedule, or ErrNotFound.
+	Schedule(ctx context.Context, migrationID int64) (Schedule, error)
+	// Schedules lists every running schedule.
+	Schedules(ctx context.Context) ([]Schedule, error)
+	// ScheduleRan records a re-sync at the time, and mxSince as the time
+	// the domain's MX was first seen at the hosting (unless one is
+	// recorded already; zero: not yet).
+	ScheduleRan(ctx context.Context, migrationID int64, at, mxSince time.Time) error
 
 	// SetNotificationQueue sets what queues the mail of each notification
 	// recorded from now on, in the transaction of the state change that
