@@ -20,6 +20,7 @@ import (
 
 	"mailmigrate/internal/diagnose"
 	"mailmigrate/internal/engine"
+	"mailmigrate/internal/imapconn"
 	"mailmigrate/internal/jobs"
 	"mailmigrate/internal/secret"
 	"mailmigrate/internal/store"
@@ -63,6 +64,9 @@ type Config struct {
 type API struct {
 	cfg    Config
 	failed *diagnose.FailedLogins
+	// tryLogin logs in once to a server; tests replace it to stand for
+	// servers that accept every login.
+	tryLogin func(ctx context.Context, ep imapconn.Endpoint, side engine.Side, user, pass string) (*engine.Failure, error)
 }
 
 // NewAPI makes the API handler.
@@ -74,7 +78,9 @@ func NewAPI(cfg Config) *API {
 		d := &diagnose.Discoverer{Resolver: cfg.Diagnose.Resolver, Hosting: cfg.Diagnose.Hosting}
 		cfg.Discover = d.Discover
 	}
-	return &API{cfg: cfg, failed: diagnose.NewFailedLogins()}
+	a := &API{cfg: cfg, failed: diagnose.NewFailedLogins()}
+	a.tryLogin = a.login
+	return a
 }
 
 // Handler routes the API.

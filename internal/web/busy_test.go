@@ -48,6 +48,7 @@ func TestSubmissionMailboxBusy(t *testing.T) {
 	box, _ := secret.New(bytes.Repeat([]byte{7}, 32))
 	api := NewAPI(Config{Store: st, Jobs: noJobs{}, Box: box, Hosting: jobs.Hosting{MasterUser: "master",
 		Driver: fakeDriver{[]hosting.Mailbox{{Address: "jana@firma.test"}}}}})
+	api.tryLogin = acceptAll
 	h := api.Handler()
 	post := func(body map[string]any) (int, apiError) {
 		data, _ := json.Marshal(body)
@@ -66,9 +67,9 @@ func TestSubmissionMailboxBusy(t *testing.T) {
 	var wg sync.WaitGroup
 	codes := make([]int, 12)
 	for i := range codes {
-		line := "novy@firma.test heslo-1"
+		line := "novy@firma.test dlouhe-heslo-1"
 		if i%2 == 1 {
-			line = "Novy@Firma.test heslo-1"
+			line = "Novy@Firma.test dlouhe-heslo-1"
 		}
 		wg.Go(func() { codes[i], _ = post(map[string]any{"source": source, "new_mailboxes": line}) })
 	}
@@ -111,7 +112,7 @@ func TestSubmissionMailboxBusy(t *testing.T) {
 	}
 
 	// A pasted line of a busy mailbox is refused on its line.
-	code, ae = post(map[string]any{"source": source, "new_mailboxes": "eva@firma.test a\nNOVY@firma.test heslo-1\n"})
+	code, ae = post(map[string]any{"source": source, "new_mailboxes": "eva@firma.test eva-heslo-12\nNOVY@firma.test dlouhe-heslo-1\n"})
 	if code != http.StatusConflict || ae.Code != "mailbox_busy" || len(ae.Lines) != 1 || ae.Lines[0].Line != 2 ||
 		!strings.Contains(ae.Message, "NOVY@firma.test is already being migrated") {
 		t.Fatalf("busy line: %d %+v", code, ae)
@@ -135,7 +136,7 @@ func TestPanelMailboxBusy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	form := url.Values{"action": {"start"}, "source_host": {"imap.old.test"}, "new_mailboxes": {"Novy@firma.test heslo"}}
+	form := url.Values{"action": {"start"}, "source_host": {"imap.old.test"}, "new_mailboxes": {"Novy@firma.test dlouhe-heslo-1"}}
 	req := httptest.NewRequest("POST", "/domains/firma.test", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.AddCookie(cookie)

@@ -40,8 +40,9 @@ type migrationIn struct {
 		SourceUser      string `json:"source_user"`
 		SourcePassword  string `json:"source_password"`
 	} `json:"sync"`
-	// NewMailboxes is "login@domain.tld password" per line: each mailbox is
-	// created with that password, then filled from the same login.
+	// NewMailboxes is "old-login old-password [new-password]" per line
+	// (or the CSV format): each mailbox is created with the old login's
+	// name in the domain, then filled from the old login.
 	NewMailboxes string `json:"new_mailboxes"`
 }
 
@@ -115,7 +116,7 @@ func (a *API) validate(ctx context.Context, d store.Domain, in *migrationIn) (im
 		rows = append(rows, row)
 	}
 	if strings.TrimSpace(in.NewMailboxes) != "" {
-		entries, lineErrs, err := bulk.ParseAll(strings.NewReader(in.NewMailboxes))
+		entries, lineErrs, err := bulk.ParseNewMailboxes(strings.NewReader(in.NewMailboxes), d.Name)
 		if err != nil {
 			return ep, nil, err
 		}
@@ -136,6 +137,8 @@ func (a *API) validate(ctx context.Context, d store.Domain, in *migrationIn) (im
 				line("%v", err)
 			case !strings.HasSuffix(strings.ToLower(mb), "@"+d.Name):
 				line("%s is not in %s: this service migrates only %s addresses", mb, d.Name, d.Name)
+			case newPasswordProblem(mb, e) != "":
+				line("%s", newPasswordProblem(mb, e))
 			case exists[strings.ToLower(mb)]:
 				line("%s already exists on the hosting: select it under Sync Existing Mailboxes instead", mb)
 			case used[strings.ToLower(mb)] != "":
@@ -151,8 +154,11 @@ func (a *API) validate(ctx context.Context, d store.Domain, in *migrationIn) (im
 					mailbox: mb, hostPass: e.DestPassword, sourceUser: e.SourceUser, sourcePass: e.SourcePassword})
 			}
 		}
-		sortLines(bad.Lines)
 	}
+	for _, row := range a.selfCopies(ctx, ep, rows) {
+		rowError(bad, row, ".source_user", fmt.Sprintf(t("source.self"), ep.Host, row.mailbox))
+	}
+	sortLines(bad.Lines)
 	if len(in.Sync) == 0 && strings.TrimSpace(in.NewMailboxes) == "" {
 		field("sync", "choose at least one existing mailbox or enter new mailboxes")
 	}
@@ -213,9 +219,11 @@ func decode(r *http.Request, v any) error {
 
 // checkResult is the pre-flight result of one row.
 type checkResult struct {
-	Row     string          `json:"row"`
-	Mailbox string          `json:"mailbox"`
-	Source  *engine.Failure `json:"source_failure,omitempty"`
+	Row     string `json:"row"`
+	Mailbox string `json:"mailbox"`
+	// SourceUser is the old login tried.
+	SourceUser string          `json:"source_user"`
+	Source     *engine.Failure `json:"source_failure,omitempty"`
 	// SourceDiagnosis ranks the likely causes of a source failure.
 	SourceDiagnosis *diagnose.Diagnosis `json:"source_diagnosis,omitempty"`
 	Hosting         *engine.Failure     `json:"hosting_failure,omitempty"`
@@ -243,7 +251,7 @@ func (a *API) sourceLogin(ctx context.Context, ep imapconn.Endpoint, user, pass 
 			user, int(wait.Minutes())+1)
 		return &engine.Failure{Kind: "rate_limited", Side: engine.SideSource, Message: msg, Detail: msg}, nil
 	}
-	f, err := a.login(ctx, ep, engine.SideSource, user, pass)
+	f, err := a.tryLogin(ctx, ep, engine.SideSource, user, pass)
 	if f == nil {
 		a.failed.Succeeded(ep.Host, user)
 		return nil, nil
@@ -266,9 +274,9 @@ func (a *API) checkRows(ctx context.Context, ep imapconn.Endpoint, rows []planne
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			res := checkResult{Row: row.field, Mailbox: row.mailbox}
+			res := checkResult{Row: row.field, Mailbox: row.mailbox, SourceUser: row.sourceUser}
 			if hostingToo && row.kind == store.TaskSync && a.cfg.Hosting.MasterUser == "" {
-				res.Hosting, _ = a.login(ctx, a.cfg.Hosting.IMAP, engine.SideDest, row.mailbox, row.hostPass)
+				res.Hosting, _ = a.tryLogin(ctx, a.cfg.Hosting.IMAP, engine.SideDest, row.mailbox, row.hostPass)
 			}
 			if ep.Host != "" {
 				res.Source, res.SourceDiagnosis = a.sourceLogin(ctx, ep, row.sourceUser, row.sourcePass)
@@ -290,47 +298,26 @@ func (a *API) check(w http.ResponseWriter, r *http.Request, t store.Tenant) erro
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	results, ok, warning, err := a.runCheck(r.Context(), d, &in)
+	results, ok, err := a.runCheck(r.Context(), d, &in)
 	if err != nil {
 		return err
 	}
-	out := map[string]any{"ok": ok && warning == "", "checks": results}
-	if warning != "" {
-		out["warning"] = warning
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, map[string]any{"ok": ok, "checks": results})
 	return nil
 }
 
-// runCheck validates a submission and tries every login in it; warning
-// says when the old server's name already leads to this hosting.
-func (a *API) runCheck(ctx context.Context, d store.Domain, in *migrationIn) ([]checkResult, bool, string, error) {
+// runCheck validates a submission and tries every login in it.
+func (a *API) runCheck(ctx context.Context, d store.Domain, in *migrationIn) ([]checkResult, bool, error) {
 	ep, rows, err := a.validate(ctx, d, in)
 	if err != nil {
-		return nil, false, "", err
+		return nil, false, err
 	}
 	results := a.checkRows(ctx, ep, rows, true)
 	ok := true
 	for _, c := range results {
 		ok = ok && c.OK
 	}
-	return results, ok, a.sourceWarning(ctx, ep), nil
-}
-
-// sourceWarning warns when the old server's name resolves to this hosting:
-// the domain's DNS was moved, and the mail would be copied from here into
-// here.
-func (a *API) sourceWarning(ctx context.Context, ep imapconn.Endpoint) string {
-	r := a.cfg.Diagnose.Resolver
-	if r == nil {
-		return ""
-	}
-	here, addrs, err := diagnose.PointsToHosting(ctx, r, ep.Host, ep.Port, a.cfg.Diagnose.Hosting)
-	if err != nil || !here {
-		return ""
-	}
-	return fmt.Sprintf("%s already points to this hosting (%s): your domain's DNS was moved here. Enter the old provider's own IMAP server name or its IP address, or the mail would be copied from this hosting into itself.",
-		ep.Host, strings.Join(addrs, ", "))
+	return results, ok, nil
 }
 
 func (a *API) createMigration(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
@@ -342,32 +329,30 @@ func (a *API) createMigration(w http.ResponseWriter, r *http.Request, t store.Te
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	v, err := a.submit(r.Context(), d, &in)
+	v, notStarted, err := a.submit(r.Context(), d, &in)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, v)
+	writeJSON(w, http.StatusCreated, struct {
+		migrationView
+		// NotStarted are the rows whose old login failed: nothing was
+		// created for them; corrected, they can be submitted again.
+		NotStarted []checkResult `json:"not_started,omitempty"`
+	}{v, notStarted})
 	return nil
 }
 
-// submit validates a migration, checks the hosting passwords, stores it
-// with its sealed secrets and queues its tasks.
-func (a *API) submit(ctx context.Context, d store.Domain, in *migrationIn) (migrationView, error) {
+// submit validates a migration, checks every login, stores it with its
+// sealed secrets and queues the tasks of the rows whose logins work; the
+// rows whose old login failed are returned, not started.
+func (a *API) submit(ctx context.Context, d store.Domain, in *migrationIn) (migrationView, []checkResult, error) {
 	ep, rows, err := a.validate(ctx, d, in)
 	if err != nil {
-		return migrationView{}, err
+		return migrationView{}, nil, err
 	}
-	// The hosting passwords of existing mailboxes are checked before
-	// anything is queued: a typo there would fail every copy.
-	var failed []checkResult
-	for _, c := range a.checkRows(ctx, imapconn.Endpoint{}, rows, true) {
-		if c.Hosting != nil {
-			failed = append(failed, c)
-		}
-	}
-	if len(failed) > 0 {
-		return migrationView{}, &apiError{Status: http.StatusBadRequest, Code: "hosting_login",
-			Message: "the hosting rejected the password of an existing mailbox; nothing was started", Checks: failed}
+	rows, notStarted, err := a.startable(ctx, ep, rows)
+	if err != nil {
+		return migrationView{}, nil, err
 	}
 	sec := jobs.SecurityName(ep.Security)
 	tasks := make([]store.Task, len(rows))
@@ -401,13 +386,14 @@ func (a *API) submit(ctx context.Context, d store.Domain, in *migrationIn) (migr
 				ae.Fields = []fieldError{{row.field + ".mailbox", ae.Message}}
 			}
 		}
-		return migrationView{}, ae
+		return migrationView{}, nil, ae
 	}
 	if err != nil {
-		return migrationView{}, err
+		return migrationView{}, nil, err
 	}
 	a.cfg.Logf("migration %d for %s: %d mailbox(es) from %s queued", m.ID, d.Name, len(tasks), ep.Host)
-	return a.view(ctx, m, d)
+	v, err := a.view(ctx, m, d)
+	return v, notStarted, err
 }
 
 // writeReportCSV writes one line per folder.

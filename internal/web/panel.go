@@ -299,8 +299,9 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	if err != nil {
 		return err
 	}
-	if err := r.ParseForm(); err != nil {
-		return badRequest("the form could not be read")
+	upload, err := readNewMailboxForm(w, r)
+	if err != nil {
+		return err
 	}
 	var in migrationIn
 	f := toolForm{Host: r.PostFormValue("source_host"), Port: r.PostFormValue("source_port"),
@@ -334,9 +335,16 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	f.Lines = withoutPasswords(in.NewMailboxes)
 
 	var errs []string
+	var started *migrationView
+	if upload.problem != "" {
+		errs = append(errs, upload.problem)
+	} else if upload.text != "" {
+		// The file's lines, numbered as in the file; not echoed into
+		// the text box, which keeps what was typed there.
+		in.NewMailboxes = upload.text
+	}
 	var checks []checkResult
 	var found []diagnose.Candidate
-	var warning string
 	checksOK := false
 	action := r.PostFormValue("action")
 	f.DiscoverAddress = strings.TrimSpace(r.PostFormValue("discover_address"))
@@ -346,6 +354,9 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 		if len(parts) == 3 {
 			f.Host, f.Port, f.Security = parts[0], parts[1], parts[2]
 		}
+		action = "none"
+	}
+	if len(errs) > 0 {
 		action = "none"
 	}
 	switch action {
@@ -365,13 +376,18 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 			errs = append(errs, t("discover.none"))
 		}
 	case "check":
-		checks, checksOK, warning, err = p.api.runCheck(ctx, d, &in)
-		checksOK = checksOK && warning == ""
+		checks, checksOK, err = p.api.runCheck(ctx, d, &in)
 	default:
 		var mv migrationView
-		if mv, err = p.api.submit(ctx, d, &in); err == nil {
+		var notStarted []checkResult
+		if mv, notStarted, err = p.api.submit(ctx, d, &in); err == nil && len(notStarted) == 0 {
 			http.Redirect(w, r, fmt.Sprintf("/migrations/%d", mv.ID), http.StatusSeeOther)
 			return nil
+		}
+		if err == nil {
+			// The rest started; the form keeps only what is to correct.
+			started, checks = &mv, notStarted
+			f = notStartedForm(f, notStarted)
 		}
 	}
 	var ae *apiError
@@ -397,11 +413,11 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	}
 	data["Errors"], data["Checks"], data["ChecksOK"], data["Found"] = errs, checks, checksOK, found
 	data["Certs"] = certificates(checks)
-	data["SourceWarning"] = warning
+	data["Started"] = started
 	if err := p.withDomainManage(r, data, d); err != nil {
 		return err
 	}
-	if len(errs) > 0 {
+	if len(errs) > 0 || started != nil {
 		w.WriteHeader(http.StatusUnprocessableEntity)
 	}
 	p.render(w, "domain", data)
@@ -430,6 +446,8 @@ func withoutPasswords(text string) string {
 	var out []string
 	for _, line := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
 		login, _, _ := strings.Cut(strings.TrimSpace(strings.ReplaceAll(line, "\t", " ")), " ")
+		// A CSV line's first column is the login; the rest holds passwords.
+		login, _, _ = strings.Cut(login, ",")
 		if login != "" {
 			out = append(out, login+" ")
 		}

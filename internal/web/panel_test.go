@@ -63,6 +63,7 @@ func signedIn(t *testing.T) (*Panel, *http.Cookie, store.Store) {
 					Note: "imap.firma.test already points to this hosting"},
 			}, nil
 		}})
+	api.tryLogin = acceptAll
 	return NewPanel(api), &http.Cookie{Name: sessionCookie, Value: tok}, st
 }
 

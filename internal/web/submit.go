@@ -1,0 +1,166 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"mailmigrate/internal/bulk"
+	"mailmigrate/internal/diagnose"
+	"mailmigrate/internal/engine"
+	"mailmigrate/internal/hosting"
+	"mailmigrate/internal/imapconn"
+)
+
+// newPasswordProblem applies the password policy to the password a new
+// mailbox gets, and says how to give another one when the old mailbox's
+// password (the default) is too weak; "" when it is fine.
+func newPasswordProblem(mailbox string, e bulk.Entry) string {
+	err := hosting.CheckNewPassword(mailbox, e.DestPassword)
+	if err == nil {
+		return ""
+	}
+	if e.DestPassword == e.SourcePassword {
+		return fmt.Sprintf(t("new.weak"), mailbox, err, e.SourceUser)
+	}
+	return fmt.Sprintf(t("new.weaknew"), mailbox, err)
+}
+
+// sourceIsHosting tells whether the old server is this hosting's own IMAP
+// service: configured as such, or a name that resolves to it.
+func (a *API) sourceIsHosting(ctx context.Context, ep imapconn.Endpoint) bool {
+	h := a.cfg.Hosting.IMAP
+	if strings.EqualFold(ep.Host, h.Host) && ep.Port == h.Port {
+		return true
+	}
+	r := a.cfg.Diagnose.Resolver
+	if r == nil {
+		return false
+	}
+	here, _, err := diagnose.PointsToHosting(ctx, r, ep.Host, ep.Port, a.cfg.Diagnose.Hosting)
+	return err == nil && here
+}
+
+// selfCopies returns the rows that would copy a mailbox of this hosting
+// into itself: the old server is the hosting and the old login is the
+// mailbox. Another login there (an old service's, such as jana@w123456)
+// is a migration between two services of the hosting, and allowed.
+func (a *API) selfCopies(ctx context.Context, ep imapconn.Endpoint, rows []planned) []planned {
+	var same []planned
+	for _, row := range rows {
+		if strings.EqualFold(row.sourceUser, row.mailbox) {
+			same = append(same, row)
+		}
+	}
+	if len(same) == 0 || ep.Host == "" || !a.sourceIsHosting(ctx, ep) {
+		return nil
+	}
+	return same
+}
+
+// rowError adds a reason to the line or the field a row came from.
+func rowError(bad *apiError, row planned, sub, reason string) {
+	if n, ok := strings.CutPrefix(row.field, "line "); ok {
+		line, _ := strconv.Atoi(n)
+		bad.Lines = append(bad.Lines, lineError{line, reason})
+		return
+	}
+	bad.Fields = append(bad.Fields, fieldError{row.field + sub, reason})
+}
+
+// startable checks every login of the rows before anything is created:
+// a hosting password that fails refuses the whole submission (it would
+// fail every copy), while a row whose old login fails is left out and
+// returned with its diagnosis, so that a mailbox is created only for a
+// login that works and the other rows can start.
+func (a *API) startable(ctx context.Context, ep imapconn.Endpoint, rows []planned) ([]planned, []checkResult, error) {
+	results := a.checkRows(ctx, ep, rows, true)
+	var hostingFailed, sourceFailed []checkResult
+	var ok []planned
+	for i, c := range results {
+		switch {
+		case c.Hosting != nil:
+			hostingFailed = append(hostingFailed, c)
+		case c.Source != nil:
+			sourceFailed = append(sourceFailed, c)
+		default:
+			ok = append(ok, rows[i])
+		}
+	}
+	if len(hostingFailed) > 0 {
+		return nil, nil, &apiError{Status: http.StatusBadRequest, Code: "hosting_login",
+			Message: t("start.hostinglogin"), Checks: hostingFailed}
+	}
+	if len(ok) == 0 {
+		return nil, nil, &apiError{Status: http.StatusBadRequest, Code: "source_login",
+			Message: t("start.nonestarted"), Checks: sourceFailed}
+	}
+	return ok, sourceFailed, nil
+}
+
+// maxUpload is the largest New Mailbox file accepted: thousands of lines.
+const maxUpload = 1 << 20
+
+// uploadedList is the New Mailbox file of a form, or why it was refused.
+type uploadedList struct {
+	text    string
+	problem string // customer-facing
+}
+
+// readNewMailboxForm parses the domain form, an ordinary or a multipart
+// one, and reads its New Mailbox file, bounded to maxUpload.
+func readNewMailboxForm(w http.ResponseWriter, r *http.Request) (uploadedList, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxUpload+64<<10)
+	err := r.ParseMultipartForm(maxUpload + 64<<10)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return uploadedList{problem: fmt.Sprintf(t("new.file.big"), engine.HumanBytes(maxUpload))}, r.ParseForm()
+	case err != nil && !errors.Is(err, http.ErrNotMultipart):
+		return uploadedList{}, badRequest("the form could not be read")
+	}
+	file, hdr, err := r.FormFile("new_mailboxes_file")
+	if err != nil {
+		return uploadedList{}, nil // no file chosen
+	}
+	defer file.Close()
+	if hdr.Size > maxUpload {
+		return uploadedList{problem: fmt.Sprintf(t("new.file.big"), engine.HumanBytes(maxUpload))}, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(file, maxUpload))
+	if err != nil {
+		return uploadedList{}, fmt.Errorf("read uploaded list: %w", err)
+	}
+	if !utf8.Valid(data) {
+		return uploadedList{problem: t("new.file.text")}, nil
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return uploadedList{}, nil
+	}
+	if strings.TrimSpace(r.PostFormValue("new_mailboxes")) != "" {
+		return uploadedList{problem: t("new.file.both")}, nil
+	}
+	return uploadedList{text: string(data)}, nil
+}
+
+// notStartedForm keeps, of a submitted form, only the rows whose old login
+// failed, so that the customer corrects them and starts them alone.
+func notStartedForm(f toolForm, notStarted []checkResult) toolForm {
+	selected := map[string]bool{}
+	var lines []string
+	for _, c := range notStarted {
+		if strings.HasPrefix(c.Row, "line ") {
+			lines = append(lines, c.SourceUser+" ")
+		} else {
+			selected[c.Mailbox] = true
+		}
+	}
+	f.Selected, f.Lines = selected, strings.Join(lines, "\n")
+	return f
+}

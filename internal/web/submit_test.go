@@ -1,0 +1,91 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"mailmigrate/internal/engine"
+	"mailmigrate/internal/hosting"
+	"mailmigrate/internal/imapconn"
+	"mailmigrate/internal/jobs"
+	"mailmigrate/internal/secret"
+	"mailmigrate/internal/store"
+)
+
+// acceptAll stands for servers that accept every login.
+func acceptAll(context.Context, imapconn.Endpoint, engine.Side, string, string) (*engine.Failure, error) {
+	return nil, nil
+}
+
+// New Mailbox lines name the old mailbox of any domain or a renamed
+// service; a weak password is refused with how to give a new one; a line
+// whose old login fails is not started (nothing created), the others are;
+// a source that is this hosting is refused only for the same mailbox.
+func TestSubmitNewMailboxesFromOldLogins(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	c, _ := st.CreateTenant(ctx, "Firma", store.KindCustomer)
+	st.CreateDomain(ctx, store.Domain{TenantID: c.ID, Name: "firma.test"})
+	tok := NewToken()
+	st.CreateToken(ctx, c.ID, "api", HashToken(tok))
+	box, _ := secret.New(bytes.Repeat([]byte{7}, 32))
+	hostingIMAP := imapconn.Endpoint{Host: "imap.hosting.test", Port: 993}
+	api := NewAPI(Config{Store: st, Jobs: noJobs{}, Box: box, AllowPrivate: true, Hosting: jobs.Hosting{MasterUser: "master", IMAP: hostingIMAP,
+		Driver: fakeDriver{[]hosting.Mailbox{{Address: "jana@firma.test"}}}}})
+	api.tryLogin = func(_ context.Context, _ imapconn.Endpoint, side engine.Side, user, _ string) (*engine.Failure, error) {
+		if user == "nobody@old-domain.cz" {
+			return &engine.Failure{Kind: "auth", Side: side, Message: "rejected"}, &imapconn.Error{Kind: imapconn.ErrAuth}
+		}
+		return nil, nil
+	}
+	h := api.Handler()
+	post := func(host, lines string) (int, map[string]any) {
+		data, _ := json.Marshal(map[string]any{"source": map[string]any{"host": host}, "new_mailboxes": lines})
+		req := httptest.NewRequest("POST", "/api/v1/domains/firma.test/migrations", bytes.NewReader(data))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var out map[string]any
+		json.Unmarshal(rec.Body.Bytes(), &out)
+		return rec.Code, out
+	}
+
+	code, out := post("imap.old.test", "zora@w123456 kratke\nzora@old-domain.cz slabe nove-heslo-1234\nadam@old-domain.cz heslo-adam-1\nadam@jina.cz heslo-adam-2\n")
+	body, _ := json.Marshal(out)
+	if code != http.StatusBadRequest || !strings.Contains(string(body), "old-password new-password") ||
+		!strings.Contains(string(body), "already used on line 3") || strings.Contains(string(body), "not a domain") {
+		t.Fatalf("answer %d: %s", code, body)
+	}
+
+	code, out = post("imap.old.test", "zora@w123456 stare-heslo-zora\nnobody@old-domain.cz stare-heslo-nikdo\n")
+	body, _ = json.Marshal(out)
+	if code != http.StatusCreated || !strings.Contains(string(body), `"not_started"`) || !strings.Contains(string(body), "nobody@old-domain.cz") {
+		t.Fatalf("answer %d: %s", code, body)
+	}
+	tasks := out["tasks"].([]any)
+	if len(tasks) != 1 || !strings.Contains(string(body), "zora@firma.test") || strings.Contains(string(body), "stare-heslo") {
+		t.Fatalf("tasks: %s", body)
+	}
+
+	// This hosting as the old server: another login is allowed, the same
+	// mailbox is refused.
+	code, out = post("imap.hosting.test", "petr@w123456 stare-heslo-petr\n")
+	if code != http.StatusCreated {
+		t.Fatalf("between services: %d %v", code, out)
+	}
+	code, out = post("imap.hosting.test", "ema@firma.test stare-heslo-ema\n")
+	body, _ = json.Marshal(out)
+	if code != http.StatusBadRequest || !strings.Contains(string(body), "into itself") {
+		t.Fatalf("into itself: %d %s", code, body)
+	}
+}
