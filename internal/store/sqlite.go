@@ -126,7 +126,19 @@ CREATE TABLE IF NOT EXISTS notification (
 	error TEXT NOT NULL DEFAULT '',
 	UNIQUE (migration_id, task_id, job_id, kind)
 );
-PRAGMA user_version = 5;
+CREATE TABLE IF NOT EXISTS task_run (
+	id INTEGER PRIMARY KEY,
+	task_id INTEGER NOT NULL REFERENCES task(id) ON DELETE CASCADE,
+	number INTEGER NOT NULL,
+	kind TEXT NOT NULL CHECK (kind IN ('first', 'resume', 'restart', 'resync')),
+	state TEXT NOT NULL,
+	started INTEGER NOT NULL,
+	finished INTEGER NOT NULL DEFAULT 0,
+	report TEXT NOT NULL DEFAULT '',
+	failure TEXT NOT NULL DEFAULT '',
+	UNIQUE (task_id, number)
+);
+PRAGMA user_version = 6;
 `
 
 // Open opens (creating if needed) the SQLite file at path.
@@ -177,6 +189,9 @@ func upgrade(db *sql.DB) error {
 		// At most one task writes into a mailbox at any moment.
 		_, err = db.Exec(`CREATE UNIQUE INDEX IF NOT EXISTS task_active_mailbox ON task(dest_key)
 			WHERE state IN ('` + StateQueued + `', '` + StateRunning + `')`)
+	}
+	if err == nil {
+		err = upgradeRuns(db)
 	}
 	return err
 }

@@ -352,8 +352,11 @@ func (l *SQLite) QueueTask(ctx context.Context, id int64, from []string, queue f
 	}
 	defer tx.Rollback()
 	cond, args := inStates(from)
-	t, err := scanTask(tx.QueryRowContext(ctx, `UPDATE task SET state = ?, failure = '', finished = 0
-		WHERE id = ? AND `+cond+` RETURNING `+taskCols, append([]any{StateQueued, id}, args...)...))
+	// A task queued from a final state waits for a new run: the start
+	// time shown is that of the run, set when it starts.
+	t, err := scanTask(tx.QueryRowContext(ctx, `UPDATE task SET state = ?, failure = '', finished = 0,
+		started = CASE WHEN state IN (?, ?) THEN started ELSE 0 END
+		WHERE id = ? AND `+cond+` RETURNING `+taskCols, append([]any{StateQueued, StateQueued, StateRunning, id}, args...)...))
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return false, nil
@@ -379,16 +382,36 @@ func (l *SQLite) QueueTask(ctx context.Context, id int64, from []string, queue f
 	return true, nil
 }
 
-// ClaimTask implements Store.
+// ClaimTask implements Store. The first claim after the task was queued
+// from a final state (or created) starts a run, and the task's start time
+// is that run's; a claim that continues a run (a further slice) keeps both.
 func (l *SQLite) ClaimTask(ctx context.Context, id, jobID int64) (Task, bool, error) {
-	t, err := scanTask(l.db.QueryRowContext(ctx, `UPDATE task SET state = ?, failure = '',
-		started = CASE WHEN started = 0 THEN ? ELSE started END
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Task{}, false, fmt.Errorf("start task %d: %w", id, err)
+	}
+	defer tx.Rollback()
+	t, err := scanTask(tx.QueryRowContext(ctx, `UPDATE task SET state = ?, failure = ''
 		WHERE id = ? AND job_id = ? AND state IN (?, ?) RETURNING `+taskCols,
-		StateRunning, unix(time.Now()), id, jobID, StateQueued, StateRunning))
+		StateRunning, id, jobID, StateQueued, StateRunning))
 	if errors.Is(err, ErrNotFound) {
 		return t, false, nil
 	}
 	if err != nil {
+		return t, false, fmt.Errorf("start task %d: %w", id, err)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	started, err := openRun(ctx, tx, id, now)
+	if err != nil {
+		return t, false, err
+	}
+	if started {
+		if _, err := tx.ExecContext(ctx, `UPDATE task SET started = ? WHERE id = ?`, unix(now), id); err != nil {
+			return t, false, fmt.Errorf("start task %d: %w", id, err)
+		}
+		t.Started = now
+	}
+	if err := tx.Commit(); err != nil {
 		return t, false, fmt.Errorf("start task %d: %w", id, err)
 	}
 	return t, true, nil
@@ -423,7 +446,7 @@ func (l *SQLite) FinishTask(ctx context.Context, id int64, end TaskEnd) (bool, e
 		finished = unix(time.Now())
 	}
 	p := end.Progress
-	ok, err := l.changeTask(ctx, id, `UPDATE task SET state = ?, folders_total = ?, folders_done = ?,
+	ok, err := l.changeTask(ctx, id, report, `UPDATE task SET state = ?, folders_total = ?, folders_done = ?,
 		messages_total = ?, messages_done = ?, bytes_total = ?, bytes_done = ?,
 		report = CASE WHEN ? = '' THEN report ELSE ? END, failure = ?, finished = ? WHERE id = ? AND state = ?`,
 		end.State, p.FoldersTotal, p.FoldersDone, p.MessagesTotal, p.MessagesDone, p.BytesTotal, p.BytesDone,
@@ -434,10 +457,11 @@ func (l *SQLite) FinishTask(ctx context.Context, id int64, end TaskEnd) (bool, e
 	return ok, nil
 }
 
-// changeTask runs a conditional UPDATE of a task and, if it happened, records
-// the notification it causes, in one transaction: the event is recorded
-// exactly when the state changes.
-func (l *SQLite) changeTask(ctx context.Context, id int64, update string, args ...any) (bool, error) {
+// changeTask runs a conditional UPDATE of a task and, if it happened, writes
+// it into the task's open run (with the slice's report, unless "") and
+// records the notification it causes, in one transaction: the run and the
+// event are recorded exactly when the state changes.
+func (l *SQLite) changeTask(ctx context.Context, id int64, report, update string, args ...any) (bool, error) {
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, err
@@ -445,6 +469,9 @@ func (l *SQLite) changeTask(ctx context.Context, id int64, update string, args .
 	defer tx.Rollback()
 	ok, err := changed(tx.ExecContext(ctx, update, args...))
 	if err != nil || !ok {
+		return false, err
+	}
+	if err := endRun(ctx, tx, id, report); err != nil {
 		return false, err
 	}
 	if err := l.recordEvent(ctx, tx, id); err != nil {
@@ -579,7 +606,7 @@ func (l *SQLite) TransitionTask(ctx context.Context, id int64, from []string, to
 		return false, fmt.Errorf("change task %d: %w", id, err)
 	}
 	cond, args := inStates(from)
-	ok, err := l.changeTask(ctx, id, `UPDATE task SET state = ?, finished = ?,
+	ok, err := l.changeTask(ctx, id, "", `UPDATE task SET state = ?, finished = ?,
 		failure = CASE WHEN ? = '' THEN failure ELSE ? END WHERE id = ? AND `+cond,
 		append([]any{to, unix(time.Now()), f, f, id}, args...)...)
 	if err != nil {

@@ -263,6 +263,9 @@ type Store interface {
 	// final state to, and sets its finish time; a failure, if given,
 	// replaces the task's.
 	TransitionTask(ctx context.Context, id int64, from []string, to string, failure *engine.Failure) (bool, error)
+	// Runs lists a task's runs, newest first (see Run): ClaimTask starts
+	// one, FinishTask and TransitionTask write how it ended.
+	Runs(ctx context.Context, taskID int64) ([]Run, error)
 	// ExpireSecrets clears the secrets of tasks finished before the time,
 	// except those of migrations with a re-sync schedule: it needs them.
 	ExpireSecrets(ctx context.Context, finishedBefore time.Time) (int, error)
