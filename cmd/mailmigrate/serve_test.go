@@ -339,8 +339,9 @@ func TestServeAPI(t *testing.T) {
 		{"mailbox": "jana@firma.test", "hosting_password": accts[0].hostPW, "source_user": accts[0].srcUser, "source_password": accts[0].srcPass},
 		{"mailbox": "petr@firma.test", "hosting_password": accts[1].hostPW, "source_user": accts[1].srcUser, "source_password": accts[1].srcPass},
 	}
+	// Tab-separated: the old passwords hold spaces.
 	lines := func(second string) string {
-		return fmt.Sprintf("%s %s\n%s\n%s %s\n", accts[2].srcUser, accts[2].srcPass, second, accts[4].srcUser, accts[4].srcPass)
+		return fmt.Sprintf("%s\t%s\n%s\n%s\t%s\n", accts[2].srcUser, accts[2].srcPass, second, accts[4].srcUser, accts[4].srcPass)
 	}
 
 	// The mailboxes of the domain come from the hosting driver.
@@ -367,16 +368,14 @@ func TestServeAPI(t *testing.T) {
 		t.Fatalf("check: %d %s", code, body)
 	}
 
-	// An old server name that already leads to the hosting is warned about
-	// even when the login works.
-	var moved struct {
-		OK      bool
-		Warning string
-	}
+	// An old server name that already leads to the hosting is refused
+	// when the old login is the mailbox itself: it would copy into itself.
 	// "localhost" at the hosting's own IMAP port: the same service.
 	movedSource := map[string]any{"host": "localhost", "port": s.dst.IMAPSPort, "security": "tls"}
-	if code, body := s.call(firma, "POST", "/domains/firma.test/check", map[string]any{"source": movedSource, "sync": sync[:1]}, &moved); code != 200 ||
-		moved.OK || !strings.Contains(moved.Warning, "already points to this hosting") {
+	self := []map[string]string{{"mailbox": sync[0]["mailbox"], "hosting_password": sync[0]["hosting_password"],
+		"source_user": sync[0]["mailbox"], "source_password": sync[0]["hosting_password"]}}
+	if code, body := s.call(firma, "POST", "/domains/firma.test/check", map[string]any{"source": movedSource, "sync": self}, nil); code != 400 ||
+		!strings.Contains(body, "into itself") {
 		t.Errorf("check of a moved name: %d %s", code, body)
 	}
 
@@ -421,10 +420,10 @@ func TestServeAPI(t *testing.T) {
 	if mbs, _ := s.driver.List(ctx, "firma.test"); len(mbs) != 2 {
 		t.Errorf("a refused submission created mailboxes: %v", mbs)
 	}
-	// A line for another domain, an existing mailbox, and a wrong hosting password are refused too.
+	// An old login whose mailbox exists here, a weak new password, and a wrong hosting password are refused too.
 	code, body = s.call(firma, "POST", "/domains/firma.test/migrations",
-		map[string]any{"source": source, "new_mailboxes": "x@jina.test pw\njana@firma.test pw\n"}, &apiErr)
-	if code != 400 || len(apiErr.Lines) != 2 || !strings.Contains(body, "not in firma.test") || !strings.Contains(body, "Sync Existing Mailboxes") {
+		map[string]any{"source": source, "new_mailboxes": "x@jina.test pw\njana@old.test dlouhe-heslo-j\n"}, &apiErr)
+	if code != 400 || len(apiErr.Lines) != 2 || !strings.Contains(body, "new-password") || !strings.Contains(body, "Sync Existing Mailboxes") {
 		t.Fatalf("domain and existing lines: %d %s", code, body)
 	}
 	wrongHost := append([]map[string]string{}, sync...)
@@ -436,7 +435,7 @@ func TestServeAPI(t *testing.T) {
 	// Fixed: accepted and run to completion.
 	var m migrationOut
 	code, body = s.call(firma, "POST", "/domains/firma.test/migrations",
-		map[string]any{"source": source, "sync": sync, "new_mailboxes": lines(accts[3].srcUser + " " + accts[3].srcPass)}, &m)
+		map[string]any{"source": source, "sync": sync, "new_mailboxes": lines(accts[3].srcUser + "\t" + accts[3].srcPass)}, &m)
 	if code != 201 || len(m.Tasks) != 5 {
 		t.Fatalf("create: %d %s", code, body)
 	}
@@ -667,7 +666,7 @@ func TestServeMasterQuotaCancel(t *testing.T) {
 		}
 	}
 	code, body := s.call(firma, "POST", "/domains/firma.test/migrations",
-		map[string]any{"source": source, "new_mailboxes": "n1@firma.test a\nn2@firma.test b\n"}, &apiErr)
+		map[string]any{"source": source, "new_mailboxes": "n1@firma.test n1-heslo-1234\nn2@firma.test n2-heslo-1234\n"}, &apiErr)
 	if code != 400 || len(apiErr.Lines) != 1 || apiErr.Lines[0].Line != 2 || !strings.Contains(apiErr.Lines[0].Reason, "limit of 3") {
 		t.Fatalf("mailbox limit: %d %s", code, body)
 	}
@@ -708,24 +707,12 @@ func TestServeMasterQuotaCancel(t *testing.T) {
 	}
 	s.verify(small, rep)
 
-	// A wrong old password fails the mailbox with the ranked causes.
+	// A wrong old password is refused at the start with the ranked
+	// causes; nothing is queued for it.
 	code, body = s.call(firma, "POST", "/domains/firma.test/migrations", map[string]any{"source": source,
-		"sync": []map[string]string{{"mailbox": small.mailbox, "source_user": small.srcUser, "source_password": "wrong"}}}, &m)
-	if code != 201 {
-		t.Fatalf("create: %d %s", code, body)
-	}
-	m = s.wait(firma, m.ID)
-	var failed struct {
-		State   string
-		Failure *struct {
-			Kind    string
-			Reasons []string
-		}
-	}
-	s.call(firma, "GET", fmt.Sprintf("/tasks/%d", m.Tasks[0].ID), nil, &failed)
-	if failed.State != "failed" || failed.Failure == nil || failed.Failure.Kind != "auth" ||
-		!strings.Contains(strings.Join(failed.Failure.Reasons, " "), "old or mistyped") {
-		t.Errorf("wrong source password: %+v", failed)
+		"sync": []map[string]string{{"mailbox": small.mailbox, "source_user": small.srcUser, "source_password": "wrong"}}}, nil)
+	if code != 400 || !strings.Contains(body, "source_login") || !strings.Contains(body, "old or mistyped") {
+		t.Fatalf("wrong source password: %d %s", code, body)
 	}
 
 	// Cancel a copy in flight: it stops and stays cancelled.
