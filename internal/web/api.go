@@ -57,7 +57,10 @@ type Config struct {
 	// MaxQuota is the plan limit: the largest quota a customer may give
 	// a mailbox. 0: customers cannot change quotas.
 	MaxQuota int64
-	Logf     func(format string, args ...any)
+	// ResyncStopDays is how many days after the domain's MX points to the
+	// hosting a scheduled re-sync stops (shown to the customer).
+	ResyncStopDays int
+	Logf           func(format string, args ...any)
 }
 
 // API serves /api/v1.
@@ -103,6 +106,10 @@ func (a *API) Handler() http.Handler {
 	h("GET /api/v1/domains/{domain}/migrations", a.listMigrations)
 	h("GET /api/v1/migrations/{id}", a.getMigration)
 	h("POST /api/v1/migrations/{id}/{action}", a.migrationAction)
+	h("POST /api/v1/migrations/{id}/correct", a.correctMigration)
+	h("GET /api/v1/migrations/{id}/schedule", a.schedule)
+	h("POST /api/v1/migrations/{id}/schedule", a.schedule)
+	h("DELETE /api/v1/migrations/{id}/schedule", a.schedule)
 	h("GET /api/v1/migrations/{id}/events", a.events)
 	h("GET /api/v1/tasks/{id}", a.getTask)
 	h("POST /api/v1/tasks/{id}/{action}", a.taskAction)

@@ -39,7 +39,9 @@ type Panel struct {
 
 // NewPanel makes the panel on top of the API's logic.
 func NewPanel(api *API) *Panel {
-	tmpl := template.Must(template.New("").Funcs(template.FuncMap{"t": t, "bytes": engine.HumanBytes, "manageBox": manageBox}).ParseFS(assets, "templates/*.html"))
+	tmpl := template.Must(template.New("").Funcs(template.FuncMap{"t": t, "bytes": engine.HumanBytes, "manageBox": manageBox,
+		// A template function has no request; the look-up is one row.
+		"schedule": func(id int64) (scheduleView, error) { return api.scheduleOf(context.Background(), id) }}).ParseFS(assets, "templates/*.html"))
 	return &Panel{api: api, tmpl: tmpl, limiter: newLoginLimiter()}
 }
 
@@ -78,6 +80,9 @@ func (p *Panel) Handler() http.Handler {
 	page("GET /migrations/{id}/events", p.migrationEvents)
 	page("POST /tasks/{id}/{action}", p.taskAction)
 	page("POST /migrations/{id}/{action}", p.migrationAction)
+	page("GET /migrations/{id}/correct", p.correctPage)
+	page("POST /migrations/{id}/correct", p.correctPost)
+	page("POST /migrations/{id}/schedule/{op}", p.schedulePost)
 	page("GET /tasks/{id}/report", p.taskReport)
 	page("GET /domains/{domain}/mailboxes/{address}", p.mailboxPage)
 	page("POST /domains/{domain}/mailboxes/{address}/{op}", p.mailboxPost)
@@ -507,6 +512,9 @@ func (p *Panel) taskAction(w http.ResponseWriter, r *http.Request, v viewer) err
 		return err
 	}
 	if err := p.api.act(r.Context(), task, r.PathValue("action")); err != nil {
+		if noPasswords(w, r, task.MigrationID, err) {
+			return nil
+		}
 		return err
 	}
 	http.Redirect(w, r, fmt.Sprintf("/migrations/%d", task.MigrationID), http.StatusSeeOther)
@@ -519,6 +527,9 @@ func (p *Panel) migrationAction(w http.ResponseWriter, r *http.Request, v viewer
 		return err
 	}
 	if err := p.api.actAll(r.Context(), m, r.PathValue("action")); err != nil {
+		if noPasswords(w, r, m.ID, err) {
+			return nil
+		}
 		return err
 	}
 	http.Redirect(w, r, fmt.Sprintf("/migrations/%d", m.ID), http.StatusSeeOther)
