@@ -114,6 +114,8 @@ func (a *API) Handler() http.Handler {
 	h("GET /api/v1/tasks/{id}", a.getTask)
 	h("POST /api/v1/tasks/{id}/{action}", a.taskAction)
 	h("GET /api/v1/tasks/{id}/report", a.report)
+	h("GET /api/v1/tasks/{id}/runs", a.listRuns)
+	h("GET /api/v1/tasks/{id}/runs/{run}/report", a.runReport)
 	h("GET /api/v1/customers", a.listCustomers)
 	h("POST /api/v1/customers", a.createCustomer)
 	h("POST /api/v1/customers/{id}/domains", a.createDomain)

@@ -84,6 +84,7 @@ func (p *Panel) Handler() http.Handler {
 	page("POST /migrations/{id}/correct", p.correctPost)
 	page("POST /migrations/{id}/schedule/{op}", p.schedulePost)
 	page("GET /tasks/{id}/report", p.taskReport)
+	page("GET /tasks/{id}/runs/{run}/report", p.runReportPage)
 	page("GET /domains/{domain}/mailboxes/{address}", p.mailboxPage)
 	page("POST /domains/{domain}/mailboxes/{address}/{op}", p.mailboxPost)
 	return http.NewCrossOriginProtection().Handler(securityHeaders(mux))
@@ -489,11 +490,17 @@ func (p *Panel) migrationPage(w http.ResponseWriter, r *http.Request, v viewer) 
 		labels[s] = t("state." + s)
 	}
 	labels["folders"] = t("progress.folders")
+	labels["started"], labels["finished"] = t("time.started"), t("time.finished")
+	runs, err := p.api.taskRuns(r.Context(), mv.Tasks)
+	if err != nil {
+		return err
+	}
 	manage, err := p.migrationManage(r, mv, d)
 	if err != nil {
 		return err
 	}
-	p.render(w, "migration", map[string]any{"Title": d.Name, "User": v.User, "M": mv, "Labels": labels, "Manage": manage})
+	p.render(w, "migration", map[string]any{"Title": d.Name, "User": v.User, "M": mv, "Labels": labels, "Manage": manage,
+		"Runs": runs})
 	return nil
 }
 

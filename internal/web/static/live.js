@@ -1,5 +1,7 @@
 // Live progress of a migration page, from the server's event stream; the
-// page works without it (reload shows the same).
+// page works without it (reload shows the same). Every row holds all of
+// its actions; the stream's states decide which are shown, so that the
+// page stays true while mailboxes pause, finish or start again.
 (function () {
   var table = document.getElementById("tasks");
   if (!table || !table.dataset.live || !window.EventSource) return;
@@ -10,6 +12,56 @@
     if (n >= 1 << 20) return (n / (1 << 20)).toFixed(1) + " MB";
     if (n >= 1 << 10) return (n / (1 << 10)).toFixed(1) + " KB";
     return n + " B";
+  }
+  // Go's zero time ("0001-01-01T00:00:00Z") means not yet.
+  function isSet(iso) { return iso && iso.indexOf("0001-") !== 0; }
+  // The server writes times as "2006-01-02 15:04" in UTC; so does this.
+  function when(iso) { return new Date(iso).toISOString().slice(0, 16).replace("T", " "); }
+  function showTime(row, cls, iso) {
+    var el = row.querySelector(".times ." + cls);
+    if (!el) return;
+    el.hidden = !isSet(iso);
+    if (isSet(iso)) el.querySelector("time").textContent = when(iso);
+  }
+  // The actions of the row's state are shown, the others hidden.
+  function showActions(row, state) {
+    Array.prototype.forEach.call(row.querySelectorAll(".actions [data-states]"), function (el) {
+      el.hidden = el.dataset.states.split(" ").indexOf(state) < 0;
+    });
+  }
+  // The failure shown is the task's: none once it runs again.
+  function showFailure(row, failure) {
+    var el = row.querySelector(".state .failure");
+    if (!failure) {
+      if (el) el.remove();
+      return;
+    }
+    if (el && el.dataset.message === failure.message) return;
+    // The page's own failure (with its causes and details) stays while it is the same.
+    if (el && !el.dataset.message && el.firstChild && (el.firstChild.nodeValue || "").trim() === failure.message.trim()) return;
+    if (el) el.remove();
+    el = document.createElement("div");
+    el.className = "failure";
+    el.dataset.message = failure.message;
+    el.textContent = failure.message;
+    row.querySelector(".state").appendChild(el);
+  }
+  function showReportLinks(row, id, finished) {
+    var cell = row.querySelector(".report");
+    if (!isSet(finished)) {
+      cell.textContent = "–";
+      return;
+    }
+    if (cell.querySelector("a")) return;
+    cell.textContent = "";
+    [["csv", "CSV"], ["json", "JSON"]].forEach(function (f, i) {
+      if (i) cell.appendChild(document.createTextNode(" · "));
+      var a = document.createElement("a");
+      a.href = "/tasks/" + id + "/report" + (f[0] === "csv" ? "?format=csv" : "");
+      a.setAttribute("download", "");
+      a.textContent = f[1];
+      cell.appendChild(a);
+    });
   }
   var es = new EventSource("/migrations/" + table.dataset.migration + "/events");
   es.addEventListener("progress", function (ev) {
@@ -34,44 +86,35 @@
         }
       }
       row.querySelector(".rate").textContent = rate;
-      if (t.failure && !row.querySelector(".state .failure")) {
-        var f = document.createElement("div");
-        f.className = "failure";
-        f.textContent = t.failure.message;
-        row.querySelector(".state").appendChild(f);
+      showFailure(row, t.failure);
+      showTime(row, "started", t.started);
+      showTime(row, "finished", t.finished);
+      showReportLinks(row, t.id, t.finished);
+      if (t.state !== "paused_over_quota") {
+        // The space warning belongs to the pause; it is stale once the copy goes on.
+        var space = row.querySelector(".state .space");
+        if (space) space.remove();
       }
       if (row.dataset.state !== t.state) {
         row.dataset.state = t.state;
         var badge = row.querySelector(".badge");
         badge.className = "badge " + t.state;
         badge.textContent = labels[t.state] || t.state;
+        showActions(row, t.state);
       }
     });
   });
   es.addEventListener("done", function () {
-    // The per-folder reports are part of the page once it is loaded again.
+    // Every mailbox has finished: the per-folder reports and the runs are
+    // part of the page once it is loaded again; the next steps and the
+    // restart of all are offered now.
     es.close();
-    // Every mailbox has finished: offer the reports and the next steps
-    // without reloading (a reload shows the same, with the actions).
-    Array.prototype.forEach.call(table.querySelectorAll('tbody tr[id^="task-"]'), function (row) {
-      var id = row.id.replace("task-", "");
-      var cell = row.querySelector(".report");
-      cell.textContent = "";
-      [["csv", "CSV"], ["json", "JSON"]].forEach(function (f, i) {
-        if (i) cell.appendChild(document.createTextNode(" · "));
-        var a = document.createElement("a");
-        a.href = "/tasks/" + id + "/report" + (f[0] === "csv" ? "?format=csv" : "");
-        a.setAttribute("download", "");
-        a.textContent = f[1];
-        cell.appendChild(a);
-      });
-      var cancel = row.querySelector('form[action$="/cancel"]');
-      if (cancel) cancel.remove();
-    });
     var done = Array.prototype.every.call(table.querySelectorAll('tbody tr[id^="task-"]'), function (r) {
       return r.dataset.state === "done" || r.dataset.state === "done_with_warnings";
     });
     if (done) document.getElementById("next").hidden = false;
+    var all = document.getElementById("restart-all-form");
+    if (all) all.hidden = false;
     table.dataset.finished = "1";
   });
 })();
