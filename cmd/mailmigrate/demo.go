@@ -55,13 +55,14 @@ The Email Migration Tool runs at %s/
   The finished sample migration: %s/migrations/%d
   A migration that needs you: %s/migrations/%d
     (%s is paused because its quota here is too small, and the
-    login %q of %s is rejected, with the likely causes)
+    re-sync of %s fails because the old provider no longer accepts
+    the login %s, with the likely causes)
   Try your own: the old server is %s (no encryption), with the mailboxes
   %s / %s and %s / %s; the hosting's mailbox %s has the password %s.
   The JSON API answers at %s/api/v1/ with the token %s
 
 Press Ctrl-C to stop.
-`, d.url, demoUser, demoPassword, d.url, d.sample, d.url, d.trouble, demo.FullMailbox, demo.TypoLogin, demo.TypoMailbox,
+`, d.url, demoUser, demoPassword, d.url, d.sample, d.url, d.trouble, demo.FullMailbox, demo.TypoMailbox, demo.TypoUser,
 		env.Source.Addr(), demo.OldUser, demo.OldPassword, demo.NewMailbox, demo.NewPassword, demo.ExistingMailbox,
 		demo.ExistingPassword, d.url, d.token)
 	<-ctx.Done()
@@ -93,6 +94,7 @@ type demoMigration struct {
 	ID    int64
 	State string
 	Tasks []struct {
+		ID           int64
 		SourceUser   string `json:"source_user"`
 		Destination  string
 		State        string
@@ -180,11 +182,26 @@ func startDemo(ctx context.Context, listen string, n int, out io.Writer) (_ *dem
 	if err != nil {
 		return nil, err
 	}
-	// A mailbox too small for its mail, and a login without its domain.
+	// A mailbox too small for its mail, and one whose old password is
+	// changed at the old provider after the first copy: its re-sync fails
+	// at the login, with the likely causes.
 	trouble, err := d.migrate(ctx, map[string]any{"source": source, "sync": []map[string]string{
 		syncRow(demo.FullMailbox, demo.FullPassword, demo.FullUser, demo.FullUserPassword),
-		syncRow(demo.TypoMailbox, demo.TypoPassword, demo.TypoLogin, demo.TypoUserPassword)}})
+		syncRow(demo.TypoMailbox, demo.TypoPassword, demo.TypoUser, demo.TypoUserPassword)}})
 	if err != nil {
+		return nil, err
+	}
+	d.env.RejectLogins(demo.TypoUser)
+	for _, t := range trouble.Tasks {
+		if t.Destination != demo.TypoMailbox {
+			continue
+		}
+		var res map[string]any
+		if err := apiCall(ctx, fmt.Sprintf("%s/api/v1/tasks/%d/restart", d.url, t.ID), d.token, "POST", nil, &res); err != nil {
+			return nil, err
+		}
+	}
+	if trouble, err = d.wait(ctx, trouble); err != nil {
 		return nil, err
 	}
 	d.sample, d.trouble = sample.ID, trouble.ID
@@ -203,7 +220,13 @@ func (d *demoRun) migrate(ctx context.Context, in map[string]any) (demoMigration
 	if err := apiCall(ctx, d.url+"/api/v1/domains/"+demo.Domain+"/migrations", d.token, "POST", body, &m); err != nil {
 		return m, err
 	}
-	for m.State == "" || m.State == store.StateRunning {
+	return d.wait(ctx, m)
+}
+
+// wait polls a migration until none of its mailboxes is queued or copying.
+func (d *demoRun) wait(ctx context.Context, m demoMigration) (demoMigration, error) {
+	m.State = ""
+	for m.State == "" || m.State == store.StateRunning || m.State == store.StateQueued {
 		select {
 		case <-ctx.Done():
 			return m, ctx.Err()

@@ -63,8 +63,8 @@ func TestDemoInBrowser(t *testing.T) {
 	if s := p.eval(`Array.from(document.querySelectorAll("#tasks tbody tr[id^=task-]")).map(r => r.dataset.state).join(",")`); s != "paused_over_quota,failed" {
 		t.Errorf("migration that needs attention: %s", s)
 	}
-	if first := p.eval(`(document.querySelector('#tasks tr[data-state="failed"] .reasons li') || {}).textContent || ""`); !strings.Contains(first, "has no domain") {
-		t.Errorf("first cause of the failed login: %q", first)
+	if first := p.eval(`(document.querySelector('#tasks tr[data-state="failed"] .reasons li') || {}).textContent || ""`); !strings.Contains(first, "password") {
+		t.Errorf("first cause of the failed re-sync login: %q", first)
 	}
 	if m := p.text("main"); strings.Contains(m, "already points") || !strings.Contains(m, "mailbox is full") {
 		t.Errorf("migration page:\n%s", m)
@@ -124,8 +124,9 @@ func TestDemoInBrowser(t *testing.T) {
 	}
 	p.shot("demo-check")
 
-	// The hosting itself as the old server: now the warning is right, and
-	// its certificate (untrusted from outside) is shown once, not per row.
+	// The hosting itself as the old server (a move between two services
+	// of this hosting is allowed): its certificate (untrusted from
+	// outside) is shown once, not per row.
 	rows["#source_host"], rows["#source_port"], rows["#source_security"] = d.env.Hosting.Host, fmt.Sprint(d.env.Hosting.Port), "tls"
 	rows[`input[name="su:`+demo.TypoMailbox+`"]`] = demo.TypoUser
 	p.setForm(rows, demo.ExistingMailbox, demo.TypoMailbox)
@@ -133,10 +134,14 @@ func TestDemoInBrowser(t *testing.T) {
 	if n := p.eval(`String(document.querySelectorAll("#checks .cert").length)`); n != "1" {
 		t.Errorf("the certificate is shown %s times", n)
 	}
-	if w := p.eval(`(document.getElementById("source-warning") || {}).textContent || ""`); !strings.Contains(w, "already points to this hosting") {
-		t.Errorf("no warning for the hosting's own server: %q", w)
-	}
 	p.shot("demo-check-certificate")
+	// But a mailbox that would be copied into itself is refused.
+	rows[`input[name="su:`+demo.TypoMailbox+`"]`] = demo.TypoMailbox
+	p.setForm(rows, demo.ExistingMailbox, demo.TypoMailbox)
+	p.do(chromedp.Click(chromedp.CSS(`.buttons button[value=check]`)), chromedp.WaitVisible(chromedp.ID("tool")))
+	if m := p.text("main"); !strings.Contains(m, "into itself") {
+		t.Errorf("no refusal of a mailbox copied into itself:\n%s", m)
+	}
 
 	// A 3,000-character line pasted and echoed in the error.
 	long := strings.Repeat("x", 3000)

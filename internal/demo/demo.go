@@ -43,9 +43,11 @@ const (
 	// lack of space.
 	FullUser, FullUserPassword = "eva@old.example", "demo-eva-old-pw"
 	FullMailbox, FullPassword  = "eva@firma.example", "demo-eva-pw"
-	// TypoMailbox exists on the hosting and is synced from TypoUser, but
-	// with the login TypoLogin (no domain, a common slip): the login fails
-	// with its ranked explanation.
+	// TypoMailbox exists on the hosting and is synced from TypoUser; after
+	// the first copy the old provider changes TypoUser's password
+	// (RejectLogins), so the re-sync fails with its ranked explanation.
+	// TypoLogin is TypoUser without its domain, a common slip the check
+	// explains.
 	TypoUser, TypoUserPassword = "tomas@old.example", "demo-tomas-old-pw"
 	TypoMailbox, TypoPassword  = "tomas@firma.example", "demo-tomas-pw"
 	TypoLogin                  = "tomas"
@@ -61,6 +63,7 @@ type Env struct {
 	Driver   hosting.Driver
 	Messages int // messages put on the source, in all
 	close    []func() error
+	source   *memHosting
 }
 
 // Close stops both servers.
@@ -89,8 +92,8 @@ func Start(ctx context.Context, n int) (*Env, error) {
 	}
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(certPEM)
-	env := &Env{}
 	src := newMemHosting(nil)
+	env := &Env{source: src}
 	dst := newMemHosting([]string{"Sent", "Drafts", "Trash", "Junk", "Archive"})
 	olds := []struct {
 		user, password string
@@ -148,6 +151,14 @@ func Start(ctx context.Context, n int) (*Env, error) {
 	return env, nil
 }
 
+// RejectLogins makes the old provider refuse user's login from now on, as
+// when its password was changed there after the first copy.
+func (e *Env) RejectLogins(user string) {
+	e.source.mu.Lock()
+	defer e.source.mu.Unlock()
+	e.source.rejected[strings.ToLower(user)] = true
+}
+
 // serve runs an in-memory IMAP server on a loopback port, with implicit TLS
 // when a certificate is given.
 func (e *Env) serve(h *memHosting, cert *tls.Certificate) (imapconn.Endpoint, error) {
@@ -183,14 +194,16 @@ type memHosting struct {
 	mem     *imapmemserver.Server
 	folders []string // made in every new mailbox
 
-	mu    sync.Mutex
-	boxes []string
-	quota map[string]int64 // by lower-case address; 0 is unlimited
-	used  map[string]int64 // bytes appended, which is all the mail there is
+	mu       sync.Mutex
+	boxes    []string
+	quota    map[string]int64 // by lower-case address; 0 is unlimited
+	used     map[string]int64 // bytes appended, which is all the mail there is
+	rejected map[string]bool  // by lower-case address: logins refused from now on
 }
 
 func newMemHosting(folders []string) *memHosting {
-	return &memHosting{mem: imapmemserver.New(), folders: folders, quota: map[string]int64{}, used: map[string]int64{}}
+	return &memHosting{mem: imapmemserver.New(), folders: folders, quota: map[string]int64{}, used: map[string]int64{},
+		rejected: map[string]bool{}}
 }
 
 func (h *memHosting) List(_ context.Context, domain string) ([]hosting.Mailbox, error) {
@@ -262,6 +275,12 @@ type quotaSession struct {
 }
 
 func (s *quotaSession) Login(username, password string) error {
+	s.h.mu.Lock()
+	rejected := s.h.rejected[strings.ToLower(username)]
+	s.h.mu.Unlock()
+	if rejected {
+		return imapserver.ErrAuthFailed
+	}
 	if err := s.SessionIMAP4rev2.Login(username, password); err != nil {
 		return err
 	}
