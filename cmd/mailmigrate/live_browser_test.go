@@ -100,7 +100,11 @@ func TestPanelLiveStates(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(1100 * time.Millisecond) // Dovecot re-reads a passwd-file at most once a second
-	p.do(chromedp.Click(chromedp.CSS(smallRow+` form[action$="/resume"] button`)), chromedp.WaitVisible(chromedp.ID("tasks")))
+	// The form posts and the page comes back: wait for the new page, not
+	// the old one still on screen.
+	p.eval(`window.__beforeResume = "yes"; ""`)
+	p.do(chromedp.Click(chromedp.CSS(smallRow + ` form[action$="/resume"] button`)))
+	p.waitFor(`String(!window.__beforeResume && !!document.getElementById("tasks"))`)
 	if st := p.eval(fmt.Sprintf(`document.querySelector(%q).dataset.state`, smallRow)); st == "paused_over_quota" {
 		t.Fatal("still paused after Resume")
 	}

@@ -83,6 +83,25 @@ func (p page) eval(js string) string {
 	return s
 }
 
+// waitFor evaluates js until it returns "true" (errors while a page
+// navigates count as not yet), or fails the test after 20 s.
+func (p page) waitFor(js string) {
+	p.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+		cancel()
+		if err == nil && s == "true" {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("waiting for %s: %q %v", js, s, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // shot saves a screenshot under artifacts/screenshots (git-ignored).
 func (p page) shot(name string) {
 	p.t.Helper()
