@@ -70,6 +70,9 @@ type API struct {
 	// tryLogin logs in once to a server; tests replace it to stand for
 	// servers that accept every login.
 	tryLogin func(ctx context.Context, ep imapconn.Endpoint, side engine.Side, user, pass string) (*engine.Failure, error)
+	// inspect is the pre-flight of one copy (engine.Check); tests replace
+	// it together with tryLogin.
+	inspect func(ctx context.Context, a engine.Account, opt engine.Options) (*engine.Report, error)
 }
 
 // NewAPI makes the API handler.
@@ -82,7 +85,7 @@ func NewAPI(cfg Config) *API {
 		cfg.Discover = d.Discover
 	}
 	a := &API{cfg: cfg, failed: diagnose.NewFailedLogins()}
-	a.tryLogin = a.login
+	a.tryLogin, a.inspect = a.login, engine.Check
 	return a
 }
 

@@ -228,6 +228,9 @@ type checkResult struct {
 	SourceDiagnosis *diagnose.Diagnosis `json:"source_diagnosis,omitempty"`
 	Hosting         *engine.Failure     `json:"hosting_failure,omitempty"`
 	OK              bool                `json:"ok"`
+	// Plan is what the copy of an existing mailbox will do, once both
+	// logins work.
+	Plan *checkPlan `json:"plan,omitempty"`
 }
 
 // login tries one login and explains a failure.
@@ -313,6 +316,7 @@ func (a *API) runCheck(ctx context.Context, d store.Domain, in *migrationIn) ([]
 		return nil, false, err
 	}
 	results := a.checkRows(ctx, ep, rows, true)
+	a.addPlans(ctx, ep, rows, results)
 	ok := true
 	for _, c := range results {
 		ok = ok && c.OK

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"mailmigrate/internal/bulk"
@@ -16,6 +17,7 @@ import (
 	"mailmigrate/internal/engine"
 	"mailmigrate/internal/hosting"
 	"mailmigrate/internal/imapconn"
+	"mailmigrate/internal/store"
 )
 
 // newPasswordProblem applies the password policy to the password a new
@@ -163,4 +165,84 @@ func notStartedForm(f toolForm, notStarted []checkResult) toolForm {
 	}
 	f.Selected, f.Lines = selected, strings.Join(lines, "\n")
 	return f
+}
+
+// checkPlan is what a check learned of an existing mailbox's copy: the
+// old mailbox's size against the free space here, and where each old
+// folder goes.
+type checkPlan struct {
+	Messages int `json:"messages"`
+	// SizeBytes is the old mailbox's size, when the hosting limits the
+	// mailbox (the engine measures it only against a quota).
+	SizeBytes int64 `json:"size_bytes,omitempty"`
+	// FreeBytes is the free space of the mailbox here; absent when it
+	// has no limit (Unlimited) or the hosting does not tell.
+	FreeBytes      *int64       `json:"free_bytes,omitempty"`
+	Unlimited      bool         `json:"unlimited,omitempty"`
+	ShortfallBytes int64        `json:"shortfall_bytes,omitempty"`
+	Warning        string       `json:"warning,omitempty"`
+	Folders        []planFolder `json:"folders"`
+	// Failure is why the folders could not be read although both logins
+	// worked (too many folders, the connection dropped).
+	Failure *engine.Failure `json:"failure,omitempty"`
+}
+
+// planFolder is one old folder and the folder here it is copied into.
+type planFolder struct {
+	Source   string `json:"source"`
+	Dest     string `json:"destination"`
+	Messages int    `json:"messages"`
+	Note     string `json:"note,omitempty"`
+}
+
+// addPlans adds, to every existing mailbox whose logins worked, the plan
+// of its copy, four at a time as the logins. New mailboxes do not exist
+// yet, so there is nothing here to measure them against.
+func (a *API) addPlans(ctx context.Context, ep imapconn.Endpoint, rows []planned, results []checkResult) {
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i, row := range rows {
+		if !results[i].OK || row.kind != store.TaskSync || ep.Host == "" {
+			continue
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			results[i].Plan = a.plan(ctx, ep, row)
+		})
+	}
+	wg.Wait()
+}
+
+// plan runs the engine's pre-flight of one row's copy.
+func (a *API) plan(ctx context.Context, ep imapconn.Endpoint, row planned) *checkPlan {
+	acct := engine.Account{Source: ep, SourceUser: row.sourceUser, SourcePassword: row.sourcePass,
+		Dest: a.cfg.Hosting.IMAP, DestUser: row.mailbox, DestPassword: row.hostPass}
+	if h := a.cfg.Hosting; h.MasterUser != "" {
+		acct.DestUser, acct.DestPassword = row.mailbox+"*"+h.MasterUser, h.MasterPassword
+	}
+	rep, _ := a.inspect(ctx, acct, engine.Options{Conn: a.cfg.Engine.Conn, MaxFolders: a.cfg.Engine.MaxFolders})
+	p := &checkPlan{Messages: rep.Totals.SourceMessages, Failure: rep.Failure, Folders: []planFolder{}}
+	for _, f := range rep.Folders {
+		p.Folders = append(p.Folders, planFolder{Source: f.Source, Dest: f.Dest, Messages: f.SourceMessages, Note: f.Note})
+	}
+	if sp := rep.Space; sp != nil {
+		free := max(0, sp.Limit-sp.Used)
+		p.SizeBytes, p.FreeBytes, p.ShortfallBytes = sp.ToCopy, &free, sp.Shortfall
+		if sp.Shortfall > 0 {
+			p.Warning = fmt.Sprintf(t("check.space.short"), engine.HumanBytes(sp.ToCopy), engine.HumanBytes(free), engine.HumanBytes(sp.Shortfall))
+		}
+	} else if mb, err := a.cfg.Hosting.Driver.Quota(ctx, row.mailbox); err == nil && mb.QuotaBytes == 0 {
+		p.Unlimited = true
+	}
+	return p
+}
+
+// Free is the free space for the page; the page shows it only when
+// FreeBytes is set.
+func (p *checkPlan) Free() int64 {
+	if p.FreeBytes == nil {
+		return 0
+	}
+	return *p.FreeBytes
 }
