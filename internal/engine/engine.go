@@ -170,6 +170,7 @@ func (m *migration) check(ctx context.Context) error {
 			m.rep.Folders = append(m.rep.Folders, fr)
 		}
 		if err == nil && sized {
+			m.rep.SourceBytes = size
 			// Into an empty mailbox all of it is to be copied; the run
 			// itself compares only what is missing.
 			err = m.checkSpace(ctx, size)

@@ -35,6 +35,9 @@ type Report struct {
 	// Space compares what is to be copied with the destination's free
 	// quota, when the destination tells its quota.
 	Space *Space `json:"space,omitempty"`
+	// SourceBytes is the old mailbox's size found by Check, when the
+	// source tells every folder's size (STATUS SIZE); 0 otherwise.
+	SourceBytes int64 `json:"source_bytes,omitempty"`
 }
 
 // Space is the pre-flight check of the destination's quota.

@@ -172,8 +172,7 @@ func notStartedForm(f toolForm, notStarted []checkResult) toolForm {
 // folder goes.
 type checkPlan struct {
 	Messages int `json:"messages"`
-	// SizeBytes is the old mailbox's size, when the hosting limits the
-	// mailbox (the engine measures it only against a quota).
+	// SizeBytes is the old mailbox's size, when the old server tells it.
 	SizeBytes int64 `json:"size_bytes,omitempty"`
 	// FreeBytes is the free space of the mailbox here; absent when it
 	// has no limit (Unlimited) or the hosting does not tell.
@@ -232,8 +231,11 @@ func (a *API) plan(ctx context.Context, ep imapconn.Endpoint, row planned) *chec
 		if sp.Shortfall > 0 {
 			p.Warning = fmt.Sprintf(t("check.space.short"), engine.HumanBytes(sp.ToCopy), engine.HumanBytes(free), engine.HumanBytes(sp.Shortfall))
 		}
-	} else if mb, err := a.cfg.Hosting.Driver.Quota(ctx, row.mailbox); err == nil && mb.QuotaBytes == 0 {
-		p.Unlimited = true
+	} else {
+		p.SizeBytes = rep.SourceBytes
+		if mb, err := a.cfg.Hosting.Driver.Quota(ctx, row.mailbox); err == nil && mb.QuotaBytes == 0 {
+			p.Unlimited = true
+		}
 	}
 	return p
 }
