@@ -102,6 +102,16 @@ func (p page) waitFor(js string) {
 	}
 }
 
+// post clicks a button of the form and waits for the page the post brings
+// (not the one still on screen, which may have the same elements): the
+// old page is marked first, and ready must hold on a page without it.
+func (p page) post(button, ready string) {
+	p.t.Helper()
+	p.eval(`window.__oldPage = "1"; ""`)
+	p.do(chromedp.Click(chromedp.CSS(button)))
+	p.waitFor(fmt.Sprintf(`String(window.__oldPage === undefined && document.readyState === "complete" && !!document.querySelector(%q))`, ready))
+}
+
 // shot saves a screenshot under artifacts/screenshots (git-ignored).
 func (p page) shot(name string) {
 	p.t.Helper()
@@ -261,7 +271,8 @@ func TestPanelInBrowser(t *testing.T) {
 
 	// Restart every mailbox: nothing is duplicated.
 	p.do(chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("restart-all")))
-	p.do(chromedp.Click(chromedp.ID("restart-all")), chromedp.WaitVisible(chromedp.CSS(`#tasks[data-finished="1"]`)))
+	p.post("#restart-all", "#tasks")
+	p.do(chromedp.WaitVisible(chromedp.CSS(`#tasks[data-finished="1"]`)))
 	for _, a := range accts {
 		s.verifyByName(a)
 	}

@@ -35,16 +35,6 @@ func (p page) openDomain(s *service) {
 	p.do(chromedp.Navigate(s.url+"/domains/firma.test"), chromedp.WaitVisible(chromedp.ID("tool")))
 }
 
-// post clicks a button of the form and waits for the page the post brings
-// (not the one still on screen, which may have the same elements): the
-// old page is marked first, and ready must hold on a page without it.
-func (p page) post(button, ready string) {
-	p.t.Helper()
-	p.eval(`window.__oldPage = "1"; ""`)
-	p.do(chromedp.Click(chromedp.CSS(button)))
-	p.waitFor(fmt.Sprintf(`String(window.__oldPage === undefined && document.readyState === "complete" && !!document.querySelector(%q))`, ready))
-}
-
 // sourceFields are the old server's fields: the test's old Dovecot.
 func sourceFields(s *service, lines string) map[string]string {
 	return map[string]string{"#source_host": "127.0.0.1", "#source_port": fmt.Sprint(s.src.IMAPPort),
