@@ -138,6 +138,25 @@ func parseLines(data []byte) ([]Entry, Errors) {
 }
 
 func parseCSV(data []byte) ([]Entry, Errors) {
+	return csvEntries(data, func(e *Entry) string {
+		switch {
+		case e.SourceUser == "":
+			return "the source login is empty"
+		case e.SourcePassword == "":
+			return fmt.Sprintf("%s has no source password", e.SourceUser)
+		case checkLogin(e.DestUser) != "":
+			return "destination " + checkLogin(e.DestUser)
+		case e.DestPassword == "":
+			return fmt.Sprintf("%s has no destination password", e.DestUser)
+		}
+		return ""
+	})
+}
+
+// csvEntries reads a CSV account list (CSVHeader, then one account per
+// record) and passes each record's entry to check, which may complete it
+// and returns why it is refused, or "". Blank records are skipped.
+func csvEntries(data []byte, check func(e *Entry) string) ([]Entry, Errors) {
 	var entries []Entry
 	var errs Errors
 	cr := csv.NewReader(bytes.NewReader(data))
@@ -174,18 +193,11 @@ func parseCSV(data []byte) ([]Entry, Errors) {
 		}
 		e := Entry{Line: line, SourceUser: strings.TrimSpace(rec[0]), SourcePassword: rec[1],
 			DestUser: strings.TrimSpace(rec[2]), DestPassword: rec[3]}
-		switch {
-		case e.SourceUser == "":
-			errs = append(errs, LineError{line, "the source login is empty"})
-		case e.SourcePassword == "":
-			errs = append(errs, LineError{line, fmt.Sprintf("%s has no source password", e.SourceUser)})
-		case checkLogin(e.DestUser) != "":
-			errs = append(errs, LineError{line, "destination " + checkLogin(e.DestUser)})
-		case e.DestPassword == "":
-			errs = append(errs, LineError{line, fmt.Sprintf("%s has no destination password", e.DestUser)})
-		default:
-			entries = append(entries, e)
+		if reason := check(&e); reason != "" {
+			errs = append(errs, LineError{line, reason})
+			continue
 		}
+		entries = append(entries, e)
 	}
 	return entries, errs
 }

@@ -2,8 +2,6 @@ package bulk
 
 import (
 	"bytes"
-	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -92,42 +90,9 @@ func parseNewLines(data []byte, domain string) ([]Entry, Errors) {
 }
 
 func parseNewCSV(data []byte, domain string) ([]Entry, Errors) {
-	var entries []Entry
-	var errs Errors
-	cr := csv.NewReader(bytes.NewReader(data))
-	cr.FieldsPerRecord = -1
-	first := true
-	for {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			var pe *csv.ParseError
-			if !errors.As(err, &pe) {
-				errs = append(errs, LineError{0, "not valid CSV (check the quotes)"})
-				break
-			}
-			errs = append(errs, LineError{pe.StartLine, "not valid CSV (check the quotes)"})
-			continue
-		}
-		line, _ := cr.FieldPos(0)
-		if first {
-			first = false
-			continue
-		}
-		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
-			continue
-		}
-		if len(rec) != 4 {
-			errs = append(errs, LineError{line, fmt.Sprintf("has %d columns, expected 4: %s", len(rec), CSVHeader)})
-			continue
-		}
-		e := Entry{Line: line, SourceUser: strings.TrimSpace(rec[0]), SourcePassword: rec[1],
-			DestUser: strings.TrimSpace(rec[2]), DestPassword: rec[3]}
+	return csvEntries(data, func(e *Entry) string {
 		if reason := checkSourceLogin(e.SourceUser); reason != "" {
-			errs = append(errs, LineError{line, reason})
-			continue
+			return reason
 		}
 		if e.DestUser == "" {
 			e.DestUser = mailboxFor(e.SourceUser, domain)
@@ -136,12 +101,10 @@ func parseNewCSV(data []byte, domain string) ([]Entry, Errors) {
 			e.DestPassword = e.SourcePassword
 		}
 		if e.SourcePassword == "" {
-			errs = append(errs, LineError{line, fmt.Sprintf("%s has no source password", e.SourceUser)})
-			continue
+			return fmt.Sprintf("%s has no source password", e.SourceUser)
 		}
-		entries = append(entries, e)
-	}
-	return entries, errs
+		return ""
+	})
 }
 
 // checkSourceLogin returns why a login cannot be an old mailbox's login,
