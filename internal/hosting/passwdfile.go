@@ -432,6 +432,26 @@ func (p *PasswdFile) add(ctx context.Context, address, password string, quotaByt
 // appendLine adds line for addr unless addr exists, and returns when the
 // new file was put in place.
 func (p *PasswdFile) appendLine(ctx context.Context, addr, line string) (time.Time, error) {
+	return p.update(ctx, func(data []byte) ([]byte, error) {
+		if _, ok := findEntry(parsePasswd(data), addr); ok {
+			return nil, ErrExists
+		}
+		// The untouched lines stay byte for byte; only a missing final
+		// newline is added, or the new line would join the last one.
+		buf := make([]byte, 0, len(data)+len(line)+2)
+		buf = append(buf, data...)
+		if len(buf) > 0 && buf[len(buf)-1] != '\n' {
+			buf = append(buf, '\n')
+		}
+		buf = append(buf, line...)
+		return append(buf, '\n'), nil
+	})
+}
+
+// update changes the file under the process's semaphore and the file lock
+// (other processes of this tool), replacing it atomically with change's
+// result, and returns when the new file was put in place.
+func (p *PasswdFile) update(ctx context.Context, change func(data []byte) ([]byte, error)) (time.Time, error) {
 	select {
 	case p.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -448,19 +468,11 @@ func (p *PasswdFile) appendLine(ctx context.Context, addr, line string) (time.Ti
 	if err != nil {
 		return time.Time{}, err
 	}
-	if _, ok := findEntry(parsePasswd(data), addr); ok {
-		return time.Time{}, ErrExists
+	out, err := change(data)
+	if err != nil {
+		return time.Time{}, err
 	}
-	// The untouched lines stay byte for byte; only a missing final
-	// newline is added, or the new line would join the last one.
-	buf := make([]byte, 0, len(data)+len(line)+2)
-	buf = append(buf, data...)
-	if len(buf) > 0 && buf[len(buf)-1] != '\n' {
-		buf = append(buf, '\n')
-	}
-	buf = append(buf, line...)
-	buf = append(buf, '\n')
-	if err := replaceFile(p.cfg.Path, buf, fi); err != nil {
+	if err := replaceFile(p.cfg.Path, out, fi); err != nil {
 		return time.Time{}, err
 	}
 	return time.Now(), nil

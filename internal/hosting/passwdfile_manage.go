@@ -98,48 +98,31 @@ func padFields(fields []string, n int) []string {
 // edit's result, under the lock and atomically, leaving every other byte
 // of the file as it was. ErrNotFound if addr has no line.
 func (p *PasswdFile) rewriteLine(ctx context.Context, addr string, edit func(passwdEntry) (string, error)) (time.Time, error) {
-	select {
-	case p.sem <- struct{}{}:
-	case <-ctx.Done():
-		return time.Time{}, ctx.Err()
-	}
-	defer func() { <-p.sem }()
-	unlock, err := lockFile(ctx, p.cfg.Path+".lock")
-	if err != nil {
-		return time.Time{}, err
-	}
-	defer unlock()
-
-	data, fi, err := p.readFile()
-	if err != nil {
-		return time.Time{}, err
-	}
-	e, ok := findEntry(parsePasswd(data), addr)
-	if !ok {
-		return time.Time{}, ErrNotFound
-	}
-	line, err := edit(e)
-	if err != nil {
-		return time.Time{}, err
-	}
-	lines := bytes.Split(data, []byte("\n"))
-	for i, l := range lines {
-		body, cr := bytes.CutSuffix(l, []byte("\r"))
-		user, _, _ := bytes.Cut(body, []byte(":"))
-		if len(body) == 0 || body[0] == '#' || string(user) != e.user {
-			continue
+	return p.update(ctx, func(data []byte) ([]byte, error) {
+		e, ok := findEntry(parsePasswd(data), addr)
+		if !ok {
+			return nil, ErrNotFound
 		}
-		nl := []byte(line)
-		if cr {
-			nl = append(nl, '\r')
+		line, err := edit(e)
+		if err != nil {
+			return nil, err
 		}
-		lines[i] = nl
-		break
-	}
-	if err := replaceFile(p.cfg.Path, bytes.Join(lines, []byte("\n")), fi); err != nil {
-		return time.Time{}, err
-	}
-	return time.Now(), nil
+		lines := bytes.Split(data, []byte("\n"))
+		for i, l := range lines {
+			body, cr := bytes.CutSuffix(l, []byte("\r"))
+			user, _, _ := bytes.Cut(body, []byte(":"))
+			if len(body) == 0 || body[0] == '#' || string(user) != e.user {
+				continue
+			}
+			nl := []byte(line)
+			if cr {
+				nl = append(nl, '\r')
+			}
+			lines[i] = nl
+			break
+		}
+		return bytes.Join(lines, []byte("\n")), nil
+	})
 }
 
 // Aliases lists the domain's aliases in the alias table.
