@@ -227,6 +227,7 @@ func (c *Command) run(ctx context.Context, op, path string, req any, secret stri
 	}
 	red := newRedactor(secret)
 
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path)
@@ -243,7 +244,6 @@ func (c *Command) run(ctx context.Context, op, path string, req any, secret stri
 	// not wait for them forever.
 	cmd.WaitDelay = 2 * time.Second
 
-	start := time.Now()
 	runErr := cmd.Run()
 	errText := ""
 	if t := red.clean(stderr.Bytes(), maxCommandStderr, stderr.truncated); t != "" {
@@ -251,7 +251,8 @@ func (c *Command) run(ctx context.Context, op, path string, req any, secret stri
 	}
 
 	if ctx.Err() != nil && runErr != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) && time.Since(start) >= c.cfg.Timeout {
+		// Our own timeout, not the caller's deadline or cancellation.
+		if parent.Err() == nil {
 			return fmt.Errorf("command %s did not finish within %v and was killed; make it faster or raise the timeout%s", path, c.cfg.Timeout, errText)
 		}
 		return fmt.Errorf("command %s: %w", path, ctx.Err())
