@@ -64,6 +64,11 @@ func TestPanelCheckShowsPlan(t *testing.T) {
 	if n := p.eval(`String(document.querySelectorAll("#checks .shortfall").length)`); n != "1" {
 		t.Errorf("%s shortfall warnings, want 1", n)
 	}
+	// The summary does not say "you can start" over a mailbox that will
+	// not fit.
+	if head := p.eval(`document.querySelector("#checks > p").textContent`); !strings.Contains(head, "too small") {
+		t.Errorf("check summary: %q", head)
+	}
 	html := p.eval(`document.documentElement.outerHTML`)
 	for _, pw := range []string{roomy.srcPass, roomy.hostPW, small.srcPass, small.hostPW} {
 		if strings.Contains(html, pw) {

@@ -417,7 +417,15 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	if err != nil {
 		return err
 	}
+	// Logins that work are not yet a good start when a mailbox here is
+	// too small for its mail: its row says so, and the summary must not
+	// contradict it.
+	shortOfSpace := false
+	for _, c := range checks {
+		shortOfSpace = shortOfSpace || (c.Plan != nil && c.Plan.ShortfallBytes > 0)
+	}
 	data["Errors"], data["Checks"], data["ChecksOK"], data["Found"] = errs, checks, checksOK, found
+	data["ShortOfSpace"] = shortOfSpace
 	data["Certs"] = certificates(checks)
 	data["Started"] = started
 	if err := p.withDomainManage(r, data, d); err != nil {

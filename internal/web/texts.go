@@ -72,6 +72,7 @@ var texts = map[string]string{
 	"check.source":             "Old server",
 	"check.hosting":            "Here",
 	"check.allok":              "All logins work. You can start the migration.",
+	"check.allok.space":        "All logins work, but a mailbox here is too small for its old mail (see below): raise its quota before you start, or its copy will pause when it is full.",
 	"check.size":               "Old mailbox",
 	"check.free":               "free here",
 	"check.free.unlimited":     "no limit",
