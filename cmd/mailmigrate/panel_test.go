@@ -115,7 +115,16 @@ func (p page) post(button, ready string) {
 // shot saves a screenshot under artifacts/screenshots (git-ignored).
 func (p page) shot(name string) {
 	p.t.Helper()
-	png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
+	// A screenshot documents a state the test has checked; one taken while
+	// live updates re-lay the page out can fail, and is tried again.
+	var png []byte
+	var err error
+	for range 5 {
+		if png, err = chromedp.Run(p.ctx, chromedp.FullScreenshot(100)); err == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if err != nil {
 		p.t.Fatalf("screenshot: %v", err)
 	}

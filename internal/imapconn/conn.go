@@ -52,6 +52,7 @@ type Conn struct {
 	mu       sync.Mutex
 	timer    *time.Timer
 	timedOut atomic.Bool
+	dropped  atomic.Bool // the socket was closed under go-imap
 }
 
 // Dial connects to ep and reads the greeting; with StartTLS it upgrades the
@@ -194,6 +195,9 @@ func (c *Conn) fail(ctx context.Context, op string, err error) error {
 // Dead reports whether the connection is closed (after a timeout, a
 // cancellation or a protocol error) and must be replaced.
 func (c *Conn) Dead() bool {
+	if c.dropped.Load() {
+		return true
+	}
 	select {
 	case <-c.cl.Closed():
 		return true
@@ -674,7 +678,12 @@ func (c *Conn) Close() { c.cl.Close() }
 // fails and go-imap's reader ends. Unlike Client.Close it does not wait
 // for that reader, which may itself be waiting for the caller to consume
 // a FETCH item: the watchdog and cancellation must never block.
-func (c *Conn) drop() { c.guard.Conn.Close() }
+func (c *Conn) drop() {
+	// go-imap learns of it when its reader fails, a moment later; the
+	// connection is dead from now on.
+	c.dropped.Store(true)
+	c.guard.Conn.Close()
+}
 
 // abort leaves a command in the middle of its reply (a refused body, too
 // many folders): the socket is closed first, so that draining the rest
