@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
-
-	"mailmigrate/internal/testbed"
 )
 
 // Check logins shows, per existing mailbox and before anything starts,
@@ -21,28 +17,21 @@ func TestPanelCheckShowsPlan(t *testing.T) {
 	s := newService(t, "10m", false)
 	ctx := context.Background()
 	firma := s.customer("Firma s.r.o.", "firma.test", 10)
-	pwFile := filepath.Join(s.dir, "panel.pw")
-	os.WriteFile(pwFile, []byte("panel heslo 123\n"), 0o600)
-	s.admin("user", "add", "--tenant", "Firma s.r.o.", "--password-file", pwFile, "jana@firma.test")
-	s.secrets = append(s.secrets, "panel heslo 123")
+	s.panelUser("Firma s.r.o.", "jana@firma.test")
 
 	roomy := account{srcUser: "roomy@old.test", srcPass: "roomy-heslo-1", mailbox: "roomy@firma.test", hostPW: "roomy-host-1"}
 	small := account{srcUser: "small@old.test", srcPass: "small-heslo-2", mailbox: "small@firma.test", hostPW: "small-host-2"}
 	roomy.messages = s.sourceAccount(roomy.srcUser, roomy.srcPass, 31, 40)
 	small.messages = s.sourceAccount(small.srcUser, small.srcPass, 32, 200)
-	var smallSize int64
-	for _, m := range testbed.GenerateCorpus(testbed.CorpusOptions{Seed: 32, Messages: 200}).Messages {
-		smallSize += int64(len(m.Body))
-	}
 	if err := s.driver.Create(ctx, roomy.mailbox, roomy.hostPW, 1<<30); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.driver.Create(ctx, small.mailbox, small.hostPW, (smallSize/2)&^1023); err != nil {
+	if err := s.driver.Create(ctx, small.mailbox, small.hostPW, halfQuota(32, 200)); err != nil {
 		t.Fatal(err)
 	}
 	s.start()
 	p := page{t: t, ctx: bctx, logs: s.logs.String}
-	p.signIn(s.url, "jana@firma.test", "panel heslo 123")
+	p.signIn(s.url, "jana@firma.test", panelPassword)
 	p.do(chromedp.Click(chromedp.CSS(`a[href="/domains/firma.test"]`)), chromedp.WaitVisible(chromedp.ID("tool")))
 
 	// The domain page has no check result yet, so #checks marks the new page.

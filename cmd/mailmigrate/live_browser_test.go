@@ -3,15 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"mailmigrate/internal/testbed"
 )
 
 // The migration page stays true without a reload: while one mailbox runs
@@ -25,10 +21,7 @@ func TestPanelLiveStates(t *testing.T) {
 	s := newService(t, "10m", false)
 	ctx := context.Background()
 	firma := s.customer("Firma s.r.o.", "firma.test", 10)
-	pwFile := filepath.Join(s.dir, "panel.pw")
-	os.WriteFile(pwFile, []byte("panel heslo 123\n"), 0o600)
-	s.admin("user", "add", "--tenant", "Firma s.r.o.", "--password-file", pwFile, "jana@firma.test")
-	s.secrets = append(s.secrets, "panel heslo 123")
+	s.panelUser("Firma s.r.o.", "jana@firma.test")
 
 	small := account{srcUser: "small@old.test", srcPass: "small-heslo", mailbox: "small@firma.test", hostPW: "small-host-1"}
 	big := account{srcUser: "big@old.test", srcPass: "big-heslo", mailbox: "big@firma.test", hostPW: "big-host-1"}
@@ -36,11 +29,7 @@ func TestPanelLiveStates(t *testing.T) {
 	big.messages = s.sourceAccount(big.srcUser, big.srcPass, 22, 600)
 	// The small mailbox holds about half of its mail: it pauses midway,
 	// after the page is open.
-	var size int64
-	for _, m := range testbed.GenerateCorpus(testbed.CorpusOptions{Seed: 21, Messages: 400}).Messages {
-		size += int64(len(m.Body))
-	}
-	if err := s.driver.Create(ctx, small.mailbox, small.hostPW, (size/2)&^1023); err != nil {
+	if err := s.driver.Create(ctx, small.mailbox, small.hostPW, halfQuota(21, 400)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.driver.Create(ctx, big.mailbox, big.hostPW, 0); err != nil {
@@ -48,7 +37,7 @@ func TestPanelLiveStates(t *testing.T) {
 	}
 	s.start()
 	p := page{t: t, ctx: bctx, logs: s.logs.String}
-	p.signIn(s.url, "jana@firma.test", "panel heslo 123")
+	p.signIn(s.url, "jana@firma.test", panelPassword)
 
 	source := map[string]any{"host": "127.0.0.1", "port": s.src.IMAPPort, "security": "plain"}
 	var m migrationOut

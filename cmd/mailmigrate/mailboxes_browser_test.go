@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"mailmigrate/internal/testbed"
 )
 
 // Mailbox management on a real Dovecot hosting: a mailbox paused for
@@ -32,23 +30,16 @@ func TestPanelManageMailboxes(t *testing.T) {
 		t.Fatal(err)
 	}
 	firma := s.customer("Firma s.r.o.", "firma.test", 10)
-	pwFile := filepath.Join(s.dir, "panel.pw")
-	os.WriteFile(pwFile, []byte("panel heslo 123\n"), 0o600)
-	s.admin("user", "add", "--tenant", "Firma s.r.o.", "--password-file", pwFile, "jana@firma.test")
-	s.secrets = append(s.secrets, "panel heslo 123")
+	s.panelUser("Firma s.r.o.", "jana@firma.test")
 
 	small := account{srcUser: "small@old.test", srcPass: "small-heslo", mailbox: "small@firma.test", hostPW: "small-host-1"}
 	small.messages = s.sourceAccount(small.srcUser, small.srcPass, 41, 200)
-	var size int64
-	for _, m := range testbed.GenerateCorpus(testbed.CorpusOptions{Seed: 41, Messages: 200}).Messages {
-		size += int64(len(m.Body))
-	}
-	if err := s.driver.Create(ctx, small.mailbox, small.hostPW, (size/2)&^1023); err != nil {
+	if err := s.driver.Create(ctx, small.mailbox, small.hostPW, halfQuota(41, 200)); err != nil {
 		t.Fatal(err)
 	}
 	s.start()
 	p := page{t: t, ctx: bctx, logs: s.logs.String}
-	p.signIn(s.url, "jana@firma.test", "panel heslo 123")
+	p.signIn(s.url, "jana@firma.test", panelPassword)
 
 	source := map[string]any{"host": "127.0.0.1", "port": s.src.IMAPPort, "security": "plain"}
 	var m migrationOut

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,9 +22,7 @@ func TestNotificationInBrowser(t *testing.T) {
 	s := newService(t, "10m", false)
 	ctx := context.Background()
 	firma := s.customer("Firma s.r.o.", "firma.test", 10)
-	pwFile := filepath.Join(s.dir, "panel.pw")
-	os.WriteFile(pwFile, []byte("panel heslo 123\n"), 0o600)
-	s.admin("user", "add", "--tenant", "Firma s.r.o.", "--password-file", pwFile, "jana@firma.test")
+	s.panelUser("Firma s.r.o.", "jana@firma.test")
 	conf, _ := os.ReadFile(s.conf)
 	conf = fmt.Appendf(conf, "notify.smtp = %s\nnotify.security = none\nnotify.from = Migrace <noreply@hosting.test>\nnotify.base_url = https://migrate.hosting.test\n", relay.Addr)
 	if err := os.WriteFile(s.conf, conf, 0o600); err != nil {
@@ -36,7 +33,7 @@ func TestNotificationInBrowser(t *testing.T) {
 	if err := s.driver.Create(ctx, a.mailbox, a.hostPW, 0); err != nil {
 		t.Fatal(err)
 	}
-	s.secrets = append(s.secrets, a.srcPass, a.hostPW, "panel heslo 123")
+	s.secrets = append(s.secrets, a.srcPass, a.hostPW)
 	s.start()
 
 	var m migrationOut
@@ -64,7 +61,7 @@ func TestNotificationInBrowser(t *testing.T) {
 	s.kill()
 	s.start()
 	p := page{t: t, ctx: bctx, logs: s.logs.String}
-	p.signIn(s.url, "jana@firma.test", "panel heslo 123")
+	p.signIn(s.url, "jana@firma.test", panelPassword)
 	p.do(chromedp.WaitVisible(chromedp.ID("notifications")))
 	if text := p.text("#notifications"); !strings.Contains(text, mail.Subject) {
 		t.Errorf("home page notifications:\n%s", text)

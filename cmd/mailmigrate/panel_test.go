@@ -185,11 +185,8 @@ func TestPanelInBrowser(t *testing.T) {
 	ctx := context.Background()
 	s.customer("Firma s.r.o.", "firma.test", 10)
 	s.customer("Jiná firma", "jina.test", 0)
-	pwFile := filepath.Join(s.dir, "panel.pw")
-	os.WriteFile(pwFile, []byte("panel heslo 123\n"), 0o600)
-	s.admin("user", "add", "--tenant", "Firma s.r.o.", "--password-file", pwFile, "jana@firma.test")
-	s.admin("user", "add", "--tenant", "Jiná firma", "--password-file", pwFile, "host@jina.test")
-	s.secrets = append(s.secrets, "panel heslo 123")
+	s.panelUser("Firma s.r.o.", "jana@firma.test")
+	s.panelUser("Jiná firma", "host@jina.test")
 
 	accts := []account{
 		{srcUser: "jana@old.test", srcPass: "stare heslo 1", mailbox: "jana@firma.test", hostPW: "nove-heslo-1"},
@@ -209,7 +206,7 @@ func TestPanelInBrowser(t *testing.T) {
 	}
 	s.start()
 	p := page{t: t, ctx: bctx, logs: s.logs.String}
-	p.signIn(s.url, "jana@firma.test", "panel heslo 123")
+	p.signIn(s.url, "jana@firma.test", panelPassword)
 	p.do(chromedp.Click(chromedp.CSS(`a[href="/domains/firma.test"]`)), chromedp.WaitVisible(chromedp.ID("tool")))
 	p.shot("domain")
 
@@ -289,7 +286,7 @@ func TestPanelInBrowser(t *testing.T) {
 
 	// Another customer sees none of it, by direct URL either.
 	p.do(chromedp.Click(chromedp.CSS(`.signout button`)), chromedp.WaitVisible(chromedp.ID("email")))
-	p.signIn(s.url, "host@jina.test", "panel heslo 123")
+	p.signIn(s.url, "host@jina.test", panelPassword)
 	if home := p.text("main"); strings.Contains(home, "firma.test") || !strings.Contains(home, "jina.test") {
 		t.Errorf("other customer's home:\n%s", home)
 	}

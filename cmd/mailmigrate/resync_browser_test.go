@@ -24,9 +24,7 @@ func TestResyncInBrowser(t *testing.T) {
 	s := newService(t, "10m", false)
 	ctx := context.Background()
 	firma := s.customer("Firma s.r.o.", "firma.test", 10)
-	pwFile := filepath.Join(s.dir, "panel.pw")
-	os.WriteFile(pwFile, []byte("panel heslo 123\n"), 0o600)
-	s.admin("user", "add", "--tenant", "Firma s.r.o.", "--password-file", pwFile, "jana@firma.test")
+	s.panelUser("Firma s.r.o.", "jana@firma.test")
 	conf, _ := os.ReadFile(s.conf)
 	if err := os.WriteFile(s.conf, append(conf, "jobs.resync_stop_days = 10\n"...), 0o600); err != nil {
 		t.Fatal(err)
@@ -42,7 +40,6 @@ func TestResyncInBrowser(t *testing.T) {
 		}
 		s.secrets = append(s.secrets, a.srcPass, a.hostPW)
 	}
-	s.secrets = append(s.secrets, "panel heslo 123")
 	s.start()
 
 	var m migrationOut
@@ -76,7 +73,7 @@ func TestResyncInBrowser(t *testing.T) {
 	taskID := m.Tasks[1].ID
 
 	p := page{t: t, ctx: bctx, logs: s.logs.String}
-	p.signIn(s.url, "jana@firma.test", "panel heslo 123")
+	p.signIn(s.url, "jana@firma.test", panelPassword)
 	p.do(chromedp.Navigate(fmt.Sprintf("%s/migrations/%d", s.url, m.ID)), chromedp.WaitVisible(chromedp.ID("tasks")))
 	p.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#task-%d form[action$="/restart"] button`, taskID))), chromedp.WaitVisible(chromedp.ID("correct")))
 	if !strings.Contains(p.text("#expired"), "no longer stored") ||

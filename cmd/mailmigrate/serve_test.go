@@ -294,6 +294,30 @@ func (s *service) sourceAccount(user, pass string, seed uint64, n int) int {
 	return len(c.Messages)
 }
 
+// panelPassword is the password of every panel user the tests add.
+const panelPassword = "panel heslo 123"
+
+// panelUser adds a panel sign-in for email on behalf of tenant.
+func (s *service) panelUser(tenant, email string) {
+	s.t.Helper()
+	pwFile := filepath.Join(s.dir, "panel.pw")
+	if err := os.WriteFile(pwFile, []byte(panelPassword+"\n"), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+	s.admin("user", "add", "--tenant", tenant, "--password-file", pwFile, email)
+	s.secrets = append(s.secrets, panelPassword)
+}
+
+// halfQuota is a quota that holds about half of sourceAccount's corpus of
+// n messages from seed, so that its copy pauses midway for lack of space.
+func halfQuota(seed uint64, n int) int64 {
+	var size int64
+	for _, m := range testbed.GenerateCorpus(testbed.CorpusOptions{Seed: seed, Messages: n}).Messages {
+		size += int64(len(m.Body))
+	}
+	return (size / 2) &^ 1023
+}
+
 func (s *service) verify(a account, rep reportOut) {
 	s.t.Helper()
 	m := map[string]string{}

@@ -22,10 +22,7 @@ func submitService(t *testing.T) (*service, page) {
 	bctx := browser(t)
 	s := newService(t, "10m", false)
 	s.customer("Firma s.r.o.", "firma.test", 10)
-	pwFile := filepath.Join(s.dir, "panel.pw")
-	os.WriteFile(pwFile, []byte("panel heslo 123\n"), 0o600)
-	s.admin("user", "add", "--tenant", "Firma s.r.o.", "--password-file", pwFile, "jana@firma.test")
-	s.secrets = append(s.secrets, "panel heslo 123")
+	s.panelUser("Firma s.r.o.", "jana@firma.test")
 	return s, page{t: t, ctx: bctx, logs: s.logs.String}
 }
 
@@ -84,7 +81,7 @@ func TestNewMailboxesFromOldLoginsInBrowser(t *testing.T) {
 	zora.messages = s.sourceAccount(zora.srcUser, zora.srcPass, 71, 10)
 	mira.messages = s.sourceAccount(mira.srcUser, mira.srcPass, 72, 10)
 	s.start()
-	p.signIn(s.url, "jana@firma.test", "panel heslo 123")
+	p.signIn(s.url, "jana@firma.test", panelPassword)
 	p.openDomain(s)
 
 	good := fmt.Sprintf("%s %s\n%s %s\n", zora.srcUser, zora.srcPass, mira.srcUser, mira.srcPass)
@@ -132,7 +129,7 @@ func TestNewMailboxFailedLoginInBrowser(t *testing.T) {
 	}
 	s.secrets = append(s.secrets, kim.hostPW)
 	s.start()
-	p.signIn(s.url, "jana@firma.test", "panel heslo 123")
+	p.signIn(s.url, "jana@firma.test", panelPassword)
 	p.openDomain(s)
 
 	p.setForm(sourceFields(s, fmt.Sprintf("%s %s\n%s %s\n", ivo.srcUser, ivo.srcPass, lea.srcUser, "Spatne-heslo-89")))
@@ -209,7 +206,7 @@ func TestNewMailboxesUploadInBrowser(t *testing.T) {
 	rut.messages = s.sourceAccount(rut.srcUser, rut.srcPass, 92, 10)
 	s.secrets = append(s.secrets, rut.hostPW)
 	s.start()
-	p.signIn(s.url, "jana@firma.test", "panel heslo 123")
+	p.signIn(s.url, "jana@firma.test", panelPassword)
 
 	dir := t.TempDir()
 	write := func(name string, data []byte) string {
