@@ -39,7 +39,9 @@ server_libs=(libcom-err2 libcourier-unicode4 libcrypt1 libdb5.3 libgamin0 libgdb
 	libgssapi-krb5-2 libical3 libicu72 libidn12 libjansson4 libk5crypto3 libkrb5-3 libldap-2.5-0 libltdl7
 	libmailutils9 libnsl2 libpam0g libpcre3 libpq5 libsasl2-2 libsasl2-modules libsasl2-modules-db libsqlite3-0
 	libssl3 libstdc++6 libunistring2 libwrap0 libxapian30 libxml2 zlib1g mailutils-common openssl util-linux)
-installed=" $(dpkg-query -W -f='${Package}=${Status}\n' "${server_libs[@]}" 2>/dev/null |
+# dpkg-query fails when any of them is unknown to dpkg: that is the answer
+# sought, not an error.
+installed=" $( (dpkg-query -W -f='${Package}=${Status}\n' "${server_libs[@]}" 2>/dev/null || true) |
 	sed -n 's/=install ok installed$//p' | tr '\n' ' ') "
 for p in "${server_libs[@]}"; do
 	[[ $installed == *" $p "* ]] || missing+=("$p")
