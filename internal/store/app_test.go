@@ -129,3 +129,44 @@ func TestUsersAndSessions(t *testing.T) {
 		t.Errorf("deleted session accepted: %v", err)
 	}
 }
+
+// Kept logins are the session's alone, end with their time, and go with
+// the session when the customer signs out.
+func TestKeptLogins(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(filepath.Join(t.TempDir(), "app.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, _ := s.CreateTenant(ctx, "Firma", KindCustomer)
+	u, _ := s.CreateUser(ctx, c.ID, "jana@firma.cz", "hash")
+	for _, sess := range []string{"mine", "other"} {
+		if err := s.CreateSession(ctx, []byte(sess), u.ID, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.KeepLogins(ctx, []byte("h1"), []byte("mine"), []byte("sealed-1"), time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.KeepLogins(ctx, []byte("h2"), []byte("mine"), []byte("sealed-2"), time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.KeptLogins(ctx, []byte("h1"), []byte("mine")); err != nil || string(got) != "sealed-1" {
+		t.Errorf("kept: %q %v", got, err)
+	}
+	for _, c := range []struct{ handle, session string }{{"h1", "other"}, {"h2", "mine"}, {"h3", "mine"}} {
+		if got, err := s.KeptLogins(ctx, []byte(c.handle), []byte(c.session)); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s for session %s: %q %v, want not found", c.handle, c.session, got, err)
+		}
+	}
+	if err := s.KeepLogins(ctx, []byte("h4"), []byte("gone"), []byte("x"), time.Now().Add(time.Minute)); err == nil {
+		t.Error("logins kept for a session that does not exist")
+	}
+	s.DeleteSession(ctx, []byte("mine"))
+	var n int
+	s.db.QueryRow(`SELECT count(*) FROM kept_logins`).Scan(&n)
+	if n != 0 {
+		t.Errorf("%d kept logins left after signing out", n)
+	}
+}

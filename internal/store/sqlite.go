@@ -138,7 +138,13 @@ CREATE TABLE IF NOT EXISTS task_run (
 	failure TEXT NOT NULL DEFAULT '',
 	UNIQUE (task_id, number)
 );
-PRAGMA user_version = 6;
+CREATE TABLE IF NOT EXISTS kept_logins (
+	handle_hash BLOB PRIMARY KEY,
+	session_hash BLOB NOT NULL REFERENCES session(token_hash) ON DELETE CASCADE,
+	sealed BLOB NOT NULL,
+	expires INTEGER NOT NULL
+) WITHOUT ROWID;
+PRAGMA user_version = 7;
 `
 
 // Open opens (creating if needed) the SQLite file at path.

@@ -701,3 +701,31 @@ func (l *SQLite) DeleteSession(ctx context.Context, tokenHash []byte) error {
 	_, err := l.db.ExecContext(ctx, `DELETE FROM session WHERE token_hash = ?`, tokenHash)
 	return err
 }
+
+// KeepLogins implements Store.
+func (l *SQLite) KeepLogins(ctx context.Context, handleHash, sessionHash, sealed []byte, expires time.Time) error {
+	// Expired ones of anyone go on the way.
+	if _, err := l.db.ExecContext(ctx, `DELETE FROM kept_logins WHERE expires < ?`, unix(time.Now())); err != nil {
+		return fmt.Errorf("keep checked logins: %w", err)
+	}
+	_, err := l.db.ExecContext(ctx, `INSERT INTO kept_logins (handle_hash, session_hash, sealed, expires) VALUES (?, ?, ?, ?)`,
+		handleHash, sessionHash, sealed, unix(expires))
+	if err != nil {
+		return fmt.Errorf("keep checked logins: %w", err)
+	}
+	return nil
+}
+
+// KeptLogins implements Store.
+func (l *SQLite) KeptLogins(ctx context.Context, handleHash, sessionHash []byte) ([]byte, error) {
+	var sealed []byte
+	err := l.db.QueryRowContext(ctx, `SELECT sealed FROM kept_logins WHERE handle_hash = ? AND session_hash = ? AND expires > ?`,
+		handleHash, sessionHash, unix(time.Now())).Scan(&sealed)
+	return sealed, notFound(err)
+}
+
+// DropKeptLogins implements Store.
+func (l *SQLite) DropKeptLogins(ctx context.Context, handleHash []byte) error {
+	_, err := l.db.ExecContext(ctx, `DELETE FROM kept_logins WHERE handle_hash = ?`, handleHash)
+	return err
+}

@@ -310,6 +310,15 @@ type Store interface {
 	// SessionUser returns the user of an unexpired session.
 	SessionUser(ctx context.Context, tokenHash []byte) (User, Tenant, error)
 	DeleteSession(ctx context.Context, tokenHash []byte) error
+	// KeepLogins stores sealed logins that a check found working, for the
+	// sign-in session with sessionHash only, until expires; signing out
+	// deletes them.
+	KeepLogins(ctx context.Context, handleHash, sessionHash, sealed []byte, expires time.Time) error
+	// KeptLogins returns what KeepLogins stored under handleHash for the
+	// same session, or ErrNotFound (also once expired).
+	KeptLogins(ctx context.Context, handleHash, sessionHash []byte) ([]byte, error)
+	// DropKeptLogins deletes kept logins once they are used.
+	DropKeptLogins(ctx context.Context, handleHash []byte) error
 
 	Close() error
 }

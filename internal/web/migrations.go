@@ -301,7 +301,7 @@ func (a *API) check(w http.ResponseWriter, r *http.Request, t store.Tenant) erro
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	results, ok, err := a.runCheck(r.Context(), d, &in)
+	results, _, ok, err := a.runCheck(r.Context(), d, &in)
 	if err != nil {
 		return err
 	}
@@ -309,11 +309,12 @@ func (a *API) check(w http.ResponseWriter, r *http.Request, t store.Tenant) erro
 	return nil
 }
 
-// runCheck validates a submission and tries every login in it.
-func (a *API) runCheck(ctx context.Context, d store.Domain, in *migrationIn) ([]checkResult, bool, error) {
+// runCheck validates a submission and tries every login in it; the
+// results are in the order of the rows.
+func (a *API) runCheck(ctx context.Context, d store.Domain, in *migrationIn) ([]checkResult, []planned, bool, error) {
 	ep, rows, err := a.validate(ctx, d, in)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	results := a.checkRows(ctx, ep, rows, true)
 	a.addPlans(ctx, ep, rows, results)
@@ -321,7 +322,7 @@ func (a *API) runCheck(ctx context.Context, d store.Domain, in *migrationIn) ([]
 	for _, c := range results {
 		ok = ok && c.OK
 	}
-	return results, ok, nil
+	return results, rows, ok, nil
 }
 
 func (a *API) createMigration(w http.ResponseWriter, r *http.Request, t store.Tenant) error {

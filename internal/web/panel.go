@@ -57,6 +57,9 @@ const userKey ctxKey = 0
 type viewer struct {
 	User   store.User
 	Tenant store.Tenant
+	// Session is the hash of the sign-in session's token, which what the
+	// session keeps (checked logins) is bound to.
+	Session []byte
 }
 
 // Handler routes the pages. Cross-origin form posts are refused by the
@@ -107,7 +110,8 @@ func (p *Panel) session(fn func(w http.ResponseWriter, r *http.Request, v viewer
 		var v viewer
 		c, err := r.Cookie(sessionCookie)
 		if err == nil {
-			v.User, v.Tenant, err = p.api.cfg.Store.SessionUser(r.Context(), HashToken(c.Value))
+			v.Session = HashToken(c.Value)
+			v.User, v.Tenant, err = p.api.cfg.Store.SessionUser(r.Context(), v.Session)
 		}
 		if err != nil {
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -269,7 +273,8 @@ func (p *Panel) domainData(ctx context.Context, v viewer, d store.Domain, f tool
 		f.Security = "tls"
 	}
 	return map[string]any{"Title": d.Name, "User": v.User, "Domain": d, "Mailboxes": mbs, "Form": f,
-		"Migrations": views, "Master": p.api.cfg.Hosting.MasterUser != "", "AllowPlaintext": p.api.cfg.AllowPlaintext}, nil
+		"Migrations": views, "Master": p.api.cfg.Hosting.MasterUser != "", "AllowPlaintext": p.api.cfg.AllowPlaintext,
+		"Kept": keptRef{}, "KeptMinutes": int(keepChecked / time.Minute)}, nil
 }
 
 func (p *Panel) domainPage(w http.ResponseWriter, r *http.Request, v viewer) error {
@@ -339,6 +344,10 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	}
 	in.NewMailboxes = r.PostFormValue("new_mailboxes")
 	f.Lines = withoutPasswords(in.NewMailboxes)
+	kept, err := p.kept(ctx, v, r.PostFormValue("kept"))
+	if err != nil {
+		return err
+	}
 
 	var errs []string
 	var started *migrationView
@@ -349,6 +358,7 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 		// the text box, which keeps what was typed there.
 		in.NewMailboxes = upload.text
 	}
+	kept.logins.fill(&in)
 	var checks []checkResult
 	var found []diagnose.Candidate
 	checksOK := false
@@ -382,11 +392,34 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 			errs = append(errs, t("discover.none"))
 		}
 	case "check":
-		checks, checksOK, err = p.api.runCheck(ctx, d, &in)
+		var rows []planned
+		checks, rows, checksOK, err = p.api.runCheck(ctx, d, &in)
+		if err == nil {
+			// What works is kept for Start; the earlier check's logins
+			// are in this one's, filled in above.
+			if err = p.drop(ctx, kept); err == nil {
+				kept = keptRef{}
+				if k := keptFrom(&in, rows, checks); k != nil {
+					kept, err = p.keep(ctx, v, k)
+				}
+			}
+			if upload.text != "" {
+				// The file is not sent again with Start: its logins go
+				// into the text box, completed from what is kept.
+				f.Lines = withoutPasswords(upload.text)
+			}
+		}
 	default:
 		var mv migrationView
 		var notStarted []checkResult
-		if mv, notStarted, err = p.api.submit(ctx, d, &in); err == nil && len(notStarted) == 0 {
+		mv, notStarted, err = p.api.submit(ctx, d, &in)
+		if err == nil {
+			if err := p.drop(ctx, kept); err != nil {
+				return err
+			}
+			kept = keptRef{}
+		}
+		if err == nil && len(notStarted) == 0 {
 			http.Redirect(w, r, fmt.Sprintf("/migrations/%d", mv.ID), http.StatusSeeOther)
 			return nil
 		}
@@ -428,6 +461,7 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	data["ShortOfSpace"] = shortOfSpace
 	data["Certs"] = certificates(checks)
 	data["Started"] = started
+	data["Kept"] = kept
 	if err := p.withDomainManage(r, data, d); err != nil {
 		return err
 	}
@@ -458,7 +492,10 @@ func certificates(checks []checkResult) []*diagnose.Certificate {
 // them, so that no password is sent back into the page.
 func withoutPasswords(text string) string {
 	var out []string
-	for _, line := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
+	for i, line := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
+		if i == 0 && isCSVHeader(line) {
+			continue
+		}
 		login, _, _ := strings.Cut(strings.TrimSpace(strings.ReplaceAll(line, "\t", " ")), " ")
 		// A CSV line's first column is the login; the rest holds passwords.
 		login, _, _ = strings.Cut(login, ",")

@@ -1,0 +1,187 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"mailmigrate/internal/bulk"
+	"mailmigrate/internal/store"
+)
+
+// keepChecked is how long the passwords of logins a check found working
+// stay usable for Start: long enough to read the check's results and
+// raise a quota, short enough that a forgotten page holds nothing.
+const keepChecked = 15 * time.Minute
+
+// keptLogins is what a check found working, so that Start does not ask
+// for the same passwords again. It lives sealed in the database, bound to
+// the sign-in session; the page holds only a random handle to it.
+type keptLogins struct {
+	// Source is the old server the logins were checked on; they are used
+	// only for a start from that same server.
+	Source string `json:"source"`
+	// Sync is by mailbox here (lower case).
+	Sync map[string]keptSync `json:"sync,omitempty"`
+	// Lines is by old login (lower case).
+	Lines map[string]keptLine `json:"lines,omitempty"`
+}
+
+type keptSync struct {
+	SourceUser      string `json:"su"`
+	SourcePassword  string `json:"sp"`
+	HostingPassword string `json:"hp,omitempty"`
+}
+
+type keptLine struct {
+	SourcePassword string `json:"sp"`
+	NewPassword    string `json:"np"`
+}
+
+// sourceKey names the old server a submission reads from.
+func sourceKey(in *migrationIn) string {
+	return strings.ToLower(strings.TrimSpace(in.Source.Host)) + "|" + strconv.Itoa(in.Source.Port) + "|" +
+		in.Source.Security + "|" + in.Source.TrustFingerprint
+}
+
+// keptFrom collects the passwords of the rows whose check passed.
+func keptFrom(in *migrationIn, rows []planned, results []checkResult) *keptLogins {
+	k := &keptLogins{Source: sourceKey(in), Sync: map[string]keptSync{}, Lines: map[string]keptLine{}}
+	for i, row := range rows {
+		if !results[i].OK {
+			continue
+		}
+		if row.kind == store.TaskSync {
+			k.Sync[strings.ToLower(row.mailbox)] = keptSync{row.sourceUser, row.sourcePass, row.hostPass}
+		} else {
+			k.Lines[strings.ToLower(row.sourceUser)] = keptLine{row.sourcePass, row.hostPass}
+		}
+	}
+	if len(k.Sync) == 0 && len(k.Lines) == 0 {
+		return nil
+	}
+	return k
+}
+
+// fill completes a submission from kept logins: an empty password of a
+// checked existing mailbox (with the same old login), and a pasted line
+// that holds only a checked old login. What the customer typed wins.
+func (k *keptLogins) fill(in *migrationIn) {
+	if k == nil || sourceKey(in) != k.Source {
+		return
+	}
+	for i := range in.Sync {
+		s := &in.Sync[i]
+		kept, ok := k.Sync[strings.ToLower(strings.TrimSpace(s.Mailbox))]
+		if !ok || !strings.EqualFold(strings.TrimSpace(s.SourceUser), kept.SourceUser) {
+			continue
+		}
+		if s.SourcePassword == "" {
+			s.SourcePassword = kept.SourcePassword
+		}
+		if s.HostingPassword == "" {
+			s.HostingPassword = kept.HostingPassword
+		}
+	}
+	lines := strings.Split(in.NewMailboxes, "\n")
+	if len(lines) > 0 && isCSVHeader(lines[0]) {
+		return
+	}
+	for i, line := range lines {
+		parts := strings.Fields(line)
+		if len(parts) != 1 {
+			continue
+		}
+		kept, ok := k.Lines[strings.ToLower(parts[0])]
+		// Tabs separate the parts, so that a password with spaces stays one.
+		if ok && !strings.ContainsAny(kept.SourcePassword+kept.NewPassword, "\t\r\n") {
+			lines[i] = parts[0] + "\t" + kept.SourcePassword + "\t" + kept.NewPassword
+		}
+	}
+	in.NewMailboxes = strings.Join(lines, "\n")
+}
+
+func isCSVHeader(line string) bool {
+	return strings.EqualFold(strings.ReplaceAll(strings.TrimSpace(line), " ", ""), bulk.CSVHeader)
+}
+
+// keptRef is a handle to kept logins as the page carries it.
+type keptRef struct {
+	Handle string
+	logins *keptLogins
+}
+
+func keptContext(handleHash, sessionHash []byte) string {
+	return "kept-logins:" + hex.EncodeToString(handleHash) + ":" + hex.EncodeToString(sessionHash)
+}
+
+// keep stores logins for this session and returns the page's handle.
+func (p *Panel) keep(ctx context.Context, v viewer, k *keptLogins) (keptRef, error) {
+	raw := make([]byte, 18)
+	rand.Read(raw)
+	handle := base64.RawURLEncoding.EncodeToString(raw)
+	h := sha256.Sum256([]byte(handle))
+	plain, err := json.Marshal(k)
+	if err != nil {
+		return keptRef{}, err
+	}
+	sealed := p.api.cfg.Box.Seal(string(plain), keptContext(h[:], v.Session))
+	if err := p.api.cfg.Store.KeepLogins(ctx, h[:], v.Session, sealed, time.Now().Add(keepChecked)); err != nil {
+		return keptRef{}, err
+	}
+	return keptRef{Handle: handle, logins: k}, nil
+}
+
+// kept returns the logins behind a page's handle; none when the handle is
+// empty, expired or another session's.
+func (p *Panel) kept(ctx context.Context, v viewer, handle string) (keptRef, error) {
+	if handle == "" {
+		return keptRef{}, nil
+	}
+	h := sha256.Sum256([]byte(handle))
+	sealed, err := p.api.cfg.Store.KeptLogins(ctx, h[:], v.Session)
+	if errors.Is(err, store.ErrNotFound) {
+		return keptRef{}, nil
+	}
+	if err != nil {
+		return keptRef{}, fmt.Errorf("read checked logins: %w", err)
+	}
+	plain, err := p.api.cfg.Box.Open(sealed, keptContext(h[:], v.Session))
+	if err != nil {
+		return keptRef{}, fmt.Errorf("open checked logins: %w", err)
+	}
+	var k keptLogins
+	if err := json.Unmarshal([]byte(plain), &k); err != nil {
+		return keptRef{}, fmt.Errorf("read checked logins: %w", err)
+	}
+	return keptRef{Handle: handle, logins: &k}, nil
+}
+
+// drop forgets kept logins once they are used or replaced.
+func (p *Panel) drop(ctx context.Context, ref keptRef) error {
+	if ref.Handle == "" {
+		return nil
+	}
+	h := sha256.Sum256([]byte(ref.Handle))
+	return p.api.cfg.Store.DropKeptLogins(ctx, h[:])
+}
+
+// SyncKept tells the page which existing mailboxes' passwords are kept.
+func (r keptRef) SyncKept(mailbox string) bool {
+	if r.logins == nil {
+		return false
+	}
+	_, ok := r.logins.Sync[strings.ToLower(mailbox)]
+	return ok
+}
+
+// LinesKept tells the page whether any pasted line's passwords are kept.
+func (r keptRef) LinesKept() bool { return r.logins != nil && len(r.logins.Lines) > 0 }
