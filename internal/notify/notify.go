@@ -106,6 +106,8 @@ func Headline(s Summary) string {
 		return fmt.Sprintf(t("headline.paused"), s.Mailbox, s.SourceHost)
 	case store.NotifyLoginFailed:
 		return fmt.Sprintf(t("headline.login_failed"), s.SourceHost, s.Mailbox)
+	case store.NotifyHostingLoginFailed:
+		return fmt.Sprintf(t("headline.hosting_login_failed"), s.Mailbox, s.SourceHost)
 	case store.NotifyFinished:
 		if s.Action {
 			return fmt.Sprintf(t("headline.finished_action"), s.SourceHost, s.Domain)
@@ -121,6 +123,8 @@ func Action(kind string) string {
 		return t("action.paused")
 	case store.NotifyLoginFailed:
 		return t("action.login_failed")
+	case store.NotifyHostingLoginFailed:
+		return t("action.hosting_login_failed")
 	}
 	return t("action.finished")
 }
@@ -177,6 +181,10 @@ func (m *Mailer) Compose(e Event) Message {
 				failureLines(line, mb.Failure, "")
 			}
 		}
+		line("")
+		line(t("todo"), Action(e.Kind))
+	case store.NotifyHostingLoginFailed:
+		line(t("intro.hosting_login_failed"), e.Mailbox, e.SourceHost)
 		line("")
 		line(t("todo"), Action(e.Kind))
 	default:

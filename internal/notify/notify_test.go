@@ -38,8 +38,9 @@ func TestCompose(t *testing.T) {
 		store.NotifyFinished: {"Your migration from imap.old.cz to firma.cz has finished – some mailboxes need your action",
 			"jana@firma.cz (from jana@old.cz): paused: out of space", "Enlarge the mailbox's quota", "petr@firma.cz (from petr@old.cz): stopped with an error",
 			"rejected the login", "The password is old or mistyped.", "eva@firma.cz (from eva@old.cz): copied"},
-		store.NotifyPaused:      {"jana@firma.cz is out of space: its migration from imap.old.cz is paused", "press Resume"},
-		store.NotifyLoginFailed: {"The old server imap.old.cz refused the login for jana@firma.cz", "refused the login jana@old.cz", "press Restart"},
+		store.NotifyPaused:             {"jana@firma.cz is out of space: its migration from imap.old.cz is paused", "press Resume"},
+		store.NotifyLoginFailed:        {"The old server imap.old.cz refused the login for jana@firma.cz", "refused the login jana@old.cz", "press Restart"},
+		store.NotifyHostingLoginFailed: {"The mailbox jana@firma.cz refused the migration's login", "current password", "press Restart"},
 	} {
 		msg := m.Compose(event(kind))
 		all := msg.Subject + "\n" + msg.Body
@@ -104,6 +105,37 @@ func TestSendStartTLSAuth(t *testing.T) {
 	}
 	if strings.Contains(got.Data, "relay-heslo") {
 		t.Error("the relay's password is in the mail")
+	}
+}
+
+// Implicit TLS (port 465) carries the login and the mail; a relay whose
+// certificate is not trusted gets neither.
+func TestSendImplicitTLS(t *testing.T) {
+	relay := smtptest.StartTLS(t, "relay-user", "relay-heslo-465")
+	cfg := Config{Addr: relay.Addr, From: "noreply@hosting.test", Security: TLS, User: "relay-user", Password: "relay-heslo-465",
+		RootCAs: relay.CAs, BaseURL: "https://panel.hosting.test", Timeout: 10 * time.Second}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := m.Compose(event(store.NotifyFinished))
+	if err := m.Send(context.Background(), []string{"jana@firma.cz"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	if got := relay.Wait(1, 5*time.Second)[0]; got.Subject != msg.Subject {
+		t.Errorf("mail arrived as %q", got.Subject)
+	}
+	cfg.RootCAs = nil
+	untrusting, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = untrusting.Send(context.Background(), []string{"jana@firma.cz"}, msg)
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("untrusted relay: %v", err)
+	}
+	if n := relay.Tries(); n != 1 {
+		t.Errorf("the relay was offered %d mails, want 1", n)
 	}
 }
 

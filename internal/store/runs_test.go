@@ -146,7 +146,7 @@ func TestRunsUpgrade(t *testing.T) {
 		t.Errorf("a task never copied has runs %+v, %v", runs, err)
 	}
 	var version int
-	if err := s.DB().QueryRow(`PRAGMA user_version`).Scan(&version); err != nil || version != 6 {
+	if err := s.DB().QueryRow(`PRAGMA user_version`).Scan(&version); err != nil || version != 7 {
 		t.Errorf("user_version %d, %v", version, err)
 	}
 }

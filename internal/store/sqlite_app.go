@@ -509,10 +509,14 @@ func (l *SQLite) recordEvent(ctx context.Context, tx *sql.Tx, taskID int64) erro
 		if err := json.Unmarshal([]byte(failure), &f); err != nil {
 			return fmt.Errorf("task %d failure: %w", taskID, err)
 		}
-		if !LoginFailed(&f) {
+		switch {
+		case LoginFailed(&f):
+			n.Kind = NotifyLoginFailed
+		case f.Kind == imapconn.ErrAuth.Code() && f.Side == engine.SideDest:
+			n.Kind = NotifyHostingLoginFailed
+		default:
 			return nil
 		}
-		n.Kind = NotifyLoginFailed
 	default:
 		return nil
 	}

@@ -173,6 +173,10 @@ const (
 	// NotifyLoginFailed: the old server refused a mailbox's login; the
 	// customer corrects the password or the server and restarts.
 	NotifyLoginFailed = "login_failed"
+	// NotifyHostingLoginFailed: this hosting refused the login into an
+	// existing mailbox (its password was changed since the start); the
+	// customer enters the current password and restarts.
+	NotifyHostingLoginFailed = "hosting_login_failed"
 )
 
 // Notification is one event the customer is told about, by mail and on

@@ -538,24 +538,43 @@ func (d *Dovecot) SetQuota(user string, quotaBytes int64) error {
 	if quotaBytes < 0 {
 		return fmt.Errorf("set quota of %q: negative quota %d", user, quotaBytes)
 	}
+	return d.updateUser("set quota of", user, func(u *dovecotUser) { u.quota = quotaBytes })
+}
+
+// SetPassword changes a user's password, as a customer does at the old
+// provider; like SetQuota, for new logins, once it returns.
+func (d *Dovecot) SetPassword(user, password string) error {
+	if strings.ContainsAny(password, "\r\n\x00") {
+		return fmt.Errorf("set password of %q: password cannot contain CR, LF or NUL", user)
+	}
+	hash, err := ssha256(password)
+	if err != nil {
+		return fmt.Errorf("set password of %q: %w", user, err)
+	}
+	return d.updateUser("set password of", user, func(u *dovecotUser) { u.hash = hash })
+}
+
+// updateUser rewrites a user's line after change, and waits until a new
+// login is sure to read it.
+func (d *Dovecot) updateUser(what, user string, change func(*dovecotUser)) error {
 	if d.PasswdFile != "" {
-		return fmt.Errorf("set quota of %q: this instance reads users from %s (SharedPasswdFile); change the line there", user, d.PasswdFile)
+		return fmt.Errorf("%s %q: this instance reads users from %s (SharedPasswdFile); change the line there", what, user, d.PasswdFile)
 	}
 	d.mu.Lock()
 	u, ok := d.users[user]
 	if !ok {
 		d.mu.Unlock()
-		return fmt.Errorf("set quota of %q: no such user", user)
+		return fmt.Errorf("%s %q: no such user", what, user)
 	}
-	old := u.quota
-	u.quota = quotaBytes
-	err := d.writeUserLocked(u)
-	if err != nil {
-		u.quota = old
+	changed := *u
+	change(&changed)
+	err := d.writeUserLocked(&changed)
+	if err == nil {
+		*u = changed
 	}
 	d.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("set quota of %q: %w", user, err)
+		return fmt.Errorf("%s %q: %w", what, user, err)
 	}
 	// Dovecot may have checked this user's file earlier in the current
 	// second and then won't look again until the clock moves on (see

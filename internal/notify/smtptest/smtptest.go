@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"math/big"
 	"mime"
@@ -39,11 +40,14 @@ type Server struct {
 	Addr string
 	// CAs trusts the relay's certificate (for STARTTLS).
 	CAs *x509.CertPool
+	// CAPEM is that certificate in PEM, for a configuration's CA file.
+	CAPEM []byte
 
 	t        testing.TB
 	ln       net.Listener
 	tls      *tls.Config
 	user, pw string
+	implicit bool // TLS from the first byte
 
 	mu     sync.Mutex
 	mails  []Mail
@@ -54,13 +58,23 @@ type Server struct {
 // Start runs a relay until the test ends. With user set, it offers
 // STARTTLS and wants AUTH PLAIN with user and pw before taking mail.
 func Start(t testing.TB, user, pw string) *Server {
+	return start(t, user, pw, false)
+}
+
+// StartTLS runs a relay that speaks TLS from the first byte (port 465's
+// "implicit TLS"), and wants AUTH PLAIN when user is set.
+func StartTLS(t testing.TB, user, pw string) *Server {
+	return start(t, user, pw, true)
+}
+
+func start(t testing.TB, user, pw string, implicit bool) *Server {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Addr: ln.Addr().String(), t: t, ln: ln, user: user, pw: pw}
-	if user != "" {
-		s.tls, s.CAs = selfSigned(t)
+	s := &Server{Addr: ln.Addr().String(), t: t, ln: ln, user: user, pw: pw, implicit: implicit}
+	if user != "" || implicit {
+		s.tls, s.CAs, s.CAPEM = selfSigned(t)
 	}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
@@ -111,11 +125,18 @@ func (s *Server) Wait(n int, timeout time.Duration) []Mail {
 func (s *Server) serve(c net.Conn) {
 	defer func() { c.Close() }()
 	c.SetDeadline(time.Now().Add(time.Minute))
+	if s.implicit {
+		tc := tls.Server(c, s.tls)
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		c = tc
+	}
 	rd := bufio.NewReader(c)
 	say := func(format string, args ...any) { fmt.Fprintf(c, format+"\r\n", args...) }
 	say("220 smtptest ready")
 	var cur Mail
-	authed, secure := s.user == "", false
+	authed, secure := s.user == "", s.implicit
 	for {
 		line, err := rd.ReadString('\n')
 		if err != nil {
@@ -223,7 +244,7 @@ func decode(t testing.TB, data string) (subject, body string) {
 	return subject, strings.ReplaceAll(b.String(), "\r\n", "\n")
 }
 
-func selfSigned(t testing.TB) (*tls.Config, *x509.CertPool) {
+func selfSigned(t testing.TB) (*tls.Config, *x509.CertPool, []byte) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -239,5 +260,6 @@ func selfSigned(t testing.TB) (*tls.Config, *x509.CertPool) {
 	cert, _ := x509.ParseCertificate(der)
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, pool
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, pool,
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
