@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -275,4 +276,51 @@ func HumanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// Continue joins the report of a run's later slice to the report of its
+// earlier slices, so that one run reads as one copy: what the earlier
+// slices copied counts as copied, not as already present when the later
+// slice finds it there. Skipped and failed messages, the space check and
+// the outcome are the later slice's (the latest truth).
+func (r *Report) Continue(earlier *Report) {
+	if earlier == nil {
+		return
+	}
+	r.Started = earlier.Started
+	seen := map[string]bool{}
+	before := map[string]FolderReport{}
+	for _, f := range earlier.Folders {
+		before[f.Source] = f
+	}
+	for i := range r.Folders {
+		f := &r.Folders[i]
+		seen[f.Source] = true
+		e, ok := before[f.Source]
+		if !ok {
+			continue
+		}
+		f.Copied += e.Copied
+		f.AlreadyPresent = max(0, f.AlreadyPresent-e.Copied)
+		f.FlagsUpdated += e.FlagsUpdated
+		f.BytesCopied += e.BytesCopied
+		f.Rewritten += e.Rewritten
+		f.DatesNotKept += e.DatesNotKept
+		f.FlagsNotKept += e.FlagsNotKept
+		f.Unchanged = f.Unchanged && e.Unchanged
+		for _, k := range e.KeywordsDropped {
+			if !slices.Contains(f.KeywordsDropped, k) {
+				f.KeywordsDropped = append(f.KeywordsDropped, k)
+			}
+		}
+	}
+	// A folder the later slice did not list (it was deleted on the old
+	// server meanwhile) keeps what was copied from it.
+	for _, e := range earlier.Folders {
+		if !seen[e.Source] {
+			e.Skipped, e.Failed = nil, nil
+			r.Folders = append(r.Folders, e)
+		}
+	}
+	r.total()
 }

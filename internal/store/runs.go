@@ -21,8 +21,9 @@ const (
 
 // Run is one copy of a task, from the claim of its job until the task
 // reaches a final state: the slices of a long copy are one run, and a new
-// run starts when a finished task is queued again. Its report is that of
-// its last slice; a task's own report is its latest run's.
+// run starts when a finished task is queued again. Its report covers all
+// its slices (engine.Report.Continue); a task's own report is its latest
+// run's.
 type Run struct {
 	TaskID int64 `json:"task_id"`
 	// Number counts the task's runs from 1.
@@ -73,6 +74,24 @@ func openRun(ctx context.Context, tx *sql.Tx, taskID int64, now time.Time) (bool
 		return false, fmt.Errorf("start a run of task %d: %w", taskID, err)
 	}
 	return true, nil
+}
+
+// openRunReport is the report of a task's open run so far: nil when no
+// run is open or no slice of it has ended yet.
+func (l *SQLite) openRunReport(ctx context.Context, taskID int64) (*engine.Report, error) {
+	var report string
+	err := l.db.QueryRowContext(ctx, `SELECT report FROM task_run WHERE task_id = ? AND finished = 0`, taskID).Scan(&report)
+	if errors.Is(err, sql.ErrNoRows) || report == "" {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the open run of task %d: %w", taskID, err)
+	}
+	var r engine.Report
+	if err := json.Unmarshal([]byte(report), &r); err != nil {
+		return nil, fmt.Errorf("read the open run of task %d: %w", taskID, err)
+	}
+	return &r, nil
 }
 
 // endRun writes the end of a slice into the task's open run: its report

@@ -15,7 +15,7 @@ func report(n int) *engine.Report {
 }
 
 // Every run of a task keeps its own report: the slices of one copy are one
-// run, and each time a finished task is queued again a new run starts,
+// run (whose report counts what each slice copied), and each time a finished task is queued again a new run starts,
 // whose kind says why. The task's report is the latest run's.
 func TestTaskRuns(t *testing.T) {
 	s, d := openTest(t)
@@ -84,7 +84,7 @@ func TestTaskRuns(t *testing.T) {
 		{4, RunRestart, StateDone, 0},
 		{3, RunResync, StateCancelled, -1},
 		{2, RunResume, StateDone, 150},
-		{1, RunFirst, StatePaused, 50},
+		{1, RunFirst, StatePaused, 150}, // both slices
 	}
 	if len(runs) != len(want) {
 		t.Fatalf("%d runs, want %d: %+v", len(runs), len(want), runs)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -432,6 +433,20 @@ func (l *SQLite) SetTaskProgress(ctx context.Context, id int64, p Progress) (boo
 func (l *SQLite) FinishTask(ctx context.Context, id int64, end TaskEnd) (bool, error) {
 	if end.State != StateQueued && !Finished(end.State) {
 		return false, fmt.Errorf("finish task %d: %q is not a state to end a run in", id, end.State)
+	}
+	if end.Report != nil {
+		// A further slice of the run: its report continues the earlier
+		// slices'. Only this task's worker writes its open run.
+		earlier, err := l.openRunReport(ctx, id)
+		if err != nil {
+			return false, fmt.Errorf("finish task %d: %w", id, err)
+		}
+		if earlier != nil {
+			merged := *end.Report
+			merged.Folders = slices.Clone(end.Report.Folders)
+			merged.Continue(earlier)
+			end.Report = &merged
+		}
 	}
 	report, err := marshalOrEmpty(end.Report, end.Report == nil)
 	if err != nil {

@@ -63,6 +63,34 @@
       cell.appendChild(a);
     });
   }
+  // A task's per-folder report and its list of runs change when its state
+  // does (a run starts or ends): they are taken from the page as the
+  // server renders it now, keeping what the customer opened.
+  function refreshDetails(id) {
+    fetch(location.pathname, { credentials: "same-origin" }).then(function (r) {
+      return r.ok ? r.text() : Promise.reject(r.status);
+    }).then(function (html) {
+      var doc = new DOMParser().parseFromString(html, "text/html");
+      var after = document.getElementById("task-" + id);
+      if (!after) return;
+      ["folders-", "runs-"].forEach(function (prefix) {
+        var fresh = doc.getElementById(prefix + id), old = document.getElementById(prefix + id);
+        if (fresh) {
+          fresh = document.importNode(fresh, true);
+          if (old) {
+            var opened = old.querySelector("details[open]");
+            if (opened) fresh.querySelector("details").open = true;
+            old.replaceWith(fresh);
+          } else {
+            after.after(fresh);
+          }
+          after = fresh;
+        } else if (old) {
+          old.remove();
+        }
+      });
+    }).catch(function () { /* the next state change or a reload shows them */ });
+  }
   var es = new EventSource("/migrations/" + table.dataset.migration + "/events");
   es.addEventListener("progress", function (ev) {
     var m = JSON.parse(ev.data);
@@ -101,13 +129,13 @@
         badge.className = "badge " + t.state;
         badge.textContent = labels[t.state] || t.state;
         showActions(row, t.state);
+        refreshDetails(t.id);
       }
     });
   });
   es.addEventListener("done", function () {
-    // Every mailbox has finished: the per-folder reports and the runs are
-    // part of the page once it is loaded again; the next steps and the
-    // restart of all are offered now.
+    // Every mailbox has finished: the next steps and the restart of all
+    // are offered now.
     es.close();
     var done = Array.prototype.every.call(table.querySelectorAll('tbody tr[id^="task-"]'), function (r) {
       return r.dataset.state === "done" || r.dataset.state === "done_with_warnings";
