@@ -31,22 +31,22 @@ func runCheck(ctx context.Context, args []string) int {
 	for i, a := range accounts {
 		reports[i], _ = engine.Check(ctx, a, opt)
 		r := reports[i]
-		if r.Failure != nil {
-			fmt.Printf("%s -> %s: FAILED\n  %s\n  details: %s\n", a.SourceUser, a.DestUser, r.Failure.Message, r.Failure.Detail)
+		if f := r.Failure.Localize(out); f != nil {
+			fmt.Printf("%s\n  %s\n%s\n", catalog.T(out, "check.failed", a.SourceUser, a.DestUser), f.Message, catalog.T(out, "details", f.Detail))
 			continue
 		}
-		fmt.Printf("%s (%s) -> %s (%s): both logins OK, %d messages in %d folders to migrate\n",
-			a.SourceUser, r.Source, a.DestUser, r.Dest, r.Totals.SourceMessages, len(r.Folders))
+		fmt.Println(catalog.T(out, "check.ok", a.SourceUser, r.Source, a.DestUser, r.Dest,
+			catalog.N(out, "messages", r.Totals.SourceMessages), catalog.N(out, "folders", len(r.Folders))))
 		if sp := r.Space; sp != nil {
-			fmt.Printf("  destination: %s of %s used; the source holds %s\n", engine.HumanBytes(sp.Used), engine.HumanBytes(sp.Limit), engine.HumanBytes(sp.ToCopy))
-			if warn := sp.Warning(); warn != "" {
-				fmt.Printf("  warning: %s\n", warn)
+			fmt.Println(catalog.T(out, "check.space", out.Bytes(sp.Used), out.Bytes(sp.Limit), out.Bytes(sp.ToCopy)))
+			if warn := sp.Warning(); !warn.IsZero() {
+				fmt.Println(catalog.T(out, "warning", warn.In(out)))
 			}
 		}
 		tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
-		fmt.Fprintf(tw, "  SOURCE FOLDER\tDESTINATION\tMESSAGES\tNOTE\n")
+		fmt.Fprintln(tw, catalog.T(out, "table.check"))
 		for _, f := range r.Folders {
-			fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\n", f.Source, f.Dest, f.SourceMessages, f.Note)
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\n", f.Source, f.Dest, f.SourceMessages, f.Note.In(out))
 		}
 		tw.Flush()
 	}

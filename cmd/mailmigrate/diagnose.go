@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -58,7 +59,7 @@ func runDiscover(ctx context.Context, args []string) int {
 	defer cancel()
 	cands, err := d.Discover(ctx, fs.Arg(0))
 	if err != nil {
-		return fail(err)
+		return fail(inputError(err))
 	}
 	if len(cands) == 0 {
 		fmt.Printf("No IMAP server found for %s. Ask the old provider for the IMAP server name, or look it up in your mail program's account settings.\n", fs.Arg(0))
@@ -67,10 +68,8 @@ func runDiscover(ctx context.Context, args []string) int {
 	tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVER\tSECURITY\tFOUND BY\tREACHABLE\tNOTE")
 	for _, c := range cands {
-		note := c.Note
-		if c.Provider != nil && c.Provider.Needs != "" {
-			note = strings.TrimSpace(note + " " + c.Provider.Name + " needs " + c.Provider.Needs + ".")
-		}
+		// The note already says what the provider needs.
+		note := c.Note.In(out)
 		reach := "yes"
 		if !c.Reachable {
 			reach = "no"
@@ -115,19 +114,19 @@ func runDNSCheck(ctx context.Context, args []string) int {
 	defer cancel()
 	rows, err := diagnose.CheckDNS(ctx, diagnose.NewResolver(*dns), fs.Arg(0), e)
 	if err != nil {
-		return fail(err)
+		return fail(inputError(err))
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "RECORD\tNAME\tEXPECTED\tFOUND\tVERDICT")
 	bad := false
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Record, r.Name, r.Expected, r.Found, r.Verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Record, r.Name, r.Expected.In(out), r.Found.In(out), r.Verdict)
 		bad = bad || r.Verdict == diagnose.VerdictFail
 	}
 	tw.Flush()
 	for _, r := range rows {
-		if r.Advice != "" {
-			fmt.Printf("\n%s %s: %s", r.Record, r.Name, r.Advice)
+		if !r.Advice.IsZero() {
+			fmt.Printf("\n%s %s: %s", r.Record, r.Name, r.Advice.In(out))
 		}
 	}
 	fmt.Println()
@@ -135,4 +134,14 @@ func runDNSCheck(ctx context.Context, args []string) int {
 		return exitPartial
 	}
 	return exitOK
+}
+
+// inputError is a mistake in the address or domain given, in the
+// command line's language.
+func inputError(err error) error {
+	var ie *diagnose.InputError
+	if errors.As(err, &ie) {
+		return errors.New(ie.Text.In(out))
+	}
+	return err
 }

@@ -226,12 +226,11 @@ func printReports(w io.Writer, reports []*engine.Report) {
 		}
 		t := r.Totals
 		fmt.Fprintf(w, "%s (%s) -> %s (%s): %s\n", r.SourceUser, r.Source, r.DestUser, r.Dest, statusText(r.Status))
-		fmt.Fprintf(w, "  %d messages in %d folders: %d copied, %d already present, %d skipped, %d failed, %d flag updates, %s in %s\n",
-			t.SourceMessages, len(r.Folders), t.Copied, t.AlreadyPresent, t.Skipped, t.Failed, t.FlagsUpdated,
-			engine.HumanBytes(t.BytesCopied), r.Finished.Sub(r.Started).Round(1e7))
+		fmt.Fprintln(w, catalog.T(out, "summary", catalog.N(out, "messages", t.SourceMessages), catalog.N(out, "folders", len(r.Folders)),
+			t.Copied, t.AlreadyPresent, t.Skipped, t.Failed, t.FlagsUpdated, out.Bytes(t.BytesCopied), r.Finished.Sub(r.Started).Round(1e7)))
 		if len(r.Folders) > 0 {
 			tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-			fmt.Fprintf(tw, "  SOURCE FOLDER\tDESTINATION\tMESSAGES\tCOPIED\tPRESENT\tSKIPPED\tFAILED\n")
+			fmt.Fprintln(tw, catalog.T(out, "table.report"))
 			for _, f := range r.Folders {
 				fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t%d\n", f.Source, f.Dest, f.SourceMessages,
 					f.Copied, f.AlreadyPresent, len(f.Skipped), len(f.Failed))
@@ -239,21 +238,21 @@ func printReports(w io.Writer, reports []*engine.Report) {
 			tw.Flush()
 		}
 		for _, f := range r.Folders {
-			for _, note := range f.Remarks() {
-				fmt.Fprintf(w, "  note: %s -> %s: %s\n", f.Source, f.Dest, note)
+			for _, note := range f.Remarks(out) {
+				fmt.Fprintln(w, catalog.T(out, "note", f.Source, f.Dest, note))
 			}
 			for _, m := range f.Skipped {
-				fmt.Fprintf(w, "  skipped in %s: %q of %s (%s): %s\n", f.Source, m.Subject, m.Date.Format("2006-01-02"), engine.HumanBytes(m.Size), m.Reason)
+				fmt.Fprintln(w, catalog.T(out, "skipped", f.Source, m.Subject, out.Date(m.Date), out.Bytes(m.Size), m.Reason.In(out)))
 			}
 			for _, m := range f.Failed {
-				fmt.Fprintf(w, "  failed in %s: UID %d %q (%s): %s\n", f.Source, m.UID, m.Subject, engine.HumanBytes(m.Size), m.Reason)
+				fmt.Fprintln(w, catalog.T(out, "failed", f.Source, m.UID, m.Subject, out.Bytes(m.Size), m.Reason.In(out)))
 			}
 		}
-		if warn := r.Space.Warning(); warn != "" && r.Failure == nil {
-			fmt.Fprintf(w, "  warning: %s\n", warn)
+		if warn := r.Space.Warning(); !warn.IsZero() && r.Failure == nil {
+			fmt.Fprintln(w, catalog.T(out, "warning", warn.In(out)))
 		}
-		if r.Failure != nil {
-			fmt.Fprintf(w, "  %s\n  details: %s\n", r.Failure.Message, r.Failure.Detail)
+		if f := r.Failure.Localize(out); f != nil {
+			fmt.Fprintf(w, "  %s\n%s\n", f.Message, catalog.T(out, "details", f.Detail))
 		}
 	}
 }
@@ -261,11 +260,11 @@ func printReports(w io.Writer, reports []*engine.Report) {
 func statusText(s engine.Status) string {
 	switch s {
 	case engine.StatusDone:
-		return "done"
+		return catalog.T(out, "status.done")
 	case engine.StatusWarnings:
-		return "done with warnings"
+		return catalog.T(out, "status.warnings")
 	case engine.StatusOverQuota:
-		return "paused: destination out of space"
+		return catalog.T(out, "status.over_quota")
 	}
-	return "failed"
+	return catalog.T(out, "status.failed")
 }

@@ -13,6 +13,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"mailmigrate/internal/i18n"
 )
 
 // Entry is one account to migrate.
@@ -26,11 +28,18 @@ type Entry struct {
 
 // LineError is one rejected line.
 type LineError struct {
-	Line   int
-	Reason string
+	Line int
+	// Reason is why the line is refused, written in the reader's
+	// language where it is shown (its String is English).
+	Reason i18n.Message
 }
 
+// Error is the refusal in English, for logs.
 func (e LineError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Reason) }
+
+// Message is the whole refusal, line number and reason, for the reader's
+// language (the Message of the other packages' customer-facing errors).
+func (e LineError) Message() i18n.Message { return catalog.M("line", e.Line, e.Reason) }
 
 // Errors is every rejected line of a list.
 type Errors []LineError
@@ -123,12 +132,12 @@ func parseLines(data []byte) ([]Entry, Errors) {
 		}
 		login, password, _ := strings.Cut(strings.Replace(trimmed, "\t", " ", 1), " ")
 		password = strings.TrimLeft(password, " \t")
-		if reason := checkLogin(login); reason != "" {
+		if reason := checkLogin(login, false); !reason.IsZero() {
 			errs = append(errs, LineError{n, reason})
 			continue
 		}
 		if password == "" {
-			errs = append(errs, LineError{n, fmt.Sprintf("%s has no password: write the password after the address, separated by a space", login)})
+			errs = append(errs, LineError{n, catalog.M("no_password", login)})
 			continue
 		}
 		entries = append(entries, Entry{Line: n, SourceUser: login, SourcePassword: password,
@@ -138,25 +147,26 @@ func parseLines(data []byte) ([]Entry, Errors) {
 }
 
 func parseCSV(data []byte) ([]Entry, Errors) {
-	return csvEntries(data, func(e *Entry) string {
+	return csvEntries(data, func(e *Entry) i18n.Message {
 		switch {
 		case e.SourceUser == "":
-			return "the source login is empty"
+			return catalog.M("csv.no_source_login")
 		case e.SourcePassword == "":
-			return fmt.Sprintf("%s has no source password", e.SourceUser)
-		case checkLogin(e.DestUser) != "":
-			return "destination " + checkLogin(e.DestUser)
+			return catalog.M("csv.no_source_password", e.SourceUser)
+		case !checkLogin(e.DestUser, true).IsZero():
+			return checkLogin(e.DestUser, true)
 		case e.DestPassword == "":
-			return fmt.Sprintf("%s has no destination password", e.DestUser)
+			return catalog.M("csv.no_dest_password", e.DestUser)
 		}
-		return ""
+		return i18n.Message{}
 	})
 }
 
 // csvEntries reads a CSV account list (CSVHeader, then one account per
 // record) and passes each record's entry to check, which may complete it
-// and returns why it is refused, or "". Blank records are skipped.
-func csvEntries(data []byte, check func(e *Entry) string) ([]Entry, Errors) {
+// and returns why it is refused, or a zero Message. Blank records are
+// skipped.
+func csvEntries(data []byte, check func(e *Entry) i18n.Message) ([]Entry, Errors) {
 	var entries []Entry
 	var errs Errors
 	cr := csv.NewReader(bytes.NewReader(data))
@@ -173,7 +183,7 @@ func csvEntries(data []byte, check func(e *Entry) string) ([]Entry, Errors) {
 			if errors.As(err, &pe) {
 				line = pe.StartLine
 			}
-			errs = append(errs, LineError{line, "not valid CSV (check the quotes)"})
+			errs = append(errs, LineError{line, catalog.M("csv.invalid")})
 			if pe == nil {
 				break
 			}
@@ -188,12 +198,12 @@ func csvEntries(data []byte, check func(e *Entry) string) ([]Entry, Errors) {
 			continue
 		}
 		if len(rec) != 4 {
-			errs = append(errs, LineError{line, fmt.Sprintf("has %d columns, expected 4: %s", len(rec), CSVHeader)})
+			errs = append(errs, LineError{line, catalog.M("csv.columns", len(rec), CSVHeader)})
 			continue
 		}
 		e := Entry{Line: line, SourceUser: strings.TrimSpace(rec[0]), SourcePassword: rec[1],
 			DestUser: strings.TrimSpace(rec[2]), DestPassword: rec[3]}
-		if reason := check(&e); reason != "" {
+		if reason := check(&e); !reason.IsZero() {
 			errs = append(errs, LineError{line, reason})
 			continue
 		}
@@ -202,20 +212,27 @@ func csvEntries(data []byte, check func(e *Entry) string) ([]Entry, Errors) {
 	return entries, errs
 }
 
-// checkLogin returns why a login is not a full mailbox address, or "".
-func checkLogin(login string) string {
+// checkLogin returns why a login is not a full mailbox address, or a zero
+// Message; dest tells a CSV's destination login from the source one.
+func checkLogin(login string, dest bool) i18n.Message {
+	key := func(k string) string {
+		if dest {
+			return "dest_" + k
+		}
+		return k
+	}
 	local, domain, ok := strings.Cut(login, "@")
 	switch {
 	case login == "":
-		return "login is empty"
+		return catalog.M(key("login.empty"))
 	case !ok || domain == "":
-		return fmt.Sprintf("login %q has no domain: write the full address, e.g. %s@yourdomain.tld", login, strings.TrimSuffix(login, "@"))
+		return catalog.M(key("login.no_domain"), login, strings.TrimSuffix(login, "@"))
 	case local == "":
-		return fmt.Sprintf("login %q has nothing before the @", login)
+		return catalog.M(key("login.no_name"), login)
 	case !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.ContainsAny(domain, "@ "):
-		return fmt.Sprintf("login %q: %q is not a domain name", login, domain)
+		return catalog.M(key("login.not_domain"), login, domain)
 	}
-	return ""
+	return i18n.Message{}
 }
 
 // checkDuplicates rejects a source login or destination mailbox that
@@ -225,11 +242,11 @@ func checkDuplicates(entries []Entry) Errors {
 	src, dst := map[string]int{}, map[string]int{}
 	for _, e := range entries {
 		if first, ok := src[strings.ToLower(e.SourceUser)]; ok {
-			errs = append(errs, LineError{e.Line, fmt.Sprintf("%s is already listed on line %d", e.SourceUser, first)})
+			errs = append(errs, LineError{e.Line, catalog.M("duplicate.source", e.SourceUser, first)})
 			continue
 		}
 		if first, ok := dst[strings.ToLower(e.DestUser)]; ok {
-			errs = append(errs, LineError{e.Line, fmt.Sprintf("destination %s is already used on line %d", e.DestUser, first)})
+			errs = append(errs, LineError{e.Line, catalog.M("duplicate.dest", e.DestUser, first)})
 			continue
 		}
 		src[strings.ToLower(e.SourceUser)] = e.Line

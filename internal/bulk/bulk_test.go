@@ -65,7 +65,7 @@ func TestParseRejectsEveryBadLine(t *testing.T) {
 				t.Fatalf("errors = %v, want lines %v", errs, tc.lines)
 			}
 			for i, e := range errs {
-				if e.Line != tc.lines[i] || !strings.Contains(e.Reason, tc.words[i]) {
+				if e.Line != tc.lines[i] || !strings.Contains(e.Reason.String(), tc.words[i]) {
 					t.Errorf("error %d = %v, want line %d with %q", i, e, tc.lines[i], tc.words[i])
 				}
 			}

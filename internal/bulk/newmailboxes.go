@@ -6,6 +6,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"mailmigrate/internal/i18n"
 )
 
 // ParseNewMailboxes reads the panel's New Mailbox Migration list, whose
@@ -67,21 +69,21 @@ func parseNewLines(data []byte, domain string) ([]Entry, Errors) {
 			parts = strings.Fields(trimmed)
 		}
 		login := parts[0]
-		if reason := checkSourceLogin(login); reason != "" {
+		if reason := checkSourceLogin(login); !reason.IsZero() {
 			errs = append(errs, LineError{n, reason})
 			continue
 		}
 		e := Entry{Line: n, SourceUser: login, DestUser: mailboxFor(login, domain)}
 		switch len(parts) {
 		case 1:
-			errs = append(errs, LineError{n, fmt.Sprintf("%s has no password: write the old mailbox's password after the login, separated by a space", login)})
+			errs = append(errs, LineError{n, catalog.M("new.no_password", login)})
 			continue
 		case 2:
 			e.SourcePassword, e.DestPassword = parts[1], parts[1]
 		case 3:
 			e.SourcePassword, e.DestPassword = parts[1], parts[2]
 		default:
-			errs = append(errs, LineError{n, fmt.Sprintf("%s: the line has more than three parts (login, old password, new password); for a password with spaces separate the parts with tabs", login)})
+			errs = append(errs, LineError{n, catalog.M("new.too_many_parts", login)})
 			continue
 		}
 		entries = append(entries, e)
@@ -90,8 +92,8 @@ func parseNewLines(data []byte, domain string) ([]Entry, Errors) {
 }
 
 func parseNewCSV(data []byte, domain string) ([]Entry, Errors) {
-	return csvEntries(data, func(e *Entry) string {
-		if reason := checkSourceLogin(e.SourceUser); reason != "" {
+	return csvEntries(data, func(e *Entry) i18n.Message {
+		if reason := checkSourceLogin(e.SourceUser); !reason.IsZero() {
 			return reason
 		}
 		if e.DestUser == "" {
@@ -101,26 +103,26 @@ func parseNewCSV(data []byte, domain string) ([]Entry, Errors) {
 			e.DestPassword = e.SourcePassword
 		}
 		if e.SourcePassword == "" {
-			return fmt.Sprintf("%s has no source password", e.SourceUser)
+			return catalog.M("csv.no_source_password", e.SourceUser)
 		}
-		return ""
+		return i18n.Message{}
 	})
 }
 
 // checkSourceLogin returns why a login cannot be an old mailbox's login,
-// or "". Unlike checkLogin, the part after the @ need not be a domain
+// or a zero Message. Unlike checkLogin, the part after the @ need not be a domain
 // name: a renamed service is logged in to as name@w123456.
-func checkSourceLogin(login string) string {
+func checkSourceLogin(login string) i18n.Message {
 	at := strings.LastIndexByte(login, '@')
 	switch {
 	case login == "":
-		return "login is empty"
+		return catalog.M("login.empty")
 	case at < 0 || at == len(login)-1:
-		return fmt.Sprintf("login %q has no domain: write the old mailbox's full login, e.g. %s@old-domain.tld", login, strings.TrimSuffix(login, "@"))
+		return catalog.M("new.login.no_domain", login, strings.TrimSuffix(login, "@"))
 	case at == 0:
-		return fmt.Sprintf("login %q has nothing before the @", login)
+		return catalog.M("login.no_name", login)
 	}
-	return ""
+	return i18n.Message{}
 }
 
 // mailboxFor is the mailbox that New Mailbox Migration creates for an old

@@ -32,10 +32,10 @@ func TestParseNewMailboxes(t *testing.T) {
 		t.Fatalf("errors = %v", errs)
 	}
 	for _, e := range errs {
-		if !strings.Contains(e.Reason, wantErrs[e.Line]) {
+		if !strings.Contains(e.Reason.String(), wantErrs[e.Line]) {
 			t.Errorf("line %d: %q, want %q", e.Line, e.Reason, wantErrs[e.Line])
 		}
-		if strings.Contains(e.Reason, "heslo") {
+		if strings.Contains(e.Reason.String(), "heslo") {
 			t.Errorf("line %d reveals a password: %q", e.Line, e.Reason)
 		}
 	}

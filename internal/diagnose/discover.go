@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/imapconn"
 )
 
@@ -45,9 +46,34 @@ type Candidate struct {
 	Reachable bool `json:"reachable"`
 	// IsHosting means Host resolves to this hosting: the domain's DNS was
 	// already moved, and the name no longer leads to the old server.
-	IsHosting bool   `json:"is_hosting"`
-	Note      string `json:"note,omitempty"` // for the customer: what to do or know
+	IsHosting bool         `json:"is_hosting"`
+	Note      i18n.Message `json:"note,omitzero"` // for the customer: what to do or know
 }
+
+// Localize returns a copy of the candidate for showing, with its note and
+// its provider's needs written in the printer's language (so that an
+// answer's JSON holds plain strings). The copy is not for storing.
+func (c Candidate) Localize(p *i18n.Printer) Candidate {
+	c.Note = i18n.Literal(c.Note.In(p))
+	if c.Provider != nil {
+		// A copy: Provider points into the shared table.
+		pr := *c.Provider
+		pr.Needs = i18n.Literal(pr.Needs.In(p))
+		c.Provider = &pr
+	}
+	return c
+}
+
+// InputError is a mistake in an address or a domain name the customer
+// typed, said so that it can be shown in the reader's language.
+type InputError struct {
+	Text i18n.Message
+}
+
+func (e *InputError) Error() string { return e.Text.String() }
+
+// Message is the mistake as a sentence for the customer.
+func (e *InputError) Message() i18n.Message { return e.Text }
 
 // Addr is Host:Port.
 func (c Candidate) Addr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
@@ -109,7 +135,7 @@ func (d *Discoverer) Discover(ctx context.Context, address string) ([]Candidate,
 	})
 	wg.Go(func() {
 		if p := ProviderForDomain(domain); p != nil {
-			sources[0] = []Candidate{providerCandidate(p, SourceProviderTable, "")}
+			sources[0] = []Candidate{providerCandidate(p, SourceProviderTable, i18n.Message{})}
 		}
 	})
 	wg.Go(func() { sources[1] = d.autoconfig(ctx, local, domain) })
@@ -143,16 +169,16 @@ func (d *Discoverer) step(ctx context.Context) (context.Context, context.CancelF
 func splitAddress(address string) (string, string, error) {
 	at := strings.LastIndex(address, "@")
 	if at <= 0 || at == len(address)-1 {
-		return "", "", fmt.Errorf("%q is not a mail address: give the full address, such as jana@firma.cz", address)
+		return "", "", &InputError{catalog.M("error.address", address)}
 	}
 	domain, err := normDomain(address[at+1:])
-	if err != nil {
-		return "", "", fmt.Errorf("the domain of %q: %w", address, err)
+	if ie := (*InputError)(nil); errors.As(err, &ie) {
+		return "", "", &InputError{catalog.M("error.address_domain", address, ie.Text)}
 	}
 	return strings.TrimSpace(address[:at]), domain, nil
 }
 
-func providerCandidate(p *Provider, source, note string) Candidate {
+func providerCandidate(p *Provider, source string, note i18n.Message) Candidate {
 	return Candidate{Host: p.Host, Port: p.Port, Security: p.Security, Source: source, Provider: p, LoginForm: p.LoginForm, Note: note}
 }
 
@@ -217,7 +243,7 @@ func autoconfigCandidate(typ, host string, port int, socket, username, local, do
 		c.Security = "starttls"
 	default:
 		c.Security = "plain"
-		c.Note = "The domain's settings say this port has no encryption. The migration will ask for STARTTLS and will not send the password unencrypted unless you allow it."
+		c.Note = catalog.M("note.plain")
 	}
 	switch strings.TrimSpace(username) {
 	case "%EMAILADDRESS%":
@@ -282,8 +308,7 @@ func (d *Discoverer) mx(ctx context.Context, r Resolver, domain string) []Candid
 	var out []Candidate
 	for _, mx := range mxs {
 		if p := ProviderForMX(mx.Host); p != nil {
-			out = append(out, providerCandidate(p, SourceMX,
-				fmt.Sprintf("The mail of %s is delivered to %s (MX %s).", domain, p.Name, normName(mx.Host))))
+			out = append(out, providerCandidate(p, SourceMX, catalog.M("note.mx", domain, p.Name, normName(mx.Host))))
 		}
 	}
 	return out
@@ -326,7 +351,7 @@ func merge(cs []Candidate) []Candidate {
 		if out[i].LoginForm == "" {
 			out[i].LoginForm = c.LoginForm
 		}
-		if out[i].Note == "" {
+		if out[i].Note.IsZero() {
 			out[i].Note = c.Note
 		}
 	}
@@ -345,9 +370,9 @@ func (d *Discoverer) check(ctx context.Context, r Resolver, h *hosting, c *Candi
 		}
 	}
 	if p := c.Provider; p != nil && p.OAuth {
-		c.addNote(fmt.Sprintf("%s does not accept passwords for IMAP: it needs %s. A migration that logs in with a password cannot reach this mailbox.", p.Name, p.Needs))
-	} else if p != nil && p.Needs != "" {
-		c.addNote(fmt.Sprintf("%s needs %s before the migration can log in.", p.Name, p.Needs))
+		c.addNote(catalog.M("note.oauth", p.Name, p.Needs))
+	} else if p != nil && !p.Needs.IsZero() {
+		c.addNote(catalog.M("note.needs", p.Name, p.Needs))
 	}
 	if len(h.names) > 0 || len(h.addrs) > 0 {
 		sctx, cancel := d.step(ctx)
@@ -356,8 +381,7 @@ func (d *Discoverer) check(ctx context.Context, r Resolver, h *hosting, c *Candi
 		if err == nil && here && d.Hosting.servesIMAP(c.Port) {
 			c.IsHosting = true
 			// This is the one thing the customer must act on: first.
-			c.Note = strings.TrimSpace(fmt.Sprintf("%s already points to this hosting (%s): the domain's DNS was moved, so this name no longer leads to the old server. Enter the old provider's own server name or its IP address instead. %s",
-				c.Host, strings.Join(addrs, ", "), c.Note))
+			c.Note = joined(catalog.M("note.hosting", c.Host, strings.Join(addrs, ", ")), c.Note)
 		}
 	}
 	sctx, cancel := d.step(ctx)
@@ -369,7 +393,7 @@ func (d *Discoverer) check(ctx context.Context, r Resolver, h *hosting, c *Candi
 	conn, err := dial(sctx, "tcp", c.Addr())
 	if err != nil {
 		if !c.IsHosting {
-			c.addNote(fmt.Sprintf("No connection to %s on port %d (refused, filtered or no answer).", c.Host, c.Port))
+			c.addNote(catalog.M("note.unreachable", c.Host, strconv.Itoa(c.Port)))
 		}
 		return
 	}
@@ -377,8 +401,19 @@ func (d *Discoverer) check(ctx context.Context, r Resolver, h *hosting, c *Candi
 	conn.Close()
 }
 
-func (c *Candidate) addNote(s string) {
-	c.Note = strings.TrimSpace(c.Note + " " + s)
+func (c *Candidate) addNote(m i18n.Message) {
+	c.Note = joined(c.Note, m)
+}
+
+// joined is two sentences one after the other, or the one there is.
+func joined(a, b i18n.Message) i18n.Message {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero():
+		return a
+	}
+	return catalog.M("join", a, b)
 }
 
 // prune drops guesses that lead nowhere: a guessed name that does not

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"mailmigrate/internal/i18n"
 )
 
 const discoverZone = hostingZone + `
@@ -214,9 +216,10 @@ func TestDiscover(t *testing.T) {
 			var got []string
 			for _, c := range cands {
 				got = append(got, brief(c))
-				t.Logf("%s login=%q\n\t%s", brief(c), c.LoginForm, c.Note)
-				if want, ok := tt.notes[c.Addr()]; ok && !strings.Contains(c.Note, want) {
-					t.Errorf("note of %s:\n got %q\nwant it to contain %q", c.Addr(), c.Note, want)
+				note := c.Note.In(i18n.New(i18n.English))
+				t.Logf("%s login=%q\n\t%s", brief(c), c.LoginForm, note)
+				if want, ok := tt.notes[c.Addr()]; ok && !strings.Contains(note, want) {
+					t.Errorf("note of %s:\n got %q\nwant it to contain %q", c.Addr(), note, want)
 				}
 				if want, ok := tt.login[c.Addr()]; ok && c.LoginForm != want {
 					t.Errorf("login form of %s = %q, want %q", c.Addr(), c.LoginForm, want)
@@ -309,7 +312,7 @@ func TestProviderLookup(t *testing.T) {
 			t.Errorf("%s%s → %q, want %q", tt.domain, tt.mx, got, tt.want)
 		}
 	}
-	if p := ProviderForDomain("gmail.com"); p.Host != "imap.gmail.com" || p.Port != 993 || !strings.Contains(p.Needs, "app password") {
+	if p := ProviderForDomain("gmail.com"); p.Host != "imap.gmail.com" || p.Port != 993 || !strings.Contains(p.Needs.String(), "app password") {
 		t.Errorf("gmail.com: %+v", p)
 	}
 }
@@ -332,11 +335,14 @@ func TestProviderTable(t *testing.T) {
 		if len(p.Domains) == 0 && len(p.MXSuffixes) == 0 {
 			t.Errorf("%s: can never be found", p.ID)
 		}
-		if strings.HasSuffix(p.Needs, ".") {
-			t.Errorf("%s: Needs ends a sentence it is only part of", p.ID)
-		}
-		if p.OAuth && !strings.Contains(p.Needs, "OAuth") {
-			t.Errorf("%s: OAuth provider without saying so", p.ID)
+		for _, l := range i18n.All {
+			needs := p.Needs.In(i18n.New(l))
+			if strings.HasSuffix(needs, ".") {
+				t.Errorf("%s: Needs in %s ends a sentence it is only part of", p.ID, l)
+			}
+			if p.OAuth && !strings.Contains(needs, "OAuth") {
+				t.Errorf("%s: OAuth provider without saying so in %s", p.ID, l)
+			}
 		}
 	}
 	for _, id := range []string{"gmail", "google-workspace", "microsoft365", "outlook", "yahoo", "aol", "icloud",

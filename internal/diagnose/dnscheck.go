@@ -6,10 +6,13 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
 	"golang.org/x/net/idna"
+
+	"mailmigrate/internal/i18n"
 )
 
 // Expect is what a domain's DNS should say once its mail is at this
@@ -60,12 +63,25 @@ const (
 // Row is one line of the DNS check: one record, what it should be, what it
 // is and what to do about it.
 type Row struct {
-	Record   string `json:"record"`   // MX, CNAME, TXT (SPF), SRV, or "domain" for the domain as a whole
-	Name     string `json:"name"`     // the DNS name checked, e.g. imap.firma.cz
-	Expected string `json:"expected"` // the right value, as the customer would enter it
-	Found    string `json:"found"`    // what DNS says now; "" when there is nothing
-	Verdict  string `json:"verdict"`  // VerdictOK, VerdictWarn or VerdictFail
-	Advice   string `json:"advice"`   // what to change, in the customer's words; "" when nothing
+	Record string `json:"record"` // MX, CNAME, TXT (SPF), SRV, or "domain" for the domain as a whole
+	Name   string `json:"name"`   // the DNS name checked, e.g. imap.firma.cz
+	// Expected is the right value, as the customer would enter it; Found
+	// is what DNS says now (zero when there is nothing). Both are record
+	// values, or words where no value can say it.
+	Expected i18n.Message `json:"expected"`
+	Found    i18n.Message `json:"found"`
+	Verdict  string       `json:"verdict"` // VerdictOK, VerdictWarn or VerdictFail
+	Advice   i18n.Message `json:"advice"`  // what to change, in the customer's words; zero when nothing
+}
+
+// Localize returns a copy of the row for showing, with its texts written
+// in the printer's language (so that an answer's JSON holds plain
+// strings). The copy is not for storing.
+func (r Row) Localize(p *i18n.Printer) Row {
+	r.Expected = i18n.Literal(r.Expected.In(p))
+	r.Found = i18n.Literal(r.Found.In(p))
+	r.Advice = i18n.Literal(r.Advice.In(p))
+	return r
 }
 
 // CheckDNS checks a domain's DNS after its mail moved to the hosting: MX,
@@ -228,11 +244,11 @@ func normName(s string) string {
 func normDomain(domain string) (string, error) {
 	d := normName(domain)
 	if d == "" || strings.ContainsAny(d, "@/: \t") || !strings.Contains(d, ".") {
-		return "", fmt.Errorf("%q is not a domain name: give it as firma.cz", domain)
+		return "", &InputError{catalog.M("error.domain", domain)}
 	}
 	a, err := idna.Lookup.ToASCII(d)
 	if err != nil {
-		return "", fmt.Errorf("%q is not a valid domain name: %w", domain, err)
+		return "", &InputError{catalog.M("error.domain_invalid", domain, err.Error())}
 	}
 	return a, nil
 }
@@ -247,14 +263,14 @@ func domainRow(ctx context.Context, r Resolver, domain string, mxErr error) (Row
 	if slices.Contains(outs, found) {
 		return Row{}, false
 	}
-	row := Row{Record: "domain", Name: domain, Expected: "a registered domain whose DNS servers answer", Verdict: VerdictFail}
+	row := Row{Record: "domain", Name: domain, Expected: catalog.M("expected.domain"), Verdict: VerdictFail}
 	switch {
 	case !slices.ContainsFunc(outs, func(o lookupOutcome) bool { return o != notFound }):
-		row.Found = "the domain has no DNS records"
-		row.Advice = fmt.Sprintf("%s does not exist in DNS (or has no records at all). Check the spelling; if it is right, check at your domain registrar that the domain is registered and that its name servers are set.", domain)
+		row.Found = catalog.M("found.no_records")
+		row.Advice = catalog.M("advice.domain.missing", domain)
 	case slices.Contains(outs, temporary):
-		row.Found = "the DNS servers did not answer"
-		row.Advice = fmt.Sprintf("The DNS servers of %s did not answer (temporary failure), so mail to it cannot be delivered right now either. If you changed the domain's name servers recently, make sure the DNSSEC (DS) record at your registrar was removed or updated to match them; a stale one makes every lookup fail. Otherwise run the check again in a few minutes, and if it persists, contact whoever runs the domain's DNS.", domain)
+		row.Found = catalog.M("found.no_answer")
+		row.Advice = catalog.M("advice.domain.no_answer", domain)
 	default:
 		return Row{}, false
 	}
@@ -263,13 +279,13 @@ func domainRow(ctx context.Context, r Resolver, domain string, mxErr error) (Row
 
 // mxRow checks that the domain's mail is delivered to the hosting.
 func mxRow(ctx context.Context, r Resolver, domain string, mxs []*net.MX, err error, e Expect, h *hosting) Row {
-	row := Row{Record: "MX", Name: domain, Expected: orList(e.MX)}
+	row := Row{Record: "MX", Name: domain, Expected: i18n.Literal(orList(e.MX))}
 	set := mxAdvice(domain, e.MX)
 	if len(mxs) == 0 {
 		switch outcome(err) {
 		case notFound:
 			row.Verdict = VerdictFail
-			row.Advice = fmt.Sprintf("%s has no MX record, so senders do not know where to deliver its mail. %s", domain, set)
+			row.Advice = catalog.M("advice.mx.none", domain, set)
 		default:
 			row.Verdict = VerdictWarn
 			row.Advice = tryAgain(domain, "MX", err)
@@ -277,27 +293,27 @@ func mxRow(ctx context.Context, r Resolver, domain string, mxs []*net.MX, err er
 		return row
 	}
 	slices.SortStableFunc(mxs, func(a, b *net.MX) int { return int(a.Pref) - int(b.Pref) })
-	var found, others []string
+	var found []string
+	var others []i18n.Message
 	ours := make([]bool, len(mxs))
 	for i, mx := range mxs {
 		found = append(found, fmt.Sprintf("%d %s", mx.Pref, shownName(mx.Host)))
 		ours[i] = isOurMX(ctx, r, mx.Host, e, h)
 		if !ours[i] {
-			others = append(others, fmt.Sprintf("%s (priority %d)", normName(mx.Host), mx.Pref))
+			others = append(others, catalog.M("mx.priority", normName(mx.Host), strconv.Itoa(int(mx.Pref))))
 		}
 	}
-	row.Found = strings.Join(found, ", ")
+	row.Found = i18n.Literal(strings.Join(found, ", "))
 	switch {
 	case len(mxs) == 1 && normName(mxs[0].Host) == "":
 		// RFC 7505 "null MX": the domain declares it accepts no mail.
 		row.Verdict = VerdictFail
-		row.Advice = fmt.Sprintf("%s has a \"null MX\" record, which tells senders the domain receives no mail at all. Replace it: %s", domain, lowerFirst(set))
+		row.Advice = catalog.M("advice.mx.null", domain, set)
 	case !slices.Contains(ours, false):
 		row.Verdict = VerdictOK
 	case !slices.Contains(ours, true):
 		row.Verdict = VerdictFail
-		row.Advice = fmt.Sprintf("%s It now points to %s, so new mail still arrives at the old provider. After the change, run the migration once more to copy what arrived there in the meantime.",
-			set, strings.Join(hostsOf(mxs), ", "))
+		row.Advice = catalog.M("advice.mx.old", set, strings.Join(hostsOf(mxs), ", "))
 	default:
 		// Some ours, some not: senders pick by priority and fall back, so
 		// part of the new mail still goes to the old provider.
@@ -305,8 +321,7 @@ func mxRow(ctx context.Context, r Resolver, domain string, mxs []*net.MX, err er
 		if !ours[0] {
 			row.Verdict = VerdictFail // the preferred exchanger is the old one
 		}
-		row.Advice = fmt.Sprintf("Remove the MX records of %s that point to %s: senders that use them deliver to the old provider, so part of the new mail still lands there. After the change, run the migration once more to copy it.",
-			domain, strings.Join(others, ", "))
+		row.Advice = catalog.M("advice.mx.partly", domain, list(others, "list.comma"))
 	}
 	return row
 }
@@ -328,15 +343,28 @@ func isOurMX(ctx context.Context, r Resolver, host string, e Expect, h *hosting)
 }
 
 // mxAdvice is the instruction to set the MX records to the hosting's.
-func mxAdvice(domain string, mx []string) string {
-	var parts []string
+func mxAdvice(domain string, mx []string) i18n.Message {
+	var parts []i18n.Message
 	for i, m := range mx {
-		parts = append(parts, fmt.Sprintf("%s (priority %d)", normName(m), 10*(i+1)))
+		parts = append(parts, catalog.M("mx.priority", normName(m), strconv.Itoa(10*(i+1))))
 	}
 	if len(parts) == 1 {
-		return fmt.Sprintf("Set the MX record of %s to %s.", domain, parts[0])
+		return catalog.M("mx.set.one", domain, parts[0])
 	}
-	return fmt.Sprintf("Set the MX records of %s to %s.", domain, strings.Join(parts, " and "))
+	return catalog.M("mx.set.many", domain, list(parts, "list.and"))
+}
+
+// list joins items with commas, and the last two with the text of key
+// ("list.and": "a, b and c"; "list.comma": "a, b, c").
+func list(items []i18n.Message, key string) i18n.Message {
+	if len(items) == 0 {
+		return i18n.Message{}
+	}
+	out := items[len(items)-1]
+	if len(items) > 1 {
+		out = catalog.M(key, list(items[:len(items)-1], "list.comma"), out)
+	}
+	return out
 }
 
 func hostsOf(mxs []*net.MX) []string {
@@ -351,7 +379,7 @@ func hostsOf(mxs []*net.MX) []string {
 type nameCheck struct {
 	label  string
 	expect []string
-	effect string // what keeps happening while the name points elsewhere
+	effect string // key of what keeps happening while the name points elsewhere
 	// optional names get no row when they do not exist: only imap. and
 	// smtp. are what mail programs are commonly set up with.
 	optional bool
@@ -364,10 +392,10 @@ func nameChecks(e Expect) []nameCheck {
 			out = append(out, nameCheck{label, expect, effect, optional})
 		}
 	}
-	add("imap", e.IMAP, "mail programs set to %s still read mail from the old server", false)
-	add("smtp", e.SMTP, "mail programs set to %s still send through the old server", false)
-	add("pop3", e.POP3, "mail programs set to %s still download mail from the old server", true)
-	add("mail", slices.Concat(e.IMAP, e.SMTP, e.POP3), "mail programs set to %s still connect to the old server", true)
+	add("imap", e.IMAP, "effect.imap", false)
+	add("smtp", e.SMTP, "effect.smtp", false)
+	add("pop3", e.POP3, "effect.pop3", true)
+	add("mail", slices.Concat(e.IMAP, e.SMTP, e.POP3), "effect.mail", true)
 	return out
 }
 
@@ -397,14 +425,13 @@ func nameRows(ctx context.Context, r Resolver, name string, n nameCheck, h *host
 			if direct == "" && len(addrsOfTarget) > 0 {
 				direct = addrsOfTarget[0]
 			}
-			row.Advice = fmt.Sprintf("%s does not exist. If your mail programs use %s as their server, %s; otherwise set them to %s directly.",
-				name, name, lowerFirst(setIt), direct)
+			row.Advice = catalog.M("advice.name.missing", name, setIt, direct)
 		default:
 			if err == nil {
 				err = cnameErr
 			}
 			row.Verdict = VerdictWarn
-			row.Advice = tryAgain(name, "address", err)
+			row.Advice = tryAgain(name, "A/AAAA", err)
 		}
 	case len(addrs) > 0 && !slices.ContainsFunc(addrs, func(a string) bool { return !h.hasAddr(a) }):
 		row.Verdict = VerdictOK
@@ -416,11 +443,10 @@ func nameRows(ctx context.Context, r Resolver, name string, n nameCheck, h *host
 			}
 		}
 		row.Verdict = VerdictWarn
-		row.Advice = fmt.Sprintf("%s has addresses of this hosting and of another server (%s). Remove the records with %s: programs connect to either address at random.",
-			name, strings.Join(stray, ", "), strings.Join(stray, ", "))
+		row.Advice = catalog.M("advice.name.mixed", name, strings.Join(stray, ", "), strings.Join(stray, ", "))
 	default:
 		row.Verdict = VerdictFail
-		row.Advice = fmt.Sprintf("%s. It now points to %s: %s.", setIt, row.Found, fmt.Sprintf(n.effect, name))
+		row.Advice = catalog.M("advice.name.elsewhere", setIt, row.Found, catalog.M(n.effect, name))
 	}
 	return []Row{row}
 }
@@ -439,36 +465,36 @@ func firstName(expect []string, h *hosting) (string, []string) {
 	return "", ips
 }
 
-func expectedTarget(target string, addrs []string) string {
+func expectedTarget(target string, addrs []string) i18n.Message {
 	switch {
 	case target != "" && len(addrs) > 0:
-		return fmt.Sprintf("CNAME %s (or %s)", target, describeAddrs(addrs))
+		return catalog.M("expected.cname_or", target, describeAddrs(addrs))
 	case target != "":
-		return "CNAME " + target
+		return i18n.Literal("CNAME " + target)
 	}
-	return describeAddrs(addrs)
+	return i18n.Literal(describeAddrs(addrs))
 }
 
 // setTarget is the instruction to point name at the hosting, without the
 // final full stop.
-func setTarget(name, target string, addrs []string) string {
+func setTarget(name, target string, addrs []string) i18n.Message {
 	switch {
 	case target != "" && len(addrs) > 0:
-		return fmt.Sprintf("Make %s a CNAME record pointing to %s (or give it the address %s)", name, target, strings.Join(addrs, ", "))
+		return catalog.M("set.cname_or_addr", name, target, strings.Join(addrs, ", "))
 	case target != "":
-		return fmt.Sprintf("Make %s a CNAME record pointing to %s", name, target)
+		return catalog.M("set.cname", name, target)
 	}
-	return fmt.Sprintf("Give %s the address %s (an A/AAAA record)", name, strings.Join(addrs, ", "))
+	return catalog.M("set.addr", name, strings.Join(addrs, ", "))
 }
 
-func describeTarget(cname string, addrs []string) string {
+func describeTarget(cname string, addrs []string) i18n.Message {
 	switch {
 	case cname != "" && len(addrs) > 0:
-		return fmt.Sprintf("CNAME %s (%s)", normName(cname), strings.Join(addrs, ", "))
+		return i18n.Literal(fmt.Sprintf("CNAME %s (%s)", normName(cname), strings.Join(addrs, ", ")))
 	case cname != "":
-		return fmt.Sprintf("CNAME %s (which has no address)", normName(cname))
+		return catalog.M("found.cname_no_addr", normName(cname))
 	}
-	return describeAddrs(addrs)
+	return i18n.Literal(describeAddrs(addrs))
 }
 
 func describeAddrs(addrs []string) string {
@@ -487,7 +513,7 @@ func describeAddrs(addrs []string) string {
 // its mail.
 func spfRow(ctx context.Context, r Resolver, domain, include string) Row {
 	include = normName(include)
-	row := Row{Record: "TXT (SPF)", Name: domain, Expected: fmt.Sprintf("v=spf1 … include:%s … ~all", include)}
+	row := Row{Record: "TXT (SPF)", Name: domain, Expected: i18n.Literal(fmt.Sprintf("v=spf1 … include:%s … ~all", include))}
 	txts, err := r.LookupTXT(ctx, domain)
 	if o := outcome(err); o != found && o != notFound {
 		row.Verdict = VerdictWarn
@@ -500,20 +526,19 @@ func spfRow(ctx context.Context, r Resolver, domain, include string) Row {
 			spfs = append(spfs, t)
 		}
 	}
-	row.Found = strings.Join(spfs, " | ")
+	row.Found = i18n.Literal(strings.Join(spfs, " | "))
 	switch {
 	case len(spfs) == 0:
 		row.Verdict = VerdictFail
-		row.Advice = fmt.Sprintf("%s has no SPF record, so receivers may treat the mail you send as spam. Add a TXT record to %s: \"v=spf1 include:%s ~all\".", domain, domain, include)
+		row.Advice = catalog.M("advice.spf.none", domain, domain, include)
 	case len(spfs) > 1:
 		row.Verdict = VerdictFail
-		row.Advice = fmt.Sprintf("%s has %d SPF records; receivers treat that as an error and may reject your mail. Keep a single TXT record that starts with v=spf1 and contains include:%s.", domain, len(spfs), include)
+		row.Advice = catalog.M("advice.spf.many", domain, i18n.Count(len(spfs)), include)
 	case spfIncludes(spfs[0], include):
 		row.Verdict = VerdictOK
 	default:
 		row.Verdict = VerdictFail
-		row.Advice = fmt.Sprintf("The SPF record of %s does not allow this hosting to send your mail, so receivers may reject it or mark it as spam. Change it to: \"%s\".",
-			domain, withInclude(spfs[0], include))
+		row.Advice = catalog.M("advice.spf.wrong", domain, withInclude(spfs[0], include))
 	}
 	return row
 }
@@ -561,7 +586,7 @@ func withInclude(spf, include string) string {
 func autoconfigRows(ctx context.Context, r Resolver, name string, h *hosting) []Row {
 	cname, _ := r.LookupCNAME(ctx, name)
 	addrs, err := r.LookupHost(ctx, name)
-	row := Row{Record: "CNAME", Name: name, Expected: "this hosting, or no record", Found: describeTarget(cname, addrs)}
+	row := Row{Record: "CNAME", Name: name, Expected: catalog.M("expected.autoconfig"), Found: describeTarget(cname, addrs)}
 	switch {
 	case cname != "" && h.names[normName(cname)]:
 		row.Verdict = VerdictOK
@@ -570,13 +595,12 @@ func autoconfigRows(ctx context.Context, r Resolver, name string, h *hosting) []
 			return nil
 		}
 		row.Verdict = VerdictWarn
-		row.Advice = tryAgain(name, "address", err)
+		row.Advice = tryAgain(name, "A/AAAA", err)
 	case slices.ContainsFunc(addrs, h.hasAddr):
 		row.Verdict = VerdictOK
 	default:
 		row.Verdict = VerdictWarn
-		row.Advice = fmt.Sprintf("%s points to another server (%s): mail programs that set themselves up automatically may get the old provider's settings. Delete this record, or point it where this hosting's help pages say.",
-			name, row.Found)
+		row.Advice = catalog.M("advice.autoconfig.elsewhere", name, row.Found)
 	}
 	return []Row{row}
 }
@@ -588,9 +612,9 @@ func srvRows(ctx context.Context, r Resolver, service, domain string, expect []s
 	name := "_" + service + "._tcp." + domain
 	_, srvs, err := r.LookupSRV(ctx, service, "tcp", domain)
 	target, _ := firstName(expect, h)
-	row := Row{Record: "SRV", Name: name, Expected: "no record"}
+	row := Row{Record: "SRV", Name: name, Expected: catalog.M("expected.none")}
 	if target != "" {
-		row.Expected = fmt.Sprintf("0 1 %d %s, or no record", port, target)
+		row.Expected = catalog.M("expected.srv", strconv.Itoa(port), target)
 	}
 	if len(srvs) == 0 {
 		if o := outcome(err); o == notFound || o == found {
@@ -608,20 +632,20 @@ func srvRows(ctx context.Context, r Resolver, service, domain string, expect []s
 			ok = false
 		}
 	}
-	row.Found = strings.Join(found, ", ")
-	fix := "Delete this record"
+	row.Found = i18n.Literal(strings.Join(found, ", "))
+	fix := catalog.M("fix.delete")
 	if target != "" {
-		fix = fmt.Sprintf("Point it to %s port %d, or delete it", target, port)
+		fix = catalog.M("fix.point", target, strconv.Itoa(port))
 	}
 	switch {
 	case ok:
 		row.Verdict = VerdictOK
 	case len(srvs) == 1 && normName(srvs[0].Target) == "":
 		row.Verdict = VerdictWarn
-		row.Advice = fmt.Sprintf("%s says this service is not offered at all (target \".\"), so mail programs that read it will not use it. %s.", name, fix)
+		row.Advice = catalog.M("advice.srv.not_offered", name, fix)
 	default:
 		row.Verdict = VerdictWarn
-		row.Advice = fmt.Sprintf("%s points to another server (%s): mail programs that look it up connect there. %s.", name, row.Found, fix)
+		row.Advice = catalog.M("advice.srv.elsewhere", name, row.Found, fix)
 	}
 	return []Row{row}
 }
@@ -631,12 +655,13 @@ func srvReaches(ctx context.Context, r Resolver, host string, h *hosting) bool {
 	return err == nil && slices.ContainsFunc(addrs, h.hasAddr)
 }
 
-// tryAgain is the advice for a lookup that failed without an answer.
-func tryAgain(name, what string, err error) string {
+// tryAgain is the advice for a lookup of a record type (what) that failed
+// without an answer.
+func tryAgain(name, what string, err error) i18n.Message {
 	if outcome(err) == temporary {
-		return fmt.Sprintf("The DNS servers did not answer for the %s record of %s (temporary failure), so it could not be checked. Run the check again in a few minutes; if it persists, ask whoever runs the domain's DNS to check its name servers.", what, name)
+		return catalog.M("advice.try_again.temporary", what, name)
 	}
-	return fmt.Sprintf("The %s record of %s could not be checked (%v). Run the check again later; if it persists, ask whoever runs the domain's DNS.", what, name, err)
+	return catalog.M("advice.try_again.failed", what, name, fmt.Sprint(err))
 }
 
 func orList(s []string) string {
@@ -645,11 +670,4 @@ func orList(s []string) string {
 		n = append(n, normName(x))
 	}
 	return strings.Join(n, " or ")
-}
-
-func lowerFirst(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToLower(s[:1]) + s[1:]
 }

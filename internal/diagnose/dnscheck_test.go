@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"mailmigrate/internal/i18n"
 )
 
 // startDNS serves zone (one record a line, in zone-file syntax) from an
@@ -210,7 +212,7 @@ func TestCheckDNS(t *testing.T) {
 			},
 			advice: map[string]string{
 				"MX mixed.cz":         "Remove the MX records of mixed.cz that point to mx.old-provider.tld (priority 20)",
-				"CNAME imap.mixed.cz": "imap.mixed.cz does not exist. If your mail programs use imap.mixed.cz as their server, make imap.mixed.cz a CNAME record pointing to imap.hosting.example",
+				"CNAME imap.mixed.cz": "imap.mixed.cz does not exist. Make imap.mixed.cz a CNAME record pointing to imap.hosting.example (or give it the address 203.0.113.10) if your mail programs use it as their server",
 				"CNAME mail.mixed.cz": "Remove the records with 198.51.100.20",
 			},
 		},
@@ -257,14 +259,15 @@ func TestCheckDNS(t *testing.T) {
 			var got []string
 			for _, row := range rows {
 				got = append(got, row.Record+" "+row.Name+" "+row.Verdict)
+				row = row.Localize(i18n.New(i18n.English))
 				t.Logf("%-10s %-28s %-4s expected %q found %q\n\t%s", row.Record, row.Name, row.Verdict, row.Expected, row.Found, row.Advice)
-				if row.Verdict == VerdictOK && row.Advice != "" {
+				if row.Verdict == VerdictOK && !row.Advice.IsZero() {
 					t.Errorf("%s is ok but has advice %q", row.Name, row.Advice)
 				}
-				if row.Verdict != VerdictOK && row.Advice == "" {
+				if row.Verdict != VerdictOK && row.Advice.IsZero() {
 					t.Errorf("%s is %s without advice", row.Name, row.Verdict)
 				}
-				if want, ok := tt.advice[row.Record+" "+row.Name]; ok && !strings.Contains(row.Advice, want) {
+				if want, ok := tt.advice[row.Record+" "+row.Name]; ok && !strings.Contains(row.Advice.String(), want) {
 					t.Errorf("advice for %s:\n got %q\nwant it to contain %q", row.Name, row.Advice, want)
 				}
 			}
@@ -284,25 +287,25 @@ func TestCheckDNSFoundAndSuggestion(t *testing.T) {
 	}
 	byName := map[string]Row{}
 	for _, row := range rows {
-		byName[row.Record+" "+row.Name] = row
+		byName[row.Record+" "+row.Name] = row.Localize(i18n.New(i18n.English))
 	}
-	if got := byName["MX old.cz"].Found; got != "10 mx.old-provider.tld" {
+	if got := byName["MX old.cz"].Found.String(); got != "10 mx.old-provider.tld" {
 		t.Errorf("MX found = %q", got)
 	}
-	if got := byName["SRV _submission._tcp.old.cz"].Found; got != "0 0 0 ." {
+	if got := byName["SRV _submission._tcp.old.cz"].Found.String(); got != "0 0 0 ." {
 		t.Errorf("SRV found = %q, want the root shown as a dot", got)
 	}
 	spf := byName["TXT (SPF) old.cz"]
-	if spf.Found != "v=spf1 include:_spf.old-provider.tld -all" {
+	if spf.Found.String() != "v=spf1 include:_spf.old-provider.tld -all" {
 		t.Errorf("SPF found = %q (other TXT records must not show)", spf.Found)
 	}
-	if want := `"v=spf1 include:_spf.old-provider.tld include:_spf.hosting.example -all"`; !strings.Contains(spf.Advice, want) {
+	if want := `"v=spf1 include:_spf.old-provider.tld include:_spf.hosting.example -all"`; !strings.Contains(spf.Advice.String(), want) {
 		t.Errorf("SPF advice %q lacks %s", spf.Advice, want)
 	}
-	if got := byName["CNAME imap.old.cz"].Expected; got != "CNAME imap.hosting.example (or A 203.0.113.10)" {
+	if got := byName["CNAME imap.old.cz"].Expected.String(); got != "CNAME imap.hosting.example (or A 203.0.113.10)" {
 		t.Errorf("imap expected = %q", got)
 	}
-	if got := byName["SRV _imaps._tcp.old.cz"].Found; got != "0 1 993 imap.old-provider.tld" {
+	if got := byName["SRV _imaps._tcp.old.cz"].Found.String(); got != "0 1 993 imap.old-provider.tld" {
 		t.Errorf("SRV found = %q", got)
 	}
 }
@@ -323,7 +326,7 @@ pop3.ip.cz.  A   198.51.100.20
 	var got []string
 	for _, row := range rows {
 		got = append(got, row.Record+" "+row.Name+" "+row.Verdict)
-		if row.Name == "pop3.ip.cz" && !strings.Contains(row.Advice, "Give pop3.ip.cz the address 203.0.113.10") {
+		if row.Name == "pop3.ip.cz" && !strings.Contains(row.Advice.String(), "Give pop3.ip.cz the address 203.0.113.10") {
 			t.Errorf("pop3 advice = %q", row.Advice)
 		}
 	}

@@ -10,20 +10,21 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 
+	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/imapconn"
 )
 
 // Reason is one likely cause of a failure with what to do about it.
 type Reason struct {
-	Code   string `json:"code"`   // stable: no_domain, dns_moved, app_password, oauth, password, old_service_name, ...
-	Advice string `json:"advice"` // in the customer's words
+	Code   string       `json:"code"`   // stable: no_domain, dns_moved, app_password, oauth, password, old_service_name, ...
+	Advice i18n.Message `json:"advice"` // in the customer's words
 }
 
 // Certificate describes a server certificate the customer may decide to
@@ -39,13 +40,29 @@ type Certificate struct {
 
 // Diagnosis is the explanation of a failed connection or login.
 type Diagnosis struct {
-	Kind    string   `json:"kind"`    // imapconn kind code: auth, tls, connect, resolve, timeout, ...
-	Summary string   `json:"summary"` // one sentence
-	Reasons []Reason `json:"reasons"` // most likely first
+	Kind    string       `json:"kind"`    // imapconn kind code: auth, tls, connect, resolve, timeout, ...
+	Summary i18n.Message `json:"summary"` // one sentence
+	Reasons []Reason     `json:"reasons"` // most likely first
 	// ServerText is what the server said (never a password: servers do
 	// not repeat them, and commands with credentials are not echoed).
 	ServerText  string       `json:"server_text,omitempty"`
 	Certificate *Certificate `json:"certificate,omitempty"`
+}
+
+// Localize returns a copy of the diagnosis for showing, with its summary
+// and advice written in the printer's language (so that an answer's JSON
+// holds plain strings); nil for nil. The copy is not for storing.
+func (d *Diagnosis) Localize(p *i18n.Printer) *Diagnosis {
+	if d == nil {
+		return nil
+	}
+	c := *d
+	c.Summary = i18n.Literal(d.Summary.In(p))
+	c.Reasons = nil
+	for _, r := range d.Reasons {
+		c.Reasons = append(c.Reasons, Reason{Code: r.Code, Advice: i18n.Literal(r.Advice.In(p))})
+	}
+	return &c
 }
 
 // LoginAttempt is what was tried.
@@ -76,51 +93,52 @@ func Login(ctx context.Context, a LoginAttempt) *Diagnosis {
 	host := a.Server.Host
 	switch kind {
 	case imapconn.ErrResolve:
-		d.Summary = fmt.Sprintf("The server name %s does not exist in DNS.", host)
-		d.add("typo", "Check the server name for typos. Your old provider's help pages or your mail program's account settings show the exact IMAP server name.")
+		d.Summary = catalog.M("summary.resolve", host)
+		d.add("typo", catalog.M("reason.typo"))
 	case imapconn.ErrConnect:
 		if errors.Is(a.Err, imapconn.ErrForbiddenAddress) {
-			d.Summary = fmt.Sprintf("%s points into a private or local network, which this service does not connect to.", host)
-			d.add("private_address", "Give the old provider's public IMAP server name.")
+			d.Summary = catalog.M("summary.private", host)
+			d.add("private_address", catalog.M("reason.private_address"))
 			break
 		}
-		d.Summary = fmt.Sprintf("No connection to %s on port %d.", host, a.Server.Port)
-		d.add("port", "Check the port: 993 for TLS, 143 for STARTTLS. Some providers use other ports; see their help pages.")
-		d.add("firewall", "The server may not accept IMAP connections from the internet, or a firewall blocks them. Ask the old provider whether IMAP access is enabled for your account.")
+		d.Summary = catalog.M("summary.connect", host, strconv.Itoa(a.Server.Port))
+		d.add("port", catalog.M("reason.port"))
+		d.add("firewall", catalog.M("reason.firewall"))
 		d.dnsMoved(ctx, a)
 	case imapconn.ErrTimeout, imapconn.ErrConnLost:
-		d.Summary = fmt.Sprintf("%s stopped answering.", host)
-		d.add("busy", "The server may be overloaded or limit connections. Try again later; what was copied is kept.")
+		d.Summary = catalog.M("summary.timeout", host)
+		d.add("busy", catalog.M("reason.busy"))
 	case imapconn.ErrTLS:
-		d.Summary = fmt.Sprintf("A secure connection to %s could not be established.", host)
+		d.Summary = catalog.M("summary.tls", host)
 		d.Certificate = certificateOf(a.Err)
 		switch {
 		case d.Certificate != nil && !covers(d.Certificate, host):
-			d.add("cert_name", fmt.Sprintf("The server's certificate is issued for %s, not for %s. Use that name as the server address, or trust this certificate for this migration if you recognise it.",
-				strings.Join(d.Certificate.DNSNames, ", "), host))
+			d.add("cert_name", catalog.M("reason.cert_name", strings.Join(d.Certificate.DNSNames, ", "), host))
 		case d.Certificate != nil && time.Now().After(d.Certificate.NotAfter):
-			d.add("cert_expired", fmt.Sprintf("The server's certificate expired on %s. Ask the old provider to renew it, or trust this certificate for this migration if you recognise it.", d.Certificate.NotAfter.Format("2006-01-02")))
+			// A Message has no date argument; the ISO date reads the same
+			// in both languages.
+			d.add("cert_expired", catalog.M("reason.cert_expired", d.Certificate.NotAfter.Format("2006-01-02")))
 		case d.Certificate != nil:
-			d.add("cert_untrusted", "The server's certificate is not issued by a known authority (self-signed). Trust it for this migration only if its fingerprint matches what your old provider publishes.")
+			d.add("cert_untrusted", catalog.M("reason.cert_untrusted"))
 		default:
-			d.add("no_tls", "The server does not offer encryption on this port. Try the other security setting (TLS on 993 or STARTTLS on 143).")
+			d.add("no_tls", catalog.M("reason.no_tls"))
 		}
-		d.add("dns_moved_tls", "If the DNS of your domain was already moved, the name may lead to another server than the old one: use the old provider's own server name.")
+		d.add("dns_moved_tls", catalog.M("reason.dns_moved_tls"))
 	case imapconn.ErrAuth:
-		d.Summary = fmt.Sprintf("The old server rejected the login %q.", a.User)
+		d.Summary = catalog.M("summary.auth", a.User)
 		d.authReasons(ctx, a)
 	default:
-		d.Summary = fmt.Sprintf("The old server %s refused the request.", host)
+		d.Summary = catalog.M("summary.refused", host)
 		if ie != nil && ie.Code == imap.ResponseCodeUnavailable {
-			d.Summary = fmt.Sprintf("The old server %s is temporarily unavailable.", host)
-			d.add("unavailable", "Try again in a few minutes.")
+			d.Summary = catalog.M("summary.unavailable", host)
+			d.add("unavailable", catalog.M("reason.retry"))
 		}
 	}
 	d.serverCodes(ie)
 	return d
 }
 
-func (d *Diagnosis) add(code, advice string) {
+func (d *Diagnosis) add(code string, advice i18n.Message) {
 	for _, r := range d.Reasons {
 		if r.Code == code {
 			return
@@ -133,27 +151,27 @@ func (d *Diagnosis) add(code, advice string) {
 func (d *Diagnosis) authReasons(ctx context.Context, a LoginAttempt) {
 	user, host := a.User, strings.ToLower(a.Server.Host)
 	if !strings.Contains(user, "@") {
-		d.add("no_domain", fmt.Sprintf("The login %q has no domain. Most servers want the full address, such as %s@yourdomain.tld.", user, user))
+		d.add("no_domain", catalog.M("reason.no_domain", user, user))
 	}
 	d.dnsMoved(ctx, a)
 	for _, name := range a.HostingNames {
 		// Another server on the hosting's address (another port) is not
 		// one of its services.
 		if strings.EqualFold(name, host) && a.Hosting.servesIMAP(a.Server.Port) {
-			d.add("old_service_name", "This is the server of this hosting. If you move mail between two of its services, log in with the old service's name, or with its identifier if the name was removed, such as mailbox@w123456.")
+			d.add("old_service_name", catalog.M("reason.old_service_name"))
 		}
 	}
 	if p := providerFor(host, user); p != nil {
 		switch {
 		case p.OAuth:
-			d.add("oauth", fmt.Sprintf("%s no longer accepts passwords for IMAP: it needs a sign-in with %s (OAuth2), which this migration cannot do with a password.", p.Name, p.Name))
-		case p.Needs != "":
-			d.add("app_password", fmt.Sprintf("%s needs %s before other programs may log in.", p.Name, p.Needs))
+			d.add("oauth", catalog.M("reason.oauth", p.Name, p.Name))
+		case !p.Needs.IsZero():
+			d.add("app_password", catalog.M("reason.app_password", p.Name, p.Needs))
 		}
 	}
-	d.add("password", "The password may be old or mistyped. Check it by signing in to the old provider's webmail with the same login.")
+	d.add("password", catalog.M("reason.password"))
 	if missingServiceName.MatchString(user) {
-		d.add("removed_service", "A login like mailbox@w123456 works only on this hosting's own server, for a service whose name was removed.")
+		d.add("removed_service", catalog.M("reason.removed_service"))
 	}
 }
 
@@ -167,8 +185,7 @@ func (d *Diagnosis) dnsMoved(ctx context.Context, a LoginAttempt) {
 	if err != nil || !here {
 		return
 	}
-	reason := Reason{"dns_moved", fmt.Sprintf("%s already points to this hosting (%s), because the domain's DNS was moved. Enter the old provider's own server name or its IP address instead.",
-		a.Server.Host, strings.Join(addrs, ", "))}
+	reason := Reason{"dns_moved", catalog.M("reason.dns_moved", a.Server.Host, strings.Join(addrs, ", "))}
 	// The strongest evidence there is: first.
 	d.Reasons = append([]Reason{reason}, d.Reasons...)
 }
@@ -181,15 +198,15 @@ func (d *Diagnosis) serverCodes(ie *imapconn.Error) {
 	text := strings.ToLower(ie.Text)
 	switch {
 	case ie.Code == imap.ResponseCodeAlert:
-		d.add("server_alert", "The server says: "+ie.Text)
+		d.add("server_alert", catalog.M("reason.server_alert", ie.Text))
 	case ie.Code == imap.ResponseCodeLimit || strings.Contains(text, "too many") || strings.Contains(text, "maximum number of connections"):
-		d.add("too_many", "The server allows only a few connections at once. Close mail programs that use this mailbox, or try again later.")
+		d.add("too_many", catalog.M("reason.too_many"))
 	case ie.Code == imap.ResponseCodeUnavailable:
-		d.add("unavailable", "The server is temporarily unavailable. Try again in a few minutes.")
+		d.add("unavailable", catalog.M("reason.unavailable"))
 	case strings.Contains(text, "application-specific password") || strings.Contains(text, "app password"):
-		d.add("app_password", "The server asks for an app password: create one in your account's security settings and use it here.")
+		d.add("app_password", catalog.M("reason.app_password.asked"))
 	case strings.Contains(text, "web browser") || strings.Contains(text, "webloginrequired"):
-		d.add("web_login", "The server wants you to sign in through its website first (a security check). Do that, then try again.")
+		d.add("web_login", catalog.M("reason.web_login"))
 	}
 }
 

@@ -140,7 +140,7 @@ func TestLoginDiagnosis(t *testing.T) {
 					t.Errorf("reasons %s include %s", codes(diag), c)
 				}
 			}
-			if strings.Contains(diag.Summary+diag.ServerText, tc.pass) && len(tc.pass) > 1 {
+			if strings.Contains(diag.Summary.String()+diag.ServerText, tc.pass) && len(tc.pass) > 1 {
 				t.Error("the password appears in the diagnosis")
 			}
 			if tc.kind == "tls" {

@@ -1,6 +1,10 @@
 package diagnose
 
-import "strings"
+import (
+	"strings"
+
+	"mailmigrate/internal/i18n"
+)
 
 // Provider is a well-known mail provider: where its IMAP server is and what
 // a customer must do before another program may log in there.
@@ -20,8 +24,8 @@ type Provider struct {
 	// "local" (jana).
 	LoginForm string
 	// Needs is what the customer must do first, phrased to follow
-	// "<Name> needs …"; "" when nothing special.
-	Needs string
+	// "<Name> needs …"; zero when nothing special.
+	Needs i18n.Message
 	// OAuth means password logins are refused over IMAP (Microsoft 365,
 	// Outlook.com): only a sign-in with the provider works.
 	OAuth bool
@@ -39,7 +43,7 @@ var Providers = []Provider{
 		Domains: []string{"gmail.com", "googlemail.com"},
 		Host:    "imap.gmail.com", Port: 993, Security: "tls", LoginForm: "address",
 		// Less secure app access ended for personal accounts on 30 May 2022.
-		Needs: "an app password (2-step verification must be on; create it in your Google Account under Security → App passwords) and IMAP enabled in Gmail settings (Settings → Forwarding and POP/IMAP)",
+		Needs: catalog.M("needs.gmail"),
 	},
 	{
 		// A customer's own domain at Google: recognised only by its MX, so
@@ -47,7 +51,7 @@ var Providers = []Provider{
 		ID: "google-workspace", Name: "Google Workspace",
 		MXSuffixes: []string{"google.com", "googlemail.com"},
 		Host:       "imap.gmail.com", Port: 993, Security: "tls", LoginForm: "address",
-		Needs: "an app password (2-step verification must be on), and your Workspace administrator must allow IMAP access and app passwords",
+		Needs: catalog.M("needs.google_workspace"),
 	},
 	{
 		// Basic authentication for IMAP is switched off in all tenants and
@@ -56,7 +60,7 @@ var Providers = []Provider{
 		Domains:    []string{"onmicrosoft.com"},
 		MXSuffixes: []string{"mail.protection.outlook.com"},
 		Host:       "outlook.office365.com", Port: 993, Security: "tls", LoginForm: "address",
-		Needs: "a sign-in with Microsoft (OAuth2) instead of a password, and IMAP enabled for the mailbox by your Microsoft 365 administrator",
+		Needs: catalog.M("needs.microsoft365"),
 		OAuth: true,
 	},
 	{
@@ -68,7 +72,7 @@ var Providers = []Provider{
 			"hotmail.co.uk", "live.co.uk"},
 		MXSuffixes: []string{"olc.protection.outlook.com"},
 		Host:       "outlook.office365.com", Port: 993, Security: "tls", LoginForm: "address",
-		Needs: "a sign-in with Microsoft (OAuth2) instead of a password",
+		Needs: catalog.M("needs.outlook"),
 		OAuth: true,
 	},
 	{
@@ -79,13 +83,13 @@ var Providers = []Provider{
 		Domains:    []string{"yahoo.com", "ymail.com", "rocketmail.com", "yahoo.co.uk", "yahoo.de", "yahoo.fr"},
 		MXSuffixes: []string{"yahoodns.net"},
 		Host:       "imap.mail.yahoo.com", Port: 993, Security: "tls", LoginForm: "address",
-		Needs: "an app password (Yahoo Account Security → Generate app password; Yahoo decides who may create one)",
+		Needs: catalog.M("needs.yahoo"),
 	},
 	{
 		ID: "aol", Name: "AOL Mail",
 		Domains: []string{"aol.com", "aim.com"},
 		Host:    "imap.aol.com", Port: 993, Security: "tls", LoginForm: "address",
-		Needs: "an app password (AOL Account Security → Generate app password)",
+		Needs: catalog.M("needs.aol"),
 	},
 	{
 		// Guides disagree whether the login is the full address or the
@@ -95,7 +99,7 @@ var Providers = []Provider{
 		Domains:    []string{"icloud.com", "me.com", "mac.com"},
 		MXSuffixes: []string{"mail.icloud.com"}, // custom domains: mx01.mail.icloud.com (unverified)
 		Host:       "imap.mail.me.com", Port: 993, Security: "tls", LoginForm: "address",
-		Needs: "an app-specific password (created in your Apple Account settings; two-factor authentication must be on)",
+		Needs: catalog.M("needs.icloud"),
 	},
 	{
 		ID: "zoho", Name: "Zoho Mail",
@@ -142,7 +146,7 @@ var Providers = []Provider{
 		Domains:    []string{"seznam.cz", "email.cz", "post.cz", "spoluzaci.cz"},
 		MXSuffixes: []string{"seznam.cz"},
 		Host:       "imap.seznam.cz", Port: 993, Security: "tls", LoginForm: "address",
-		Needs: "an application password if two-factor authentication is on (Seznam account → Security → Application passwords; it must differ from your login password)",
+		Needs: catalog.M("needs.seznam"),
 	},
 	{
 		// gmx.com is the same company with other servers (ISPDB); the MX
@@ -212,13 +216,13 @@ var Providers = []Provider{
 		Domains:    []string{"yandex.ru", "yandex.com", "ya.ru", "yandex.by", "yandex.kz", "yandex.ua", "narod.ru"},
 		MXSuffixes: []string{"yandex.net", "yandex.ru"},
 		Host:       "imap.yandex.com", Port: 993, Security: "tls", LoginForm: "address",
-		Needs: "an app password (Yandex ID → Security → App passwords) and IMAP allowed in Yandex Mail settings (Email clients)",
+		Needs: catalog.M("needs.yandex"),
 	},
 }
 
-const (
-	zohoNeeds = "IMAP access turned on (Zoho Mail Settings → Mail Accounts → IMAP Access) and an app-specific password if two-factor authentication is on; only the folders ticked in Zoho's IMAP folder settings can be copied"
-	gmxNeeds  = "\"POP3 & IMAP access\" allowed in the e-mail settings of your account, and an app password if two-factor authentication is on"
+var (
+	zohoNeeds = catalog.M("needs.zoho")
+	gmxNeeds  = catalog.M("needs.gmx")
 )
 
 // ProviderForDomain returns the provider whose own mail domain this is

@@ -20,6 +20,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"golang.org/x/sync/semaphore"
 
+	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/imapconn"
 )
 
@@ -120,7 +121,7 @@ func Run(ctx context.Context, a Account, led Ledger, opt Options) (*Report, erro
 		r.Status, r.Failure = StatusOverQuota, Explain(err)
 		if r.Space != nil {
 			if rest := r.Space.ToCopy - r.Totals.BytesCopied; rest > 0 {
-				r.Failure.Message += fmt.Sprintf(" About %s more is needed for the rest of the mail.", HumanBytes(rest))
+				r.Failure.Text = catalog.M("failure.over_quota.more", i18n.Size(rest))
 			}
 		}
 	default:
@@ -465,7 +466,7 @@ func (m *migration) checkSpace(ctx context.Context, toCopy int64) error {
 		return nil
 	}
 	m.rep.Space = &Space{ToCopy: toCopy, Used: used, Limit: limit, Shortfall: max(0, toCopy-(limit-used))}
-	if w := m.rep.Space.Warning(); w != "" {
+	if w := m.rep.Space.Warning(); !w.IsZero() {
 		m.logf("%s", w)
 	}
 	return nil
@@ -534,7 +535,7 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 			return nil, nil, m.failFolder(ctx, w)
 		}
 		if dest != p.Dest {
-			fr.Note = fmt.Sprintf("the destination server cannot create %q; the folder was created as %q instead", p.Dest, dest)
+			fr.Note = catalog.M("note.created_as", p.Dest, dest)
 			m.logf("%s: %s", p.Source, fr.Note)
 			p.Dest, fr.Dest, w.plan.Dest = dest, dest, dest
 		}
@@ -701,7 +702,7 @@ func (m *migration) failFolder(ctx context.Context, w *folderWork) error {
 	if err != nil {
 		return &SideError{SideSource, m.acct.SourceUser, err}
 	}
-	reason := fmt.Sprintf("the destination server refused to create the folder %q: %s", w.plan.Dest, errText(m.createErr[w.plan.Dest]))
+	reason := catalog.M("reason.folder_refused", w.plan.Dest, errText(m.createErr[w.plan.Dest]))
 	m.opt.Progress.add(&m.opt.Progress.msgsTotal, int64(len(msgs)-w.fr.SourceMessages))
 	w.fr.SourceMessages = len(msgs)
 	for _, mm := range msgs {
@@ -738,7 +739,7 @@ func (m *migration) skipTooBig(ctx context.Context, w *folderWork, uids []imap.U
 		// The header's date, so that the customer can find the message.
 		date, _ := mail.ParseDate(headerValue(mm.Header, "Date"))
 		w.fr.Skipped = append(w.fr.Skipped, MessageIssue{UID: uint32(mm.UID), Subject: subj, Size: mm.Size, Date: date,
-			Reason: fmt.Sprintf("larger than the destination accepts (%s)", HumanBytes(m.appendLimit))})
+			Reason: catalog.M("reason.over_limit", i18n.Size(m.appendLimit))})
 		m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
 	}
 	return rest, nil
@@ -898,6 +899,14 @@ func (e errOversized) Error() string {
 		return fmt.Sprintf("the message is %s, larger than the destination accepts (%s)", HumanBytes(e.size), HumanBytes(e.limit))
 	}
 	return fmt.Sprintf("the old server sent %s for a message whose announced size was %s; it was not copied", HumanBytes(e.size), HumanBytes(e.announced))
+}
+
+// message is the report's reason for the message.
+func (e errOversized) message() i18n.Message {
+	if e.limit > 0 && e.size > e.limit && e.size <= e.announced+sizeSlack(e.announced) {
+		return catalog.M("reason.too_big", i18n.Size(e.size), i18n.Size(e.limit))
+	}
+	return catalog.M("reason.size_mismatch", i18n.Size(e.size), i18n.Size(e.announced))
 }
 
 // sizeSlack is how much larger than announced a body may be: RFC822.SIZE

@@ -219,7 +219,7 @@ func (r *hostileRun) checkCommon(t *testing.T) {
 				f.Source, f.SourceMessages, f.Copied, f.AlreadyPresent, len(f.Skipped), len(f.Failed))
 		}
 		for _, m := range append(f.Skipped, f.Failed...) {
-			if m.Reason == "" {
+			if m.Reason.IsZero() {
 				t.Errorf("%q: UID %d listed without a reason", f.Source, m.UID)
 			}
 		}
@@ -328,7 +328,7 @@ func hostileCases() []hostileCase {
 			}
 			inbox := folderReport(t, r.rep, "INBOX")
 			m := issueFor(inbox, 2)
-			if m == nil || len(inbox.Failed) != 1 || !strings.Contains(strings.ToLower(m.Reason), "size") {
+			if m == nil || len(inbox.Failed) != 1 || !strings.Contains(strings.ToLower(m.Reason.String()), "size") {
 				t.Errorf("INBOX failed %+v skipped %+v; want UID 2 failed for its size", inbox.Failed, inbox.Skipped)
 			}
 			if r.rep.Totals.Copied != hostileTotal-1 || r.copiedToDest() != hostileTotal-1 {

@@ -76,7 +76,7 @@ func TestFlagFilterAndDelta(t *testing.T) {
 func TestExplainForbiddenAddress(t *testing.T) {
 	err := &SideError{Side: SideSource, User: "a@b.cz", Err: &imapconn.Error{Kind: imapconn.ErrConnect, Err: imapconn.ErrForbiddenAddress}}
 	f := Explain(err)
-	if f.Kind != "connect" || f.Side != SideSource || !strings.Contains(f.Message, "private or local network") {
+	if f.Kind != "connect" || f.Side != SideSource || !strings.Contains(f.Text.String(), "private or local network") {
 		t.Errorf("explained as %+v", f)
 	}
 }

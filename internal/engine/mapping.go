@@ -7,6 +7,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/imapconn"
 )
 
@@ -76,7 +77,7 @@ type FolderPlan struct {
 	Use imap.MailboxAttr
 	// Note explains a name change the customer would not expect, such as a
 	// separator character inside a folder name.
-	Note string
+	Note i18n.Message
 }
 
 // lookalike replaces a hierarchy delimiter that appears inside a folder
@@ -255,7 +256,7 @@ func PlanFolders(src, dst Layout, remembered map[string]string) []FolderPlan {
 				}
 			}
 			if renamed {
-				p.Note = NoteLookalike
+				p.Note = catalog.M("note.lookalike")
 			}
 		}
 		byPath[strings.Join(path, "\x00")] = placed{dest: dst.path(p.Dest), moved: p.Dest != plain}
@@ -266,9 +267,6 @@ func PlanFolders(src, dst Layout, remembered map[string]string) []FolderPlan {
 	sort.SliceStable(plans, func(i, j int) bool { return folderOrder(plans[i].Source) < folderOrder(plans[j].Source) })
 	return plans
 }
-
-// NoteLookalike explains a folder name with a replaced separator.
-const NoteLookalike = "a folder name contained the destination's hierarchy separator; it was replaced by a look-alike character"
 
 // roleAttr returns the SPECIAL-USE attribute a mailbox carries, or "".
 func (s Layout) roleAttr(m imapconn.Mailbox) imap.MailboxAttr {

@@ -76,7 +76,7 @@ func TestPlanFoldersNotesRename(t *testing.T) {
 	src := Layout{Delim: '/', Mailboxes: []imapconn.Mailbox{mbox("Projekty/v1.2")}}
 	dst := Layout{Delim: '.', Mailboxes: []imapconn.Mailbox{mbox("INBOX")}}
 	plans := PlanFolders(src, dst, nil)
-	if len(plans) != 1 || plans[0].Note == "" {
+	if len(plans) != 1 || plans[0].Note.IsZero() {
 		t.Fatalf("plans = %+v, want one with a note about the renamed folder", plans)
 	}
 }

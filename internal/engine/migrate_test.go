@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"mailmigrate/internal/i18n"
 	"net"
 	"path/filepath"
 	"reflect"
@@ -140,7 +141,7 @@ func TestMigrateCorpus(t *testing.T) {
 	}
 	// Dovecot keeps everything as it was given: nothing to remark.
 	for _, f := range r.Folders {
-		if rm := f.Remarks(); len(rm) > 0 && f.Note == "" {
+		if rm := f.Remarks(i18n.New(i18n.English)); len(rm) > 0 && f.Note.IsZero() {
 			t.Errorf("%s: remarks %q", f.Source, rm)
 		}
 	}
@@ -413,12 +414,12 @@ func TestOverQuotaThenResume(t *testing.T) {
 	if !errors.Is(err, imapconn.ErrOverQuota) || r.Status != engine.StatusOverQuota {
 		t.Fatalf("err %v status %s; want over quota", err, r.Status)
 	}
-	if r.Failure == nil || !strings.Contains(r.Failure.Message, "quota") || r.Failure.Side != engine.SideDest ||
-		!strings.Contains(r.Failure.Message, "more is needed") {
+	if r.Failure == nil || !strings.Contains(r.Failure.Text.String(), "quota") || r.Failure.Side != engine.SideDest ||
+		!strings.Contains(r.Failure.Text.String(), "more is needed") {
 		t.Errorf("failure %+v, want an over-quota explanation about the destination with what is missing", r.Failure)
 	}
 	// The shortfall was known before the copy began.
-	if r.Space == nil || r.Space.Shortfall <= 0 || r.Space.Limit == 0 || !strings.Contains(r.Space.Warning(), "more space is needed") {
+	if r.Space == nil || r.Space.Shortfall <= 0 || r.Space.Limit == 0 || !strings.Contains(r.Space.Warning().String(), "more space is needed") {
 		t.Errorf("space check %+v", r.Space)
 	}
 	chk, err := engine.Check(context.Background(), b.acct, engine.Options{})
@@ -467,7 +468,7 @@ func TestTooBigSkipped(t *testing.T) {
 		t.Helper()
 		for _, f := range r.Folders {
 			for _, s := range f.Skipped {
-				if s.Size <= 256<<10 || s.Reason == "" || s.Date.IsZero() {
+				if s.Size <= 256<<10 || s.Reason.IsZero() || s.Date.IsZero() {
 					t.Errorf("skipped entry %+v lacks size, reason or date", s)
 				}
 			}
@@ -482,7 +483,7 @@ func TestTooBigSkipped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Totals.Skipped != big || !strings.Contains(firstSkipped(r).Reason, "256.0 KB") {
+	if r.Totals.Skipped != big || !strings.Contains(firstSkipped(r).Reason.String(), "256.0 KB") {
 		t.Fatalf("with the configured limit: skipped %d (%+v), want %d listed before the copy", r.Totals.Skipped, firstSkipped(r), big)
 	}
 	checkSkipped(r)
@@ -559,11 +560,11 @@ func TestAccountFailuresAreTyped(t *testing.T) {
 			if time.Since(start) > 10*time.Second {
 				t.Errorf("took %s", time.Since(start))
 			}
-			if r.Failure == nil || r.Failure.Side != tc.side || !strings.Contains(r.Failure.Message, tc.phrase) {
+			if r.Failure == nil || r.Failure.Side != tc.side || !strings.Contains(r.Failure.Text.String(), tc.phrase) {
 				t.Errorf("failure %+v, want side %s and %q in the message", r.Failure, tc.side, tc.phrase)
 			}
 			for _, secret := range []string{dstPass, "wrong"} {
-				if strings.Contains(r.Failure.Message+r.Failure.Detail+err.Error(), secret) {
+				if strings.Contains(r.Failure.Text.String()+r.Failure.Detail+err.Error(), secret) {
 					t.Errorf("a password appears in the failure: %+v", r.Failure)
 				}
 			}
@@ -671,7 +672,7 @@ func TestMessageFailuresRetriedThenRecorded(t *testing.T) {
 	}
 	for _, f := range r.Folders {
 		for _, m := range f.Failed {
-			if m.Subject == "" || m.Reason == "" {
+			if m.Subject == "" || m.Reason.IsZero() {
 				t.Errorf("failed message listed without subject or reason: %+v", m)
 			}
 		}
@@ -717,7 +718,7 @@ func TestAppendLimitListedBeforeCopy(t *testing.T) {
 	}
 	for _, f := range r.Folders {
 		for _, s := range f.Skipped {
-			if !strings.Contains(s.Reason, "200.0 KB") || s.Size <= limit {
+			if !strings.Contains(s.Reason.String(), "200.0 KB") || s.Size <= limit {
 				t.Errorf("skipped %+v", s)
 			}
 		}
@@ -759,8 +760,8 @@ func TestFolderThatCannotBeCreated(t *testing.T) {
 		if strings.Contains(f.Source, "Klient A") {
 			refused += f.SourceMessages
 			for _, m := range f.Failed {
-				if !strings.Contains(m.Reason, "refused to create") || !strings.Contains(m.Reason, "not allowed") {
-					t.Errorf("%s: reason %q", f.Source, m.Reason)
+				if !strings.Contains(m.Reason.String(), "refused to create") || !strings.Contains(m.Reason.String(), "not allowed") {
+					t.Errorf("%s: reason %q", f.Source, m.Reason.String())
 				}
 			}
 			if f.Copied != 0 || len(f.Failed) != f.SourceMessages {

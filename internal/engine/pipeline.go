@@ -12,6 +12,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/imapconn"
 )
 
@@ -310,12 +311,15 @@ func (p *pipeline) lost(w *folderWork, l *fetchLost) {
 		return
 	}
 	m := p.m
-	reason := errText(l.err)
+	var reason i18n.Message
 	var big errOversized
-	if errors.As(l.err, &big) {
-		reason = big.Error()
-	} else if !errors.Is(l.err, errNotSent) {
-		reason = "could not be read from the source server: " + reason
+	switch {
+	case errors.As(l.err, &big):
+		reason = big.message()
+	case errors.Is(l.err, errNotSent):
+		reason = catalog.M("reason.not_sent")
+	default:
+		reason = catalog.M("reason.unreadable", errText(l.err))
 	}
 	for _, uid := range l.uids {
 		w.fr.Failed = append(w.fr.Failed, MessageIssue{UID: uint32(uid), Size: w.sizes[uid], Reason: reason})
@@ -346,7 +350,7 @@ func (p *pipeline) record(r result) {
 			p.flush(w)
 		}
 	case skipped:
-		w.fr.Skipped = append(w.fr.Skipped, issue(j, "larger than the destination accepts: "+errText(r.err)))
+		w.fr.Skipped = append(w.fr.Skipped, issue(j, catalog.M("reason.refused_as_big", errText(r.err))))
 		m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
 		m.logf("%s: skipped UID %d: %v", w.plan.Source, j.msg.UID, r.err)
 	case retry:
@@ -354,7 +358,7 @@ func (p *pipeline) record(r result) {
 			w.retry = append(w.retry, j.msg.UID)
 			return
 		}
-		w.fr.Failed = append(w.fr.Failed, issue(j, errText(r.err)))
+		w.fr.Failed = append(w.fr.Failed, issue(j, catalog.M("reason.refused", errText(r.err))))
 		m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
 		m.logf("%s: failed UID %d: %v", w.plan.Source, j.msg.UID, r.err)
 	case fatal:
@@ -402,7 +406,7 @@ func (p *pipeline) finalize(w *folderWork) {
 }
 
 // issue describes a message for the report by its subject and date.
-func issue(j *job, reason string) MessageIssue {
+func issue(j *job, reason i18n.Message) MessageIssue {
 	subj, _ := new(mime.WordDecoder).DecodeHeader(headerValue(j.body.header(), "Subject"))
 	return MessageIssue{UID: uint32(j.msg.UID), Subject: subj, Date: j.msg.InternalDate,
 		Size: j.body.size, Reason: reason}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/imapconn"
 )
 
@@ -49,13 +50,13 @@ type Space struct {
 	Shortfall int64 `json:"shortfall_bytes,omitempty"` // how much is missing; 0 when it fits
 }
 
-// Warning says in the customer's words that the copy will not fit, or "".
-func (s *Space) Warning() string {
+// Warning says in the customer's words that the copy will not fit; zero
+// when it fits.
+func (s *Space) Warning() i18n.Message {
 	if s == nil || s.Shortfall <= 0 {
-		return ""
+		return i18n.Message{}
 	}
-	return fmt.Sprintf("The mail to copy (%s) does not fit into the destination mailbox: %s of its %s are used, so %s more space is needed. Enlarge its quota first, or the migration will pause when it is full.",
-		HumanBytes(s.ToCopy), HumanBytes(s.Used), HumanBytes(s.Limit), HumanBytes(s.Shortfall))
+	return catalog.M("space.short", i18n.Size(s.ToCopy), i18n.Size(s.Used), i18n.Size(s.Limit), i18n.Size(s.Shortfall))
 }
 
 // Totals sum up the folders.
@@ -74,7 +75,7 @@ type FolderReport struct {
 	Source         string         `json:"source"`
 	Dest           string         `json:"destination"`
 	Role           Role           `json:"role,omitempty"`
-	Note           string         `json:"note,omitempty"`
+	Note           i18n.Message   `json:"note,omitzero"`
 	SourceMessages int            `json:"source_messages"`
 	Copied         int            `json:"copied"`
 	AlreadyPresent int            `json:"already_present"`
@@ -99,22 +100,24 @@ type FolderReport struct {
 
 // Remarks are the folder's notes in the customer's words: a name change,
 // and what the destination did not keep as the source had it.
-func (f FolderReport) Remarks() []string {
+func (f FolderReport) Remarks(p *i18n.Printer) []string {
 	var out []string
-	if f.Note != "" {
-		out = append(out, f.Note)
+	if !f.Note.IsZero() {
+		out = append(out, f.Note.In(p))
 	}
-	if f.Rewritten > 0 {
-		out = append(out, fmt.Sprintf("the destination server stores %d message(s) with slightly different bytes than the old server (it repairs line endings or replaces 8-bit characters in headers); the content is the same", f.Rewritten))
-	}
-	if f.DatesNotKept > 0 {
-		out = append(out, fmt.Sprintf("the destination server did not keep the original arrival date of %d message(s)", f.DatesNotKept))
+	for _, r := range []struct {
+		n   int
+		key string
+	}{{f.Rewritten, "remark.rewritten"}, {f.DatesNotKept, "remark.dates"}} {
+		if r.n > 0 {
+			out = append(out, catalog.N(p, r.key, r.n))
+		}
 	}
 	if len(f.KeywordsDropped) > 0 {
-		out = append(out, fmt.Sprintf("the destination server does not store these flags or tags (keywords), so they were left out: %s", strings.Join(f.KeywordsDropped, ", ")))
+		out = append(out, catalog.T(p, "remark.keywords", strings.Join(f.KeywordsDropped, ", ")))
 	}
 	if f.FlagsNotKept > 0 {
-		out = append(out, fmt.Sprintf("the destination server did not keep all flags (read, answered, flagged, tags) of %d message(s)", f.FlagsNotKept))
+		out = append(out, catalog.N(p, "remark.flags", f.FlagsNotKept))
 	}
 	return out
 }
@@ -122,11 +125,11 @@ func (f FolderReport) Remarks() []string {
 // MessageIssue names a message that was skipped or failed, in terms the
 // customer recognises.
 type MessageIssue struct {
-	UID     uint32    `json:"uid"`
-	Subject string    `json:"subject,omitempty"`
-	Date    time.Time `json:"date"`
-	Size    int64     `json:"size"`
-	Reason  string    `json:"reason"`
+	UID     uint32       `json:"uid"`
+	Subject string       `json:"subject,omitempty"`
+	Date    time.Time    `json:"date"`
+	Size    int64        `json:"size"`
+	Reason  i18n.Message `json:"reason"`
 }
 
 // Side says which server a failure happened on.
@@ -140,13 +143,42 @@ const (
 
 // Failure is an account-level failure, explained for the customer.
 type Failure struct {
-	Kind    string `json:"kind"` // imapconn.Kind code: auth, connect, tls, over_quota, ...
-	Side    Side   `json:"side,omitempty"`
-	Message string `json:"message"` // what happened and what to do, in the customer's words
-	Detail  string `json:"detail"`  // the technical error, without secrets
-	// Reasons are the likely causes with what to do, most likely first,
+	Kind string `json:"kind"` // imapconn.Kind code: auth, connect, tls, over_quota, ...
+	Side Side   `json:"side,omitempty"`
+	// Text is what happened and what to do, written in the reader's
+	// language where it is shown (Localize).
+	Text i18n.Message `json:"text,omitzero"`
+	// Message is Text in one language, filled by Localize for a page or
+	// an answer (older versions stored it, in English, instead of Text).
+	Message string `json:"message"`
+	Detail  string `json:"detail"` // the technical error, without secrets
+	// Causes are the likely causes with what to do, most likely first,
 	// when a diagnosis was made (a failed login to the old server).
+	Causes []i18n.Message `json:"causes,omitempty"`
+	// Reasons are Causes in one language, filled by Localize.
 	Reasons []string `json:"reasons,omitempty"`
+}
+
+// Localize returns a copy of the failure with Message and Reasons written
+// in the printer's language (and no keys: it is for showing, not for
+// storing); nil for nil.
+func (f *Failure) Localize(p *i18n.Printer) *Failure {
+	if f == nil {
+		return nil
+	}
+	c := *f
+	if !f.Text.IsZero() {
+		c.Message = f.Text.In(p)
+	}
+	if len(f.Causes) > 0 {
+		c.Reasons = nil
+		for _, m := range f.Causes {
+			c.Reasons = append(c.Reasons, m.In(p))
+		}
+	}
+	// What is shown carries the words only.
+	c.Text, c.Causes = i18n.Message{}, nil
+	return &c
 }
 
 func (r *Report) total() {
@@ -199,70 +231,67 @@ const (
 func Explain(err error) *Failure {
 	var ie *InternalError
 	if errors.As(err, &ie) {
-		return &Failure{Kind: KindInternal, Detail: err.Error(),
-			Message: "The migration of this mailbox stopped because of an unexpected error in the migration tool (a defect on our side, not in your mailbox). What was copied so far is kept. Please contact support; running it again would likely stop the same way."}
+		return &Failure{Kind: KindInternal, Detail: err.Error(), Text: catalog.M("failure.internal")}
 	}
 	var many *TooManyFoldersError
 	if errors.As(err, &many) {
 		f := &Failure{Kind: KindTooManyFolders, Side: many.Side, Detail: err.Error()}
 		if many.Side == SideSource {
-			f.Message = fmt.Sprintf("The old mailbox has more than %d folders, more than this service copies into one mailbox. Nothing was copied. Merge or delete folders in the old mailbox (or ask the hosting to raise the limit), then start the migration again.", many.Max)
+			f.Text = catalog.M("failure.folders.source", many.Max)
 		} else {
-			f.Message = fmt.Sprintf("The destination mailbox already has more than %d folders, more than this service works with. Nothing was copied. Contact the hosting's support.", many.Max)
+			f.Text = catalog.M("failure.folders.dest", many.Max)
 		}
 		return f
 	}
 	f := &Failure{Kind: imapconn.KindOf(err).Code(), Detail: err.Error()}
 	var se *SideError
-	server, user := "the server", ""
+	user := ""
 	if errors.As(err, &se) {
 		f.Side = se.Side
 		user = se.User
-		if se.Side == SideSource {
-			server = "the old (source) server"
-		} else {
-			server = "the destination mailbox server"
+	}
+	// The sentences differ by the server they blame (and Czech declines
+	// the server's name), so each side has its own.
+	bySide := func(key string) i18n.Message {
+		switch f.Side {
+		case SideSource:
+			return catalog.M(key + ".source")
+		case SideDest:
+			return catalog.M(key + ".dest")
 		}
+		return catalog.M(key)
 	}
 	switch imapconn.KindOf(err) {
 	case imapconn.ErrResolve:
-		f.Message = fmt.Sprintf("The address of %s cannot be found in DNS. Check the server name for typos; ask the old provider for the exact IMAP server name.", server)
+		f.Text = bySide("failure.resolve")
 	case imapconn.ErrConnect:
 		if errors.Is(err, imapconn.ErrForbiddenAddress) {
-			f.Message = fmt.Sprintf("The address of %s points into a private or local network, which this service does not connect to. Give the old provider's public IMAP server name.", server)
+			f.Text = bySide("failure.private")
 			break
 		}
-		f.Message = fmt.Sprintf("Cannot connect to %s. Check the server name and port (993 for TLS, 143 for STARTTLS) and that the server accepts IMAP connections from the internet.", server)
+		f.Text = bySide("failure.connect")
 	case imapconn.ErrTLS:
-		f.Message = fmt.Sprintf("A secure (TLS) connection to %s could not be established: its certificate is not trusted or does not match the name, or it does not offer encryption. Use the server name that its certificate was issued for.", server)
+		f.Text = bySide("failure.tls")
 	case imapconn.ErrAuth:
 		if f.Side == SideSource {
-			f.Message = fmt.Sprintf("The old server rejected the login %q. Check that the server address is the old provider's (not this hosting, if the DNS was already moved), that the login is the full address (mailbox@domain.tld), and that the password is current; some providers (Gmail, Yahoo, iCloud, Seznam with two-factor login) need an app password and IMAP access enabled first.", user)
+			f.Text = catalog.M("failure.auth.source", user)
 		} else {
-			f.Message = fmt.Sprintf("The destination mailbox rejected the login %q. Check the mailbox address and its password on the hosting.", user)
+			f.Text = catalog.M("failure.auth.dest", user)
 		}
 	case imapconn.ErrTimeout, imapconn.ErrConnLost:
-		f.Message = fmt.Sprintf("%s stopped answering. What was copied so far is kept; run the migration again to continue.", capitalize(server))
+		f.Text = bySide("failure.timeout")
 	case imapconn.ErrProtocol:
+		f.Text = bySide("failure.protocol")
 		var ce *imapconn.Error
-		said := ""
 		if errors.As(err, &ce) && ce.Text != "" {
-			said = fmt.Sprintf(" It sent: «%s».", ce.Text)
+			f.Text = catalog.M("failure.protocol.said", f.Text, ce.Text)
 		}
-		f.Message = fmt.Sprintf("%s sent a reply that does not follow the IMAP protocol, so the migration cannot go on with it.%s Repeating the migration would meet the same reply: ask the provider of that server to fix it, or contact support. What was copied so far is kept.", capitalize(server), said)
 	case imapconn.ErrOverQuota:
-		f.Message = "The destination mailbox is full. The messages copied so far are kept. Enlarge the mailbox quota (or delete mail in the old mailbox), then run the migration again: it copies only the rest."
+		f.Text = catalog.M("failure.over_quota")
 	default:
-		f.Message = fmt.Sprintf("The migration stopped because of an error on %s. What was copied so far is kept; run the migration again to continue.", server)
+		f.Text = bySide("failure.other")
 	}
 	return f
-}
-
-func capitalize(s string) string {
-	if s == "" {
-		return s
-	}
-	return string(s[0]-'a'+'A') + s[1:]
 }
 
 // HumanBytes writes a size the way people read it in reports and pages.
@@ -323,4 +352,36 @@ func (r *Report) Continue(earlier *Report) {
 		}
 	}
 	r.total()
+}
+
+// Localize returns a copy of the report whose sentences (the failure, the
+// folders' notes and the reasons of skipped and failed messages) are
+// written in the printer's language, for a page, an answer or a file;
+// nil for nil. The copy is not for storing: it has lost the keys.
+func (r *Report) Localize(p *i18n.Printer) *Report {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.Failure = r.Failure.Localize(p)
+	c.Folders = make([]FolderReport, len(r.Folders))
+	for i, f := range r.Folders {
+		f.Note = i18n.Literal(f.Note.In(p))
+		f.Skipped = localizeIssues(f.Skipped, p)
+		f.Failed = localizeIssues(f.Failed, p)
+		c.Folders[i] = f
+	}
+	return &c
+}
+
+func localizeIssues(in []MessageIssue, p *i18n.Printer) []MessageIssue {
+	if in == nil {
+		return nil
+	}
+	out := make([]MessageIssue, len(in))
+	for i, m := range in {
+		m.Reason = i18n.Literal(m.Reason.In(p))
+		out[i] = m
+	}
+	return out
 }

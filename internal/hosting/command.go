@@ -282,9 +282,9 @@ func (c *Command) run(ctx context.Context, op, path string, req any, secret stri
 			// The hosting refused the value; its message is for the
 			// customer who typed it.
 			if m := red.clean([]byte(ce.Message), 500, false); m != "" {
-				return invalidf("%s", m)
+				return invalidAsIs(m)
 			}
-			return invalidf("the hosting refused the value: check it and try again")
+			return invalid("refused")
 		}
 		return fmt.Errorf("command %s failed with %q%s%s", path, red.clean([]byte(ce.Code), 100, false), msg, errText)
 	}

@@ -61,7 +61,7 @@ func hashPassword(scheme, password string) (string, error) {
 	case SchemeBlfCrypt:
 		h, err := bcrypt.GenerateFromPassword([]byte(password), bcryptCost)
 		if errors.Is(err, bcrypt.ErrPasswordTooLong) {
-			return "", invalidf("the password is longer than 72 bytes, the most this server's password format keeps: choose a shorter one")
+			return "", invalid("password.long_blf_crypt")
 		}
 		if err != nil {
 			return "", fmt.Errorf("hash password (BLF-CRYPT): %w", err)

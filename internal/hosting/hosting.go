@@ -10,10 +10,11 @@ package hosting
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"mailmigrate/internal/i18n"
 )
 
 // Mailbox is one mailbox on the hosting.
@@ -51,13 +52,27 @@ var (
 )
 
 // inputError is a refusal of caller input; its text says what to fix.
-type inputError struct{ msg string }
+// It is kept as a Message, so that the customer reads it in their
+// language; Error is the English text, for logs.
+type inputError struct{ msg i18n.Message }
 
-func (e *inputError) Error() string        { return e.msg }
+func (e *inputError) Error() string        { return e.msg.String() }
 func (e *inputError) Is(target error) bool { return target == ErrInvalid }
 
-func invalidf(format string, args ...any) error {
-	return &inputError{msg: fmt.Sprintf(format, args...)}
+// Message is the refusal for the customer who typed the input, to be
+// written in their language (errors.As with an interface{ Message()
+// i18n.Message } finds it).
+func (e *inputError) Message() i18n.Message { return e.msg }
+
+// invalid refuses input with a text of the catalog.
+func invalid(key string, args ...any) error {
+	return &inputError{msg: catalog.M(key, args...)}
+}
+
+// invalidAsIs refuses input with a text that exists in one language only:
+// the hosting's own words, shown to the customer as they are.
+func invalidAsIs(text string) error {
+	return &inputError{msg: i18n.Literal(text)}
 }
 
 // maxPasswordBytes bounds a password so hashing and the command contract
@@ -76,17 +91,17 @@ const maxPasswordBytes = 1024
 // form).
 func NormalizeAddress(address string) (string, error) {
 	if address == "" {
-		return "", invalidf("the mailbox address is empty: enter it as name@domain.tld")
+		return "", invalid("address.empty")
 	}
 	if !utf8.ValidString(address) {
-		return "", invalidf("the mailbox address is not valid UTF-8 text: type it again")
+		return "", invalid("address.utf8")
 	}
 	if i := strings.IndexFunc(address, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) }); i >= 0 {
-		return "", invalidf("the mailbox address %q contains a space or control character: remove it", address)
+		return "", invalid("address.space", address)
 	}
 	at := strings.LastIndexByte(address, '@')
 	if at < 0 {
-		return "", invalidf("the mailbox address %q has no domain: enter it as name@domain.tld", address)
+		return "", invalid("address.no_domain", address)
 	}
 	local, domain := address[:at], address[at+1:]
 	if err := checkLocalPart(address, local); err != nil {
@@ -102,11 +117,11 @@ func NormalizeAddress(address string) (string, error) {
 func checkLocalPart(address, local string) error {
 	switch {
 	case local == "":
-		return invalidf("the mailbox address %q has nothing before the @: enter it as name@domain.tld", address)
+		return invalid("address.no_name", address)
 	case len(local) > 64:
-		return invalidf("the name before the @ in %q is longer than 64 characters: choose a shorter one", address)
+		return invalid("address.name_long", address)
 	case local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, ".."):
-		return invalidf("the mailbox address %q has a dot at the start or end of the name, or two dots in a row: remove the extra dot", address)
+		return invalid("address.dots", address)
 	}
 	for _, r := range local {
 		if unicode.IsLetter(r) || unicode.IsDigit(r) {
@@ -116,7 +131,7 @@ func checkLocalPart(address, local string) error {
 		if r < utf8.RuneSelf && strings.ContainsRune(".!#$&'*+-=?^_`{|}~", r) {
 			continue
 		}
-		return invalidf("the mailbox address %q contains %q, which a mailbox name cannot have: use letters, digits, dots, hyphens or underscores", address, r)
+		return invalid("address.char", address, r)
 	}
 	return nil
 }
@@ -125,34 +140,34 @@ func checkLocalPart(address, local string) error {
 func NormalizeDomain(domain string) (string, error) {
 	d := strings.ToLower(domain)
 	if d == "" {
-		return "", invalidf("the domain is empty: enter it as domain.tld")
+		return "", invalid("domain.empty")
 	}
 	if len(d) > 253 {
-		return "", invalidf("the domain %q is longer than 253 characters: check it", domain)
+		return "", invalid("domain.long", domain)
 	}
 	for _, r := range d {
 		if r >= utf8.RuneSelf {
-			return "", invalidf("the domain %q has accented or non-Latin letters: enter it in its ASCII form (xn--…), as your domain registrar shows it", domain)
+			return "", invalid("domain.non_ascii", domain)
 		}
 	}
 	labels := strings.Split(d, ".")
 	if len(labels) < 2 {
-		return "", invalidf("the domain %q has no dot: enter the full domain, such as example.cz", domain)
+		return "", invalid("domain.no_dot", domain)
 	}
 	for _, l := range labels {
 		if l == "" {
-			return "", invalidf("the domain %q has an empty part (a dot at the start or end, or two dots in a row): remove the extra dot", domain)
+			return "", invalid("domain.empty_part", domain)
 		}
 		if len(l) > 63 {
-			return "", invalidf("a part of the domain %q is longer than 63 characters: check it", domain)
+			return "", invalid("domain.part_long", domain)
 		}
 		if l[0] == '-' || l[len(l)-1] == '-' {
-			return "", invalidf("a part of the domain %q starts or ends with a hyphen: check it", domain)
+			return "", invalid("domain.hyphen", domain)
 		}
 		for i := 0; i < len(l); i++ {
 			c := l[i]
 			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return "", invalidf("the domain %q contains %q: a domain has only letters, digits, hyphens and dots", domain, rune(c))
+				return "", invalid("domain.char", domain, rune(c))
 			}
 		}
 	}
@@ -164,20 +179,20 @@ func NormalizeDomain(domain string) (string, error) {
 func checkPassword(password string) error {
 	switch {
 	case password == "":
-		return invalidf("the password is empty: choose a password")
+		return invalid("password.empty")
 	case len(password) > maxPasswordBytes:
-		return invalidf("the password is longer than %d bytes: choose a shorter one", maxPasswordBytes)
+		return invalid("password.long", maxPasswordBytes)
 	case !utf8.ValidString(password):
-		return invalidf("the password is not valid UTF-8 text: type it again")
+		return invalid("password.utf8")
 	case strings.ContainsAny(password, "\r\n\x00"):
-		return invalidf("the password contains a line break or NUL character, which mail programs cannot send: choose another")
+		return invalid("password.line_break")
 	}
 	return nil
 }
 
 func checkQuota(quotaBytes int64) error {
 	if quotaBytes < 0 {
-		return invalidf("the quota %d is negative: give a size in bytes, or 0 for the default", quotaBytes)
+		return invalid("quota.negative", quotaBytes)
 	}
 	return nil
 }

@@ -112,7 +112,7 @@ func NormalizeAlias(a Alias) (Alias, error) {
 			return Alias{}, err
 		}
 		if strings.EqualFold(t, addr) {
-			return Alias{}, invalidf("the alias %s cannot deliver to itself: give another address", addr)
+			return Alias{}, invalid("alias.self", addr)
 		}
 		if !slices.ContainsFunc(out.Targets, func(o string) bool { return strings.EqualFold(o, t) }) {
 			out.Targets = append(out.Targets, t)
@@ -120,9 +120,9 @@ func NormalizeAlias(a Alias) (Alias, error) {
 	}
 	switch {
 	case len(out.Targets) == 0:
-		return Alias{}, invalidf("the alias %s has no address to deliver to: give at least one", addr)
+		return Alias{}, invalid("alias.no_targets", addr)
 	case len(out.Targets) > maxAliasTargets:
-		return Alias{}, invalidf("the alias %s has more than %d addresses to deliver to: use fewer", addr, maxAliasTargets)
+		return Alias{}, invalid("alias.too_many", addr, maxAliasTargets)
 	}
 	return out, nil
 }
@@ -130,7 +130,7 @@ func NormalizeAlias(a Alias) (Alias, error) {
 // checkSetQuota refuses a limit SetQuota cannot write.
 func checkSetQuota(quotaBytes int64) error {
 	if quotaBytes <= 0 {
-		return invalidf("the quota must be a size above zero, such as 2G")
+		return invalid("quota.zero")
 	}
 	return nil
 }

@@ -34,7 +34,7 @@ func CheckNewPassword(address, password string) error {
 		return err
 	}
 	if utf8.RuneCountInString(password) < MinPasswordLength {
-		return invalidf("the password is shorter than %d characters: choose a longer one", MinPasswordLength)
+		return invalid("password.short", MinPasswordLength)
 	}
 	lower := strings.ToLower(password)
 	local := address
@@ -42,10 +42,10 @@ func CheckNewPassword(address, password string) error {
 		local = address[:at]
 	}
 	if lower == strings.ToLower(address) || lower == strings.ToLower(local) {
-		return invalidf("the password is the mailbox's own name: choose one that others cannot guess")
+		return invalid("password.own_name")
 	}
 	if commonPasswords[lower] {
-		return invalidf("the password is one of the most commonly used passwords, which are tried first by attackers: choose another")
+		return invalid("password.common")
 	}
 	return nil
 }

@@ -18,6 +18,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"mailmigrate/internal/i18n"
 )
 
 // Security is how a connection is protected.
@@ -68,9 +70,26 @@ type Endpoint struct {
 	Untrusted bool
 }
 
+// AddressError is a server address the customer gave that cannot be
+// used: ParseEndpoint's refusals and ErrForbiddenAddress. Error is the
+// English text; Message is the same for the reader's language.
+type AddressError struct{ msg i18n.Message }
+
+func (e *AddressError) Error() string { return e.msg.String() }
+
+// Message is the refusal for the customer who typed the address, to be
+// written in their language (errors.As with an interface{ Message()
+// i18n.Message } finds it).
+func (e *AddressError) Message() i18n.Message { return e.msg }
+
+func addressError(key string, args ...any) error {
+	return &AddressError{msg: catalog.M(key, args...)}
+}
+
 // ErrForbiddenAddress means an untrusted server address resolved to an
-// internal network address.
-var ErrForbiddenAddress = errors.New("this server address points into a private or local network, which is not allowed here; give the provider's public IMAP server name")
+// internal network address. It is a sentinel (errors.Is) and an
+// *AddressError.
+var ErrForbiddenAddress error = &AddressError{msg: catalog.M("address.forbidden")}
 
 // Internal reports whether ip is internal: loopback, private (RFC 1918,
 // ULA), link-local (cloud metadata services live there), unspecified,
@@ -102,24 +121,24 @@ func (e Endpoint) String() string {
 func ParseEndpoint(raw string, allowPlaintext bool) (Endpoint, error) {
 	s := strings.TrimSpace(raw)
 	if s == "" {
-		return Endpoint{}, fmt.Errorf("no server address given: use imaps://imap.example.com")
+		return Endpoint{}, addressError("address.empty")
 	}
 	if !strings.Contains(s, "://") {
 		s = "imaps://" + s
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return Endpoint{}, fmt.Errorf("server address %q is not valid: %v", raw, err)
+		return Endpoint{}, addressError("address.invalid", raw, err.Error())
 	}
 	if u.User != nil {
-		return Endpoint{}, fmt.Errorf("server address %q must not contain a login; give the login separately", u.Redacted())
+		return Endpoint{}, addressError("address.login", u.Redacted())
 	}
 	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
-		return Endpoint{}, fmt.Errorf("server address %q has a path or query; give only imaps://host[:port]", raw)
+		return Endpoint{}, addressError("address.path", raw)
 	}
 	ep := Endpoint{Host: u.Hostname()}
 	if ep.Host == "" {
-		return Endpoint{}, fmt.Errorf("server address %q has no host name", raw)
+		return Endpoint{}, addressError("address.no_host", raw)
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "imaps":
@@ -130,12 +149,12 @@ func ParseEndpoint(raw string, allowPlaintext bool) (Endpoint, error) {
 			ep.Security = Plain
 		}
 	default:
-		return Endpoint{}, fmt.Errorf("server address %q: unknown scheme %q, use imaps:// (TLS) or imap:// (STARTTLS)", raw, u.Scheme)
+		return Endpoint{}, addressError("address.scheme", raw, u.Scheme)
 	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
-			return Endpoint{}, fmt.Errorf("server address %q: port %q is not a number between 1 and 65535", raw, p)
+			return Endpoint{}, addressError("address.port", raw, p)
 		}
 		ep.Port = n
 	}

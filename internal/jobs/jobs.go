@@ -433,7 +433,7 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 		at.Server, at.User, at.Err = acct.Source, acct.SourceUser, se.Err
 		if d := diagnose.Login(ctx, at); len(d.Reasons) > 0 {
 			for _, reason := range d.Reasons {
-				end.Failure.Reasons = append(end.Failure.Reasons, reason.Advice)
+				end.Failure.Causes = append(end.Failure.Causes, reason.Advice)
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/notify"
 	"mailmigrate/internal/store"
 )
@@ -79,7 +80,18 @@ func (w *notifyWorker) Work(ctx context.Context, job *river.Job[NotifyArgs]) err
 		w.r.cfg.Logf("notification %d (%s, migration %d): the customer has no panel user to write to", n.ID, n.Kind, n.MigrationID)
 		return st.NotificationAttempt(ctx, n.ID, time.Time{}, "no panel user to write to")
 	}
-	if err := w.r.cfg.Notify.Send(ctx, to, w.r.cfg.Notify.Compose(ev)); err != nil {
+	// Each reader gets the mail in the language they read the panel in.
+	byLang := map[i18n.Lang][]string{}
+	for _, rc := range to {
+		byLang[rc.lang] = append(byLang[rc.lang], rc.addr)
+	}
+	err = nil
+	for _, l := range i18n.All {
+		if len(byLang[l]) > 0 && err == nil {
+			err = w.r.cfg.Notify.Send(ctx, byLang[l], w.r.cfg.Notify.Compose(ev, i18n.New(l)))
+		}
+	}
+	if err != nil {
 		w.r.cfg.Logf("notification %d (%s, migration %d): mail not sent (attempt %d of %d): %v",
 			n.ID, n.Kind, n.MigrationID, job.Attempt, job.MaxAttempts, err)
 		if rerr := st.NotificationAttempt(context.WithoutCancel(ctx), n.ID, time.Time{}, err.Error()); rerr != nil {
@@ -91,9 +103,15 @@ func (w *notifyWorker) Work(ctx context.Context, job *river.Job[NotifyArgs]) err
 	return st.NotificationAttempt(context.WithoutCancel(ctx), n.ID, time.Now(), "")
 }
 
+// recipient is a panel user a notification is mailed to.
+type recipient struct {
+	addr string
+	lang i18n.Lang
+}
+
 // notificationEvent gathers what a notification's mail tells, and its
 // recipients: the people who sign in for the customer that owns the domain.
-func (r *Runner) notificationEvent(ctx context.Context, n store.Notification) (notify.Event, []string, error) {
+func (r *Runner) notificationEvent(ctx context.Context, n store.Notification) (notify.Event, []recipient, error) {
 	st := r.cfg.Store
 	ev := notify.Event{ID: n.ID, MigrationID: n.MigrationID, Summary: notify.Summary{Kind: n.Kind}}
 	m, err := st.Migration(ctx, n.MigrationID)
@@ -119,9 +137,10 @@ func (r *Runner) notificationEvent(ctx context.Context, n store.Notification) (n
 	if err != nil {
 		return ev, nil, fmt.Errorf("notification %d: %w", n.ID, err)
 	}
-	to := make([]string, len(users))
+	to := make([]recipient, len(users))
 	for i, u := range users {
-		to[i] = u.Email
+		l, _ := i18n.Parse(u.Lang) // English for a user who never signed in
+		to[i] = recipient{u.Email, l}
 	}
 	return ev, to, nil
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"mailmigrate/internal/engine"
+	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/store"
 )
 
@@ -100,33 +101,33 @@ type Summary struct {
 
 // Headline is the notification in one line: the mail's subject and the
 // panel's entry.
-func Headline(s Summary) string {
+func Headline(s Summary, p *i18n.Printer) string {
 	switch s.Kind {
 	case store.NotifyPaused:
-		return fmt.Sprintf(t("headline.paused"), s.Mailbox, s.SourceHost)
+		return fmt.Sprintf(t(p, "headline.paused"), s.Mailbox, s.SourceHost)
 	case store.NotifyLoginFailed:
-		return fmt.Sprintf(t("headline.login_failed"), s.SourceHost, s.Mailbox)
+		return fmt.Sprintf(t(p, "headline.login_failed"), s.SourceHost, s.Mailbox)
 	case store.NotifyHostingLoginFailed:
-		return fmt.Sprintf(t("headline.hosting_login_failed"), s.Mailbox, s.SourceHost)
+		return fmt.Sprintf(t(p, "headline.hosting_login_failed"), s.Mailbox, s.SourceHost)
 	case store.NotifyFinished:
 		if s.Action {
-			return fmt.Sprintf(t("headline.finished_action"), s.SourceHost, s.Domain)
+			return fmt.Sprintf(t(p, "headline.finished_action"), s.SourceHost, s.Domain)
 		}
 	}
-	return fmt.Sprintf(t("headline.finished"), s.SourceHost, s.Domain)
+	return fmt.Sprintf(t(p, "headline.finished"), s.SourceHost, s.Domain)
 }
 
 // Action is what the customer does about a notification of the kind.
-func Action(kind string) string {
+func Action(kind string, p *i18n.Printer) string {
 	switch kind {
 	case store.NotifyPaused:
-		return t("action.paused")
+		return t(p, "action.paused")
 	case store.NotifyLoginFailed:
-		return t("action.login_failed")
+		return t(p, "action.login_failed")
 	case store.NotifyHostingLoginFailed:
-		return t("action.hosting_login_failed")
+		return t(p, "action.hosting_login_failed")
 	}
-	return t("action.finished")
+	return t(p, "action.finished")
 }
 
 // Mailbox is one task of the migration, as the mail lists it.
@@ -159,7 +160,7 @@ func needsAction(state string) bool {
 }
 
 // Compose writes the mail of an event.
-func (m *Mailer) Compose(e Event) Message {
+func (m *Mailer) Compose(e Event, p *i18n.Printer) Message {
 	if e.Kind == store.NotifyFinished {
 		for _, mb := range e.Mailboxes {
 			e.Action = e.Action || needsAction(mb.State)
@@ -167,51 +168,53 @@ func (m *Mailer) Compose(e Event) Message {
 	}
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	line("%s", t("greeting"))
+	line("%s", t(p, "greeting"))
 	line("")
 	switch e.Kind {
 	case store.NotifyPaused:
-		line(t("intro.paused"), e.Mailbox, e.SourceHost)
+		line(t(p, "intro.paused"), e.Mailbox, e.SourceHost)
 		line("")
-		line(t("todo"), Action(e.Kind))
+		line(t(p, "todo"), Action(e.Kind, p))
 	case store.NotifyLoginFailed:
-		line(t("intro.login_failed"), e.Mailbox, e.SourceHost, e.SourceUser)
+		line(t(p, "intro.login_failed"), e.Mailbox, e.SourceHost, e.SourceUser)
 		for _, mb := range e.Mailboxes {
 			if mb.Address == e.Mailbox && mb.Failure != nil {
-				failureLines(line, mb.Failure, "")
+				failureLines(line, mb.Failure.Localize(p), "")
 			}
 		}
 		line("")
-		line(t("todo"), Action(e.Kind))
+		line(t(p, "todo"), Action(e.Kind, p))
 	case store.NotifyHostingLoginFailed:
-		line(t("intro.hosting_login_failed"), e.Mailbox, e.SourceHost)
+		line(t(p, "intro.hosting_login_failed"), e.Mailbox, e.SourceHost)
 		line("")
-		line(t("todo"), Action(e.Kind))
+		line(t(p, "todo"), Action(e.Kind, p))
 	default:
-		line(t("intro.finished"), e.SourceHost, e.Domain)
+		line(t(p, "intro.finished"), e.SourceHost, e.Domain)
 	}
 	line("")
 	if e.Kind != store.NotifyFinished {
-		line("%s", t("mailboxes"))
+		line("%s", t(p, "mailboxes"))
 	}
 	for _, mb := range e.Mailboxes {
-		line(t("mailbox.line"), mb.Address, mb.SourceUser, stateText(mb.State))
+		line(t(p, "mailbox.line"), mb.Address, mb.SourceUser, stateText(mb.State, p))
 		if e.Kind != store.NotifyFinished || !needsAction(mb.State) {
 			continue
 		}
 		if mb.State == store.StatePaused {
-			line("  "+t("todo"), Action(store.NotifyPaused))
+			line("  "+t(p, "todo"), Action(store.NotifyPaused, p))
 		} else if mb.Failure != nil {
-			failureLines(line, mb.Failure, "  ")
+			failureLines(line, mb.Failure.Localize(p), "  ")
 		}
 	}
 	line("")
-	line(t("link"), fmt.Sprintf("%s/migrations/%d", m.cfg.BaseURL, e.MigrationID))
+	line(t(p, "link"), fmt.Sprintf("%s/migrations/%d", m.cfg.BaseURL, e.MigrationID))
 	line("")
 	line("-- ")
-	line(t("footer"), e.Domain)
-	return Message{ID: fmt.Sprintf("<notification-%d.migration-%d@%s>", e.ID, e.MigrationID, m.helo),
-		Subject: Headline(e.Summary), Body: b.String()}
+	line(t(p, "footer"), e.Domain)
+	// One Message-ID per notification and language, the same for every
+	// attempt.
+	return Message{ID: fmt.Sprintf("<notification-%d.migration-%d.%s@%s>", e.ID, e.MigrationID, p.Lang, m.helo),
+		Subject: Headline(e.Summary, p), Body: b.String()}
 }
 
 // failureLines writes a failure's explanation and likely causes.
@@ -224,7 +227,7 @@ func failureLines(line func(string, ...any), f *engine.Failure, indent string) {
 	}
 }
 
-func stateText(state string) string { return t("state." + state) }
+func stateText(state string, p *i18n.Printer) string { return t(p, "state."+state) }
 
 // Send hands a mail to the relay for the recipients.
 func (m *Mailer) Send(ctx context.Context, to []string, msg Message) error {

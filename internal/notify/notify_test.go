@@ -2,6 +2,8 @@ package notify
 
 import (
 	"context"
+	"mailmigrate/internal/i18n"
+	"mailmigrate/internal/imapconn"
 	"regexp"
 	"strings"
 	"testing"
@@ -20,10 +22,18 @@ func event(kind string) Event {
 		Mailboxes: []Mailbox{
 			{Address: "jana@firma.cz", SourceUser: "jana@old.cz", State: store.StatePaused},
 			{Address: "petr@firma.cz", SourceUser: "petr@old.cz", State: store.StateFailed,
-				Failure: &engine.Failure{Kind: "auth", Side: engine.SideSource, Message: "The old server rejected the login \"petr@old.cz\".",
-					Detail: "LOGIN failed: tajne-detaily", Reasons: []string{"The password is old or mistyped."}}},
+				Failure: petrFailed()},
 			{Address: "eva@firma.cz", SourceUser: "eva@old.cz", State: store.StateDone},
 		}}
+}
+
+// petrFailed is a refused old login as the engine explains it (its detail
+// must stay out of mails), with a likely cause.
+func petrFailed() *engine.Failure {
+	f := engine.Explain(&engine.SideError{Side: engine.SideSource, User: "petr@old.cz",
+		Err: &imapconn.Error{Kind: imapconn.ErrAuth, Op: "login", Text: "LOGIN failed: tajne-detaily"}})
+	f.Reasons = []string{"The password is old or mistyped."}
+	return f
 }
 
 // Each kind's mail names the migration, the mailboxes, what happened and
@@ -42,7 +52,7 @@ func TestCompose(t *testing.T) {
 		store.NotifyLoginFailed:        {"The old server imap.old.cz refused the login for jana@firma.cz", "refused the login jana@old.cz", "press Restart"},
 		store.NotifyHostingLoginFailed: {"The mailbox jana@firma.cz refused the migration's login", "current password", "press Restart"},
 	} {
-		msg := m.Compose(event(kind))
+		msg := m.Compose(event(kind), en)
 		all := msg.Subject + "\n" + msg.Body
 		for _, w := range append(want, "https://panel.hosting.test/migrations/12", "for firma.cz") {
 			if !strings.Contains(all, w) {
@@ -52,13 +62,13 @@ func TestCompose(t *testing.T) {
 		if strings.Contains(all, "tajne") || missingText.MatchString(all) {
 			t.Errorf("%s: mail has a failure's detail or a missing text:\n%s", kind, all)
 		}
-		if msg.ID != "<notification-7.migration-12@panel.hosting.test>" {
+		if msg.ID != "<notification-7.migration-12.en@panel.hosting.test>" {
 			t.Errorf("Message-ID %s", msg.ID)
 		}
 	}
 	done := event(store.NotifyFinished)
 	done.Mailboxes = done.Mailboxes[2:]
-	if s := m.Compose(done).Subject; s != "Your migration from imap.old.cz to firma.cz has finished" {
+	if s := m.Compose(done, en).Subject; s != "Your migration from imap.old.cz to firma.cz has finished" {
 		t.Errorf("subject of a migration that needs nothing: %q", s)
 	}
 }
@@ -87,7 +97,7 @@ func TestSendStartTLSAuth(t *testing.T) {
 	}
 	e := event(store.NotifyPaused)
 	e.Mailbox = "jůlie@firma.cz"
-	msg := m.Compose(e)
+	msg := m.Compose(e, en)
 	if err := m.Send(context.Background(), []string{"jana@firma.cz", "petr@firma.cz"}, msg); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +128,7 @@ func TestSendImplicitTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := m.Compose(event(store.NotifyFinished))
+	msg := m.Compose(event(store.NotifyFinished), en)
 	if err := m.Send(context.Background(), []string{"jana@firma.cz"}, msg); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +155,7 @@ func TestSendErrors(t *testing.T) {
 	relay := smtptest.Start(t, "", "")
 	relay.Refuse(1)
 	m, _ := New(Config{Addr: relay.Addr, From: "noreply@hosting.test", Security: None, BaseURL: "https://p.test"})
-	msg := m.Compose(event(store.NotifyFinished))
+	msg := m.Compose(event(store.NotifyFinished), en)
 	err := m.Send(context.Background(), []string{"jana@firma.cz"}, msg)
 	if err == nil || !strings.Contains(err.Error(), relay.Addr) {
 		t.Fatalf("refused mail: %v", err)
@@ -160,5 +170,27 @@ func TestSendErrors(t *testing.T) {
 	}
 	if n := len(relay.Mails()); n != 1 {
 		t.Errorf("%d mails taken", n)
+	}
+}
+
+var en = i18n.New(i18n.English)
+
+// The same event reads in Czech to a Czech reader, with its own
+// Message-ID, and a stored failure's sentence in Czech too.
+func TestComposeCzech(t *testing.T) {
+	m, err := New(Config{Addr: "relay.test:25", From: "Hosting <noreply@hosting.test>", BaseURL: "https://panel.hosting.test/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := i18n.New(i18n.Czech)
+	for _, kind := range []string{store.NotifyFinished, store.NotifyPaused, store.NotifyLoginFailed, store.NotifyHostingLoginFailed} {
+		msg := m.Compose(event(kind), cs)
+		all := msg.Subject + "\n" + msg.Body
+		if !strings.Contains(all, "Dobrý den") || missingText.MatchString(all) || msg.ID != "<notification-7.migration-12.cs@panel.hosting.test>" {
+			t.Errorf("%s in Czech (%s):\n%s", kind, msg.ID, all)
+		}
+	}
+	if body := m.Compose(event(store.NotifyFinished), cs).Body; !strings.Contains(body, "odmítl přihlašovací jméno") {
+		t.Errorf("the failure is not in Czech:\n%s", body)
 	}
 }

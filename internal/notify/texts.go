@@ -1,5 +1,7 @@
 package notify
 
+import "mailmigrate/internal/i18n"
+
 // texts holds every sentence the notification mails (and the panel's list
 // of notifications) say, in one place, so that a translation is one more
 // map.
@@ -32,10 +34,7 @@ var texts = map[string]string{
 	"state.cancelled":               "cancelled",
 }
 
-// t looks a text up; a missing key shows itself, which a test catches.
-func t(key string) string {
-	if s, ok := texts[key]; ok {
-		return s
-	}
-	return "[" + key + "]"
-}
+var catalog = i18n.NewCatalog("notify", texts, textsCS)
+
+// t is a text in the printer's language.
+func t(p *i18n.Printer, key string) string { return catalog.Text(p.Lang, key) }

@@ -107,7 +107,8 @@ CREATE TABLE IF NOT EXISTS user (
 	tenant_id INTEGER NOT NULL REFERENCES tenant(id) ON DELETE CASCADE,
 	email TEXT NOT NULL UNIQUE,
 	password_hash TEXT NOT NULL,
-	created INTEGER NOT NULL
+	created INTEGER NOT NULL,
+	lang TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS session (
 	token_hash BLOB PRIMARY KEY,
@@ -180,6 +181,9 @@ func upgrade(db *sql.DB) error {
 		return err
 	}
 	if err := addColumn(db, "task", "dest_key", `TEXT NOT NULL DEFAULT ''`); err != nil {
+		return err
+	}
+	if err := addColumn(db, "user", "lang", `TEXT NOT NULL DEFAULT ''`); err != nil {
 		return err
 	}
 	// Older versions let two tasks write into one mailbox at once; the

@@ -664,15 +664,15 @@ func (l *SQLite) CreateUser(ctx context.Context, tenantID int64, email, password
 func (l *SQLite) UserByEmail(ctx context.Context, email string) (User, error) {
 	var u User
 	var created int64
-	err := l.db.QueryRowContext(ctx, `SELECT id, tenant_id, email, password_hash, created FROM user WHERE email = ?`,
-		strings.ToLower(strings.TrimSpace(email))).Scan(&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &created)
+	err := l.db.QueryRowContext(ctx, `SELECT id, tenant_id, email, password_hash, created, lang FROM user WHERE email = ?`,
+		strings.ToLower(strings.TrimSpace(email))).Scan(&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &created, &u.Lang)
 	u.Created = fromUnix(created)
 	return u, notFound(err)
 }
 
 // Users implements Store.
 func (l *SQLite) Users(ctx context.Context, tenantID int64) ([]User, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT id, tenant_id, email, password_hash, created FROM user
+	rows, err := l.db.QueryContext(ctx, `SELECT id, tenant_id, email, password_hash, created, lang FROM user
 		WHERE tenant_id = ? ORDER BY id`, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("read the users of tenant %d: %w", tenantID, err)
@@ -682,13 +682,21 @@ func (l *SQLite) Users(ctx context.Context, tenantID int64) ([]User, error) {
 	for rows.Next() {
 		var u User
 		var created int64
-		if err := rows.Scan(&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &created); err != nil {
+		if err := rows.Scan(&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &created, &u.Lang); err != nil {
 			return nil, fmt.Errorf("read the users of tenant %d: %w", tenantID, err)
 		}
 		u.Created = fromUnix(created)
 		out = append(out, u)
 	}
 	return out, rows.Err()
+}
+
+// SetUserLang implements Store.
+func (l *SQLite) SetUserLang(ctx context.Context, userID int64, lang string) error {
+	if _, err := l.db.ExecContext(ctx, `UPDATE user SET lang = ? WHERE id = ?`, lang, userID); err != nil {
+		return fmt.Errorf("record the language of user %d: %w", userID, err)
+	}
+	return nil
 }
 
 // CreateSession implements Store.
@@ -707,10 +715,10 @@ func (l *SQLite) SessionUser(ctx context.Context, tokenHash []byte) (User, Tenan
 	var u User
 	var t Tenant
 	var uc, tc int64
-	err := l.db.QueryRowContext(ctx, `SELECT u.id, u.tenant_id, u.email, u.password_hash, u.created,
+	err := l.db.QueryRowContext(ctx, `SELECT u.id, u.tenant_id, u.email, u.password_hash, u.created, u.lang,
 		t.id, t.name, t.kind, t.created FROM session s JOIN user u ON u.id = s.user_id
 		JOIN tenant t ON t.id = u.tenant_id WHERE s.token_hash = ? AND s.expires > ?`, tokenHash, unix(time.Now())).
-		Scan(&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &uc, &t.ID, &t.Name, &t.Kind, &tc)
+		Scan(&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &uc, &u.Lang, &t.ID, &t.Name, &t.Kind, &tc)
 	u.Created, t.Created = fromUnix(uc), fromUnix(tc)
 	return u, t, notFound(err)
 }

@@ -159,6 +159,9 @@ type User struct {
 	Email        string
 	PasswordHash string
 	Created      time.Time
+	// Lang is the language the user last read the panel in ("cs", "en";
+	// "" before the first sign-in): notification mails are written in it.
+	Lang string
 }
 
 // Kinds of notification: what the customer is told about.
@@ -309,6 +312,8 @@ type Store interface {
 	UserByEmail(ctx context.Context, email string) (User, error)
 	// Users lists the people who sign in for a tenant.
 	Users(ctx context.Context, tenantID int64) ([]User, error)
+	// SetUserLang records the language a user reads the panel in.
+	SetUserLang(ctx context.Context, userID int64, lang string) error
 	// CreateSession stores a sign-in session by the hash of its token.
 	CreateSession(ctx context.Context, tokenHash []byte, userID int64, expires time.Time) error
 	// SessionUser returns the user of an unexpired session.

@@ -20,6 +20,7 @@ import (
 
 	"mailmigrate/internal/diagnose"
 	"mailmigrate/internal/engine"
+	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/imapconn"
 	"mailmigrate/internal/jobs"
 	"mailmigrate/internal/secret"
@@ -128,15 +129,18 @@ func (a *API) Handler() http.Handler {
 		w.Write(OpenAPIYAML)
 	})
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such API route: "+r.Method+" "+r.URL.Path)
+		writeError(w, r, http.StatusNotFound, "not_found", "api.route", r.Method, r.URL.Path)
 	})
 	return mux
 }
 
 // apiError is an error with an HTTP status and a stable code.
 type apiError struct {
-	Status  int           `json:"-"`
-	Code    string        `json:"error"`
+	Status int    `json:"-"`
+	Code   string `json:"error"`
+	// Text is the message for the reader; Message is Text in the reader's
+	// language, filled when the error is answered (shown).
+	Text    i18n.Message  `json:"-"`
 	Message string        `json:"message"`
 	Fields  []fieldError  `json:"fields,omitempty"`
 	Lines   []lineError   `json:"lines,omitempty"`
@@ -147,22 +151,66 @@ type apiError struct {
 	MigrationID int64 `json:"migration_id,omitempty"`
 }
 
-func (e *apiError) Error() string { return e.Message }
+func (e *apiError) Error() string {
+	if e.Message != "" {
+		return e.Message
+	}
+	return e.Text.String()
+}
+
+// shown is a copy of the error for its reader: every sentence written in
+// the printer's language.
+func (e *apiError) shown(p *i18n.Printer) *apiError {
+	c := *e
+	if !e.Text.IsZero() {
+		c.Message = e.Text.In(p)
+	}
+	c.Fields, c.Lines = nil, nil
+	for _, f := range e.Fields {
+		c.Fields = append(c.Fields, fieldError{f.Field, i18n.Literal(f.Reason.In(p))})
+	}
+	for _, l := range e.Lines {
+		c.Lines = append(c.Lines, lineError{l.Line, i18n.Literal(l.Reason.In(p))})
+	}
+	c.Checks = localizeChecks(e.Checks, p)
+	return &c
+}
 
 type fieldError struct {
-	Field  string `json:"field"`
-	Reason string `json:"reason"`
+	Field  string       `json:"field"`
+	Reason i18n.Message `json:"reason"`
 }
 
 type lineError struct {
-	Line   int    `json:"line"`
-	Reason string `json:"reason"`
+	Line   int          `json:"line"`
+	Reason i18n.Message `json:"reason"`
 }
 
-var errNotFound = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such object"}
+var errNotFound = &apiError{Status: http.StatusNotFound, Code: "not_found", Text: catalog.M("api.not_found")}
 
-func badRequest(format string, args ...any) *apiError {
-	return &apiError{Status: http.StatusBadRequest, Code: "invalid", Message: fmt.Sprintf(format, args...)}
+// failWith is an error answer with one of the catalog's texts.
+func failWith(status int, code, key string, args ...any) *apiError {
+	return &apiError{Status: status, Code: code, Text: catalog.M(key, args...)}
+}
+
+// badRequest is an "invalid" answer with one of the catalog's texts.
+func badRequest(key string, args ...any) *apiError {
+	return failWith(http.StatusBadRequest, "invalid", key, args...)
+}
+
+// messageOf is an error's sentence for the customer: its own, when the
+// package that made it wrote one in both languages, else its text.
+func messageOf(err error) i18n.Message {
+	var m interface{ Message() i18n.Message }
+	if errors.As(err, &m) {
+		return m.Message()
+	}
+	return i18n.Literal(err.Error())
+}
+
+// invalidErr is an "invalid" answer that says what err says.
+func invalidErr(err error) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: "invalid", Text: messageOf(err)}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -174,8 +222,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, &apiError{Code: code, Message: msg})
+func writeError(w http.ResponseWriter, r *http.Request, status int, code, key string, args ...any) {
+	writeJSON(w, status, (&apiError{Code: code, Text: catalog.M(key, args...)}).shown(printerOf(r)))
 }
 
 // auth resolves the bearer token to a tenant and turns handler errors into
@@ -186,13 +234,13 @@ func (a *API) auth(fn func(w http.ResponseWriter, r *http.Request, t store.Tenan
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || tok == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mailmigrate"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "send an API token: Authorization: Bearer <token>")
+			writeError(w, r, http.StatusUnauthorized, "unauthorized", "api.token.missing")
 			return
 		}
 		t, err := a.cfg.Store.TokenTenant(r.Context(), HashToken(tok))
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mailmigrate", error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "the API token is not valid")
+			writeError(w, r, http.StatusUnauthorized, "unauthorized", "api.token.invalid")
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, 4<<20)
@@ -201,14 +249,14 @@ func (a *API) auth(fn func(w http.ResponseWriter, r *http.Request, t store.Tenan
 		switch {
 		case err == nil:
 		case errors.As(err, &ae):
-			writeJSON(w, ae.Status, ae)
+			writeJSON(w, ae.Status, ae.shown(printerOf(r)))
 		case errors.Is(err, store.ErrNotFound):
-			writeJSON(w, http.StatusNotFound, errNotFound)
+			writeJSON(w, http.StatusNotFound, errNotFound.shown(printerOf(r)))
 		case errors.Is(err, store.ErrConflict):
-			writeError(w, http.StatusConflict, "conflict", err.Error())
+			writeError(w, r, http.StatusConflict, "conflict", "api.conflict", err.Error())
 		default:
 			a.cfg.Logf("api %s %s: %v", r.Method, r.URL.Path, err)
-			writeError(w, http.StatusInternalServerError, "internal", "something went wrong on the server; try again, or contact support")
+			writeError(w, r, http.StatusInternalServerError, "internal", "error.server")
 		}
 	})
 }
@@ -313,7 +361,7 @@ func (a *API) listMailboxes(w http.ResponseWriter, r *http.Request, t store.Tena
 // dnsRows checks a domain's DNS against the hosting.
 func (a *API) dnsRows(ctx context.Context, d store.Domain) ([]diagnose.Row, error) {
 	if a.cfg.Diagnose.Resolver == nil {
-		return nil, &apiError{Status: http.StatusServiceUnavailable, Code: "not_configured", Message: "the DNS check is not configured on this server"}
+		return nil, failWith(http.StatusServiceUnavailable, "not_configured", "api.dns.not_configured")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -329,7 +377,7 @@ func (a *API) dnsCheck(w http.ResponseWriter, r *http.Request, t store.Tenant) e
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"domain": d.Name, "rows": nonNil(rows)})
+	writeJSON(w, http.StatusOK, map[string]any{"domain": d.Name, "rows": nonNil(localizeRows(rows, printerOf(r)))})
 	return nil
 }
 
@@ -337,15 +385,15 @@ func (a *API) dnsCheck(w http.ResponseWriter, r *http.Request, t store.Tenant) e
 func (a *API) discover(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
 	addr := strings.TrimSpace(r.URL.Query().Get("address"))
 	if !strings.Contains(addr, "@") {
-		return badRequest("give the mailbox address: ?address=mailbox@domain.tld")
+		return badRequest("api.discover.address")
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	cands, err := a.cfg.Discover(ctx, addr)
 	if err != nil {
-		return badRequest("%v", err)
+		return invalidErr(err)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"candidates": nonNil(cands)})
+	writeJSON(w, http.StatusOK, map[string]any{"candidates": nonNil(localizeCandidates(cands, printerOf(r)))})
 	return nil
 }
 
@@ -357,12 +405,13 @@ type migrationView struct {
 	Tasks  []store.Task `json:"tasks"`
 }
 
-func (a *API) view(ctx context.Context, m store.Migration, d store.Domain) (migrationView, error) {
+// view is a migration as its reader sees it, in the printer's language.
+func (a *API) view(ctx context.Context, p *i18n.Printer, m store.Migration, d store.Domain) (migrationView, error) {
 	tasks, err := a.cfg.Store.Tasks(ctx, m.ID)
 	if err != nil {
 		return migrationView{}, err
 	}
-	return migrationView{Migration: m, Domain: d.Name, State: overallState(tasks), Tasks: nonNil(tasks)}, nil
+	return migrationView{Migration: m, Domain: d.Name, State: overallState(tasks), Tasks: nonNil(localizeTasks(tasks, p))}, nil
 }
 
 // overallState summarises the tasks: running while any runs, else the
@@ -393,7 +442,7 @@ func (a *API) listMigrations(w http.ResponseWriter, r *http.Request, t store.Ten
 	}
 	out := []migrationView{}
 	for _, m := range ms {
-		v, err := a.view(r.Context(), m, d)
+		v, err := a.view(r.Context(), printerOf(r), m, d)
 		if err != nil {
 			return err
 		}
@@ -408,7 +457,7 @@ func (a *API) getMigration(w http.ResponseWriter, r *http.Request, t store.Tenan
 	if err != nil {
 		return err
 	}
-	v, err := a.view(r.Context(), m, d)
+	v, err := a.view(r.Context(), printerOf(r), m, d)
 	if err != nil {
 		return err
 	}
@@ -421,7 +470,7 @@ func (a *API) getTask(w http.ResponseWriter, r *http.Request, t store.Tenant) er
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, task)
+	writeJSON(w, http.StatusOK, localizeTask(task, printerOf(r)))
 	return nil
 }
 
@@ -432,12 +481,11 @@ func (a *API) act(ctx context.Context, task store.Task, action string) error {
 		return a.cfg.Jobs.Cancel(ctx, task.ID)
 	case "restart", "resume":
 		if action == "resume" && task.State != store.StatePaused {
-			return &apiError{Status: http.StatusConflict, Code: "not_paused",
-				Message: "only a migration paused for lack of space can be resumed; use restart"}
+			return failWith(http.StatusConflict, "not_paused", "api.not_paused")
 		}
 		err := a.cfg.Jobs.Requeue(ctx, task.ID)
 		if errors.Is(err, jobs.ErrNoSecrets) {
-			return &apiError{Status: http.StatusConflict, Code: "no_passwords", Message: err.Error()}
+			return failWith(http.StatusConflict, "no_passwords", "api.no_passwords")
 		}
 		var be *store.BusyError
 		if errors.As(err, &be) {
@@ -445,7 +493,7 @@ func (a *API) act(ctx context.Context, task store.Task, action string) error {
 		}
 		return err
 	}
-	return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "unknown action " + action + ": use restart, resume or cancel"}
+	return failWith(http.StatusNotFound, "not_found", "api.action", action)
 }
 
 func (a *API) taskAction(w http.ResponseWriter, r *http.Request, t store.Tenant) error {
@@ -460,7 +508,7 @@ func (a *API) taskAction(w http.ResponseWriter, r *http.Request, t store.Tenant)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, task)
+	writeJSON(w, http.StatusOK, localizeTask(task, printerOf(r)))
 	return nil
 }
 
@@ -472,7 +520,7 @@ func (a *API) migrationAction(w http.ResponseWriter, r *http.Request, t store.Te
 	if err := a.actAll(r.Context(), m, r.PathValue("action")); err != nil {
 		return err
 	}
-	v, err := a.view(r.Context(), m, d)
+	v, err := a.view(r.Context(), printerOf(r), m, d)
 	if err != nil {
 		return err
 	}
@@ -513,12 +561,12 @@ func (a *API) actAll(ctx context.Context, m store.Migration, action string) erro
 // another task queued or copying.
 func busyError(be *store.BusyError) *apiError {
 	return &apiError{Status: http.StatusConflict, Code: "mailbox_busy", TaskID: be.TaskID, MigrationID: be.MigrationID,
-		Message: busyReason(be)}
+		Text: busyReason(be)}
 }
 
 // busyReason says which migration holds a mailbox, in the panel's words.
-func busyReason(be *store.BusyError) string {
-	return fmt.Sprintf(t("errors.busy"), be.Mailbox, be.MigrationID)
+func busyReason(be *store.BusyError) i18n.Message {
+	return catalog.M("errors.busy", be.Mailbox, be.MigrationID)
 }
 
 // report serves a task's per-folder report as JSON or CSV.
@@ -533,14 +581,15 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, t store.Tenant) err
 // writeTaskReport sends a task's report as a JSON or (?format=csv) CSV
 // download.
 func writeTaskReport(w http.ResponseWriter, r *http.Request, task store.Task) error {
-	rep := task.Report
+	p := printerOf(r)
+	rep := task.Report.Localize(p)
 	if rep == nil {
-		return &apiError{Status: http.StatusNotFound, Code: "no_report", Message: "this mailbox has not been copied yet"}
+		return failWith(http.StatusNotFound, "no_report", "api.no_report")
 	}
 	if r.URL.Query().Get("format") == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="migration-%d-%s.csv"`, task.ID, safeName(task.DestUser)))
-		return writeReportCSV(w, rep)
+		return writeReportCSV(w, rep, p)
 	}
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="migration-%d-%s.json"`, task.ID, safeName(task.DestUser)))
 	writeJSON(w, http.StatusOK, rep)
@@ -581,7 +630,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, m store.Migration, 
 	defer tick.Stop()
 	ping := time.Now()
 	for {
-		v, err := a.view(r.Context(), m, d)
+		v, err := a.view(r.Context(), printerOf(r), m, d)
 		if err != nil {
 			return
 		}
@@ -615,3 +664,11 @@ func nonNil[T any](s []T) []T {
 	}
 	return s
 }
+
+// inputError is a customer's mistake, said in both languages.
+type inputError struct{ text i18n.Message }
+
+func (e inputError) Error() string { return e.text.String() }
+
+// Message is the sentence for the customer.
+func (e inputError) Message() i18n.Message { return e.text }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -35,16 +34,8 @@ func finish(t *testing.T, st store.Store, task store.Task) {
 // refused but one, a re-sync while it copies is refused with the task it
 // waits for, and allowed once that has finished.
 func TestSubmissionMailboxBusy(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, _, tok := customerAPI(t)
 	ctx := context.Background()
-	c, _ := st.CreateTenant(ctx, "Firma", store.KindCustomer)
-	st.CreateDomain(ctx, store.Domain{TenantID: c.ID, Name: "firma.test"})
-	tok := NewToken()
-	st.CreateToken(ctx, c.ID, "api", HashToken(tok))
 	box, _ := secret.New(bytes.Repeat([]byte{7}, 32))
 	api := NewAPI(Config{Store: st, Jobs: noJobs{}, Box: box, Hosting: jobs.Hosting{MasterUser: "master",
 		Driver: fakeDriver{[]hosting.Mailbox{{Address: "jana@firma.test"}}}}})

@@ -12,8 +12,8 @@ import (
 	"strings"
 
 	"mailmigrate/internal/config"
-	"mailmigrate/internal/engine"
 	"mailmigrate/internal/hosting"
+	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/store"
 )
 
@@ -22,7 +22,7 @@ import (
 // the API and the panel; each operation exists only where the hosting
 // driver offers it.
 
-var errNotSupported = &apiError{Status: http.StatusNotImplemented, Code: "not_supported", Message: t("manage.unsupported")}
+var errNotSupported = failWith(http.StatusNotImplemented, "not_supported", "manage.unsupported")
 
 // hostedMailbox returns the mailbox address of domain d, or a 404 when
 // the address is not in d or the hosting has no such mailbox.
@@ -49,7 +49,7 @@ func driverError(err error) error {
 	case err == nil, errors.As(err, &ae):
 		return err
 	case errors.Is(err, hosting.ErrInvalid):
-		return badRequest("%v", err)
+		return invalidErr(err)
 	case errors.Is(err, hosting.ErrNotFound):
 		return store.ErrNotFound
 	}
@@ -67,7 +67,7 @@ func (a *API) changePassword(ctx context.Context, d store.Domain, address, passw
 		return err
 	}
 	if err := hosting.CheckNewPassword(mb.Address, password); err != nil {
-		return &apiError{Status: http.StatusBadRequest, Code: "weak_password", Message: err.Error()}
+		return &apiError{Status: http.StatusBadRequest, Code: "weak_password", Text: messageOf(err)}
 	}
 	return driverError(ps.SetPassword(ctx, mb.Address, password))
 }
@@ -89,14 +89,13 @@ func (a *API) raiseQuota(ctx context.Context, d store.Domain, address string, qu
 	}
 	switch {
 	case quotaBytes <= 0:
-		return mb, badRequest("%s", t("manage.quota.size"))
+		return mb, badRequest("manage.quota.size")
 	case quotaBytes > a.cfg.MaxQuota:
-		return mb, &apiError{Status: http.StatusBadRequest, Code: "over_plan_limit",
-			Message: fmt.Sprintf(t("manage.quota.limit"), engine.HumanBytes(a.cfg.MaxQuota))}
+		return mb, failWith(http.StatusBadRequest, "over_plan_limit", "manage.quota.limit", i18n.Size(a.cfg.MaxQuota))
 	case mb.QuotaBytes == 0:
-		return mb, badRequest(t("manage.quota.unlimited"), mb.Address)
+		return mb, badRequest("manage.quota.unlimited", mb.Address)
 	case mb.QuotaBytes > 0 && quotaBytes <= mb.QuotaBytes:
-		return mb, badRequest(t("manage.quota.larger"), mb.Address, engine.HumanBytes(mb.QuotaBytes))
+		return mb, badRequest("manage.quota.larger", mb.Address, i18n.Size(mb.QuotaBytes))
 	}
 	if err := driverError(hosting.QuotaSetterOf(a.cfg.Hosting.Driver).SetQuota(ctx, mb.Address, quotaBytes)); err != nil {
 		return mb, err
@@ -150,10 +149,10 @@ func (a *API) addAlias(ctx context.Context, d store.Domain, address, alias strin
 	}
 	al, err := hosting.NormalizeAlias(hosting.Alias{Address: alias, Targets: append([]string{mb.Address}, also...)})
 	if err != nil {
-		return al, badRequest("%v", err)
+		return al, invalidErr(err)
 	}
 	if al.Address[strings.LastIndexByte(al.Address, '@')+1:] != d.Name {
-		return al, badRequest(t("manage.alias.domain"), d.Name)
+		return al, badRequest("manage.alias.domain", d.Name)
 	}
 	// An alias for an existing mailbox would take its mail away from it.
 	mbs, err := a.cfg.Hosting.Driver.List(ctx, d.Name)
@@ -161,11 +160,11 @@ func (a *API) addAlias(ctx context.Context, d store.Domain, address, alias strin
 		return al, err
 	}
 	if slices.ContainsFunc(mbs, func(m hosting.Mailbox) bool { return strings.EqualFold(m.Address, al.Address) }) {
-		return al, badRequest(t("manage.alias.mailbox"), al.Address)
+		return al, badRequest("manage.alias.mailbox", al.Address)
 	}
 	err = am.AddAlias(ctx, al)
 	if errors.Is(err, hosting.ErrExists) {
-		return al, &apiError{Status: http.StatusConflict, Code: "exists", Message: fmt.Sprintf(t("manage.alias.exists"), al.Address)}
+		return al, failWith(http.StatusConflict, "exists", "manage.alias.exists", al.Address)
 	}
 	return al, driverError(err)
 }
@@ -178,7 +177,7 @@ func (a *API) removeAlias(ctx context.Context, d store.Domain, address, alias st
 	}
 	i := slices.IndexFunc(aliases, func(al hosting.Alias) bool { return strings.EqualFold(al.Address, strings.TrimSpace(alias)) })
 	if i < 0 {
-		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf(t("manage.alias.none"), alias, mb.Address)}
+		return failWith(http.StatusNotFound, "not_found", "manage.alias.none", alias, mb.Address)
 	}
 	return driverError(hosting.AliasManagerOf(a.cfg.Hosting.Driver).RemoveAlias(ctx, aliases[i].Address))
 }
@@ -186,7 +185,7 @@ func (a *API) removeAlias(ctx context.Context, d store.Domain, address, alias st
 // decodeJSON reads a request body into v.
 func decodeJSON(r *http.Request, v any) error {
 	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
-		return badRequest("the request body is not the expected JSON object: %v", err)
+		return badRequest("invalid.json", err.Error())
 	}
 	return nil
 }
@@ -298,7 +297,7 @@ type manageView struct {
 
 // manageData builds the management section for the given mailboxes;
 // paused names those whose copy is paused for lack of space.
-func (a *API) manageData(ctx context.Context, d store.Domain, mbs []hosting.Mailbox, paused map[string]bool, back string, q url.Values) (*manageView, error) {
+func (a *API) manageData(ctx context.Context, p *i18n.Printer, d store.Domain, mbs []hosting.Mailbox, paused map[string]bool, back string, q url.Values) (*manageView, error) {
 	am := hosting.AliasManagerOf(a.cfg.Hosting.Driver)
 	mv := &manageView{Domain: d.Name, Back: back, Password: hosting.PasswordSetterOf(a.cfg.Hosting.Driver) != nil,
 		Quota: a.quotaOffered(), Aliasing: am != nil, MaxQuota: a.cfg.MaxQuota}
@@ -320,7 +319,7 @@ func (a *API) manageData(ctx context.Context, d store.Domain, mbs []hosting.Mail
 	op, mb := q.Get("changed"), q.Get("mailbox")
 	if slices.Contains([]string{"password", "quota", "alias", "unalias"}, op) &&
 		slices.ContainsFunc(mv.Rows, func(r manageRow) bool { return r.Address == mb }) {
-		mv.Notice = fmt.Sprintf(t("manage.done."+op), mb)
+		mv.Notice = catalog.T(p, "manage.done."+op, mb)
 	}
 	return mv, nil
 }
@@ -341,7 +340,7 @@ func (p *Panel) mailboxPage(w http.ResponseWriter, r *http.Request, v viewer) er
 
 func (p *Panel) renderMailbox(w http.ResponseWriter, r *http.Request, v viewer, d store.Domain, mb hosting.Mailbox, back, errText string, q url.Values) error {
 	paused := map[string]bool{strings.ToLower(mb.Address): r.PostFormValue("paused") == "1"}
-	mv, err := p.api.manageData(r.Context(), d, []hosting.Mailbox{mb}, paused, back, q)
+	mv, err := p.api.manageData(r.Context(), printerOf(r), d, []hosting.Mailbox{mb}, paused, back, q)
 	if err != nil {
 		return err
 	}
@@ -352,7 +351,7 @@ func (p *Panel) renderMailbox(w http.ResponseWriter, r *http.Request, v viewer, 
 	if errText != "" {
 		w.WriteHeader(http.StatusUnprocessableEntity)
 	}
-	p.render(w, "mailbox", map[string]any{"Title": mb.Address, "User": v.User, "Domain": d, "Manage": mv})
+	p.render(w, r, "mailbox", map[string]any{"Title": mb.Address, "User": v.User, "Domain": d, "Manage": mv})
 	return nil
 }
 
@@ -390,7 +389,7 @@ func (p *Panel) mailboxPost(w http.ResponseWriter, r *http.Request, v viewer) er
 	var ae *apiError
 	if errors.As(err, &ae) && (ae.Status == http.StatusBadRequest || ae.Status == http.StatusConflict ||
 		ae.Code == "not_found" && op == "unalias") {
-		return p.renderMailbox(w, r, v, d, mb, back, ae.Message, nil)
+		return p.renderMailbox(w, r, v, d, mb, back, ae.shown(v.Printer).Message, nil)
 	}
 	if err != nil {
 		return err
@@ -413,7 +412,7 @@ func parseQuotaInput(s string) (int64, error) {
 	}
 	n, err := config.ParseSize(s)
 	if err != nil || n <= 0 {
-		return 0, badRequest("%s", t("manage.quota.size"))
+		return 0, badRequest("manage.quota.size")
 	}
 	return n, nil
 }
@@ -427,7 +426,7 @@ func manageBox(m *manageView, row manageRow) map[string]any {
 // to the data of a domain page.
 func (p *Panel) withDomainManage(r *http.Request, data map[string]any, d store.Domain) error {
 	mbs, _ := data["Mailboxes"].([]hosting.Mailbox)
-	mv, err := p.api.manageData(r.Context(), d, mbs, nil, "/domains/"+d.Name, r.URL.Query())
+	mv, err := p.api.manageData(r.Context(), printerOf(r), d, mbs, nil, "/domains/"+d.Name, r.URL.Query())
 	data["Manage"] = mv
 	return err
 }
@@ -452,5 +451,5 @@ func (p *Panel) migrationManage(r *http.Request, m migrationView, d store.Domain
 			mbs = append(mbs, mb)
 		}
 	}
-	return p.api.manageData(r.Context(), d, mbs, paused, fmt.Sprintf("/migrations/%d", m.ID), r.URL.Query())
+	return p.api.manageData(r.Context(), printerOf(r), d, mbs, paused, fmt.Sprintf("/migrations/%d", m.ID), r.URL.Query())
 }

@@ -17,6 +17,7 @@ import (
 	"mailmigrate/internal/diagnose"
 	"mailmigrate/internal/engine"
 	"mailmigrate/internal/hosting"
+	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/imapconn"
 	"mailmigrate/internal/jobs"
 	"mailmigrate/internal/store"
@@ -58,14 +59,14 @@ type planned struct {
 
 // validate checks a whole submission and returns every problem at once.
 func (a *API) validate(ctx context.Context, d store.Domain, in *migrationIn) (imapconn.Endpoint, []planned, error) {
-	bad := &apiError{Status: http.StatusBadRequest, Code: "invalid",
-		Message: "the migration was not started: correct the marked fields and lines (nothing was created)"}
-	field := func(f, format string, args ...any) {
-		bad.Fields = append(bad.Fields, fieldError{f, fmt.Sprintf(format, args...)})
+	bad := badRequest("invalid.migration")
+	field := func(f, key string, args ...any) {
+		bad.Fields = append(bad.Fields, fieldError{f, catalog.M(key, args...)})
 	}
+	fieldErr := func(f string, err error) { bad.Fields = append(bad.Fields, fieldError{f, messageOf(err)}) }
 	ep, err := a.sourceEndpoint(in)
 	if err != nil {
-		field("source", "%v", err)
+		fieldErr("source", err)
 	}
 	existing, err := a.cfg.Hosting.Driver.List(ctx, d.Name)
 	if err != nil {
@@ -83,33 +84,33 @@ func (a *API) validate(ctx context.Context, d store.Domain, in *migrationIn) (im
 		mb, err := hosting.NormalizeAddress(strings.TrimSpace(s.Mailbox))
 		switch {
 		case err != nil:
-			field(f+".mailbox", "%v", err)
+			fieldErr(f+".mailbox", err)
 			continue
 		case !strings.HasSuffix(strings.ToLower(mb), "@"+d.Name):
-			field(f+".mailbox", "%s is not a mailbox of %s", mb, d.Name)
+			field(f+".mailbox", "invalid.sync.domain", mb, d.Name)
 			continue
 		case !exists[strings.ToLower(mb)]:
-			field(f+".mailbox", "%s does not exist on the hosting; create it under New Mailbox Migration instead", mb)
+			field(f+".mailbox", "invalid.sync.missing", mb)
 			continue
 		case used[strings.ToLower(mb)] != "":
-			field(f+".mailbox", "%s is already used in %s", mb, used[strings.ToLower(mb)])
+			field(f+".mailbox", "invalid.sync.twice", mb, used[strings.ToLower(mb)])
 			continue
 		}
 		used[strings.ToLower(mb)] = f
 		row := planned{field: f, kind: store.TaskSync, mailbox: mb, hostPass: s.HostingPassword,
 			sourceUser: strings.TrimSpace(s.SourceUser), sourcePass: s.SourcePassword}
 		if !master && row.hostPass == "" {
-			field(f+".hosting_password", "enter the password of %s on this hosting", mb)
+			field(f+".hosting_password", "invalid.sync.hostpw", mb)
 		}
 		if row.sourceUser == "" {
-			field(f+".source_user", "enter the login of the old mailbox (usually its full address)")
+			field(f+".source_user", "invalid.sync.srcuser")
 		}
 		if row.sourcePass == "" {
-			field(f+".source_password", "enter the password of the old mailbox")
+			field(f+".source_password", "invalid.sync.srcpw")
 		}
 		for _, v := range []string{row.hostPass, row.sourceUser, row.sourcePass} {
 			if strings.ContainsAny(v, "\r\n\x00") {
-				field(f, "a login or password contains a line break; enter it on one line")
+				field(f, "invalid.linebreak")
 				break
 			}
 		}
@@ -128,23 +129,23 @@ func (a *API) validate(ctx context.Context, d store.Domain, in *migrationIn) (im
 			limitLeft = d.MailboxLimit - len(existing)
 		}
 		for _, e := range entries {
-			line := func(format string, args ...any) {
-				bad.Lines = append(bad.Lines, lineError{e.Line, fmt.Sprintf(format, args...)})
+			line := func(key string, args ...any) {
+				bad.Lines = append(bad.Lines, lineError{e.Line, catalog.M(key, args...)})
 			}
 			mb, err := hosting.NormalizeAddress(e.DestUser)
 			switch {
 			case err != nil:
-				line("%v", err)
+				bad.Lines = append(bad.Lines, lineError{e.Line, messageOf(err)})
 			case !strings.HasSuffix(strings.ToLower(mb), "@"+d.Name):
-				line("%s is not in %s: this service migrates only %s addresses", mb, d.Name, d.Name)
-			case newPasswordProblem(mb, e) != "":
-				line("%s", newPasswordProblem(mb, e))
+				line("invalid.new.domain", mb, d.Name, d.Name)
+			case !newPasswordProblem(mb, e).IsZero():
+				bad.Lines = append(bad.Lines, lineError{e.Line, newPasswordProblem(mb, e)})
 			case exists[strings.ToLower(mb)]:
-				line("%s already exists on the hosting: select it under Sync Existing Mailboxes instead", mb)
+				line("invalid.new.exists", mb)
 			case used[strings.ToLower(mb)] != "":
-				line("%s is also in %s", mb, used[strings.ToLower(mb)])
+				line("invalid.new.twice", mb, used[strings.ToLower(mb)])
 			case limitLeft == 0:
-				line("%s would exceed the limit of %d mailboxes of %s", mb, d.MailboxLimit, d.Name)
+				line("invalid.new.limit", mb, d.MailboxLimit, d.Name)
 			default:
 				if limitLeft > 0 {
 					limitLeft--
@@ -156,11 +157,11 @@ func (a *API) validate(ctx context.Context, d store.Domain, in *migrationIn) (im
 		}
 	}
 	for _, row := range a.selfCopies(ctx, ep, rows) {
-		rowError(bad, row, ".source_user", fmt.Sprintf(t("source.self"), ep.Host, row.mailbox))
+		rowError(bad, row, ".source_user", catalog.M("source.self", ep.Host, row.mailbox))
 	}
 	sortLines(bad.Lines)
 	if len(in.Sync) == 0 && strings.TrimSpace(in.NewMailboxes) == "" {
-		field("sync", "choose at least one existing mailbox or enter new mailboxes")
+		field("sync", "invalid.nothing")
 	}
 	if len(bad.Fields) > 0 || len(bad.Lines) > 0 {
 		return ep, nil, bad
@@ -180,7 +181,7 @@ func sortLines(ls []lineError) {
 func (a *API) sourceEndpoint(in *migrationIn) (imapconn.Endpoint, error) {
 	host := strings.TrimSpace(in.Source.Host)
 	if host == "" {
-		return imapconn.Endpoint{}, errors.New("enter the IMAP server address of the old provider, e.g. imap.old-provider.tld")
+		return imapconn.Endpoint{}, inputError{catalog.M("invalid.source.host")}
 	}
 	scheme := "imaps"
 	switch strings.ToLower(in.Source.Security) {
@@ -189,11 +190,11 @@ func (a *API) sourceEndpoint(in *migrationIn) (imapconn.Endpoint, error) {
 		scheme = "imap"
 	case "plain":
 		if !a.cfg.AllowPlaintext {
-			return imapconn.Endpoint{}, errors.New("unencrypted connections are not allowed here; choose TLS or STARTTLS")
+			return imapconn.Endpoint{}, inputError{catalog.M("invalid.source.plain")}
 		}
 		scheme = "imap"
 	default:
-		return imapconn.Endpoint{}, fmt.Errorf("unknown security %q: choose tls or starttls", in.Source.Security)
+		return imapconn.Endpoint{}, inputError{catalog.M("invalid.source.security", in.Source.Security)}
 	}
 	raw := scheme + "://" + host
 	if in.Source.Port != 0 {
@@ -212,7 +213,7 @@ func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return badRequest("the request body is not valid JSON for this call: %v", err)
+		return badRequest("invalid.json", err.Error())
 	}
 	return nil
 }
@@ -250,9 +251,8 @@ func (a *API) login(ctx context.Context, ep imapconn.Endpoint, side engine.Side,
 // failed too often lately, and diagnoses a failure.
 func (a *API) sourceLogin(ctx context.Context, ep imapconn.Endpoint, user, pass string) (*engine.Failure, *diagnose.Diagnosis) {
 	if ok, wait := a.failed.Allow(ep.Host, user); !ok {
-		msg := fmt.Sprintf("The login %s failed several times in a row, so it is not tried again for %d minutes: the old provider might block this hosting's address. Check the server, login and password, then try again later.",
-			user, int(wait.Minutes())+1)
-		return &engine.Failure{Kind: "rate_limited", Side: engine.SideSource, Message: msg, Detail: msg}, nil
+		text := catalog.M("check.rate_limited", user, catalog.M("n.minutes", i18n.Count(int(wait.Minutes())+1)))
+		return &engine.Failure{Kind: "rate_limited", Side: engine.SideSource, Text: text, Detail: text.String()}, nil
 	}
 	f, err := a.tryLogin(ctx, ep, engine.SideSource, user, pass)
 	if f == nil {
@@ -305,7 +305,7 @@ func (a *API) check(w http.ResponseWriter, r *http.Request, t store.Tenant) erro
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": ok, "checks": results})
+	writeJSON(w, http.StatusOK, map[string]any{"ok": ok, "checks": localizeChecks(results, printerOf(r))})
 	return nil
 }
 
@@ -334,7 +334,7 @@ func (a *API) createMigration(w http.ResponseWriter, r *http.Request, t store.Te
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	v, notStarted, err := a.submit(r.Context(), d, &in)
+	v, notStarted, err := a.submit(r.Context(), printerOf(r), d, &in)
 	if err != nil {
 		return err
 	}
@@ -350,7 +350,7 @@ func (a *API) createMigration(w http.ResponseWriter, r *http.Request, t store.Te
 // submit validates a migration, checks every login, stores it with its
 // sealed secrets and queues the tasks of the rows whose logins work; the
 // rows whose old login failed are returned, not started.
-func (a *API) submit(ctx context.Context, d store.Domain, in *migrationIn) (migrationView, []checkResult, error) {
+func (a *API) submit(ctx context.Context, p *i18n.Printer, d store.Domain, in *migrationIn) (migrationView, []checkResult, error) {
 	ep, rows, err := a.validate(ctx, d, in)
 	if err != nil {
 		return migrationView{}, nil, err
@@ -386,9 +386,9 @@ func (a *API) submit(ctx context.Context, d store.Domain, in *migrationIn) (migr
 			}
 			if n, ok := strings.CutPrefix(row.field, "line "); ok {
 				line, _ := strconv.Atoi(n)
-				ae.Lines = []lineError{{line, ae.Message}}
+				ae.Lines = []lineError{{line, ae.Text}}
 			} else {
-				ae.Fields = []fieldError{{row.field + ".mailbox", ae.Message}}
+				ae.Fields = []fieldError{{row.field + ".mailbox", ae.Text}}
 			}
 		}
 		return migrationView{}, nil, ae
@@ -397,22 +397,23 @@ func (a *API) submit(ctx context.Context, d store.Domain, in *migrationIn) (migr
 		return migrationView{}, nil, err
 	}
 	a.cfg.Logf("migration %d for %s: %d mailbox(es) from %s queued", m.ID, d.Name, len(tasks), ep.Host)
-	v, err := a.view(ctx, m, d)
+	v, err := a.view(ctx, p, m, d)
 	return v, notStarted, err
 }
 
-// writeReportCSV writes one line per folder.
-func writeReportCSV(w io.Writer, rep *engine.Report) error {
+// writeReportCSV writes one line per folder, its notes in the printer's
+// language.
+func writeReportCSV(w io.Writer, rep *engine.Report, p *i18n.Printer) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"source_folder", "destination_folder", "source_messages", "copied", "already_present",
 		"skipped", "failed", "bytes_copied", "note"})
 	for _, f := range rep.Folders {
-		notes := f.Remarks()
+		notes := f.Remarks(p)
 		for _, m := range f.Skipped {
-			notes = append(notes, fmt.Sprintf("skipped %q (%d bytes): %s", m.Subject, m.Size, m.Reason))
+			notes = append(notes, catalog.T(p, "report.note.skipped", m.Subject, p.Bytes(m.Size), m.Reason.In(p)))
 		}
 		for _, m := range f.Failed {
-			notes = append(notes, fmt.Sprintf("failed %q: %s", m.Subject, m.Reason))
+			notes = append(notes, catalog.T(p, "report.note.failed", m.Subject, m.Reason.In(p)))
 		}
 		cw.Write([]string{f.Source, f.Dest, strconv.Itoa(f.SourceMessages), strconv.Itoa(f.Copied),
 			strconv.Itoa(f.AlreadyPresent), strconv.Itoa(len(f.Skipped)), strconv.Itoa(len(f.Failed)),
@@ -426,7 +427,7 @@ func writeReportCSV(w io.Writer, rep *engine.Report) error {
 
 func operatorOnly(t store.Tenant) error {
 	if !isOperator(t) {
-		return &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: "only the hosting's operator may do this"}
+		return failWith(http.StatusForbidden, "forbidden", "api.forbidden")
 	}
 	return nil
 }
@@ -454,7 +455,7 @@ func (a *API) createCustomer(w http.ResponseWriter, r *http.Request, t store.Ten
 		return err
 	}
 	if strings.TrimSpace(in.Name) == "" {
-		return badRequest("enter the customer's name")
+		return badRequest("invalid.customer")
 	}
 	c, err := a.cfg.Store.CreateTenant(r.Context(), strings.TrimSpace(in.Name), store.KindCustomer)
 	if err != nil {
@@ -490,10 +491,10 @@ func (a *API) createDomain(w http.ResponseWriter, r *http.Request, t store.Tenan
 	}
 	name, err := hosting.NormalizeDomain(strings.TrimSpace(in.Name))
 	if err != nil {
-		return badRequest("%v", err)
+		return invalidErr(err)
 	}
 	if in.MailboxLimit < 0 {
-		return badRequest("the mailbox limit cannot be negative")
+		return badRequest("invalid.limit")
 	}
 	d, err := a.cfg.Store.CreateDomain(r.Context(), store.Domain{TenantID: c.ID, Name: name, MailboxLimit: in.MailboxLimit})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/notify"
 )
 
@@ -24,7 +25,7 @@ type notificationView struct {
 
 // notifications lists the newest notifications of a tenant (all with 0),
 // those that need the customer's action first.
-func (p *Panel) notifications(ctx context.Context, tenantID int64) ([]notificationView, error) {
+func (p *Panel) notifications(ctx context.Context, pr *i18n.Printer, tenantID int64) ([]notificationView, error) {
 	ns, err := p.api.cfg.Store.Notifications(ctx, tenantID, homeNotifications)
 	if err != nil {
 		return nil, err
@@ -32,9 +33,9 @@ func (p *Panel) notifications(ctx context.Context, tenantID int64) ([]notificati
 	out := make([]notificationView, len(ns))
 	for i, n := range ns {
 		v := notificationView{MigrationID: n.MigrationID, Kind: n.Kind, Created: n.Created, Pending: n.Pending,
-			Headline: notify.Headline(notify.Summary{Kind: n.Kind, Domain: n.Domain, SourceHost: n.SourceHost, Mailbox: n.Mailbox, Action: n.Pending})}
+			Headline: notify.Headline(notify.Summary{Kind: n.Kind, Domain: n.Domain, SourceHost: n.SourceHost, Mailbox: n.Mailbox, Action: n.Pending}, pr)}
 		if n.Pending {
-			v.Action = notify.Action(n.Kind)
+			v.Action = notify.Action(n.Kind, pr)
 		}
 		out[i] = v
 	}

@@ -22,6 +22,7 @@ import (
 
 	"mailmigrate/internal/diagnose"
 	"mailmigrate/internal/engine"
+	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/store"
 )
 
@@ -33,16 +34,68 @@ var assets embed.FS
 // submission and actions as the API.
 type Panel struct {
 	api     *API
-	tmpl    *template.Template
+	tmpl    map[i18n.Lang]*template.Template // the same pages in each language
 	limiter *loginLimiter
 }
 
 // NewPanel makes the panel on top of the API's logic.
 func NewPanel(api *API) *Panel {
-	tmpl := template.Must(template.New("").Funcs(template.FuncMap{"t": t, "bytes": engine.HumanBytes, "manageBox": manageBox,
-		// A template function has no request; the look-up is one row.
-		"schedule": func(id int64) (scheduleView, error) { return api.scheduleOf(context.Background(), id) }}).ParseFS(assets, "templates/*.html"))
-	return &Panel{api: api, tmpl: tmpl, limiter: newLoginLimiter()}
+	p := &Panel{api: api, tmpl: map[i18n.Lang]*template.Template{}, limiter: newLoginLimiter()}
+	for _, l := range i18n.All {
+		pr := i18n.New(l)
+		p.tmpl[l] = template.Must(template.New("").Funcs(template.FuncMap{
+			"t":         func(key string) string { return catalog.Text(l, key) },
+			"tf":        func(key string, args ...any) string { return catalog.T(pr, key, args...) },
+			"tn":        func(key string, n int, args ...any) string { return catalog.N(pr, key, n, args...) },
+			"bytes":     pr.Bytes,
+			"when":      pr.Time,
+			"day":       pr.Date,
+			"num":       func(n any) string { return pr.Sprintf("%d", n) },
+			"msg":       func(m i18n.Message) string { return m.In(pr) },
+			"remarks":   func(f engine.FolderReport) []string { return f.Remarks(pr) },
+			"lang":      func() i18n.Lang { return l },
+			"langs":     func() []i18n.Lang { return i18n.All },
+			"manageBox": manageBox,
+			// A template function has no request; the look-up is one row.
+			"schedule": func(id int64) (scheduleView, error) { return api.scheduleOf(context.Background(), id) }}).ParseFS(assets, "templates/*.html"))
+	}
+	return p
+}
+
+// tr is a text in the language of a request.
+func tr(r *http.Request, key string) string { return catalog.Text(langOf(r), key) }
+
+// langCookie remembers the language a reader chose with the switch.
+const langCookie = "mm_lang"
+
+// langOf is the language of a request: the reader's choice, else the
+// browser's.
+func langOf(r *http.Request) i18n.Lang {
+	if c, err := r.Cookie(langCookie); err == nil {
+		if l, ok := i18n.Parse(c.Value); ok {
+			return l
+		}
+	}
+	return i18n.FromAcceptLanguage(r.Header.Get("Accept-Language"))
+}
+
+// setLang is the language switch: it remembers the choice for a year and
+// goes back to the page it was chosen on.
+func (p *Panel) setLang(w http.ResponseWriter, r *http.Request) {
+	l, ok := i18n.Parse(r.PathValue("lang"))
+	if ok {
+		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: string(l), Path: "/", MaxAge: 365 * 24 * 3600,
+			HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
+		// A signed-in user's mails follow the choice too.
+		if c, err := r.Cookie(sessionCookie); err == nil {
+			if u, _, err := p.api.cfg.Store.SessionUser(r.Context(), HashToken(c.Value)); err == nil {
+				if err := p.api.cfg.Store.SetUserLang(r.Context(), u.ID, string(l)); err != nil {
+					p.api.cfg.Logf("language of user %d: %v", u.ID, err)
+				}
+			}
+		}
+	}
+	http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 }
 
 const sessionCookie = "mm_session"
@@ -60,6 +113,8 @@ type viewer struct {
 	// Session is the hash of the sign-in session's token, which what the
 	// session keeps (checked logins) is bound to.
 	Session []byte
+	// Printer writes in the reader's language.
+	Printer *i18n.Printer
 }
 
 // Handler routes the pages. Cross-origin form posts are refused by the
@@ -72,6 +127,7 @@ func (p *Panel) Handler() http.Handler {
 	mux.HandleFunc("GET /login", p.loginPage)
 	mux.HandleFunc("POST /login", p.login)
 	mux.HandleFunc("POST /logout", p.logout)
+	mux.HandleFunc("GET /lang/{lang}", p.setLang)
 	page := func(pattern string, fn func(w http.ResponseWriter, r *http.Request, v viewer) error) {
 		mux.Handle(pattern, p.session(fn))
 	}
@@ -107,7 +163,7 @@ func securityHeaders(h http.Handler) http.Handler {
 // sign-in page and comes back afterwards.
 func (p *Panel) session(fn func(w http.ResponseWriter, r *http.Request, v viewer) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var v viewer
+		v := viewer{Printer: printerOf(r)}
 		c, err := r.Cookie(sessionCookie)
 		if err == nil {
 			v.Session = HashToken(c.Value)
@@ -124,30 +180,43 @@ func (p *Panel) session(fn func(w http.ResponseWriter, r *http.Request, v viewer
 		case err == nil:
 		case errors.Is(err, store.ErrNotFound), errors.As(err, &ae) && ae.Status == http.StatusNotFound:
 			w.WriteHeader(http.StatusNotFound)
-			p.render(w, "notfound", map[string]any{"Title": "404", "User": v.User})
+			p.render(w, r, "notfound", map[string]any{"Title": "404", "User": v.User})
 		case errors.As(err, &ae):
-			http.Error(w, ae.Message, ae.Status)
+			http.Error(w, ae.shown(v.Printer).Message, ae.Status)
 		default:
 			p.api.cfg.Logf("panel %s %s: %v", r.Method, r.URL.Path, err)
-			http.Error(w, "Something went wrong on the server. Try again, or contact support.", http.StatusInternalServerError)
+			http.Error(w, tr(r, "error.server"), http.StatusInternalServerError)
 		}
 	})
 }
 
-func (p *Panel) render(w http.ResponseWriter, name string, data any) {
+func (p *Panel) render(w http.ResponseWriter, r *http.Request, name string, data map[string]any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := p.tmpl.ExecuteTemplate(w, name, data); err != nil {
+	// The same address reads in the language of whoever asks.
+	w.Header().Add("Vary", "Accept-Language, Cookie")
+	// The language switch comes back to this page.
+	data["Here"] = r.URL.RequestURI()
+	if err := p.tmpl[langOf(r)].ExecuteTemplate(w, name, data); err != nil {
 		p.api.cfg.Logf("render %s: %v", name, err)
 	}
 }
 
 func (p *Panel) loginPage(w http.ResponseWriter, r *http.Request) {
-	p.render(w, "login", map[string]any{"Title": t("signin.title"), "Next": safeNext(r.URL.Query().Get("next"))})
+	p.render(w, r, "login", map[string]any{"Title": tr(r, "signin.title"), "Next": safeNext(r.URL.Query().Get("next"))})
 }
 
 // safeNext keeps redirects after sign-in on this site.
+//
+// Only a clean local path is taken: browsers drop tabs and line breaks
+// from an address and read a backslash as a slash, so "/\t/evil.example"
+// would lead to another site; anything with such characters, or that
+// parses with a scheme or a host, goes to the home page instead.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.IndexFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) >= 0 {
+		return "/"
+	}
+	if u, err := url.Parse(next); err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" {
 		return "/"
 	}
 	return next
@@ -159,23 +228,27 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 	fail := func(msg string) {
 		w.WriteHeader(http.StatusUnauthorized)
-		p.render(w, "login", map[string]any{"Title": t("signin.title"), "Error": msg, "Email": email, "Next": next})
+		p.render(w, r, "login", map[string]any{"Title": tr(r, "signin.title"), "Error": msg, "Email": email, "Next": next})
 	}
 	if !p.limiter.allow(ip, email) {
-		fail(t("signin.limited"))
+		fail(tr(r, "signin.limited"))
 		return
 	}
 	u, err := p.api.cfg.Store.UserByEmail(r.Context(), email)
 	if err != nil || !VerifyPassword(u.PasswordHash, r.PostFormValue("password")) {
 		p.limiter.failed(ip, email)
-		fail(t("signin.failed"))
+		fail(tr(r, "signin.failed"))
 		return
 	}
 	p.limiter.succeeded(ip, email)
 	tok := NewToken()
 	if err := p.api.cfg.Store.CreateSession(r.Context(), HashToken(tok), u.ID, time.Now().Add(sessionLifetime)); err != nil {
-		http.Error(w, "Something went wrong on the server. Try again.", http.StatusInternalServerError)
+		http.Error(w, tr(r, "error.server"), http.StatusInternalServerError)
 		return
+	}
+	// Mails to this user are written in the language of the panel.
+	if err := p.api.cfg.Store.SetUserLang(r.Context(), u.ID, string(langOf(r))); err != nil {
+		p.api.cfg.Logf("sign-in of user %d: %v", u.ID, err)
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: tok, Path: "/", HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode, MaxAge: int(sessionLifetime.Seconds())})
@@ -224,7 +297,7 @@ func (p *Panel) home(w http.ResponseWriter, r *http.Request, v viewer) error {
 		}
 		item.Migrations = len(ms)
 		if len(ms) > 0 {
-			mv, err := p.api.view(r.Context(), ms[0], d)
+			mv, err := p.api.view(r.Context(), printerOf(r), ms[0], d)
 			if err != nil {
 				return err
 			}
@@ -232,11 +305,11 @@ func (p *Panel) home(w http.ResponseWriter, r *http.Request, v viewer) error {
 		}
 		rows = append(rows, item)
 	}
-	notes, err := p.notifications(r.Context(), owner)
+	notes, err := p.notifications(r.Context(), v.Printer, owner)
 	if err != nil {
 		return err
 	}
-	p.render(w, "home", map[string]any{"Title": t("home.title"), "User": v.User, "Rows": rows, "Notifications": notes,
+	p.render(w, r, "home", map[string]any{"Title": tr(r, "home.title"), "User": v.User, "Rows": rows, "Notifications": notes,
 		"Operator": isOperator(v.Tenant)})
 	return nil
 }
@@ -263,7 +336,7 @@ func (p *Panel) domainData(ctx context.Context, v viewer, d store.Domain, f tool
 	}
 	var views []migrationView
 	for _, m := range ms {
-		mv, err := p.api.view(ctx, m, d)
+		mv, err := p.api.view(ctx, v.Printer, m, d)
 		if err != nil {
 			return nil, err
 		}
@@ -299,7 +372,7 @@ func (p *Panel) domainPage(w http.ResponseWriter, r *http.Request, v viewer) err
 	if err := p.withDomainManage(r, data, d); err != nil {
 		return err
 	}
-	p.render(w, "domain", data)
+	p.render(w, r, "domain", data)
 	return nil
 }
 
@@ -351,8 +424,8 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 
 	var errs []string
 	var started *migrationView
-	if upload.problem != "" {
-		errs = append(errs, upload.problem)
+	if !upload.problem.IsZero() {
+		errs = append(errs, upload.problem.In(v.Printer))
 	} else if upload.text != "" {
 		// The file's lines, numbered as in the file; not echoed into
 		// the text box, which keeps what was typed there.
@@ -379,17 +452,18 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	case "none":
 	case "discover":
 		if !strings.Contains(f.DiscoverAddress, "@") {
-			errs = append(errs, t("discover.address"))
+			errs = append(errs, tr(r, "discover.address"))
 			break
 		}
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		found, err = p.api.cfg.Discover(ctx, f.DiscoverAddress)
 		cancel()
+		found = localizeCandidates(found, v.Printer)
 		if err != nil {
-			errs = append(errs, err.Error())
+			errs = append(errs, messageOf(err).In(v.Printer))
 			err = nil
 		} else if len(found) == 0 {
-			errs = append(errs, t("discover.none"))
+			errs = append(errs, tr(r, "discover.none"))
 		}
 	case "check":
 		var rows []planned
@@ -412,7 +486,7 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	default:
 		var mv migrationView
 		var notStarted []checkResult
-		mv, notStarted, err = p.api.submit(ctx, d, &in)
+		mv, notStarted, err = p.api.submit(ctx, v.Printer, d, &in)
 		if err == nil {
 			if err := p.drop(ctx, kept); err != nil {
 				return err
@@ -431,14 +505,15 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	}
 	var ae *apiError
 	if errors.As(err, &ae) && (ae.Status == http.StatusBadRequest || ae.Code == "mailbox_busy") {
-		for _, fe := range ae.Fields {
-			errs = append(errs, fe.Reason) // the reasons name the mailbox they concern
+		shown := ae.shown(v.Printer)
+		for _, fe := range shown.Fields {
+			errs = append(errs, fe.Reason.In(v.Printer)) // the reasons name the mailbox they concern
 		}
-		for _, le := range ae.Lines {
-			errs = append(errs, fmt.Sprintf(t("errors.line"), le.Line, le.Reason))
+		for _, le := range shown.Lines {
+			errs = append(errs, catalog.T(v.Printer, "errors.line", le.Line, le.Reason.In(v.Printer)))
 		}
 		if len(ae.Fields) == 0 && len(ae.Lines) == 0 {
-			errs = append(errs, ae.Message)
+			errs = append(errs, shown.Message)
 		}
 		checks = ae.Checks
 		err = nil
@@ -457,7 +532,7 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	for _, c := range checks {
 		shortOfSpace = shortOfSpace || (c.Plan != nil && c.Plan.ShortfallBytes > 0)
 	}
-	data["Errors"], data["Checks"], data["ChecksOK"], data["Found"] = errs, checks, checksOK, found
+	data["Errors"], data["Checks"], data["ChecksOK"], data["Found"] = errs, localizeChecks(checks, v.Printer), checksOK, found
 	data["ShortOfSpace"] = shortOfSpace
 	data["Certs"] = certificates(checks)
 	data["Started"] = started
@@ -468,7 +543,7 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	if len(errs) > 0 || started != nil {
 		w.WriteHeader(http.StatusUnprocessableEntity)
 	}
-	p.render(w, "domain", data)
+	p.render(w, r, "domain", data)
 	return nil
 }
 
@@ -516,7 +591,7 @@ func (p *Panel) dnsPage(w http.ResponseWriter, r *http.Request, v viewer) error 
 	if err != nil {
 		return err
 	}
-	p.render(w, "dns", map[string]any{"Title": d.Name, "User": v.User, "Domain": d, "Rows": rows})
+	p.render(w, r, "dns", map[string]any{"Title": d.Name, "User": v.User, "Domain": d, "Rows": localizeRows(rows, v.Printer)})
 	return nil
 }
 
@@ -525,18 +600,18 @@ func (p *Panel) migrationPage(w http.ResponseWriter, r *http.Request, v viewer) 
 	if err != nil {
 		return err
 	}
-	mv, err := p.api.view(r.Context(), m, d)
+	mv, err := p.api.view(r.Context(), printerOf(r), m, d)
 	if err != nil {
 		return err
 	}
 	labels := map[string]string{}
 	for _, s := range []string{store.StateQueued, store.StateRunning, store.StateDone, store.StateWarnings,
 		store.StateFailed, store.StatePaused, store.StateCancelled} {
-		labels[s] = t("state." + s)
+		labels[s] = tr(r, "state."+s)
 	}
-	labels["folders"] = t("progress.folders")
-	labels["started"], labels["finished"] = t("time.started"), t("time.finished")
-	runs, err := p.api.taskRuns(r.Context(), mv.Tasks)
+	labels["folders"] = tr(r, "progress.folders")
+	labels["started"], labels["finished"] = tr(r, "time.started"), tr(r, "time.finished")
+	runs, err := p.api.taskRuns(r.Context(), printerOf(r), mv.Tasks)
 	if err != nil {
 		return err
 	}
@@ -544,7 +619,7 @@ func (p *Panel) migrationPage(w http.ResponseWriter, r *http.Request, v viewer) 
 	if err != nil {
 		return err
 	}
-	p.render(w, "migration", map[string]any{"Title": d.Name, "User": v.User, "M": mv, "Labels": labels, "Manage": manage,
+	p.render(w, r, "migration", map[string]any{"Title": d.Name, "User": v.User, "M": mv, "Labels": labels, "Manage": manage,
 		"Runs": runs})
 	return nil
 }

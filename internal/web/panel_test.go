@@ -14,6 +14,7 @@ import (
 
 	"mailmigrate/internal/diagnose"
 	"mailmigrate/internal/hosting"
+	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/jobs"
 	"mailmigrate/internal/store"
 )
@@ -60,7 +61,7 @@ func signedIn(t *testing.T) (*Panel, *http.Cookie, store.Store) {
 			return []diagnose.Candidate{
 				{Host: "imap.old.example", Port: 993, Security: "tls", Source: diagnose.SourceSRV, Reachable: true},
 				{Host: "imap.firma.test", Port: 993, Security: "tls", Source: diagnose.SourceGuess, Reachable: true, IsHosting: true,
-					Note: "imap.firma.test already points to this hosting"},
+					Note: i18n.Literal("imap.firma.test already points to this hosting")},
 			}, nil
 		}})
 	api.tryLogin = acceptAll
@@ -199,4 +200,21 @@ func TestPanelHelpers(t *testing.T) {
 			t.Errorf("safeNext(%q) = %q", in, got)
 		}
 	}
+}
+
+// customerAPI is a fresh store with the customer "Firma", its domain
+// firma.test and an API token of it.
+func customerAPI(t *testing.T) (store.Store, store.Domain, string) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	c, _ := st.CreateTenant(ctx, "Firma", store.KindCustomer)
+	d, _ := st.CreateDomain(ctx, store.Domain{TenantID: c.ID, Name: "firma.test"})
+	tok := NewToken()
+	st.CreateToken(ctx, c.ID, "api", HashToken(tok))
+	return st, d, tok
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"mailmigrate/internal/engine"
+	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/jobs"
 	"mailmigrate/internal/store"
 )
@@ -54,13 +55,13 @@ func (a *API) missingSecrets(task store.Task) bool {
 // Date, From, To, Cc, Subject and size), so nothing already copied is
 // copied again, but that first run reads every message's headers once.
 func (a *API) correct(ctx context.Context, m store.Migration, in *correctIn) error {
-	bad := &apiError{Status: http.StatusBadRequest, Code: "invalid", Message: t("correct.invalid")}
-	field := func(f, reason string) { bad.Fields = append(bad.Fields, fieldError{f, reason}) }
+	bad := badRequest("correct.invalid")
+	field := func(f string, reason i18n.Message) { bad.Fields = append(bad.Fields, fieldError{f, reason}) }
 	var mi migrationIn
 	mi.Source = in.Source
 	ep, err := a.sourceEndpoint(&mi)
 	if err != nil {
-		field("source", err.Error())
+		field("source", messageOf(err))
 	}
 	tasks, err := a.cfg.Store.Tasks(ctx, m.ID)
 	if err != nil {
@@ -83,16 +84,16 @@ func (a *API) correct(ctx context.Context, m store.Migration, in *correctIn) err
 		}
 		f := fmt.Sprintf("tasks[%d]", task.ID)
 		if strings.ContainsAny(src+host, "\r\n\x00") {
-			field(f, fmt.Sprintf(t("correct.linebreak"), task.DestUser))
+			field(f, catalog.M("correct.linebreak", task.DestUser))
 			continue
 		}
 		if src == "" && task.SourceSecret == nil {
-			field(f+".source_password", fmt.Sprintf(t("correct.need.source"), task.SourceUser))
+			field(f+".source_password", catalog.M("correct.need.source", task.SourceUser))
 		}
 		if !a.needsHostingPassword(task) {
 			host = ""
 		} else if host == "" && task.DestSecret == nil {
-			field(f+".hosting_password", fmt.Sprintf(t("correct.need.hosting"), task.DestUser))
+			field(f+".hosting_password", catalog.M("correct.need.hosting", task.DestUser))
 		}
 		if host != "" {
 			// A typo here would fail the copy: the hosting checks it now,
@@ -114,13 +115,15 @@ func (a *API) correct(ctx context.Context, m store.Migration, in *correctIn) err
 		secrets = append(secrets, s)
 	}
 	for id := range byID {
-		field(fmt.Sprintf("tasks[%d]", id), fmt.Sprintf(t("correct.notask"), id))
+		field(fmt.Sprintf("tasks[%d]", id), catalog.M("correct.notask", id))
 	}
 	if len(bad.Fields) > 0 {
 		return bad
 	}
 	if len(failed) > 0 {
-		return &apiError{Status: http.StatusBadRequest, Code: "hosting_login", Message: t("correct.hosting"), Checks: failed}
+		ae := failWith(http.StatusBadRequest, "hosting_login", "correct.hosting")
+		ae.Checks = failed
+		return ae
 	}
 	err = a.cfg.Store.CorrectMigration(ctx, m.ID, store.Correction{SourceHost: ep.Host, SourcePort: ep.Port,
 		SourceSecurity: jobs.SecurityName(ep.Security), SourceFingerprint: ep.TrustFingerprint, Secrets: secrets})
@@ -137,8 +140,9 @@ func (a *API) correct(ctx context.Context, m store.Migration, in *correctIn) err
 
 // runningError is the answer to a change refused because a task runs.
 func runningError(re *store.RunningError) *apiError {
-	return &apiError{Status: http.StatusConflict, Code: "task_running", TaskID: re.TaskID,
-		Message: fmt.Sprintf(t("correct.running"), re.Mailbox)}
+	ae := failWith(http.StatusConflict, "task_running", "correct.running", re.Mailbox)
+	ae.TaskID = re.TaskID
+	return ae
 }
 
 func (a *API) correctMigration(w http.ResponseWriter, r *http.Request, tn store.Tenant) error {
@@ -157,7 +161,7 @@ func (a *API) correctMigration(w http.ResponseWriter, r *http.Request, tn store.
 	if err != nil {
 		return err
 	}
-	v, err := a.view(r.Context(), m, d)
+	v, err := a.view(r.Context(), printerOf(r), m, d)
 	if err != nil {
 		return err
 	}
@@ -202,7 +206,7 @@ func (a *API) startSchedule(ctx context.Context, m store.Migration) error {
 	}
 	for _, task := range tasks {
 		if a.missingSecrets(task) {
-			return &apiError{Status: http.StatusConflict, Code: "no_passwords", Message: t("schedule.nopasswords")}
+			return failWith(http.StatusConflict, "no_passwords", "schedule.nopasswords")
 		}
 	}
 	if _, err := a.cfg.Store.StartSchedule(ctx, m.ID); err != nil {

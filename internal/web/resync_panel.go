@@ -54,7 +54,7 @@ func (p *Panel) correctPage(w http.ResponseWriter, r *http.Request, v viewer) er
 	if err != nil {
 		return err
 	}
-	p.render(w, "correct", data)
+	p.render(w, r, "correct", data)
 	return nil
 }
 
@@ -65,7 +65,7 @@ func (p *Panel) correctPost(w http.ResponseWriter, r *http.Request, v viewer) er
 		return err
 	}
 	if err := r.ParseForm(); err != nil {
-		return badRequest("the form could not be read")
+		return badRequest("invalid.form")
 	}
 	f := toolForm{Host: r.PostFormValue("source_host"), Port: r.PostFormValue("source_port"),
 		Security: r.PostFormValue("source_security"), Trust: strings.TrimSpace(r.PostFormValue("trust_fingerprint"))}
@@ -105,15 +105,15 @@ func (p *Panel) correctPost(w http.ResponseWriter, r *http.Request, v viewer) er
 	}
 	var errs []string
 	for _, fe := range ae.Fields {
-		errs = append(errs, fe.Reason)
+		errs = append(errs, fe.Reason.In(v.Printer))
 	}
 	for _, c := range ae.Checks {
 		if c.Hosting != nil {
-			errs = append(errs, c.Mailbox+": "+c.Hosting.Message)
+			errs = append(errs, c.Mailbox+": "+c.Hosting.Localize(v.Printer).Message)
 		}
 	}
 	if len(errs) == 0 {
-		errs = append(errs, ae.Message)
+		errs = append(errs, ae.shown(v.Printer).Message)
 	}
 	data, err := p.correctData(r, v, m, d, f)
 	if err != nil {
@@ -121,7 +121,7 @@ func (p *Panel) correctPost(w http.ResponseWriter, r *http.Request, v viewer) er
 	}
 	data["Errors"], data["Schedule"] = errs, r.PostFormValue("schedule") != ""
 	w.WriteHeader(http.StatusUnprocessableEntity)
-	p.render(w, "correct", data)
+	p.render(w, r, "correct", data)
 	return nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -20,16 +19,8 @@ import (
 // of a finished one; the daily re-sync starts only with stored passwords
 // and stops on request.
 func TestCorrectAndScheduleAPI(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, d, tok := customerAPI(t)
 	ctx := context.Background()
-	c, _ := st.CreateTenant(ctx, "Firma", store.KindCustomer)
-	d, _ := st.CreateDomain(ctx, store.Domain{TenantID: c.ID, Name: "firma.test"})
-	tok := NewToken()
-	st.CreateToken(ctx, c.ID, "api", HashToken(tok))
 	box, _ := secret.New(bytes.Repeat([]byte{7}, 32))
 	h := NewAPI(Config{Store: st, Jobs: noJobs{}, Box: box, Hosting: jobs.Hosting{MasterUser: "master"}, ResyncStopDays: 5}).Handler()
 	m, tasks, err := st.CreateMigration(ctx, store.Migration{DomainID: d.ID, SourceHost: "imap.old.test", SourcePort: 993, SourceSecurity: "tls"},

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"mailmigrate/internal/engine"
+	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/store"
 )
 
@@ -17,9 +18,9 @@ type runView struct {
 	Totals *engine.Totals `json:"totals,omitempty"`
 }
 
-func viewRuns(runs []store.Run) []runView {
+func viewRuns(runs []store.Run, p *i18n.Printer) []runView {
 	out := make([]runView, len(runs))
-	for i, r := range runs {
+	for i, r := range localizeRuns(runs, p) {
 		out[i] = runView{Run: r}
 		if r.Report != nil {
 			out[i].Totals = &r.Report.Totals
@@ -38,7 +39,7 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request, t store.Tenant) e
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"runs": viewRuns(runs)})
+	writeJSON(w, http.StatusOK, map[string]any{"runs": viewRuns(runs, printerOf(r))})
 	return nil
 }
 
@@ -77,16 +78,18 @@ func (a *API) writeRunReport(w http.ResponseWriter, r *http.Request, task store.
 		return err
 	}
 	if run.Report == nil {
-		return &apiError{Status: http.StatusNotFound, Code: "no_report", Message: "this run ended before it copied anything"}
+		return failWith(http.StatusNotFound, "no_report", "api.no_run_report")
 	}
+	p := printerOf(r)
+	rep := run.Report.Localize(p)
 	name := fmt.Sprintf("migration-%d-%s-run-%d", task.ID, safeName(task.DestUser), run.Number)
 	if r.URL.Query().Get("format") == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.csv"`, name))
-		return writeReportCSV(w, run.Report)
+		return writeReportCSV(w, rep, p)
 	}
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.json"`, name))
-	writeJSON(w, http.StatusOK, run.Report)
+	writeJSON(w, http.StatusOK, rep)
 	return nil
 }
 
@@ -100,14 +103,14 @@ func (p *Panel) runReportPage(w http.ResponseWriter, r *http.Request, v viewer) 
 }
 
 // taskRuns is the runs of every task of a migration, for its page.
-func (a *API) taskRuns(ctx context.Context, tasks []store.Task) (map[int64][]runView, error) {
+func (a *API) taskRuns(ctx context.Context, p *i18n.Printer, tasks []store.Task) (map[int64][]runView, error) {
 	out := map[int64][]runView{}
 	for _, t := range tasks {
 		runs, err := a.cfg.Store.Runs(ctx, t.ID)
 		if err != nil {
 			return nil, err
 		}
-		out[t.ID] = viewRuns(runs)
+		out[t.ID] = viewRuns(runs, p)
 	}
 	return out, nil
 }

@@ -16,22 +16,23 @@ import (
 	"mailmigrate/internal/diagnose"
 	"mailmigrate/internal/engine"
 	"mailmigrate/internal/hosting"
+	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/imapconn"
 	"mailmigrate/internal/store"
 )
 
 // newPasswordProblem applies the password policy to the password a new
 // mailbox gets, and says how to give another one when the old mailbox's
-// password (the default) is too weak; "" when it is fine.
-func newPasswordProblem(mailbox string, e bulk.Entry) string {
+// password (the default) is too weak; zero when it is fine.
+func newPasswordProblem(mailbox string, e bulk.Entry) i18n.Message {
 	err := hosting.CheckNewPassword(mailbox, e.DestPassword)
 	if err == nil {
-		return ""
+		return i18n.Message{}
 	}
 	if e.DestPassword == e.SourcePassword {
-		return fmt.Sprintf(t("new.weak"), mailbox, err, e.SourceUser)
+		return catalog.M("new.weak", mailbox, messageOf(err), e.SourceUser)
 	}
-	return fmt.Sprintf(t("new.weaknew"), mailbox, err)
+	return catalog.M("new.weaknew", mailbox, messageOf(err))
 }
 
 // sourceIsHosting tells whether the old server is this hosting's own IMAP
@@ -67,7 +68,7 @@ func (a *API) selfCopies(ctx context.Context, ep imapconn.Endpoint, rows []plann
 }
 
 // rowError adds a reason to the line or the field a row came from.
-func rowError(bad *apiError, row planned, sub, reason string) {
+func rowError(bad *apiError, row planned, sub string, reason i18n.Message) {
 	if n, ok := strings.CutPrefix(row.field, "line "); ok {
 		line, _ := strconv.Atoi(n)
 		bad.Lines = append(bad.Lines, lineError{line, reason})
@@ -96,12 +97,14 @@ func (a *API) startable(ctx context.Context, ep imapconn.Endpoint, rows []planne
 		}
 	}
 	if len(hostingFailed) > 0 {
-		return nil, nil, &apiError{Status: http.StatusBadRequest, Code: "hosting_login",
-			Message: t("start.hostinglogin"), Checks: hostingFailed}
+		ae := failWith(http.StatusBadRequest, "hosting_login", "start.hostinglogin")
+		ae.Checks = hostingFailed
+		return nil, nil, ae
 	}
 	if len(ok) == 0 {
-		return nil, nil, &apiError{Status: http.StatusBadRequest, Code: "source_login",
-			Message: t("start.nonestarted"), Checks: sourceFailed}
+		ae := failWith(http.StatusBadRequest, "source_login", "start.nonestarted")
+		ae.Checks = sourceFailed
+		return nil, nil, ae
 	}
 	return ok, sourceFailed, nil
 }
@@ -112,7 +115,7 @@ const maxUpload = 1 << 20
 // uploadedList is the New Mailbox file of a form, or why it was refused.
 type uploadedList struct {
 	text    string
-	problem string // customer-facing
+	problem i18n.Message // customer-facing
 }
 
 // readNewMailboxForm parses the domain form, an ordinary or a multipart
@@ -123,9 +126,9 @@ func readNewMailboxForm(w http.ResponseWriter, r *http.Request) (uploadedList, e
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return uploadedList{problem: fmt.Sprintf(t("new.file.big"), engine.HumanBytes(maxUpload))}, r.ParseForm()
+		return uploadedList{problem: catalog.M("new.file.big", i18n.Size(maxUpload))}, r.ParseForm()
 	case err != nil && !errors.Is(err, http.ErrNotMultipart):
-		return uploadedList{}, badRequest("the form could not be read")
+		return uploadedList{}, badRequest("invalid.form")
 	}
 	file, hdr, err := r.FormFile("new_mailboxes_file")
 	if err != nil {
@@ -133,20 +136,20 @@ func readNewMailboxForm(w http.ResponseWriter, r *http.Request) (uploadedList, e
 	}
 	defer file.Close()
 	if hdr.Size > maxUpload {
-		return uploadedList{problem: fmt.Sprintf(t("new.file.big"), engine.HumanBytes(maxUpload))}, nil
+		return uploadedList{problem: catalog.M("new.file.big", i18n.Size(maxUpload))}, nil
 	}
 	data, err := io.ReadAll(io.LimitReader(file, maxUpload))
 	if err != nil {
 		return uploadedList{}, fmt.Errorf("read uploaded list: %w", err)
 	}
 	if !utf8.Valid(data) {
-		return uploadedList{problem: t("new.file.text")}, nil
+		return uploadedList{problem: catalog.M("new.file.text")}, nil
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return uploadedList{}, nil
 	}
 	if strings.TrimSpace(r.PostFormValue("new_mailboxes")) != "" {
-		return uploadedList{problem: t("new.file.both")}, nil
+		return uploadedList{problem: catalog.M("new.file.both")}, nil
 	}
 	return uploadedList{text: string(data)}, nil
 }
@@ -179,7 +182,7 @@ type checkPlan struct {
 	FreeBytes      *int64       `json:"free_bytes,omitempty"`
 	Unlimited      bool         `json:"unlimited,omitempty"`
 	ShortfallBytes int64        `json:"shortfall_bytes,omitempty"`
-	Warning        string       `json:"warning,omitempty"`
+	Warning        i18n.Message `json:"warning,omitzero"`
 	Folders        []planFolder `json:"folders"`
 	// Failure is why the folders could not be read although both logins
 	// worked (too many folders, the connection dropped).
@@ -188,10 +191,10 @@ type checkPlan struct {
 
 // planFolder is one old folder and the folder here it is copied into.
 type planFolder struct {
-	Source   string `json:"source"`
-	Dest     string `json:"destination"`
-	Messages int    `json:"messages"`
-	Note     string `json:"note,omitempty"`
+	Source   string       `json:"source"`
+	Dest     string       `json:"destination"`
+	Messages int          `json:"messages"`
+	Note     i18n.Message `json:"note,omitzero"`
 }
 
 // addPlans adds, to every existing mailbox whose logins worked, the plan
@@ -229,7 +232,7 @@ func (a *API) plan(ctx context.Context, ep imapconn.Endpoint, row planned) *chec
 		free := max(0, sp.Limit-sp.Used)
 		p.SizeBytes, p.FreeBytes, p.ShortfallBytes = sp.ToCopy, &free, sp.Shortfall
 		if sp.Shortfall > 0 {
-			p.Warning = fmt.Sprintf(t("check.space.short"), engine.HumanBytes(sp.ToCopy), engine.HumanBytes(free), engine.HumanBytes(sp.Shortfall))
+			p.Warning = catalog.M("check.space.short", i18n.Size(sp.ToCopy), i18n.Size(free), i18n.Size(sp.Shortfall))
 		}
 	} else {
 		p.SizeBytes = rep.SourceBytes

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,7 +14,6 @@ import (
 	"mailmigrate/internal/imapconn"
 	"mailmigrate/internal/jobs"
 	"mailmigrate/internal/secret"
-	"mailmigrate/internal/store"
 )
 
 // acceptAll stands for servers that accept every login.
@@ -28,16 +26,7 @@ func acceptAll(context.Context, imapconn.Endpoint, engine.Side, string, string) 
 // whose old login fails is not started (nothing created), the others are;
 // a source that is this hosting is refused only for the same mailbox.
 func TestSubmitNewMailboxesFromOldLogins(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	ctx := context.Background()
-	c, _ := st.CreateTenant(ctx, "Firma", store.KindCustomer)
-	st.CreateDomain(ctx, store.Domain{TenantID: c.ID, Name: "firma.test"})
-	tok := NewToken()
-	st.CreateToken(ctx, c.ID, "api", HashToken(tok))
+	st, _, tok := customerAPI(t)
 	box, _ := secret.New(bytes.Repeat([]byte{7}, 32))
 	hostingIMAP := imapconn.Endpoint{Host: "imap.hosting.test", Port: 993}
 	api := NewAPI(Config{Store: st, Jobs: noJobs{}, Box: box, AllowPrivate: true, Hosting: jobs.Hosting{MasterUser: "master", IMAP: hostingIMAP,

@@ -1,5 +1,7 @@
 package web
 
+import "mailmigrate/internal/i18n"
+
 // texts holds every sentence the panel shows, in one place, so that a
 // translation is one more map.
 var texts = map[string]string{
@@ -10,7 +12,9 @@ var texts = map[string]string{
 	"signin.submit":            "Sign in",
 	"signin.failed":            "The email or password is not right.",
 	"signin.limited":           "Too many attempts. Wait a few minutes, then try again.",
+	"error.server":             "Something went wrong on the server. Try again, or contact support.",
 	"signout":                  "Sign out",
+	"lang.switch":              "Language",
 	"home.title":               "Your domains",
 	"home.operator":            "All customers' domains",
 	"home.none":                "No domain yet. Ask the hosting's support to add yours.",
@@ -77,17 +81,19 @@ var texts = map[string]string{
 	"check.free":               "free here",
 	"check.free.unlimited":     "no limit",
 	"check.free.unknown":       "not known",
-	"check.plan":               "Folder plan: %d messages in %d folders",
+	"check.plan":               "Folder plan: %s in %s",
 	"check.plan.old":           "Old folder",
 	"check.plan.here":          "Folder here",
 	"check.plan.messages":      "Messages",
 	"check.space.short":        "It will not fit: the old mailbox holds %s and only %s is free here, %s too little. Raise the mailbox's quota first, or the migration will pause when it is full.",
+	"report.note.skipped":      "skipped %q (%s): %s",
+	"report.note.failed":       "failed %q: %s",
 	"check.space.raise":        "Raise the quota",
 	"errors.title":             "The migration was not started. Please correct:",
 	"errors.line":              "Line %d: %s",
 	"errors.retype":            "Enter the passwords again: they are not kept after an error.",
 	"errors.retype.kept":       "The passwords of the logins the check found working are still kept; enter only the others again.",
-	"check.kept":               "The passwords of the logins that work are kept for %d minutes, for this sign-in only: start without typing them again.",
+	"check.kept":               "The passwords of the logins that work are kept for %s, for this sign-in only: start without typing them again.",
 	"check.kept.field":         "checked, kept",
 	"new.kept":                 "A line with only its login uses the passwords checked a moment ago; a line whose login failed needs its password again.",
 	"errors.busy":              "%s is already being migrated (migration %d). Wait until that migration has finished, or cancel it, then start this one again.",
@@ -197,22 +203,63 @@ var texts = map[string]string{
 	"correct.running":          "%s is being copied now, so the migration cannot be changed. Wait until it has finished, or cancel it, then try again.",
 	"correct.runningnote":      "Some mailboxes are being copied now. Wait until they have finished, or cancel them, to change the migration.",
 	"schedule.title":           "Daily re-sync",
-	"schedule.help":            "Until your domain's mail arrives here, new mail still reaches the old server. A daily re-sync copies it every day until you stop it; it stops by itself %d days after your domain's MX records point to this hosting. The passwords stay stored while it runs.",
+	"schedule.help":            "Until your domain's mail arrives here, new mail still reaches the old server. A daily re-sync copies it every day until you stop it; it stops by itself %s after your domain's MX records point to this hosting. The passwords stay stored while it runs.",
 	"schedule.checkbox":        "Keep copying new mail daily until I stop it",
 	"schedule.on":              "On since %s: new mail is copied once a day.",
 	"schedule.last":            "Last copied: %s.",
-	"schedule.waiting":         "Your domain's MX records do not point to this hosting yet; the re-sync goes on until they do, and %d days longer.",
+	"schedule.waiting":         "Your domain's MX records do not point to this hosting yet; the re-sync goes on until they do, and %s longer.",
 	"schedule.stops":           "The MX records point here since %s: the re-sync stops on %s.",
 	"schedule.off":             "Off.",
 	"schedule.start":           "Keep copying new mail daily",
 	"schedule.stop":            "Stop the daily re-sync",
 	"schedule.nopasswords":     "The passwords of this migration are no longer stored; enter them again (correct the migration) to start the daily re-sync.",
+	"api.not_found":            "no such object",
+	"api.route":                "no such API route: %s %s",
+	"api.token.missing":        "send an API token: Authorization: Bearer <token>",
+	"api.token.invalid":        "the API token is not valid",
+	"api.conflict":             "this already exists (%s)",
+	"api.not_paused":           "only a migration paused for lack of space can be resumed; use restart",
+	"api.no_passwords":         "the passwords of this migration are no longer stored: correct the migration and enter them again",
+	"api.action":               "unknown action %s: use restart, resume or cancel",
+	"api.no_report":            "this mailbox has not been copied yet",
+	"api.no_run_report":        "this run ended before it copied anything",
+	"api.forbidden":            "only the hosting's operator may do this",
+	"invalid.migration":        "the migration was not started: correct the marked fields and lines (nothing was created)",
+	"invalid.sync.domain":      "%s is not a mailbox of %s",
+	"invalid.sync.missing":     "%s does not exist on the hosting; create it under New Mailbox Migration instead",
+	"invalid.sync.twice":       "%s is already used in %s",
+	"invalid.sync.hostpw":      "enter the password of %s on this hosting",
+	"invalid.sync.srcuser":     "enter the login of the old mailbox (usually its full address)",
+	"invalid.sync.srcpw":       "enter the password of the old mailbox",
+	"invalid.linebreak":        "a login or password contains a line break; enter it on one line",
+	"invalid.new.domain":       "%s is not in %s: this service migrates only %s addresses",
+	"invalid.new.exists":       "%s already exists on the hosting: select it under Sync Existing Mailboxes instead",
+	"invalid.new.twice":        "%s is also in %s",
+	"invalid.new.limit":        "%s would exceed the limit of %d mailboxes of %s",
+	"invalid.nothing":          "choose at least one existing mailbox or enter new mailboxes",
+	"invalid.source.host":      "enter the IMAP server address of the old provider, e.g. imap.old-provider.tld",
+	"invalid.source.plain":     "unencrypted connections are not allowed here; choose TLS or STARTTLS",
+	"invalid.source.security":  "unknown security %q: choose tls or starttls",
+	"invalid.json":             "the request body is not valid JSON for this call: %s",
+	"invalid.customer":         "enter the customer's name",
+	"invalid.limit":            "the mailbox limit cannot be negative",
+	"invalid.form":             "the form could not be read",
+	"check.rate_limited":       "The login %s failed several times in a row, so it is not tried again for %s: the old provider might block this hosting's address. Check the server, login and password, then try again later.",
+	"n.messages":               "%d message|%d messages",
+	"n.folders":                "%d folder|%d folders",
+	"n.minutes":                "%d minute|%d minutes",
+	"n.days":                   "%d day|%d days",
+	"placeholder.host":         "imap.old-provider.tld",
+	"placeholder.address":      "mailbox@old-domain.tld",
+	"placeholder.lines":        "mailbox@old-domain.tld old-password",
+	"placeholder.quota":        "5G",
+	"api.dns.not_configured":   "the DNS check is not configured on this server",
+	"api.discover.address":     "give the mailbox address: ?address=mailbox@domain.tld",
 }
 
-// t looks a text up; a missing key shows itself, which a test catches.
-func t(key string) string {
-	if s, ok := texts[key]; ok {
-		return s
-	}
-	return "[" + key + "]"
-}
+// catalog holds the panel's texts in every language.
+var catalog = i18n.NewCatalog("web", texts, textsCS)
+
+// t is a text in English, for the sentences of the API and of
+// validation that are not yet written in the reader's language.
+func t(key string) string { return catalog.Text(i18n.English, key) }

@@ -7,16 +7,25 @@
   if (!table || !table.dataset.live || !window.EventSource) return;
   var started = {};
   var labels = JSON.parse(document.getElementById("labels") ? document.getElementById("labels").textContent : "{}");
+  // Sizes, rates and times as the page's language writes them (1,6 MB in
+  // Czech), like the server does.
+  var lang = document.documentElement.lang || "en";
+  var count = new Intl.NumberFormat(lang);
+  var decimal = new Intl.NumberFormat(lang, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
   function human(n) {
-    if (n >= 1 << 30) return (n / (1 << 30)).toFixed(1) + " GB";
-    if (n >= 1 << 20) return (n / (1 << 20)).toFixed(1) + " MB";
-    if (n >= 1 << 10) return (n / (1 << 10)).toFixed(1) + " KB";
-    return n + " B";
+    if (n >= 1 << 30) return decimal.format(n / (1 << 30)) + " GB";
+    if (n >= 1 << 20) return decimal.format(n / (1 << 20)) + " MB";
+    if (n >= 1 << 10) return decimal.format(n / (1 << 10)) + " KB";
+    return Math.round(n) + " B";
   }
   // Go's zero time ("0001-01-01T00:00:00Z") means not yet.
   function isSet(iso) { return iso && iso.indexOf("0001-") !== 0; }
-  // The server writes times as "2006-01-02 15:04" in UTC; so does this.
-  function when(iso) { return new Date(iso).toISOString().slice(0, 16).replace("T", " "); }
+  // The server writes times in UTC: "2006-01-02 15:04", in Czech "2. 1. 2006 15:04".
+  function when(iso) {
+    var d = new Date(iso), hm = d.toISOString().slice(11, 16);
+    if (lang === "cs") return d.getUTCDate() + ". " + (d.getUTCMonth() + 1) + ". " + d.getUTCFullYear() + " " + hm.replace(/^0/, "");
+    return d.toISOString().slice(0, 10) + " " + hm;
+  }
   function showTime(row, cls, iso) {
     var el = row.querySelector(".times ." + cls);
     if (!el) return;
@@ -99,7 +108,7 @@
       if (!row) return;
       var bar = row.querySelector("progress");
       bar.max = t.messages_total || 1; bar.value = t.messages_done;
-      row.querySelector(".counts").textContent = t.messages_done + " / " + t.messages_total;
+      row.querySelector(".counts").textContent = count.format(t.messages_done) + " / " + count.format(t.messages_total);
       row.querySelector(".folders").textContent = (labels["folders"] || "folders %d / %d")
         .replace("%d", t.folders_done).replace("%d", t.folders_total);
       row.querySelector(".bytes").textContent = human(t.bytes_done) + " / " + human(t.bytes_total);

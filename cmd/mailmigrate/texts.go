@@ -1,0 +1,54 @@
+package main
+
+import (
+	"os"
+
+	"mailmigrate/internal/i18n"
+)
+
+// texts are the sentences of the command line's reports, in the language
+// of LC_ALL, LC_MESSAGES or LANG (English by default).
+var texts = map[string]string{
+	"status.done":       "done",
+	"status.warnings":   "done with warnings",
+	"status.over_quota": "paused: destination out of space",
+	"status.failed":     "failed",
+	"messages":          "%d message|%d messages",
+	"folders":           "%d folder|%d folders",
+	"summary":           "  %s in %s: %d copied, %d already present, %d skipped, %d failed, %d flag updates, %s in %s",
+	"table.report":      "  SOURCE FOLDER\tDESTINATION\tMESSAGES\tCOPIED\tPRESENT\tSKIPPED\tFAILED",
+	"table.check":       "  SOURCE FOLDER\tDESTINATION\tMESSAGES\tNOTE",
+	"note":              "  note: %s -> %s: %s",
+	"skipped":           "  skipped in %s: %q of %s (%s): %s",
+	"failed":            "  failed in %s: UID %d %q (%s): %s",
+	"warning":           "  warning: %s",
+	"details":           "  details: %s",
+	"check.failed":      "%s -> %s: FAILED",
+	"check.ok":          "%s (%s) -> %s (%s): both logins OK, %s in %s to migrate",
+	"check.space":       "  destination: %s of %s used; the source holds %s",
+}
+
+var textsCS = map[string]string{
+	"status.done":       "hotovo",
+	"status.warnings":   "hotovo s upozorněními",
+	"status.over_quota": "pozastaveno: v cílové schránce došlo místo",
+	"status.failed":     "nezdařilo se",
+	"messages":          "%d zpráva|%d zprávy|%d zpráv",
+	"folders":           "%d složka|%d složky|%d složek",
+	"summary":           "  %s, %s: zkopírováno %d, už existovalo %d, přeskočeno %d, nezdařilo se %d, změn příznaků %d, %s za %s",
+	"table.report":      "  PŮVODNÍ SLOŽKA\tCÍLOVÁ SLOŽKA\tZPRÁV\tZKOPÍROVÁNO\tUŽ EXISTOVALO\tPŘESKOČENO\tNEZDAŘILO SE",
+	"table.check":       "  PŮVODNÍ SLOŽKA\tCÍLOVÁ SLOŽKA\tZPRÁV\tPOZNÁMKA",
+	"note":              "  poznámka: %s -> %s: %s",
+	"skipped":           "  přeskočeno ve složce %s: %q z %s (%s): %s",
+	"failed":            "  nezdařilo se ve složce %s: UID %d %q (%s): %s",
+	"warning":           "  upozornění: %s",
+	"details":           "  podrobnosti: %s",
+	"check.failed":      "%s -> %s: CHYBA",
+	"check.ok":          "%s (%s) -> %s (%s): obě přihlášení fungují, k migraci: %s, %s",
+	"check.space":       "  cílová schránka: zabráno %s z %s; původní schránka má %s",
+}
+
+var catalog = i18n.NewCatalog("cli", texts, textsCS)
+
+// out writes the command line's reports in the environment's language.
+var out = i18n.New(i18n.FromEnv(os.Getenv))

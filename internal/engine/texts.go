@@ -1,0 +1,55 @@
+package engine
+
+import "mailmigrate/internal/i18n"
+
+// texts are the sentences of failures, notes and reasons that reports,
+// pages and mails show; they are stored as Messages (keys and arguments)
+// and written in the reader's language.
+var texts = map[string]string{
+	"failure.internal":        "The migration of this mailbox stopped because of an unexpected error in the migration tool (a defect on our side, not in your mailbox). What was copied so far is kept. Please contact support; running it again would likely stop the same way.",
+	"failure.folders.source":  "The old mailbox has more than %d folders, more than this service copies into one mailbox. Nothing was copied. Merge or delete folders in the old mailbox (or ask the hosting to raise the limit), then start the migration again.",
+	"failure.folders.dest":    "The destination mailbox already has more than %d folders, more than this service works with. Nothing was copied. Contact the hosting's support.",
+	"failure.resolve.source":  "The address of the old server cannot be found in DNS. Check the server name for typos; ask the old provider for the exact IMAP server name.",
+	"failure.resolve.dest":    "The address of the destination mailbox server cannot be found in DNS. Contact the hosting's support.",
+	"failure.resolve":         "The address of the server cannot be found in DNS. Check the server name for typos; ask the old provider for the exact IMAP server name.",
+	"failure.private.source":  "The address of the old server points into a private or local network, which this service does not connect to. Give the old provider's public IMAP server name.",
+	"failure.private.dest":    "The address of the destination mailbox server points into a private or local network, which this service does not connect to. Contact the hosting's support.",
+	"failure.private":         "The address of the server points into a private or local network, which this service does not connect to. Give the old provider's public IMAP server name.",
+	"failure.connect.source":  "Cannot connect to the old server. Check the server name and port (993 for TLS, 143 for STARTTLS) and that the server accepts IMAP connections from the internet.",
+	"failure.connect.dest":    "Cannot connect to the destination mailbox server. What was copied so far is kept; run the migration again later, or contact the hosting's support if it goes on.",
+	"failure.connect":         "Cannot connect to the server. Check the server name and port (993 for TLS, 143 for STARTTLS) and that the server accepts IMAP connections from the internet.",
+	"failure.tls.source":      "A secure (TLS) connection to the old server could not be established: its certificate is not trusted or does not match the name, or it does not offer encryption. Use the server name that its certificate was issued for.",
+	"failure.tls.dest":        "A secure (TLS) connection to the destination mailbox server could not be established. Contact the hosting's support.",
+	"failure.tls":             "A secure (TLS) connection to the server could not be established: its certificate is not trusted or does not match the name, or it does not offer encryption. Use the server name that its certificate was issued for.",
+	"failure.auth.source":     "The old server rejected the login %q. Check that the server address is the old provider's (not this hosting, if the DNS was already moved), that the login is the full address (mailbox@domain.tld), and that the password is current; some providers (Gmail, Yahoo, iCloud, Seznam with two-factor login) need an app password and IMAP access enabled first.",
+	"failure.auth.dest":       "The destination mailbox rejected the login %q. Check the mailbox address and its password on the hosting.",
+	"failure.timeout.source":  "The old server stopped answering. What was copied so far is kept; run the migration again to continue.",
+	"failure.timeout.dest":    "The destination mailbox server stopped answering. What was copied so far is kept; run the migration again to continue.",
+	"failure.timeout":         "The server stopped answering. What was copied so far is kept; run the migration again to continue.",
+	"failure.protocol.source": "The old server sent a reply that does not follow the IMAP protocol, so the migration cannot go on with it. Repeating the migration would meet the same reply: ask the old provider to fix it, or contact support. What was copied so far is kept.",
+	"failure.protocol.dest":   "The destination mailbox server sent a reply that does not follow the IMAP protocol, so the migration cannot go on with it. Contact the hosting's support. What was copied so far is kept.",
+	"failure.protocol":        "The server sent a reply that does not follow the IMAP protocol, so the migration cannot go on with it. Repeating the migration would meet the same reply: ask the provider of that server to fix it, or contact support. What was copied so far is kept.",
+	"failure.protocol.said":   "%s It sent: «%s».",
+	"failure.over_quota":      "The destination mailbox is full. The messages copied so far are kept. Enlarge the mailbox quota (or delete mail in the old mailbox), then run the migration again: it copies only the rest.",
+	"failure.over_quota.more": "The destination mailbox is full. The messages copied so far are kept. Enlarge the mailbox quota (or delete mail in the old mailbox), then run the migration again: it copies only the rest. About %s more is needed for the rest of the mail.",
+	"failure.other.source":    "The migration stopped because of an error on the old server. What was copied so far is kept; run the migration again to continue.",
+	"failure.other.dest":      "The migration stopped because of an error on the destination mailbox server. What was copied so far is kept; run the migration again to continue.",
+	"failure.other":           "The migration stopped because of an error. What was copied so far is kept; run the migration again to continue.",
+	"space.short":             "The mail to copy (%s) does not fit into the destination mailbox: %s of its %s are used, so %s more space is needed. Enlarge its quota first, or the migration will pause when it is full.",
+	"note.lookalike":          "a folder name contained the destination's hierarchy separator; it was replaced by a look-alike character",
+	"note.created_as":         "the destination server cannot create %q; the folder was created as %q instead",
+	"remark.rewritten":        "the destination server stores %d message with slightly different bytes than the old server (it repairs line endings or replaces 8-bit characters in headers); the content is the same|the destination server stores %d messages with slightly different bytes than the old server (it repairs line endings or replaces 8-bit characters in headers); the content is the same",
+	"remark.dates":            "the destination server did not keep the original arrival date of %d message|the destination server did not keep the original arrival date of %d messages",
+	"remark.keywords":         "the destination server does not store these flags or tags (keywords), so they were left out: %s",
+	"remark.flags":            "the destination server did not keep all flags (read, answered, flagged, tags) of %d message|the destination server did not keep all flags (read, answered, flagged, tags) of %d messages",
+	"reason.folder_refused":   "the destination server refused to create the folder %q: %s",
+	"reason.over_limit":       "larger than the destination accepts (%s)",
+	"reason.refused_as_big":   "larger than the destination accepts: %s",
+	"reason.too_big":          "the message is %s, larger than the destination accepts (%s)",
+	"reason.size_mismatch":    "the old server sent %s for a message whose announced size was %s; it was not copied",
+	"reason.unreadable":       "could not be read from the source server: %s",
+	"reason.not_sent":         "the old server did not send this message (it may have been deleted there during the copy); run the migration again to try once more",
+	"reason.refused":          "the destination server did not take it: %s",
+}
+
+var catalog = i18n.NewCatalog("engine", texts, textsCS)

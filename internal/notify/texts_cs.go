@@ -1,0 +1,31 @@
+package notify
+
+// textsCS is texts in Czech: the same keys, the same verbs (%s, %d, %q …) in the same order.
+var textsCS = map[string]string{
+	"headline.finished":             "Migrace ze serveru %s do domény %s byla dokončena",
+	"headline.finished_action":      "Migrace ze serveru %s do domény %s byla dokončena – některé schránky vyžadují váš zásah",
+	"headline.paused":               "Schránka %s je plná: její migrace ze serveru %s je pozastavena",
+	"headline.login_failed":         "Původní server %s odmítl přihlášení ke schránce %s",
+	"headline.hosting_login_failed": "Schránka %s odmítla přihlášení migrace: kopírování ze serveru %s bylo zastaveno",
+	"action.hosting_login_failed":   "Heslo schránky na hostingu bylo po spuštění migrace změněno. Otevřete stránku migrace, zadejte aktuální heslo schránky a klikněte na „Spustit znovu“.",
+	"intro.hosting_login_failed":    "kopírování pošty do schránky %s ze serveru %s bylo zastaveno: schránka na hostingu odmítla heslo, se kterým byla migrace spuštěna.",
+	"action.finished":               "Otevřete stránku migrace a u každé níže označené schránky postupujte podle uvedených pokynů.",
+	"action.paused":                 "Zvyšte kvótu schránky (nebo v ní smažte část pošty) a pak na stránce migrace klikněte na „Pokračovat“. Co už bylo zkopírováno, zůstane; zkopíruje se jen zbytek.",
+	"action.login_failed":           "Zkontrolujte původní přihlašovací jméno a heslo a také to, zda je jako server zadán IMAP server původního poskytovatele. Pak na stránce migrace klikněte na „Spustit znovu“.",
+	"greeting":                      "Dobrý den,",
+	"intro.finished":                "migrace vaší pošty ze serveru %s do domény %s byla dokončena. Takto dopadly jednotlivé schránky:",
+	"intro.paused":                  "ve schránce %s došlo během kopírování pošty ze serveru %s místo. Kopírování je pozastaveno; nic se neztratilo.",
+	"intro.login_failed":            "kopírování pošty do schránky %s bylo zastaveno: původní server %s odmítl přihlášení se jménem %s.",
+	"mailboxes":                     "Schránky této migrace:",
+	"mailbox.line":                  "- %s (zdroj: %s): %s",
+	"todo":                          "Jak postupovat: %s",
+	"link":                          "Stránka migrace: %s",
+	"footer":                        "Tuto zprávu automaticky odeslal nástroj pro migraci e-mailů vašeho hostingu všem, kdo se přihlašují do jeho administrace pro doménu %s. Na zprávu prosím neodpovídejte, odpovědi nikdo nečte.",
+	"state.queued":                  "čeká na zkopírování",
+	"state.copying":                 "kopíruje se",
+	"state.done":                    "zkopírováno",
+	"state.done_with_warnings":      "zkopírováno, s upozorněními v protokolu",
+	"state.failed":                  "zastaveno kvůli chybě",
+	"state.paused_over_quota":       "pozastaveno: nedostatek místa",
+	"state.cancelled":               "zrušeno",
+}
