@@ -15,6 +15,7 @@ import (
 
 	"mailmigrate/internal/bulk"
 	"mailmigrate/internal/engine"
+	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/imapconn"
 	"mailmigrate/internal/store"
 )
@@ -156,7 +157,14 @@ func defaultStatePath() string {
 }
 
 func fail(err error) int {
-	fmt.Fprintf(os.Stderr, "mailmigrate: %v\n", err)
+	// An error that says its words in both languages says them in the
+	// environment's.
+	var m interface{ Message() i18n.Message }
+	if errors.As(err, &m) {
+		fmt.Fprintf(os.Stderr, "mailmigrate: %s\n", m.Message().In(out))
+	} else {
+		fmt.Fprintf(os.Stderr, "mailmigrate: %v\n", err)
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		return exitUsage

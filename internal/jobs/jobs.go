@@ -309,8 +309,7 @@ func (r *Runner) reconcile(ctx context.Context, atStart bool) error {
 
 // stopped is the failure of a task whose runs ended without an outcome.
 func stopped(err error) *engine.Failure {
-	return &engine.Failure{Kind: "internal", Detail: err.Error(),
-		Message: "The copy of this mailbox stopped because of an error on our side. What was copied stays; use Restart to continue. If it stops again, contact support."}
+	return &engine.Failure{Kind: "internal", Detail: err.Error(), Text: catalog.M("failure.stopped")}
 }
 
 // ErrNoSecrets means the passwords of a finished task were deleted after
@@ -388,13 +387,17 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 
 	acct, err := r.account(t, m)
 	if err != nil {
-		return w.finish(ctx, t, store.TaskEnd{State: store.StateFailed, Failure: &engine.Failure{Kind: "secrets", Message: err.Error(), Detail: err.Error()}})
+		text := catalog.M("failure.unsealed")
+		if errors.Is(err, ErrNoSecrets) {
+			text = catalog.M("failure.secrets")
+		}
+		return w.finish(ctx, t, store.TaskEnd{State: store.StateFailed, Failure: &engine.Failure{Kind: "secrets", Text: text, Detail: err.Error()}})
 	}
 	if t.Kind == store.TaskCreate {
 		// Created here, not at submission, so that a retry finds it made.
 		if err := r.cfg.Hosting.Driver.Create(ctx, t.DestUser, acct.DestPassword, 0); err != nil && !errors.Is(err, hosting.ErrExists) {
 			return w.finish(ctx, t, store.TaskEnd{State: store.StateFailed, Failure: &engine.Failure{Kind: "hosting", Side: engine.SideDest,
-				Message: "The new mailbox could not be created on the hosting. Contact support.", Detail: err.Error()}})
+				Text: catalog.M("failure.create"), Detail: err.Error()}})
 		}
 		if r.cfg.Hosting.MasterUser != "" {
 			acct.DestUser, acct.DestPassword = t.DestUser+"*"+r.cfg.Hosting.MasterUser, r.cfg.Hosting.MasterPassword
