@@ -62,20 +62,20 @@ func runDiscover(ctx context.Context, args []string) int {
 		return fail(inputError(err))
 	}
 	if len(cands) == 0 {
-		fmt.Printf("No IMAP server found for %s. Ask the old provider for the IMAP server name, or look it up in your mail program's account settings.\n", fs.Arg(0))
+		fmt.Println(catalog.T(out, "discover.none", fs.Arg(0)))
 		return exitConnection
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVER\tSECURITY\tFOUND BY\tREACHABLE\tNOTE")
+	fmt.Fprintln(tw, catalog.T(out, "discover.table"))
 	for _, c := range cands {
 		// The note already says what the provider needs.
 		note := c.Note.In(out)
-		reach := "yes"
+		reach := catalog.T(out, "discover.yes")
 		if !c.Reachable {
-			reach = "no"
+			reach = catalog.T(out, "discover.no")
 		}
 		if c.IsHosting {
-			reach = "this hosting"
+			reach = catalog.T(out, "discover.hosting")
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Addr(), c.Security, c.Source, reach, note)
 	}
@@ -85,7 +85,7 @@ func runDiscover(ctx context.Context, args []string) int {
 		if best.Security != "tls" {
 			scheme = "imap"
 		}
-		fmt.Printf("\nUse: --source %s://%s\n", scheme, best.Addr())
+		fmt.Printf("\n%s\n", catalog.T(out, "discover.use", scheme, best.Addr()))
 		return exitOK
 	}
 	return exitConnection
@@ -117,10 +117,10 @@ func runDNSCheck(ctx context.Context, args []string) int {
 		return fail(inputError(err))
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "RECORD\tNAME\tEXPECTED\tFOUND\tVERDICT")
+	fmt.Fprintln(tw, catalog.T(out, "dns.table"))
 	bad := false
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Record, r.Name, r.Expected.In(out), r.Found.In(out), r.Verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Record, r.Name, r.Expected.In(out), r.Found.In(out), catalog.T(out, "verdict."+r.Verdict))
 		bad = bad || r.Verdict == diagnose.VerdictFail
 	}
 	tw.Flush()

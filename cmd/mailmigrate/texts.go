@@ -26,6 +26,16 @@ var texts = map[string]string{
 	"check.failed":      "%s -> %s: FAILED",
 	"check.ok":          "%s (%s) -> %s (%s): both logins OK, %s in %s to migrate",
 	"check.space":       "  destination: %s of %s used; the source holds %s",
+	"discover.none":     "No IMAP server found for %s. Ask the old provider for the IMAP server name, or look it up in your mail program's account settings.",
+	"discover.table":    "SERVER\tSECURITY\tFOUND BY\tREACHABLE\tNOTE",
+	"discover.yes":      "yes",
+	"discover.no":       "no",
+	"discover.hosting":  "this hosting",
+	"discover.use":      "Use: --source %s://%s",
+	"dns.table":         "RECORD\tNAME\tEXPECTED\tFOUND\tVERDICT",
+	"verdict.ok":        "ok",
+	"verdict.warn":      "warn",
+	"verdict.fail":      "fail",
 }
 
 var textsCS = map[string]string{
@@ -46,6 +56,16 @@ var textsCS = map[string]string{
 	"check.failed":      "%s -> %s: CHYBA",
 	"check.ok":          "%s (%s) -> %s (%s): obě přihlášení fungují, k migraci: %s, %s",
 	"check.space":       "  cílová schránka: zabráno %s z %s; původní schránka má %s",
+	"discover.none":     "Pro %s se nenašel žádný IMAP server. Zeptejte se původního poskytovatele na název IMAP serveru, nebo ho najděte v nastavení účtu ve svém poštovním programu.",
+	"discover.table":    "SERVER\tZABEZPEČENÍ\tNALEZENO PODLE\tDOSTUPNÝ\tPOZNÁMKA",
+	"discover.yes":      "ano",
+	"discover.no":       "ne",
+	"discover.hosting":  "tento hosting",
+	"discover.use":      "Použijte: --source %s://%s",
+	"dns.table":         "ZÁZNAM\tNÁZEV\tMÁ BÝT\tJE\tVÝSLEDEK",
+	"verdict.ok":        "v pořádku",
+	"verdict.warn":      "upozornění",
+	"verdict.fail":      "chyba",
 }
 
 var catalog = i18n.NewCatalog("cli", texts, textsCS)

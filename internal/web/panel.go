@@ -610,6 +610,7 @@ func (p *Panel) migrationPage(w http.ResponseWriter, r *http.Request, v viewer) 
 		labels[s] = tr(r, "state."+s)
 	}
 	labels["folders"] = tr(r, "progress.folders")
+	labels["eta"] = tr(r, "progress.eta")
 	labels["started"], labels["finished"] = tr(r, "time.started"), tr(r, "time.finished")
 	runs, err := p.api.taskRuns(r.Context(), printerOf(r), mv.Tasks)
 	if err != nil {

@@ -255,6 +255,12 @@ var texts = map[string]string{
 	"placeholder.quota":        "5G",
 	"api.dns.not_configured":   "the DNS check is not configured on this server",
 	"api.discover.address":     "give the mailbox address: ?address=mailbox@domain.tld",
+	"progress.eta":             "%s left",
+	"found.provider table":     "known provider",
+	"found.autoconfig":         "the domain's mail settings (autoconfig)",
+	"found.srv":                "the domain's SRV records",
+	"found.mx":                 "the domain's MX records",
+	"found.guess":              "a usual server name",
 }
 
 // catalog holds the panel's texts in every language.

@@ -252,4 +252,10 @@ var textsCS = map[string]string{
 	"placeholder.quota":        "5G",
 	"api.dns.not_configured":   "kontrola DNS není na tomto serveru nastavena",
 	"api.discover.address":     "zadejte adresu schránky: ?address=schranka@domena.cz",
+	"progress.eta":             "zbývá %s",
+	"found.provider table":     "známý poskytovatel",
+	"found.autoconfig":         "nastavení pošty domény (autoconfig)",
+	"found.srv":                "záznamy SRV domény",
+	"found.mx":                 "záznamy MX domény",
+	"found.guess":              "obvyklý název serveru",
 }

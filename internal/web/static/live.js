@@ -119,7 +119,9 @@
         var bps = (t.bytes_done - started[t.id].bytes) / (now - started[t.id].at);
         if (bps > 0) {
           rate = human(bps) + "/s";
-          if (t.bytes_total > t.bytes_done) rate += " · ETA " + Math.round((t.bytes_total - t.bytes_done) / bps) + " s";
+          if (t.bytes_total > t.bytes_done) {
+            rate += " · " + (labels["eta"] || "%s left").replace("%s", count.format(Math.round((t.bytes_total - t.bytes_done) / bps)) + " s");
+          }
         }
       }
       row.querySelector(".rate").textContent = rate;
