@@ -117,7 +117,7 @@ func Login(ctx context.Context, a LoginAttempt) *Diagnosis {
 		case d.Certificate != nil && time.Now().After(d.Certificate.NotAfter):
 			// A Message has no date argument; the ISO date reads the same
 			// in both languages.
-			d.add("cert_expired", catalog.M("reason.cert_expired", d.Certificate.NotAfter.Format("2006-01-02")))
+			d.add("cert_expired", catalog.M("reason.cert_expired", i18n.Day(d.Certificate.NotAfter)))
 		case d.Certificate != nil:
 			d.add("cert_untrusted", catalog.M("reason.cert_untrusted"))
 		default:

@@ -894,12 +894,7 @@ type errOversized struct {
 	limit           int64 // the destination's limit, when that was the bound
 }
 
-func (e errOversized) Error() string {
-	if e.limit > 0 && e.size > e.limit && e.size <= e.announced+sizeSlack(e.announced) {
-		return fmt.Sprintf("the message is %s, larger than the destination accepts (%s)", HumanBytes(e.size), HumanBytes(e.limit))
-	}
-	return fmt.Sprintf("the old server sent %s for a message whose announced size was %s; it was not copied", HumanBytes(e.size), HumanBytes(e.announced))
-}
+func (e errOversized) Error() string { return e.message().String() }
 
 // message is the report's reason for the message.
 func (e errOversized) message() i18n.Message {

@@ -122,6 +122,12 @@ func TestMessage(t *testing.T) {
 			t.Errorf("%s: %q, want %q (json %s)", c.l, got, c.want, data)
 		}
 	}
+	day := NewCatalog("daytest", map[string]string{"d": "expired on %s"}, map[string]string{"d": "platnost skončila %s"})
+	data, _ = json.Marshal(day.M("d", Day(time.Date(2026, 3, 5, 0, 0, 0, 0, time.UTC))))
+	json.Unmarshal(data, &back)
+	if got := back.In(New(Czech)); got != "platnost skončila 5. 3. 2026" {
+		t.Errorf("date message: %q (json %s)", got, data)
+	}
 	n := c.M("n", Count(3))
 	data, _ = json.Marshal(n)
 	json.Unmarshal(data, &back)

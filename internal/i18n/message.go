@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Message is a sentence not yet written in a language: a text of a
@@ -15,7 +16,7 @@ import (
 type Message struct {
 	Catalog string `json:"c"`
 	Key     string `json:"k"`
-	// Args are strings, integers, Size, Count or nested Messages; they
+	// Args are strings, integers, Size, Day, Count or nested Messages; they
 	// keep their kind through JSON.
 	Args []any `json:"a,omitempty"`
 	// Literal is a sentence stored by an older version as plain English
@@ -28,6 +29,9 @@ func Literal(s string) Message { return Message{Literal: s} }
 
 // Size is a number of bytes, written as "1.6 MB" or "1,6 MB".
 type Size int64
+
+// Day is a date, written as "2026-11-27" or "27. 11. 2026".
+type Day time.Time
 
 // Count is a number that a plural text's forms are chosen by: a Message
 // whose text has forms ("%d folder|%d folders") takes it as its first
@@ -72,6 +76,8 @@ func (m Message) In(p *Printer) string {
 		switch a := a.(type) {
 		case Size:
 			args[i] = p.Bytes(int64(a))
+		case Day:
+			args[i] = p.Date(time.Time(a))
 		case Message:
 			args[i] = a.In(p)
 		case Count:
@@ -99,9 +105,10 @@ func (m Message) String() string { return m.In(New(English)) }
 
 // jsonArg is an argument's kind on the wire.
 type jsonArg struct {
-	Size  *int64   `json:"size,omitempty"`
-	Count *int     `json:"count,omitempty"`
-	Msg   *Message `json:"msg,omitempty"`
+	Size  *int64     `json:"size,omitempty"`
+	Day   *time.Time `json:"day,omitempty"`
+	Count *int       `json:"count,omitempty"`
+	Msg   *Message   `json:"msg,omitempty"`
 }
 
 // MarshalJSON keeps the kinds of the arguments.
@@ -120,6 +127,9 @@ func (m Message) MarshalJSON() ([]byte, error) {
 		case Count:
 			n := int(a)
 			out.Args[i] = jsonArg{Count: &n}
+		case Day:
+			d := time.Time(a)
+			out.Args[i] = jsonArg{Day: &d}
 		case Message:
 			out.Args[i] = jsonArg{Msg: &a}
 		case string, int, int64, uint32, int32:
@@ -164,6 +174,8 @@ func (m *Message) UnmarshalJSON(data []byte) error {
 				v = Size(*ja.Size)
 			case ja.Count != nil:
 				v = Count(*ja.Count)
+			case ja.Day != nil:
+				v = Day(*ja.Day)
 			case ja.Msg != nil:
 				v = *ja.Msg
 			}
