@@ -126,7 +126,10 @@ func runServe(ctx context.Context, args []string) int {
 	if err != nil {
 		return fail(fmt.Errorf("listen on %s: %w", cfg.Listen, err))
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: logger}
+	// A client that sends its request slowly holds a connection only so
+	// long; the live event streams set their own write deadlines.
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute, ErrorLog: logger}
 	if err := runner.Start(ctx); err != nil {
 		return fail(err)
 	}
@@ -187,7 +190,8 @@ func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs
 	}
 	api := web.NewAPI(web.Config{Store: st, Jobs: runner, Box: box, Hosting: h, Engine: eng,
 		AllowPlaintext: cfg.Sources.AllowPlaintext, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag, Logf: logf,
-		MaxQuota: cfg.Hosting.MaxQuota, ResyncStopDays: cfg.Jobs.ResyncStopDays})
+		MaxQuota: cfg.Hosting.MaxQuota, ResyncStopDays: cfg.Jobs.ResyncStopDays,
+		PublicURL: cfg.Web.PublicURL, TrustedProxies: cfg.Web.TrustedProxies})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api.Handler())
 	mux.Handle("/", web.NewPanel(api).Handler())

@@ -7,6 +7,8 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,6 +30,21 @@ type Config struct {
 	// check's questions instead of the system's resolver.
 	DNSServer string
 	Notify    Notify
+	Web       Web
+}
+
+// Web is how the panel and the API face the internet.
+type Web struct {
+	// PublicURL is the panel's address as customers open it (behind a TLS
+	// proxy: https://…); with https the session cookie is Secure and
+	// browsers are told to use HTTPS only (HSTS).
+	PublicURL string
+	// TrustedProxies are the addresses (CIDR) of reverse proxies whose
+	// X-Forwarded-For names the client; from anywhere else it is ignored.
+	TrustedProxies []netip.Prefix
+	// CheckLines is the most lines (logins) one check or start may hold;
+	// ChecksPerHour the most login checks one customer may run in an hour.
+	CheckLines, ChecksPerHour int
 }
 
 // Notify is the mail that tells customers about their migrations.
@@ -102,6 +119,9 @@ func Default() Config {
 		Sources:         Sources{HostLimit: 3},
 		Jobs:            Jobs{Workers: 6, Slice: 10 * time.Minute, ResyncStopDays: 14},
 		SecretRetention: 7 * 24 * time.Hour,
+		// A hosting's customers rarely have more than a few hundred
+		// mailboxes in one domain; a login check of more is a spray.
+		Web: Web{CheckLines: 500, ChecksPerHour: 2000},
 	}
 }
 
@@ -285,6 +305,31 @@ func (c *Config) set(key, val string) error {
 		return str(&c.Notify.CAFile)
 	case "notify.base_url":
 		return str(&c.Notify.BaseURL)
+	case "web.public_url":
+		u, err := url.Parse(val)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return fmt.Errorf("%q is not the panel's address like https://migrate.hosting.example", val)
+		}
+		c.Web.PublicURL = strings.TrimSuffix(val, "/")
+		return nil
+	case "web.trusted_proxies":
+		c.Web.TrustedProxies = nil
+		for _, v := range list(val) {
+			pr, err := netip.ParsePrefix(v)
+			if err != nil {
+				a, aerr := netip.ParseAddr(v)
+				if aerr != nil {
+					return fmt.Errorf("%q is not an address or a network like 10.0.0.0/8", v)
+				}
+				pr = netip.PrefixFrom(a, a.BitLen())
+			}
+			c.Web.TrustedProxies = append(c.Web.TrustedProxies, pr.Masked())
+		}
+		return nil
+	case "web.check_lines":
+		return integer(&c.Web.CheckLines)
+	case "web.checks_per_hour":
+		return integer(&c.Web.ChecksPerHour)
 	case "jobs.workers":
 		return integer(&c.Jobs.Workers)
 	case "jobs.slice":

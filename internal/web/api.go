@@ -14,8 +14,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"mailmigrate/internal/diagnose"
@@ -62,12 +64,19 @@ type Config struct {
 	// hosting a scheduled re-sync stops (shown to the customer).
 	ResyncStopDays int
 	Logf           func(format string, args ...any)
+	// PublicURL is the panel's public address (https: Secure cookies and
+	// HSTS); TrustedProxies may name the client in X-Forwarded-For.
+	PublicURL      string
+	TrustedProxies []netip.Prefix
 }
 
 // API serves /api/v1.
 type API struct {
 	cfg    Config
 	failed *diagnose.FailedLogins
+	// streams counts the open event streams per tenant.
+	streamsMu sync.Mutex
+	streams   map[int64]int
 	// tryLogin logs in once to a server; tests replace it to stand for
 	// servers that accept every login.
 	tryLogin func(ctx context.Context, ep imapconn.Endpoint, side engine.Side, user, pass string) (*engine.Failure, error)
@@ -85,7 +94,7 @@ func NewAPI(cfg Config) *API {
 		d := &diagnose.Discoverer{Resolver: cfg.Diagnose.Resolver, Hosting: cfg.Diagnose.Hosting}
 		cfg.Discover = d.Discover
 	}
-	a := &API{cfg: cfg, failed: diagnose.NewFailedLogins()}
+	a := &API{cfg: cfg, failed: diagnose.NewFailedLogins(), streams: map[int64]int{}}
 	a.tryLogin, a.inspect = a.login, engine.Check
 	return a
 }
@@ -612,15 +621,34 @@ func (a *API) events(w http.ResponseWriter, r *http.Request, t store.Tenant) err
 	if err != nil {
 		return err
 	}
-	a.stream(w, r, m, d)
-	return nil
+	return a.stream(w, r, t.ID, m, d)
 }
+
+// maxStreams is how many live event streams one customer may hold open
+// at once: each polls the database, so their number is bounded.
+const maxStreams = 16
 
 // stream writes the event stream of a migration until it has finished or
 // the client goes away.
-func (a *API) stream(w http.ResponseWriter, r *http.Request, m store.Migration, d store.Domain) {
+func (a *API) stream(w http.ResponseWriter, r *http.Request, tenantID int64, m store.Migration, d store.Domain) error {
+	a.streamsMu.Lock()
+	if a.streams[tenantID] >= maxStreams {
+		a.streamsMu.Unlock()
+		return failWith(http.StatusTooManyRequests, "too_many_streams", "api.streams", maxStreams)
+	}
+	a.streams[tenantID]++
+	a.streamsMu.Unlock()
+	defer func() {
+		a.streamsMu.Lock()
+		if a.streams[tenantID]--; a.streams[tenantID] <= 0 {
+			delete(a.streams, tenantID)
+		}
+		a.streamsMu.Unlock()
+	}()
 	rc := http.NewResponseController(w)
+	// The server's timeouts bound slow requests; a stream lives on.
 	_ = rc.SetWriteDeadline(time.Time{})
+	_ = rc.SetReadDeadline(time.Time{})
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -632,7 +660,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, m store.Migration, 
 	for {
 		v, err := a.view(r.Context(), printerOf(r), m, d)
 		if err != nil {
-			return
+			return nil
 		}
 		data, _ := json.Marshal(v)
 		if string(data) != string(last) {
@@ -645,14 +673,14 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, m store.Migration, 
 		if v.State != store.StateRunning {
 			fmt.Fprint(w, "event: done\ndata: {}\n\n")
 			rc.Flush()
-			return
+			return nil
 		}
 		if rc.Flush() != nil {
-			return
+			return nil
 		}
 		select {
 		case <-r.Context().Done():
-			return
+			return nil
 		case <-tick.C:
 		}
 	}

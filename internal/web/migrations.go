@@ -401,6 +401,17 @@ func (a *API) submit(ctx context.Context, p *i18n.Printer, d store.Domain, in *m
 	return v, notStarted, err
 }
 
+// cell keeps a text that came from a mailbox (a folder name, a subject) a
+// text when a spreadsheet opens the report: one that starts like a formula
+// (= + - @, or a tab or carriage return before one) gets a leading
+// apostrophe, which spreadsheets show as plain text (OWASP's advice).
+func cell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
 // writeReportCSV writes one line per folder, its notes in the printer's
 // language.
 func writeReportCSV(w io.Writer, rep *engine.Report, p *i18n.Printer) error {
@@ -415,9 +426,9 @@ func writeReportCSV(w io.Writer, rep *engine.Report, p *i18n.Printer) error {
 		for _, m := range f.Failed {
 			notes = append(notes, catalog.T(p, "report.note.failed", m.Subject, m.Reason.In(p)))
 		}
-		cw.Write([]string{f.Source, f.Dest, strconv.Itoa(f.SourceMessages), strconv.Itoa(f.Copied),
+		cw.Write([]string{cell(f.Source), cell(f.Dest), strconv.Itoa(f.SourceMessages), strconv.Itoa(f.Copied),
 			strconv.Itoa(f.AlreadyPresent), strconv.Itoa(len(f.Skipped)), strconv.Itoa(len(f.Failed)),
-			strconv.FormatInt(f.BytesCopied, 10), strings.Join(notes, "; ")})
+			strconv.FormatInt(f.BytesCopied, 10), cell(strings.Join(notes, "; "))})
 	}
 	cw.Flush()
 	return cw.Error()

@@ -10,12 +10,10 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -85,7 +83,7 @@ func (p *Panel) setLang(w http.ResponseWriter, r *http.Request) {
 	l, ok := i18n.Parse(r.PathValue("lang"))
 	if ok {
 		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: string(l), Path: "/", MaxAge: 365 * 24 * 3600,
-			HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
+			HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: p.api.secure(r)})
 		// A signed-in user's mails follow the choice too.
 		if c, err := r.Cookie(sessionCookie); err == nil {
 			if u, _, err := p.api.cfg.Store.SessionUser(r.Context(), HashToken(c.Value)); err == nil {
@@ -146,11 +144,14 @@ func (p *Panel) Handler() http.Handler {
 	page("GET /tasks/{id}/runs/{run}/report", p.runReportPage)
 	page("GET /domains/{domain}/mailboxes/{address}", p.mailboxPage)
 	page("POST /domains/{domain}/mailboxes/{address}/{op}", p.mailboxPost)
-	return http.NewCrossOriginProtection().Handler(securityHeaders(mux))
+	return http.NewCrossOriginProtection().Handler(p.securityHeaders(mux))
 }
 
-func securityHeaders(h http.Handler) http.Handler {
+func (p *Panel) securityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.api.secure(r) {
+			w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		}
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("X-Frame-Options", "DENY")
 		w.Header().Set("Referrer-Policy", "same-origin")
@@ -225,19 +226,25 @@ func safeNext(next string) string {
 func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 	email := strings.ToLower(strings.TrimSpace(r.PostFormValue("email")))
 	next := safeNext(r.PostFormValue("next"))
-	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
-	fail := func(msg string) {
-		w.WriteHeader(http.StatusUnauthorized)
+	ip := p.api.clientAddr(r)
+	fail := func(status int, msg string) {
+		w.WriteHeader(status)
 		p.render(w, r, "login", map[string]any{"Title": tr(r, "signin.title"), "Error": msg, "Email": email, "Next": next})
 	}
-	if !p.limiter.allow(ip, email) {
-		fail(tr(r, "signin.limited"))
+	if wait := p.limiter.allow(ip, email); wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		fail(http.StatusTooManyRequests, catalog.T(printerOf(r), "signin.limited", catalog.M("n.seconds", i18n.Count(secs))))
 		return
 	}
 	u, err := p.api.cfg.Store.UserByEmail(r.Context(), email)
-	if err != nil || !VerifyPassword(u.PasswordHash, r.PostFormValue("password")) {
+	hash := u.PasswordHash
+	if err != nil {
+		hash = dummyHash
+	}
+	if !VerifyPassword(hash, r.PostFormValue("password")) || err != nil {
 		p.limiter.failed(ip, email)
-		fail(tr(r, "signin.failed"))
+		fail(http.StatusUnauthorized, tr(r, "signin.failed"))
 		return
 	}
 	p.limiter.succeeded(ip, email)
@@ -251,7 +258,7 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 		p.api.cfg.Logf("sign-in of user %d: %v", u.ID, err)
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: tok, Path: "/", HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode, MaxAge: int(sessionLifetime.Seconds())})
+		Secure: p.api.secure(r), SameSite: http.SameSiteLaxMode, MaxAge: int(sessionLifetime.Seconds())})
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
@@ -630,8 +637,7 @@ func (p *Panel) migrationEvents(w http.ResponseWriter, r *http.Request, v viewer
 	if err != nil {
 		return err
 	}
-	p.api.stream(w, r, m, d)
-	return nil
+	return p.api.stream(w, r, v.Tenant.ID, m, d)
 }
 
 func (p *Panel) taskAction(w http.ResponseWriter, r *http.Request, v viewer) error {
@@ -699,47 +705,4 @@ func VerifyPassword(encoded, password string) bool {
 	}
 	got := argon2.IDKey([]byte(password), salt, tm, m, par, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1
-}
-
-// loginLimiter slows down password guessing: after five failures for an
-// address, or twenty from one IP, within ten minutes, sign-in is refused
-// until the window passes.
-type loginLimiter struct {
-	mu       sync.Mutex
-	failures map[string][]time.Time
-}
-
-func newLoginLimiter() *loginLimiter { return &loginLimiter{failures: map[string][]time.Time{}} }
-
-const limiterWindow = 10 * time.Minute
-
-func (l *loginLimiter) recent(key string) int {
-	cut := time.Now().Add(-limiterWindow)
-	fs := l.failures[key]
-	i := 0
-	for i < len(fs) && fs[i].Before(cut) {
-		i++
-	}
-	l.failures[key] = fs[i:]
-	return len(fs) - i
-}
-
-func (l *loginLimiter) allow(ip, email string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.recent("user:"+email) < 5 && l.recent("ip:"+ip) < 20
-}
-
-func (l *loginLimiter) failed(ip, email string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	l.failures["user:"+email] = append(l.failures["user:"+email], now)
-	l.failures["ip:"+ip] = append(l.failures["ip:"+ip], now)
-}
-
-func (l *loginLimiter) succeeded(_, email string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.failures, "user:"+email)
 }

@@ -11,7 +11,7 @@ var texts = map[string]string{
 	"signin.password":          "Password",
 	"signin.submit":            "Sign in",
 	"signin.failed":            "The email or password is not right.",
-	"signin.limited":           "Too many attempts. Wait a few minutes, then try again.",
+	"signin.limited":           "Too many wrong passwords for this account from your address. Wait %s, then try again.",
 	"error.server":             "Something went wrong on the server. Try again, or contact support.",
 	"signout":                  "Sign out",
 	"lang.switch":              "Language",
@@ -261,6 +261,8 @@ var texts = map[string]string{
 	"found.srv":                "the domain's SRV records",
 	"found.mx":                 "the domain's MX records",
 	"found.guess":              "a usual server name",
+	"n.seconds":                "%d second|%d seconds",
+	"api.streams": "too many live progress views are open (at most %d at once): close some pages or clients",
 }
 
 // catalog holds the panel's texts in every language.

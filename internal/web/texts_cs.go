@@ -8,7 +8,7 @@ var textsCS = map[string]string{
 	"signin.password":          "Heslo",
 	"signin.submit":            "Přihlásit se",
 	"signin.failed":            "E-mail nebo heslo není správné.",
-	"signin.limited":           "Příliš mnoho pokusů o přihlášení. Počkejte několik minut a zkuste to znovu.",
+	"signin.limited":           "Z vaší adresy bylo k tomuto účtu zadáno příliš mnoho chybných hesel. Počkejte %s a zkuste to znovu.",
 	"error.server":             "Na serveru se něco pokazilo. Zkuste to znovu, nebo kontaktujte podporu.",
 	"signout":                  "Odhlásit se",
 	"lang.switch":              "Jazyk",
@@ -258,4 +258,6 @@ var textsCS = map[string]string{
 	"found.srv":                "záznamy SRV domény",
 	"found.mx":                 "záznamy MX domény",
 	"found.guess":              "obvyklý název serveru",
+	"n.seconds":                "%d sekundu|%d sekundy|%d sekund",
+	"api.streams": "je otevřeno příliš mnoho sledování průběhu (nejvýše %d najednou): zavřete některé stránky nebo klienty",
 }

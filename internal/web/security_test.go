@@ -1,0 +1,107 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/csv"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mailmigrate/internal/engine"
+	"mailmigrate/internal/i18n"
+	"mailmigrate/internal/jobs"
+	"mailmigrate/internal/store"
+)
+
+// A folder name or subject that starts like a formula stays text when a
+// spreadsheet opens the report.
+func TestReportCSVIsNotAFormula(t *testing.T) {
+	rep := &engine.Report{Folders: []engine.FolderReport{
+		{Source: "=HYPERLINK(\"http://evil.example\",\"klik\")", Dest: "+cmd|' /C calc'!A0", SourceMessages: 1,
+			Skipped: []engine.MessageIssue{{Subject: "@SUM(1+1)", Reason: i18n.Literal("too big")}}},
+		{Source: "-2+3", Dest: "\tTab"},
+		{Source: "Doručená pošta", Dest: "INBOX"},
+	}}
+	var b bytes.Buffer
+	if err := writeReportCSV(&b, rep, i18n.New(i18n.English)); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&b).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range rows[1:] {
+		for _, c := range row {
+			if c != "" && strings.ContainsRune("=+-@\t\r", rune(c[0])) {
+				t.Errorf("cell %q would be a formula", c)
+			}
+		}
+	}
+	if rows[3][0] != "Doručená pošta" {
+		t.Errorf("an ordinary name changed: %q", rows[3][0])
+	}
+}
+
+// One customer can hold only so many live progress streams open; the
+// next is refused until one closes.
+func TestEventStreamsPerCustomer(t *testing.T) {
+	st, d, tok := customerAPI(t)
+	ctx := context.Background()
+	m, _, err := st.CreateMigration(ctx, store.Migration{DomainID: d.ID, SourceHost: "imap.old.test", SourcePort: 993, SourceSecurity: "tls"},
+		[]store.Task{{Kind: store.TaskSync, SourceUser: "jana@old.test", DestUser: "jana@firma.test"}},
+		func(tx *sql.Tx, tasks []store.Task) error { return noJobs{}.QueueTx(ctx, tx, tasks) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(NewAPI(Config{Store: st, Jobs: noJobs{}, Hosting: jobs.Hosting{Driver: fakeDriver{}}}).Handler())
+	defer srv.Close()
+	open := func() (*http.Response, error) {
+		req, _ := http.NewRequest("GET", srv.URL+fmt.Sprintf("/api/v1/migrations/%d/events", m.ID), nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return http.DefaultClient.Do(req)
+	}
+	var held []*http.Response
+	var mu sync.Mutex
+	defer func() {
+		mu.Lock()
+		for _, r := range held {
+			r.Body.Close()
+		}
+		mu.Unlock()
+	}()
+	for i := range maxStreams {
+		resp, err := open()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("stream %d: %v %v", i, resp.StatusCode, err)
+		}
+		held = append(held, resp)
+	}
+	resp, err := open()
+	if err != nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("stream over the cap: %v %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	held[0].Body.Close()
+	held = held[1:]
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := open()
+		if err == nil && resp.StatusCode == 200 {
+			held = append(held, resp)
+			break
+		}
+		if err == nil {
+			resp.Body.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a closed stream's place was not given back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
