@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -91,15 +92,102 @@ func addressError(key string, args ...any) error {
 // *AddressError.
 var ErrForbiddenAddress error = &AddressError{msg: catalog.M("address.forbidden")}
 
-// Internal reports whether ip is internal: loopback, private (RFC 1918,
-// ULA), link-local (cloud metadata services live there), unspecified,
-// multicast or carrier-grade NAT; the places a customer-given name must not
-// make the service connect to.
+// Internal reports whether ip is anything but a public unicast address:
+// loopback, private (RFC 1918, ULA), link-local (cloud metadata services
+// live there), carrier-grade NAT, unspecified, multicast, broadcast,
+// reserved, documentation and benchmarking networks, and the IPv6 forms
+// that carry or tunnel to an IPv4 address (IPv4-compatible, SIIT, 6to4,
+// Teredo, local-use NAT64); the places a customer-given name must not make
+// the service connect to. Everything IPv6 outside 2000::/3, the only
+// global unicast space, is internal, so that a block assigned a special
+// meaning later is refused before it is listed here.
+//
+// Two forms are judged by the IPv4 address inside them, because reaching
+// them is reaching exactly that address and nothing else: IPv4-mapped
+// ::ffff:a.b.c.d (the kernel dials a.b.c.d over IPv4) and the NAT64
+// well-known prefix 64:ff9b::/96 (RFC 6052 allows it only for public IPv4
+// addresses, and on an IPv6-only hosting with DNS64 it is how every
+// IPv4-only provider's server resolves, so refusing it would make those
+// migrations impossible). An operator's own NAT64 prefix cannot be told
+// from a public address; a hosting that has one must keep it unreachable
+// from this service by its firewall.
 func Internal(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() ||
-		netip.MustParsePrefix("100.64.0.0/10").Contains(ip) // carrier-grade NAT
+	// A zone means a scoped (link-local) address; a public one has none,
+	// and netip.Prefix.Contains never matches a zoned address, so it
+	// must not get as far as the prefix lists.
+	if !ip.IsValid() || ip.Zone() != "" {
+		return true
+	}
+	if ip.Is4In6() {
+		ip = ip.Unmap()
+	}
+	if ip.Is4() {
+		return internal4(ip)
+	}
+	if nat64WellKnown.Contains(ip) {
+		b := ip.As16()
+		return internal4(netip.AddrFrom4([4]byte(b[12:])))
+	}
+	if !globalUnicast6.Contains(ip) {
+		return true
+	}
+	for _, p := range nonPublic6 {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func internal4(ip netip.Addr) bool {
+	for _, p := range nonPublic4 {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// nonPublic4 is every IPv4 network of the IANA special-purpose registry
+// (RFC 6890) that is not globally reachable, and the deprecated 6to4
+// relay anycast, which tunnels to any IPv4 address.
+var nonPublic4 = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),       // "this network"; 0.0.0.0 is the local host
+	netip.MustParsePrefix("10.0.0.0/8"),      // private, RFC 1918
+	netip.MustParsePrefix("100.64.0.0/10"),   // carrier-grade NAT, RFC 6598
+	netip.MustParsePrefix("127.0.0.0/8"),     // loopback
+	netip.MustParsePrefix("169.254.0.0/16"),  // link-local: cloud metadata services
+	netip.MustParsePrefix("172.16.0.0/12"),   // private, RFC 1918
+	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments (DS-Lite, NAT64 discovery)
+	netip.MustParsePrefix("192.0.2.0/24"),    // documentation, TEST-NET-1
+	netip.MustParsePrefix("192.88.99.0/24"),  // 6to4 relay anycast, deprecated (RFC 7526)
+	netip.MustParsePrefix("192.168.0.0/16"),  // private, RFC 1918
+	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking; often used inside networks
+	netip.MustParsePrefix("198.51.100.0/24"), // documentation, TEST-NET-2
+	netip.MustParsePrefix("203.0.113.0/24"),  // documentation, TEST-NET-3
+	netip.MustParsePrefix("224.0.0.0/4"),     // multicast
+	netip.MustParsePrefix("240.0.0.0/4"),     // reserved, with the broadcast 255.255.255.255
+}
+
+var (
+	// globalUnicast6 is the only IPv6 space routed on the internet; ::/96
+	// (IPv4-compatible), ::ffff:0:0:0/96 (SIIT), 64:ff9b:1::/48
+	// (local-use NAT64), 100::/64 (discard), fc00::/7, fec0::/10,
+	// fe80::/10 and ff00::/8 are all outside it.
+	globalUnicast6 = netip.MustParsePrefix("2000::/3")
+	nat64WellKnown = netip.MustParsePrefix("64:ff9b::/96")
+)
+
+// nonPublic6 are the special blocks inside 2000::/3. 6to4 and Teredo
+// embed an IPv4 address (Teredo's obfuscated) that a host with such a
+// tunnel sends to, public or not; no IMAP provider publishes its server
+// under either, so they are refused whatever they carry.
+var nonPublic6 = []netip.Prefix{
+	netip.MustParsePrefix("2001::/23"),     // IETF protocol assignments: Teredo 2001::/32, benchmarking, ORCHID
+	netip.MustParsePrefix("2001:db8::/32"), // documentation
+	netip.MustParsePrefix("2002::/16"),     // 6to4
+	netip.MustParsePrefix("3ffe::/16"),     // the 6bone's, returned (RFC 3701)
+	netip.MustParsePrefix("3fff::/20"),     // documentation (RFC 9637)
 }
 
 // Addr is host:port for dialing.
@@ -159,6 +247,44 @@ func ParseEndpoint(raw string, allowPlaintext bool) (Endpoint, error) {
 		ep.Port = n
 	}
 	return ep, nil
+}
+
+// standardPorts are the IMAP ports every customer-given server may use:
+// 143 (imap://, STARTTLS) and 993 (imaps://).
+var standardPorts = []int{143, 993}
+
+// CheckPort refuses the port of a customer-given server address unless it
+// is a standard IMAP port (143, 993) or one of extra (the operator's
+// sources.allowed_ports, for providers known to listen elsewhere). Without
+// it anyone could make the service knock on every port of a host and read
+// the answers from its error messages, or speak IMAP (a login with a
+// password) to an SMTP, HTTP or database server. The refusal is an
+// *AddressError whose Message names the allowed ports.
+//
+// CheckPort belongs to the same policy as Endpoint.Untrusted, and callers
+// apply it exactly where they set Untrusted: not when sources.allow_private
+// is on. That switch is what test setups and hostings migrating from their
+// own machines use, and both run servers on high ports of loopback or
+// private addresses; a second switch for the same trust would only be
+// forgotten.
+func CheckPort(port int, extra []int) error {
+	if port >= 1 && port <= 65535 && (slices.Contains(standardPorts, port) || slices.Contains(extra, port)) {
+		return nil
+	}
+	allowed := slices.Clone(standardPorts)
+	for _, p := range extra {
+		if p >= 1 && p <= 65535 && !slices.Contains(allowed, p) {
+			allowed = append(allowed, p)
+		}
+	}
+	slices.Sort(allowed)
+	list := make([]string, len(allowed))
+	for i, p := range allowed {
+		list[i] = strconv.Itoa(p)
+	}
+	// Numbers go in as strings: the printer would group 10143 as
+	// "10,143" or "10 143".
+	return addressError("address.port_forbidden", strconv.Itoa(port), strings.Join(list, ", "))
 }
 
 // LoadCAFile reads PEM certificates to trust instead of the system roots.

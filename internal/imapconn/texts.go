@@ -14,6 +14,9 @@ var texts = map[string]string{
 	"address.scheme":    "server address %q: unknown scheme %q, use imaps:// (TLS) or imap:// (STARTTLS)",
 	"address.port":      "server address %q: port %q is not a number between 1 and 65535",
 	"address.forbidden": "this server address points into a private or local network, which is not allowed here; give the provider's public IMAP server name",
+
+	// CheckPort's refusal; the ports are strings (a number would be grouped).
+	"address.port_forbidden": "server port %s is not allowed here: give the old server's IMAP port (allowed: %s)",
 }
 
 var catalog = i18n.NewCatalog("imapconn", texts, textsCS)

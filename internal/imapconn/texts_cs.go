@@ -10,4 +10,6 @@ var textsCS = map[string]string{
 	"address.scheme":    "adresa serveru %q: neznámý protokol %q, použijte imaps:// (TLS) nebo imap:// (STARTTLS)",
 	"address.port":      "adresa serveru %q: port %q není číslo od 1 do 65535",
 	"address.forbidden": "tato adresa serveru směřuje do privátní nebo místní sítě, což zde není dovoleno; zadejte veřejný název IMAP serveru poskytovatele",
+
+	"address.port_forbidden": "port serveru %s zde není povolen: zadejte IMAP port původního serveru (povolené porty: %s)",
 }

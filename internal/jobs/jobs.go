@@ -451,7 +451,8 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 		end.State = store.StateFailed
 		switch imapconn.KindOf(runErr) {
 		case imapconn.ErrConnect, imapconn.ErrTimeout, imapconn.ErrConnLost:
-			if job.Attempt < job.MaxAttempts {
+			// An address this service must not connect to stays one.
+			if job.Attempt < job.MaxAttempts && !errors.Is(runErr, imapconn.ErrForbiddenAddress) {
 				// Worth another try later; the customer sees why it waits.
 				end.State = store.StateQueued
 				if err := w.finish(ctx, t, end); err != nil {

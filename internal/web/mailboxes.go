@@ -3,7 +3,6 @@ package web
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -182,14 +181,6 @@ func (a *API) removeAlias(ctx context.Context, d store.Domain, address, alias st
 	return driverError(hosting.AliasManagerOf(a.cfg.Hosting.Driver).RemoveAlias(ctx, aliases[i].Address))
 }
 
-// decodeJSON reads a request body into v.
-func decodeJSON(r *http.Request, v any) error {
-	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
-		return badRequest("invalid.json", err.Error())
-	}
-	return nil
-}
-
 // apiMailbox resolves the domain of a mailbox route for the tenant.
 func (a *API) apiMailbox(r *http.Request, t store.Tenant) (store.Domain, string, error) {
 	d, err := a.domain(r.Context(), t, r.PathValue("domain"))
@@ -204,7 +195,7 @@ func (a *API) setPassword(w http.ResponseWriter, r *http.Request, t store.Tenant
 	var in struct {
 		Password string `json:"password"`
 	}
-	if err := decodeJSON(r, &in); err != nil {
+	if err := decode(r, &in); err != nil {
 		return err
 	}
 	if err := a.changePassword(r.Context(), d, addr, in.Password); err != nil {
@@ -222,7 +213,7 @@ func (a *API) setQuota(w http.ResponseWriter, r *http.Request, t store.Tenant) e
 	var in struct {
 		QuotaBytes int64 `json:"quota_bytes"`
 	}
-	if err := decodeJSON(r, &in); err != nil {
+	if err := decode(r, &in); err != nil {
 		return err
 	}
 	mb, err := a.raiseQuota(r.Context(), d, addr, in.QuotaBytes)
@@ -255,7 +246,7 @@ func (a *API) createAlias(w http.ResponseWriter, r *http.Request, t store.Tenant
 		Alias string   `json:"alias"`
 		Also  []string `json:"also"`
 	}
-	if err := decodeJSON(r, &in); err != nil {
+	if err := decode(r, &in); err != nil {
 		return err
 	}
 	al, err := a.addAlias(r.Context(), d, addr, in.Alias, in.Also)

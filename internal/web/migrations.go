@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -183,6 +184,15 @@ func (a *API) sourceEndpoint(in *migrationIn) (imapconn.Endpoint, error) {
 	if host == "" {
 		return imapconn.Endpoint{}, inputError{catalog.M("invalid.source.host")}
 	}
+	// A name or an address, nothing else: "host:1:2" must not become the
+	// host "host:1" with another port.
+	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
+			host = "[" + host + "]" // an IPv6 address, for the URL below
+		}
+	} else if strings.ContainsAny(host, ":/?#@[]\\ \t") {
+		return imapconn.Endpoint{}, inputError{catalog.M("invalid.source.hostname", host)}
+	}
 	scheme := "imaps"
 	switch strings.ToLower(in.Source.Security) {
 	case "", "tls", "ssl":
@@ -209,11 +219,17 @@ func (a *API) sourceEndpoint(in *migrationIn) (imapconn.Endpoint, error) {
 	return ep, nil
 }
 
+// decode reads a request body that is exactly one JSON object of v's
+// fields: unknown fields and anything after the object are refused, so
+// that a client's mistake is not silently half-read.
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return badRequest("invalid.json", err.Error())
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("invalid.json.trailing")
 	}
 	return nil
 }

@@ -105,3 +105,34 @@ func TestEventStreamsPerCustomer(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// What would fail later is refused at submission, with nothing stored:
+// a host with a second port, data after the JSON body, and new passwords
+// that IMAP cannot carry.
+func TestSubmissionRefusesBadInput(t *testing.T) {
+	st, _, tok := customerAPI(t)
+	api := NewAPI(Config{Store: st, Jobs: noJobs{}, AllowPrivate: true, Hosting: jobs.Hosting{MasterUser: "master", Driver: fakeDriver{}}})
+	api.tryLogin = acceptAll
+	h := api.Handler()
+	source := `{"host": "imap.old.test", "port": 993, "security": "tls"}`
+	for _, c := range []struct {
+		name, body, code, want string
+	}{
+		{"second port", `{"source": {"host": "127.0.0.1:1:2"}, "new_mailboxes": "ema@old.test Ema-stare-heslo-1"}`, "invalid", "is not a server name"},
+		{"path in host", `{"source": {"host": "imap.old.test/x"}, "new_mailboxes": "ema@old.test Ema-stare-heslo-1"}`, "invalid", "is not a server name"},
+		{"trailing data", `{"source": ` + source + `, "new_mailboxes": "ema@old.test Ema-stare-heslo-1"} {"x": 1}`, "invalid", "more than one JSON object"},
+		{"NUL in new password", `{"source": ` + source + `, "new_mailboxes": "ema@old.test\tEma-stare-heslo-1\tNove-heslo-\u0000-99"}`, "invalid", "NUL"},
+		{"long new password", `{"source": ` + source + `, "new_mailboxes": "ema@old.test\tEma-stare-heslo-1\t` + strings.Repeat("x", 1100) + `"}`, "invalid", "longer than"},
+	} {
+		req := httptest.NewRequest("POST", "/api/v1/domains/firma.test/migrations", strings.NewReader(c.body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `"error": "`+c.code+`"`) || !strings.Contains(rec.Body.String(), c.want) {
+			t.Errorf("%s: %d %s", c.name, rec.Code, rec.Body)
+		}
+	}
+	if ms, _ := st.Migrations(context.Background(), 1); len(ms) != 0 {
+		t.Errorf("%d migrations stored from refused submissions", len(ms))
+	}
+}

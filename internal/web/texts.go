@@ -262,7 +262,9 @@ var texts = map[string]string{
 	"found.mx":                 "the domain's MX records",
 	"found.guess":              "a usual server name",
 	"n.seconds":                "%d second|%d seconds",
-	"api.streams": "too many live progress views are open (at most %d at once): close some pages or clients",
+	"api.streams":              "too many live progress views are open (at most %d at once): close some pages or clients",
+	"invalid.json.trailing":    "the request body holds more than one JSON object: send exactly one",
+	"invalid.source.hostname":  "%q is not a server name or address: enter only the name (like imap.old-provider.tld) and give the port in its own field",
 }
 
 // catalog holds the panel's texts in every language.

@@ -259,5 +259,7 @@ var textsCS = map[string]string{
 	"found.mx":                 "záznamy MX domény",
 	"found.guess":              "obvyklý název serveru",
 	"n.seconds":                "%d sekundu|%d sekundy|%d sekund",
-	"api.streams": "je otevřeno příliš mnoho sledování průběhu (nejvýše %d najednou): zavřete některé stránky nebo klienty",
+	"api.streams":              "je otevřeno příliš mnoho sledování průběhu (nejvýše %d najednou): zavřete některé stránky nebo klienty",
+	"invalid.json.trailing":    "tělo požadavku obsahuje víc než jeden objekt JSON: pošlete právě jeden",
+	"invalid.source.hostname":  "%q není název ani adresa serveru: zadejte jen název (např. imap.puvodni-poskytovatel.cz) a port uveďte v samostatném poli",
 }
