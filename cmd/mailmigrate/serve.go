@@ -181,7 +181,9 @@ func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs
 	if err != nil {
 		return nil, nil, err
 	}
-	runner, err := jobs.Open(ctx, st.DB(), jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng,
+	// The panel's checks and the copies count failed logins together.
+	failed := diagnose.NewFailedLogins()
+	runner, err := jobs.Open(ctx, st.DB(), jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng, FailedLogins: failed,
 		SourceHostLimit: cfg.Sources.HostLimit, Workers: cfg.Jobs.Workers, Slice: cfg.Jobs.Slice,
 		SecretRetention: cfg.SecretRetention, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag,
 		SingleProcess: true, Logf: logf, Notify: mailer, ResyncStopDays: cfg.Jobs.ResyncStopDays})
@@ -191,7 +193,8 @@ func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs
 	api := web.NewAPI(web.Config{Store: st, Jobs: runner, Box: box, Hosting: h, Engine: eng,
 		AllowPlaintext: cfg.Sources.AllowPlaintext, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag, Logf: logf,
 		MaxQuota: cfg.Hosting.MaxQuota, ResyncStopDays: cfg.Jobs.ResyncStopDays,
-		PublicURL: cfg.Web.PublicURL, TrustedProxies: cfg.Web.TrustedProxies})
+		PublicURL: cfg.Web.PublicURL, TrustedProxies: cfg.Web.TrustedProxies, FailedLogins: failed,
+		CheckLines: cfg.Web.CheckLines, ChecksPerHour: cfg.Web.ChecksPerHour})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api.Handler())
 	mux.Handle("/", web.NewPanel(api).Handler())

@@ -3,6 +3,7 @@ package diagnose
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -172,29 +173,76 @@ func TestServerCodes(t *testing.T) {
 	}
 }
 
+// Failed logins are counted per customer and per resolved server: one
+// customer's typos do not hold back another's, several spellings of one
+// server are one server, and parallel attempts are counted before they
+// are tried.
 func TestFailedLogins(t *testing.T) {
 	f := NewFailedLogins()
-	for range 3 {
-		if ok, _ := f.Allow("imap.x.cz", "a@x.cz"); !ok {
-			t.Fatal("refused too early")
+	f.Resolve = func(_ context.Context, host string) ([]string, error) {
+		switch strings.ToLower(strings.TrimSuffix(host, ".")) {
+		case "imap.x.cz", "mail.x.cz", "192.0.2.10":
+			return []string{"192.0.2.10"}, nil
 		}
-		f.Failed("imap.x.cz", "a@x.cz")
+		return nil, errors.New("no such host")
 	}
-	if ok, wait := f.Allow("IMAP.x.cz", "A@x.cz"); ok || wait <= 0 || wait > f.Window {
+	ctx := context.Background()
+	server := f.Server(ctx, "imap.x.cz", 993)
+	for _, spelling := range []string{"IMAP.x.cz", "mail.x.cz.", "192.0.2.10"} {
+		if got := f.Server(ctx, spelling, 993); got != server {
+			t.Errorf("%s is %s, imap.x.cz %s", spelling, got, server)
+		}
+	}
+	fail := func(tenant int64, user string) {
+		t.Helper()
+		done, _, ok := f.Begin(tenant, server, user)
+		if !ok {
+			t.Fatalf("tenant %d %s refused too early", tenant, user)
+		}
+		done(true)
+	}
+	for range 3 {
+		fail(1, "a@x.cz")
+	}
+	if _, wait, ok := f.Begin(1, server, "A@x.cz"); ok || wait <= 0 || wait > f.Window {
 		t.Errorf("after 3 failures: allowed %v, wait %s", ok, wait)
 	}
-	if ok, _ := f.Allow("imap.x.cz", "b@x.cz"); !ok {
-		t.Error("another login of the host was held back after 3 failures")
+	if _, _, ok := f.Begin(2, server, "a@x.cz"); !ok {
+		t.Error("another customer's login was held back by the first one's failures")
 	}
+	done, _, ok := f.Begin(1, server, "b@x.cz")
+	if !ok {
+		t.Fatal("another login of the server was held back after 3 failures")
+	}
+	done(false) // it works: not counted
 	for i := range 7 {
-		f.Failed("imap.x.cz", "user"+string(rune('a'+i))+"@x.cz")
+		fail(1, "user"+string(rune('a'+i))+"@x.cz")
 	}
-	if ok, _ := f.Allow("imap.x.cz", "new@x.cz"); ok {
-		t.Error("a host with 10 failures is still tried")
+	if _, _, ok := f.Begin(1, f.Server(ctx, "mail.x.cz", 993), "new@x.cz"); ok {
+		t.Error("a server with 10 failures is still tried under another name")
+	}
+	// Parallel attempts: three running at once fill one login's allowance.
+	g := NewFailedLogins()
+	var dones []func(bool)
+	for range 3 {
+		d, _, ok := g.Begin(1, "s:993", "c@x.cz")
+		if !ok {
+			t.Fatal("refused before the allowance was used")
+		}
+		dones = append(dones, d)
+	}
+	if _, _, ok := g.Begin(1, "s:993", "c@x.cz"); ok {
+		t.Error("a fourth parallel attempt was allowed")
+	}
+	for _, d := range dones {
+		d(false)
+	}
+	if _, _, ok := g.Begin(1, "s:993", "c@x.cz"); !ok {
+		t.Error("successful attempts still count")
 	}
 	f.Window = time.Nanosecond
 	time.Sleep(time.Millisecond)
-	if ok, _ := f.Allow("imap.x.cz", "a@x.cz"); !ok {
+	if _, _, ok := f.Begin(1, server, "a@x.cz"); !ok {
 		t.Error("the window did not pass")
 	}
 }

@@ -43,6 +43,9 @@ type Config struct {
 	// once, so that a bulk migration does not trip the provider's
 	// connection caps or abuse detection. Default 3.
 	SourceHostLimit int
+	// FailedLogins counts failed logins to old servers, shared with the
+	// panel's checks; nil: the runner's own.
+	FailedLogins *diagnose.FailedLogins
 	// Workers is how many tasks run at once in this process. Default 6.
 	Workers int
 	// Slice bounds one job run; a longer task continues in the next slice.
@@ -109,6 +112,7 @@ type Runner struct {
 	cfg    Config
 	client *river.Client[*sql.Tx]
 	limit  *hostLimiter
+	failed *diagnose.FailedLogins
 	// run is engine.Run; tests put a stand-in there.
 	run func(context.Context, engine.Account, engine.Ledger, engine.Options) (*engine.Report, error)
 	// every is how often a run writes its progress into the task.
@@ -144,7 +148,11 @@ func Open(ctx context.Context, db *sql.DB, cfg Config) (*Runner, error) {
 	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return nil, fmt.Errorf("job queue tables: %w", err)
 	}
-	r := &Runner{cfg: cfg, limit: &hostLimiter{max: cfg.SourceHostLimit, busy: map[string]int{}},
+	failed := cfg.FailedLogins
+	if failed == nil {
+		failed = diagnose.NewFailedLogins()
+	}
+	r := &Runner{cfg: cfg, limit: &hostLimiter{max: cfg.SourceHostLimit, busy: map[string]int{}}, failed: failed,
 		run: engine.Run, every: 500 * time.Millisecond}
 	if r.cfg.MXHere == nil {
 		r.cfg.MXHere = r.mxHere
@@ -380,6 +388,18 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 		return river.JobSnooze(2 * time.Second)
 	}
 	defer r.limit.release(host)
+	// The job path counts logins like the panel's checks do: a password
+	// that fails is not tried again and again from the hosting's address.
+	d, err := st.Domain(ctx, m.DomainID)
+	if err != nil {
+		return err
+	}
+	loginDone, wait, allowed := r.failed.Begin(d.TenantID, r.failed.Server(ctx, m.SourceHost, m.SourcePort), t.SourceUser)
+	if !allowed {
+		return river.JobSnooze(wait)
+	}
+	authFailed := false
+	defer func() { loginDone(authFailed) }()
 	t, ok, err := st.ClaimTask(ctx, t.ID, job.ID)
 	if err != nil || !ok {
 		return err // cancelled meanwhile, if not ok
@@ -428,6 +448,7 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 		return river.JobSnooze(0)
 	}
 	end.Failure = rep.Failure
+	authFailed = imapconn.KindOf(runErr) == imapconn.ErrAuth && rep.Failure != nil && rep.Failure.Side == engine.SideSource
 	var se *engine.SideError
 	if end.Failure != nil && errors.As(runErr, &se) && se.Side == engine.SideSource {
 		// A failed login or connection to the old server gets the ranked

@@ -68,6 +68,12 @@ type Config struct {
 	// HSTS); TrustedProxies may name the client in X-Forwarded-For.
 	PublicURL      string
 	TrustedProxies []netip.Prefix
+	// CheckLines and ChecksPerHour cap logins per check and per customer
+	// and hour (0: 500 and 2,000).
+	CheckLines, ChecksPerHour int
+	// FailedLogins counts failed logins to old servers; shared with the
+	// job queue. Nil: the API's own.
+	FailedLogins *diagnose.FailedLogins
 }
 
 // API serves /api/v1.
@@ -77,6 +83,9 @@ type API struct {
 	// streams counts the open event streams per tenant.
 	streamsMu sync.Mutex
 	streams   map[int64]int
+	// checks are the logins each tenant checked in the last hour.
+	checksMu sync.Mutex
+	checks   map[int64][]checkCount
 	// tryLogin logs in once to a server; tests replace it to stand for
 	// servers that accept every login.
 	tryLogin func(ctx context.Context, ep imapconn.Endpoint, side engine.Side, user, pass string) (*engine.Failure, error)
@@ -94,7 +103,11 @@ func NewAPI(cfg Config) *API {
 		d := &diagnose.Discoverer{Resolver: cfg.Diagnose.Resolver, Hosting: cfg.Diagnose.Hosting}
 		cfg.Discover = d.Discover
 	}
-	a := &API{cfg: cfg, failed: diagnose.NewFailedLogins(), streams: map[int64]int{}}
+	failed := cfg.FailedLogins
+	if failed == nil {
+		failed = diagnose.NewFailedLogins()
+	}
+	a := &API{cfg: cfg, failed: failed, streams: map[int64]int{}, checks: map[int64][]checkCount{}}
 	a.tryLogin, a.inspect = a.login, engine.Check
 	return a
 }

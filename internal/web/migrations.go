@@ -265,18 +265,16 @@ func (a *API) login(ctx context.Context, ep imapconn.Endpoint, side engine.Side,
 
 // sourceLogin tries a login at the old server, unless that login or server
 // failed too often lately, and diagnoses a failure.
-func (a *API) sourceLogin(ctx context.Context, ep imapconn.Endpoint, user, pass string) (*engine.Failure, *diagnose.Diagnosis) {
-	if ok, wait := a.failed.Allow(ep.Host, user); !ok {
+func (a *API) sourceLogin(ctx context.Context, tenant int64, ep imapconn.Endpoint, user, pass string) (*engine.Failure, *diagnose.Diagnosis) {
+	done, wait, ok := a.failed.Begin(tenant, a.failed.Server(ctx, ep.Host, ep.Port), user)
+	if !ok {
 		text := catalog.M("check.rate_limited", user, catalog.M("n.minutes", i18n.Count(int(wait.Minutes())+1)))
 		return &engine.Failure{Kind: "rate_limited", Side: engine.SideSource, Text: text, Detail: text.String()}, nil
 	}
 	f, err := a.tryLogin(ctx, ep, engine.SideSource, user, pass)
+	done(imapconn.KindOf(err) == imapconn.ErrAuth)
 	if f == nil {
-		a.failed.Succeeded(ep.Host, user)
 		return nil, nil
-	}
-	if imapconn.KindOf(err) == imapconn.ErrAuth {
-		a.failed.Failed(ep.Host, user)
 	}
 	at := a.cfg.Diagnose
 	at.Server, at.User, at.Err = ep, user, err
@@ -285,7 +283,7 @@ func (a *API) sourceLogin(ctx context.Context, ep imapconn.Endpoint, user, pass 
 
 // checkRows logs in to the source (and, for existing mailboxes, to the
 // hosting) for every row, four at a time.
-func (a *API) checkRows(ctx context.Context, ep imapconn.Endpoint, rows []planned, hostingToo bool) []checkResult {
+func (a *API) checkRows(ctx context.Context, tenant int64, ep imapconn.Endpoint, rows []planned, hostingToo bool) []checkResult {
 	out := make([]checkResult, len(rows))
 	sem := make(chan struct{}, 4)
 	var wg sync.WaitGroup
@@ -298,7 +296,7 @@ func (a *API) checkRows(ctx context.Context, ep imapconn.Endpoint, rows []planne
 				res.Hosting, _ = a.tryLogin(ctx, a.cfg.Hosting.IMAP, engine.SideDest, row.mailbox, row.hostPass)
 			}
 			if ep.Host != "" {
-				res.Source, res.SourceDiagnosis = a.sourceLogin(ctx, ep, row.sourceUser, row.sourcePass)
+				res.Source, res.SourceDiagnosis = a.sourceLogin(ctx, tenant, ep, row.sourceUser, row.sourcePass)
 			}
 			res.OK = res.Source == nil && res.Hosting == nil
 			out[i] = res
@@ -332,7 +330,10 @@ func (a *API) runCheck(ctx context.Context, d store.Domain, in *migrationIn) ([]
 	if err != nil {
 		return nil, nil, false, err
 	}
-	results := a.checkRows(ctx, ep, rows, true)
+	if err := a.allowChecks(d.TenantID, len(rows)); err != nil {
+		return nil, nil, false, err
+	}
+	results := a.checkRows(ctx, d.TenantID, ep, rows, true)
 	a.addPlans(ctx, ep, rows, results)
 	ok := true
 	for _, c := range results {
@@ -371,7 +372,7 @@ func (a *API) submit(ctx context.Context, p *i18n.Printer, d store.Domain, in *m
 	if err != nil {
 		return migrationView{}, nil, err
 	}
-	rows, notStarted, err := a.startable(ctx, ep, rows)
+	rows, notStarted, err := a.startable(ctx, d.TenantID, ep, rows)
 	if err != nil {
 		return migrationView{}, nil, err
 	}

@@ -136,3 +136,43 @@ func TestSubmissionRefusesBadInput(t *testing.T) {
 		t.Errorf("%d migrations stored from refused submissions", len(ms))
 	}
 }
+
+// Logins checked through the hosting are capped per check and per
+// customer and hour, and one customer's use leaves another's allowance
+// whole.
+func TestLoginChecksCapped(t *testing.T) {
+	st, _, tok := customerAPI(t)
+	ctx := context.Background()
+	other, _ := st.CreateTenant(ctx, "Jiná", store.KindCustomer)
+	st.CreateDomain(ctx, store.Domain{TenantID: other.ID, Name: "jina.test"})
+	otherTok := NewToken()
+	st.CreateToken(ctx, other.ID, "api", HashToken(otherTok))
+	api := NewAPI(Config{Store: st, Jobs: noJobs{}, AllowPrivate: true, CheckLines: 3, ChecksPerHour: 5,
+		Hosting: jobs.Hosting{MasterUser: "master", Driver: fakeDriver{}}})
+	api.tryLogin = acceptAll
+	h := api.Handler()
+	check := func(token, domain string, n int) (int, string) {
+		var lines []string
+		for i := range n {
+			lines = append(lines, fmt.Sprintf("u%d@old.test Stare-heslo-%d-xyz", i, i))
+		}
+		body := fmt.Sprintf(`{"source": {"host": "imap.old.test"}, "new_mailboxes": %q}`, strings.Join(lines, "\n"))
+		req := httptest.NewRequest("POST", "/api/v1/domains/"+domain+"/check", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := check(tok, "firma.test", 4); code != http.StatusBadRequest || !strings.Contains(body, "at most 3") {
+		t.Errorf("4 lines: %d %s", code, body)
+	}
+	if code, body := check(tok, "firma.test", 3); code != 200 {
+		t.Fatalf("3 lines: %d %s", code, body)
+	}
+	if code, body := check(tok, "firma.test", 3); code != http.StatusTooManyRequests || !strings.Contains(body, "too_many_checks") {
+		t.Errorf("over the hourly allowance: %d %s", code, body)
+	}
+	if code, body := check(otherTok, "jina.test", 3); code != 200 {
+		t.Errorf("another customer's check: %d %s", code, body)
+	}
+}

@@ -136,3 +136,42 @@ func (l *loginLimiter) succeeded(addr, email string) {
 // dummyHash is verified against for an unknown e-mail, so that a sign-in
 // takes as long whether the account exists or not.
 var dummyHash = HashPassword("no account has this password, it only costs the same time")
+
+// allowChecks counts a check of n logins against the customer's hourly
+// allowance, refusing a check too large or one over the allowance: the
+// hosting's address must not serve to try passwords in bulk.
+func (a *API) allowChecks(tenant int64, n int) error {
+	lines, perHour := a.cfg.CheckLines, a.cfg.ChecksPerHour
+	if lines <= 0 {
+		lines = 500
+	}
+	if perHour <= 0 {
+		perHour = 2000
+	}
+	if n > lines {
+		return badRequest("invalid.too_many_lines", n, lines)
+	}
+	a.checksMu.Lock()
+	defer a.checksMu.Unlock()
+	now := time.Now()
+	recent := a.checks[tenant][:0]
+	used := 0
+	for _, c := range a.checks[tenant] {
+		if now.Sub(c.at) < time.Hour {
+			recent = append(recent, c)
+			used += c.n
+		}
+	}
+	if used+n > perHour {
+		a.checks[tenant] = recent
+		return failWith(http.StatusTooManyRequests, "too_many_checks", "api.checks", perHour)
+	}
+	a.checks[tenant] = append(recent, checkCount{now, n})
+	return nil
+}
+
+// checkCount is one check's logins, for the hourly allowance.
+type checkCount struct {
+	at time.Time
+	n  int
+}

@@ -82,8 +82,11 @@ func rowError(bad *apiError, row planned, sub string, reason i18n.Message) {
 // fail every copy), while a row whose old login fails is left out and
 // returned with its diagnosis, so that a mailbox is created only for a
 // login that works and the other rows can start.
-func (a *API) startable(ctx context.Context, ep imapconn.Endpoint, rows []planned) ([]planned, []checkResult, error) {
-	results := a.checkRows(ctx, ep, rows, true)
+func (a *API) startable(ctx context.Context, tenant int64, ep imapconn.Endpoint, rows []planned) ([]planned, []checkResult, error) {
+	if err := a.allowChecks(tenant, len(rows)); err != nil {
+		return nil, nil, err
+	}
+	results := a.checkRows(ctx, tenant, ep, rows, true)
 	var hostingFailed, sourceFailed []checkResult
 	var ok []planned
 	for i, c := range results {

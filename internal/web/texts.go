@@ -265,6 +265,8 @@ var texts = map[string]string{
 	"api.streams":              "too many live progress views are open (at most %d at once): close some pages or clients",
 	"invalid.json.trailing":    "the request body holds more than one JSON object: send exactly one",
 	"invalid.source.hostname":  "%q is not a server name or address: enter only the name (like imap.old-provider.tld) and give the port in its own field",
+	"invalid.too_many_lines":   "%d logins at once are more than this service checks (at most %d): split the list",
+	"api.checks":               "this customer's logins were checked very often in the last hour (more than %d): wait a while, then try again",
 }
 
 // catalog holds the panel's texts in every language.

@@ -262,4 +262,6 @@ var textsCS = map[string]string{
 	"api.streams":              "je otevřeno příliš mnoho sledování průběhu (nejvýše %d najednou): zavřete některé stránky nebo klienty",
 	"invalid.json.trailing":    "tělo požadavku obsahuje víc než jeden objekt JSON: pošlete právě jeden",
 	"invalid.source.hostname":  "%q není název ani adresa serveru: zadejte jen název (např. imap.puvodni-poskytovatel.cz) a port uveďte v samostatném poli",
+	"invalid.too_many_lines":   "počet přihlášení najednou (%d) je víc, než tato služba ověří (nejvýše %d): rozdělte seznam",
+	"api.checks":               "přihlášení tohoto zákazníka se za poslední hodinu ověřovala velmi často (víc než %d): chvíli počkejte a zkuste to znovu",
 }
