@@ -25,7 +25,7 @@ import (
 
 	"mailmigrate/internal/hosting"
 	"mailmigrate/internal/imapconn"
-	"mailmigrate/internal/testbed"
+	"mailmigrate/internal/sample"
 )
 
 // The demo's names and passwords (they exist only inside the process).
@@ -82,7 +82,7 @@ func (e *Env) Close() error {
 // folder names show the name table at work; FullMailbox's quota there is
 // half of FullUser's mail.
 func Start(ctx context.Context, n int) (*Env, error) {
-	certPEM, keyPEM, err := testbed.SelfSignedCert("localhost", "127.0.0.1")
+	certPEM, keyPEM, err := sample.SelfSignedCert("localhost", "127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +121,7 @@ func Start(ctx context.Context, n int) (*Env, error) {
 	env.Hosting.RootCAs = roots
 	env.Driver = dst
 	for i, u := range olds {
-		corpus := testbed.GenerateCorpus(testbed.CorpusOptions{Seed: uint64(2026 + i), Messages: u.messages})
+		corpus := sample.GenerateCorpus(sample.CorpusOptions{Seed: uint64(2026 + i), Messages: u.messages})
 		cl, err := imapclient.DialInsecure(env.Source.Addr(), nil)
 		if err != nil {
 			env.Close()

@@ -1,4 +1,4 @@
-package testbed
+package sample
 
 import (
 	"crypto/ecdsa"

@@ -1,4 +1,4 @@
-package testbed
+package sample
 
 import (
 	"bytes"
@@ -538,14 +538,16 @@ func (c *Corpus) Load(ctx context.Context, cl *imapclient.Client) error {
 		if !ok {
 			return fmt.Errorf("load corpus: message %d is in folder %q, which is not in Folders", i, m.Folder)
 		}
-		if err := appendMessage(cl, name, m); err != nil {
+		if err := Append(cl, name, m); err != nil {
 			return fmt.Errorf("load corpus: message %d (%d bytes) to %q: %w", i, len(m.Body), name, ctxErr(ctx, err))
 		}
 	}
 	return nil
 }
 
-func appendMessage(cl *imapclient.Client, mailbox string, m Message) error {
+// Append puts one message into a mailbox with its flags and date; the
+// server's tagged answer explains a refused literal best.
+func Append(cl *imapclient.Client, mailbox string, m Message) error {
 	cmd := cl.Append(mailbox, int64(len(m.Body)), &imap.AppendOptions{Flags: m.Flags, Time: m.InternalDate})
 	_, werr := cmd.Write(m.Body)
 	cerr := cmd.Close()
