@@ -38,7 +38,7 @@ func runDemo(ctx context.Context, args []string) int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseExit(err)
 	}
 	d, err := startDemo(ctx, *listen, *n, os.Stdout)
 	if err != nil {

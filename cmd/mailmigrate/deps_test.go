@@ -21,3 +21,24 @@ func TestBinaryHasNoTestCode(t *testing.T) {
 		}
 	}
 }
+
+// Asking for help is a success, for every command; the admin's help lists
+// its subcommands; version prints the version.
+func TestHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"help"}, {"migrate", "--help"}, {"check", "-h"}, {"discover", "--help"},
+		{"dnscheck", "--help"}, {"demo", "--help"}, {"serve", "--help"}, {"admin", "--help"}, {"version"}} {
+		out, err := exec.Command(binary, args...).CombinedOutput()
+		if err != nil {
+			t.Errorf("mailmigrate %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		if args[0] == "admin" && (!strings.Contains(string(out), "customer add") || !strings.Contains(string(out), "token add")) {
+			t.Errorf("admin --help does not list the subcommands:\n%s", out)
+		}
+		if args[0] == "version" && !strings.HasPrefix(string(out), "mailmigrate ") {
+			t.Errorf("version: %s", out)
+		}
+	}
+	if err := exec.Command(binary, "admin", "frobnicate").Run(); err == nil {
+		t.Error("an unknown admin command succeeded")
+	}
+}

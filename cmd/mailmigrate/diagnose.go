@@ -45,7 +45,7 @@ func runDiscover(ctx context.Context, args []string) int {
 		"records, then imap./mail. names; each candidate is checked by connecting. Names that\n"+
 		"already lead to this hosting (the DNS was moved) are marked.\n\nflags:\n")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseExit(err)
 	}
 	if fs.NArg() != 1 || !strings.Contains(fs.Arg(0), "@") {
 		return fail(usagef("give one mailbox address, e.g. mailmigrate discover jana@firma.cz"))
@@ -97,7 +97,7 @@ func runDNSCheck(ctx context.Context, args []string) int {
 		"Checks that the domain's MX records lead to this hosting, that imap., smtp., pop3. and\n"+
 		"mail. reach it, and that SPF includes it; says what to change where not.\n\nflags:\n")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseExit(err)
 	}
 	if fs.NArg() != 1 {
 		return fail(usagef("give one domain, e.g. mailmigrate dnscheck firma.cz"))

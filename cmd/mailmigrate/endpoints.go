@@ -124,7 +124,7 @@ func password(side, file, flagValue, env string) (string, error) {
 // failure it returns the exit code to end with.
 func parseAccounts(fs *flag.FlagSet, ef *endpointFlags, args []string) ([]engine.Account, int) {
 	if err := fs.Parse(args); err != nil {
-		return nil, exitUsage
+		return nil, parseExit(err)
 	}
 	if fs.NArg() > 0 {
 		return nil, fail(usagef("unexpected argument %q (flags start with --)", fs.Arg(0)))

@@ -7,13 +7,17 @@
 //	mailmigrate admin    manage operators, customers, domains and API tokens
 //	mailmigrate discover find the IMAP server of a mailbox address
 //	mailmigrate dnscheck check that a migrated domain's DNS points to the hosting
+//	mailmigrate version  print the version and build information
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -39,11 +43,39 @@ var commands = map[string]struct {
 	"admin":    {runAdmin, "manage operators, customers, domains and API tokens"},
 	"discover": {runDiscover, "find the IMAP server of a mailbox address"},
 	"dnscheck": {runDNSCheck, "check that a migrated domain's DNS points to the hosting"},
+	"version":  {runVersion, "print the version and how the program was built"},
+}
+
+// parseExit is the exit code of a command whose flags did not parse:
+// asking for help (-h, --help) is a success, anything else a usage error.
+func parseExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
+}
+
+// version is the program's version, set at build time with
+// -ldflags "-X main.version=1.2.3"; the build info says the rest.
+var version = "dev"
+
+func runVersion(_ context.Context, _ []string) int {
+	fmt.Printf("mailmigrate %s\n", version)
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		fmt.Printf("%s %s\n", bi.GoVersion, bi.Main.Path)
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision", "vcs.time", "vcs.modified", "GOOS", "GOARCH", "CGO_ENABLED":
+				fmt.Printf("%s=%s\n", s.Key, s.Value)
+			}
+		}
+	}
+	return exitOK
 }
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: mailmigrate <command> [flags]\n\ncommands:\n")
-	for _, name := range []string{"migrate", "check", "discover", "dnscheck", "demo", "serve", "admin"} {
+	for _, name := range []string{"migrate", "check", "discover", "dnscheck", "demo", "serve", "admin", "version"} {
 		fmt.Fprintf(os.Stderr, "  %-8s %s\n", name, commands[name].help)
 	}
 	fmt.Fprintf(os.Stderr, "\nRun 'mailmigrate <command> -h' for the flags of a command.\n")

@@ -89,7 +89,7 @@ func runServe(ctx context.Context, args []string) int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseExit(err)
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -229,11 +229,7 @@ func readPassword(file string) (string, error) {
 	return strings.TrimRight(line, "\r\n"), nil
 }
 
-// runAdmin manages operators, customers, domains and tokens directly in
-// the database (also while the server runs).
-func runAdmin(ctx context.Context, args []string) int {
-	usage := func() int {
-		fmt.Fprint(os.Stderr, `usage: mailmigrate admin [--config FILE] <command>
+const adminUsage = `usage: mailmigrate admin [--config FILE] <command>
 
 commands:
   init [--name NAME]                                 create the first operator and print its API token
@@ -242,10 +238,22 @@ commands:
   token add --tenant NAME [--label LABEL]            print a new API token for an operator or customer
   user add --tenant NAME [--password-file F] EMAIL   let a person sign in to the panel (password from F or stdin)
   list                                               show tenants and domains
-`)
+
+flags:
+`
+
+// runAdmin manages operators, customers, domains and tokens directly in
+// the database (also while the server runs).
+func runAdmin(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("admin", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), adminUsage)
+		fs.PrintDefaults()
+	}
+	usage := func() int {
+		fs.Usage()
 		return exitUsage
 	}
-	fs := flag.NewFlagSet("admin", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "configuration file")
 	name := fs.String("name", "operator", "with init: the operator's name")
 	customer := fs.String("customer", "", "with domain add: the customer's name")
@@ -258,7 +266,7 @@ commands:
 	rest := args
 	for len(rest) > 0 {
 		if err := fs.Parse(rest); err != nil {
-			return exitUsage
+			return parseExit(err)
 		}
 		if fs.NArg() == 0 {
 			break
