@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -105,6 +107,11 @@ func runServe(ctx context.Context, args []string) int {
 		return fail(err)
 	}
 	defer st.Close()
+	// A hosting set up wrong is said now, naming what to fix, not in a
+	// customer's first migration.
+	if err := checkHosting(ctx, h, someMailbox(ctx, st, h.Driver)); err != nil {
+		return fail(usageError{"the hosting is not ready: " + err.Error()})
+	}
 	unlock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
 		return fail(err)
@@ -199,7 +206,85 @@ func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs
 	mux.Handle("/api/", api.Handler())
 	mux.Handle("/", web.NewPanel(api).Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("GET /readyz", readiness(st.DB(), h))
 	return mux, runner, nil
+}
+
+// checkHosting makes sure the hosting works before the service starts:
+// its driver (files, users, programs) and its IMAP server, logged in to
+// with the master user into mailbox when both are known.
+func checkHosting(ctx context.Context, h jobs.Hosting, mailbox string) error {
+	if err := hosting.Check(ctx, h.Driver); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	c, err := imapconn.Dial(ctx, h.IMAP, imapconn.Options{Timeout: 15 * time.Second})
+	if err != nil {
+		return fmt.Errorf("hosting.imap %s: %w", h.IMAP.Addr(), err)
+	}
+	defer c.Logout(ctx)
+	if h.MasterUser != "" && mailbox != "" {
+		if err := c.Login(ctx, mailbox+"*"+h.MasterUser, h.MasterPassword); err != nil {
+			return fmt.Errorf("hosting.master_user %s (tried with the mailbox %s): %w", h.MasterUser, mailbox, err)
+		}
+	}
+	return nil
+}
+
+// someMailbox is a mailbox of the hosting's customers to try the master
+// login with: the first the driver lists for a domain in the database;
+// "" before there is one.
+func someMailbox(ctx context.Context, st store.Store, d hosting.Driver) string {
+	ts, err := st.Tenants(ctx)
+	if err != nil {
+		return ""
+	}
+	for _, t := range ts {
+		ds, _ := st.Domains(ctx, t.ID)
+		for _, dom := range ds {
+			if mbs, err := d.List(ctx, dom.Name); err == nil && len(mbs) > 0 {
+				return mbs[0].Address
+			}
+		}
+	}
+	return ""
+}
+
+// readiness answers /readyz: ready while the database answers and the
+// hosting's IMAP server takes connections (checked at most every five
+// seconds, so that probes cost the server nothing).
+func readiness(db *sql.DB, h jobs.Hosting) http.Handler {
+	var mu sync.Mutex
+	var checked time.Time
+	var imapErr error
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		var problems []string
+		if err := db.PingContext(ctx); err != nil {
+			problems = append(problems, "database: "+err.Error())
+		}
+		mu.Lock()
+		if time.Since(checked) > 5*time.Second {
+			c, err := imapconn.Dial(ctx, h.IMAP, imapconn.Options{Timeout: 5 * time.Second})
+			if err == nil {
+				c.Logout(ctx)
+			}
+			imapErr, checked = err, time.Now()
+		}
+		if imapErr != nil {
+			problems = append(problems, "hosting.imap "+h.IMAP.Addr()+": "+imapErr.Error())
+		}
+		mu.Unlock()
+		w.Header().Set("Cache-Control", "no-store")
+		if len(problems) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, strings.Join(problems, "\n"))
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
 }
 
 // lockDataDir makes sure one server at a time uses a data directory: the

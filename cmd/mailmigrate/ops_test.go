@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A hosting set up wrong stops serve at start with the key to fix; a
+// working one is ready (/readyz), and says so no longer when its IMAP
+// server is gone.
+func TestServeChecksHosting(t *testing.T) {
+	s := newService(t, "10m", true)
+	conf, _ := os.ReadFile(s.conf)
+	for _, c := range []struct{ from, to, key string }{
+		{"hosting.passwd_file = " + s.dst.PasswdFile, "hosting.passwd_file = " + s.dst.PasswdFile + ".none", "hosting.passwd_file"},
+		{"hosting.uid = ", "hosting.uid = no-such-vmail-user\n#", "hosting.uid"},
+		{"hosting.imap = imaps://127.0.0.1:", "hosting.imap = imaps://127.0.0.1:1\n#", "hosting.imap"},
+	} {
+		broken := strings.Replace(string(conf), c.from, c.to, 1)
+		path := s.conf + ".broken"
+		if err := os.WriteFile(path, []byte(broken), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		out, err := exec.CommandContext(ctx, binary, "serve", "--config", path).CombinedOutput()
+		cancel()
+		var ee *exec.ExitError
+		if err == nil || !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(string(out), c.key) {
+			t.Errorf("serve with a broken %s: %v\n%s", c.key, err, out)
+		}
+	}
+	// A customer mailbox exists: the master user's login is tried with it.
+	ctx := context.Background()
+	s.customer("Firma s.r.o.", "firma.test", 0)
+	if err := s.driver.Create(ctx, "jana@firma.test", "Janino-heslo-123", 0); err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	resp, err := http.Get(s.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != "ready" {
+		t.Errorf("/readyz: %d %s", resp.StatusCode, body)
+	}
+	s.dst.Stop()
+	time.Sleep(6 * time.Second) // the IMAP check is cached for five seconds
+	resp, err = http.Get(s.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "hosting.imap") {
+		t.Errorf("/readyz with the hosting's IMAP down: %d %s", resp.StatusCode, body)
+	}
+}
