@@ -64,3 +64,40 @@ func TestServeChecksHosting(t *testing.T) {
 		t.Errorf("/readyz with the hosting's IMAP down: %d %s", resp.StatusCode, body)
 	}
 }
+
+// /metrics tells Prometheus the tasks by state and what this process
+// copied, to this machine only.
+func TestServeMetrics(t *testing.T) {
+	s := newService(t, "10m", false)
+	firma := s.customer("Firma s.r.o.", "firma.test", 10)
+	a := account{srcUser: "jana@old.test", srcPass: "Janino-stare-heslo-1", mailbox: "jana@firma.test", hostPW: "Janino-tady-heslo-1"}
+	a.messages = s.sourceAccount(a.srcUser, a.srcPass, 77, 12)
+	if err := s.driver.Create(context.Background(), a.mailbox, a.hostPW, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	var m migrationOut
+	source := map[string]any{"host": "127.0.0.1", "port": s.src.IMAPPort, "security": "plain"}
+	sync := []map[string]string{{"mailbox": a.mailbox, "hosting_password": a.hostPW, "source_user": a.srcUser, "source_password": a.srcPass}}
+	if code, body := s.call(firma, "POST", "/domains/firma.test/migrations", map[string]any{"source": source, "sync": sync}, &m); code != 201 {
+		t.Fatalf("start: %d %s", code, body)
+	}
+	s.wait(firma, m.ID)
+	resp, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`mailmigrate_tasks{state="done"} 1`, "mailmigrate_messages_copied_total 12", "mailmigrate_append_seconds_count 12",
+		"mailmigrate_queue_depth 0", "mailmigrate_bytes_copied_total"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	req, _ := http.NewRequest("GET", s.url+"/metrics", nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.9")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("/metrics through a proxy: %v %v", resp.StatusCode, err)
+	}
+}

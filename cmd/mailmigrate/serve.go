@@ -23,6 +23,7 @@ import (
 	"mailmigrate/internal/hosting"
 	"mailmigrate/internal/imapconn"
 	"mailmigrate/internal/jobs"
+	"mailmigrate/internal/metrics"
 	"mailmigrate/internal/secret"
 	"mailmigrate/internal/store"
 	"mailmigrate/internal/web"
@@ -190,7 +191,8 @@ func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs
 	}
 	// The panel's checks and the copies count failed logins together.
 	failed := diagnose.NewFailedLogins()
-	runner, err := jobs.Open(ctx, st.DB(), jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng, FailedLogins: failed,
+	mets := metrics.New(st.DB())
+	runner, err := jobs.Open(ctx, st.DB(), jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng, FailedLogins: failed, Metrics: mets,
 		SourceHostLimit: cfg.Sources.HostLimit, Workers: cfg.Jobs.Workers, Slice: cfg.Jobs.Slice,
 		SecretRetention: cfg.SecretRetention, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag,
 		SingleProcess: true, Logf: logf, Notify: mailer, ResyncStopDays: cfg.Jobs.ResyncStopDays})
@@ -207,6 +209,7 @@ func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs
 	mux.Handle("/", web.NewPanel(api).Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("GET /readyz", readiness(st.DB(), h))
+	mux.Handle("GET /metrics", localOnly(mets.Handler()))
 	return mux, runner, nil
 }
 
@@ -249,6 +252,20 @@ func someMailbox(ctx context.Context, st store.Store, d hosting.Driver) string {
 		}
 	}
 	return ""
+}
+
+// localOnly lets only requests made on this machine, not passed on by a
+// proxy, through: the metrics name customers' old servers and are for the
+// hosting's own monitoring.
+func localOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() || r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("Forwarded") != "" {
+			http.Error(w, "metrics are served to this machine only", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // readiness answers /readyz: ready while the database answers and the

@@ -53,6 +53,9 @@ type Options struct {
 	Progress *Progress
 	// Logf, if set, receives one line per notable event (no secrets).
 	Logf func(format string, args ...any)
+	// Appended, if set, hears how long each APPEND took (for a service's
+	// metrics).
+	Appended func(took time.Duration)
 	// MaxMessageSize, when set, is the largest message the destination
 	// takes (the hosting's own limit); bigger ones are listed as skipped
 	// before the copy, as with the server's APPENDLIMIT.
@@ -1067,7 +1070,11 @@ func (m *migration) appendOne(ctx context.Context, conn *imapconn.Conn, j *job) 
 		}
 		conn = c
 	}
+	start := time.Now()
 	uid, _, err := conn.Append(ctx, w.plan.Dest, j.body.size, w.filter.apply(j.msg.Flags), j.msg.InternalDate, j.body.reader())
+	if m.opt.Appended != nil && err == nil {
+		m.opt.Appended(time.Since(start))
+	}
 	switch {
 	case err == nil:
 		return result{job: j, work: w, out: copied, dstUID: uid}, conn

@@ -27,6 +27,7 @@ import (
 	"mailmigrate/internal/engine"
 	"mailmigrate/internal/hosting"
 	"mailmigrate/internal/imapconn"
+	"mailmigrate/internal/metrics"
 	"mailmigrate/internal/notify"
 	"mailmigrate/internal/secret"
 	"mailmigrate/internal/store"
@@ -43,6 +44,8 @@ type Config struct {
 	// once, so that a bulk migration does not trip the provider's
 	// connection caps or abuse detection. Default 3.
 	SourceHostLimit int
+	// Metrics, if set, hears what this process copies and how.
+	Metrics *metrics.Metrics
 	// FailedLogins counts failed logins to old servers, shared with the
 	// panel's checks; nil: the runner's own.
 	FailedLogins *diagnose.FailedLogins
@@ -388,6 +391,8 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 		return river.JobSnooze(2 * time.Second)
 	}
 	defer r.limit.release(host)
+	r.cfg.Metrics.Session(host, 1)
+	defer r.cfg.Metrics.Session(host, -1)
 	// The job path counts logins like the panel's checks do: a password
 	// that fails is not tried again and again from the hosting's address.
 	d, err := st.Domain(ctx, m.DomainID)
@@ -429,6 +434,7 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 	progress := new(engine.Progress)
 	opt := r.cfg.Engine
 	opt.Progress = progress
+	opt.Appended = r.cfg.Metrics.Appended
 	opt.Logf = func(format string, args ...any) {
 		r.cfg.Logf("task %d (%s): "+format, append([]any{t.ID, t.SourceUser}, args...)...)
 	}
@@ -437,6 +443,9 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 	stopProgress()
 
 	end := store.TaskEnd{Progress: progressOf(progress.Snapshot()), Report: rep}
+	if rep != nil {
+		r.cfg.Metrics.Copied(rep.Totals.Copied, rep.Totals.BytesCopied)
+	}
 	if ctx.Err() != nil || slice.Err() != nil {
 		// The slice is over, or the server is stopping, or the task was
 		// cancelled: a later run goes on, unless the task is no longer
@@ -482,6 +491,9 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 				return runErr
 			}
 		}
+	}
+	if end.Failure != nil {
+		r.cfg.Metrics.Failed(end.Failure.Kind)
 	}
 	return w.finish(ctx, t, end)
 }
