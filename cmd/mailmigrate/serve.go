@@ -199,11 +199,21 @@ func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs
 	if err != nil {
 		return nil, nil, err
 	}
+	var handoff *web.HandoffKey
+	if cfg.Web.HandoffKeyFile != "" {
+		data, err := os.ReadFile(cfg.Web.HandoffKeyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("web.handoff_key_file: %w", err)
+		}
+		if handoff, err = web.ParseHandoffKey(data); err != nil {
+			return nil, nil, fmt.Errorf("web.handoff_key_file %s: %w", cfg.Web.HandoffKeyFile, err)
+		}
+	}
 	api := web.NewAPI(web.Config{Store: st, Jobs: runner, Box: box, Hosting: h, Engine: eng,
 		AllowPlaintext: cfg.Sources.AllowPlaintext, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag, Logf: logf,
 		MaxQuota: cfg.Hosting.MaxQuota, ResyncStopDays: cfg.Jobs.ResyncStopDays,
 		PublicURL: cfg.Web.PublicURL, TrustedProxies: cfg.Web.TrustedProxies, FailedLogins: failed,
-		CheckLines: cfg.Web.CheckLines, ChecksPerHour: cfg.Web.ChecksPerHour})
+		CheckLines: cfg.Web.CheckLines, ChecksPerHour: cfg.Web.ChecksPerHour, HandoffKey: handoff})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api.Handler())
 	mux.Handle("/", web.NewPanel(api).Handler())

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,6 +46,10 @@ type Web struct {
 	// CheckLines is the most lines (logins) one check or start may hold;
 	// ChecksPerHour the most login checks one customer may run in an hour.
 	CheckLines, ChecksPerHour int
+	// HandoffKeyFile holds the key that the hosting's own customer panel
+	// signs its sign-in links with (a shared secret or a PEM public key);
+	// empty: no such links.
+	HandoffKeyFile string
 }
 
 // Notify is the mail that tells customers about their migrations.
@@ -99,6 +104,12 @@ type Sources struct {
 	// MaxFolders is the most folders a source mailbox may have; one with
 	// more is refused before anything is created. 0: the engine's default.
 	MaxFolders int
+	// AllowedPorts are the ports a source server may use besides the IMAP
+	// ports 143 and 993 (imapconn.CheckPort), for providers known to
+	// listen elsewhere; any other port is refused so that customers cannot
+	// probe the ports of the internet through the service. Like the
+	// address check, it is skipped when AllowPrivate is set.
+	AllowedPorts []int
 }
 
 // Jobs tunes the background work.
@@ -189,6 +200,20 @@ func (c *Config) set(key, val string) error {
 			return fmt.Errorf("%q is not a whole number", val)
 		}
 		*p = n
+		return nil
+	}
+	ports := func(p *[]int) error {
+		var ns []int
+		for _, v := range list(val) {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 65535 {
+				return fmt.Errorf("%q is not a port number between 1 and 65535", v)
+			}
+			if !slices.Contains(ns, n) {
+				ns = append(ns, n)
+			}
+		}
+		*p = ns
 		return nil
 	}
 	duration := func(p *time.Duration) error {
@@ -288,6 +313,8 @@ func (c *Config) set(key, val string) error {
 		return integer(&c.Sources.HostLimit)
 	case "sources.max_folders":
 		return integer(&c.Sources.MaxFolders)
+	case "sources.allowed_ports":
+		return ports(&c.Sources.AllowedPorts)
 	case "notify.smtp":
 		return str(&c.Notify.SMTP)
 	case "notify.security":
@@ -326,6 +353,8 @@ func (c *Config) set(key, val string) error {
 			c.Web.TrustedProxies = append(c.Web.TrustedProxies, pr.Masked())
 		}
 		return nil
+	case "web.handoff_key_file":
+		return str(&c.Web.HandoffKeyFile)
 	case "web.check_lines":
 		return integer(&c.Web.CheckLines)
 	case "web.checks_per_hour":

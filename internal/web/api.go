@@ -74,6 +74,9 @@ type Config struct {
 	// FailedLogins counts failed logins to old servers; shared with the
 	// job queue. Nil: the API's own.
 	FailedLogins *diagnose.FailedLogins
+	// HandoffKey, if set, lets the hosting's own panel sign its customers
+	// in here (GET /handoff).
+	HandoffKey *HandoffKey
 }
 
 // API serves /api/v1.
@@ -83,6 +86,8 @@ type API struct {
 	// streams counts the open event streams per tenant.
 	streamsMu sync.Mutex
 	streams   map[int64]int
+	// handoffUsed are the hosting panel's tokens already taken.
+	handoffUsed *usedTokens
 	// checks are the logins each tenant checked in the last hour.
 	checksMu sync.Mutex
 	checks   map[int64][]checkCount
@@ -107,7 +112,8 @@ func NewAPI(cfg Config) *API {
 	if failed == nil {
 		failed = diagnose.NewFailedLogins()
 	}
-	a := &API{cfg: cfg, failed: failed, streams: map[int64]int{}, checks: map[int64][]checkCount{}}
+	a := &API{cfg: cfg, failed: failed, streams: map[int64]int{}, checks: map[int64][]checkCount{},
+		handoffUsed: &usedTokens{seen: map[string]time.Time{}}}
 	a.tryLogin, a.inspect = a.login, engine.Check
 	return a
 }

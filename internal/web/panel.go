@@ -126,6 +126,7 @@ func (p *Panel) Handler() http.Handler {
 	mux.HandleFunc("POST /login", p.login)
 	mux.HandleFunc("POST /logout", p.logout)
 	mux.HandleFunc("GET /lang/{lang}", p.setLang)
+	mux.HandleFunc("GET /handoff", p.handoff)
 	page := func(pattern string, fn func(w http.ResponseWriter, r *http.Request, v viewer) error) {
 		mux.Handle(pattern, p.session(fn))
 	}
@@ -248,10 +249,19 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.limiter.succeeded(ip, email)
-	tok := NewToken()
-	if err := p.api.cfg.Store.CreateSession(r.Context(), HashToken(tok), u.ID, time.Now().Add(sessionLifetime)); err != nil {
+	if err := p.startSession(w, r, u); err != nil {
 		http.Error(w, tr(r, "error.server"), http.StatusInternalServerError)
 		return
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// startSession signs a user in: a new session and its cookie.
+func (p *Panel) startSession(w http.ResponseWriter, r *http.Request, u store.User) error {
+	tok := NewToken()
+	if err := p.api.cfg.Store.CreateSession(r.Context(), HashToken(tok), u.ID, time.Now().Add(sessionLifetime)); err != nil {
+		p.api.cfg.Logf("sign-in of user %d: %v", u.ID, err)
+		return err
 	}
 	// Mails to this user are written in the language of the panel.
 	if err := p.api.cfg.Store.SetUserLang(r.Context(), u.ID, string(langOf(r))); err != nil {
@@ -259,7 +269,7 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: tok, Path: "/", HttpOnly: true,
 		Secure: p.api.secure(r), SameSite: http.SameSiteLaxMode, MaxAge: int(sessionLifetime.Seconds())})
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	return nil
 }
 
 func (p *Panel) logout(w http.ResponseWriter, r *http.Request) {

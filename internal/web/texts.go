@@ -267,6 +267,7 @@ var texts = map[string]string{
 	"invalid.source.hostname":  "%q is not a server name or address: enter only the name (like imap.old-provider.tld) and give the port in its own field",
 	"invalid.too_many_lines":   "%d logins at once are more than this service checks (at most %d): split the list",
 	"api.checks":               "this customer's logins were checked very often in the last hour (more than %d): wait a while, then try again",
+	"handoff.refused":          "This sign-in link is not valid (any more): links from your hosting's customer panel work once and for a few minutes. Open the Email Migration Tool from your hosting's customer panel again, or sign in here.",
 }
 
 // catalog holds the panel's texts in every language.
