@@ -37,12 +37,7 @@ func TestNotificationInBrowser(t *testing.T) {
 	s.secrets = append(s.secrets, a.srcPass, a.hostPW)
 	s.start()
 
-	var m migrationOut
-	source := map[string]any{"host": "127.0.0.1", "port": s.src.IMAPPort, "security": "plain"}
-	sync := []map[string]string{{"mailbox": a.mailbox, "hosting_password": a.hostPW, "source_user": a.srcUser, "source_password": a.srcPass}}
-	if code, body := s.call(firma, "POST", "/domains/firma.test/migrations", map[string]any{"source": source, "sync": sync}, &m); code != 201 {
-		t.Fatalf("start: %d %s", code, body)
-	}
+	m := s.syncMigration(firma, a)
 	if got := s.wait(firma, m.ID); got.State != "done" {
 		t.Fatalf("migration ended %s:\n%s", got.State, s.logs.String())
 	}
@@ -119,16 +114,8 @@ func TestNotificationsForActionInBrowser(t *testing.T) {
 	}
 	s.secrets = append(s.secrets, "relay-heslo-465")
 	s.start()
-	source := map[string]any{"host": "127.0.0.1", "port": s.src.IMAPPort, "security": "plain"}
 	migrate := func(accts ...account) migrationOut {
-		var sync []map[string]string
-		for _, a := range accts {
-			sync = append(sync, map[string]string{"mailbox": a.mailbox, "hosting_password": a.hostPW, "source_user": a.srcUser, "source_password": a.srcPass})
-		}
-		var m migrationOut
-		if code, body := s.call(firma, "POST", "/domains/firma.test/migrations", map[string]any{"source": source, "sync": sync}, &m); code != 201 {
-			t.Fatalf("start: %d %s", code, body)
-		}
+		m := s.syncMigration(firma, accts...)
 		s.wait(firma, m.ID)
 		return m
 	}

@@ -76,13 +76,7 @@ func TestServeMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.start()
-	var m migrationOut
-	source := map[string]any{"host": "127.0.0.1", "port": s.src.IMAPPort, "security": "plain"}
-	sync := []map[string]string{{"mailbox": a.mailbox, "hosting_password": a.hostPW, "source_user": a.srcUser, "source_password": a.srcPass}}
-	if code, body := s.call(firma, "POST", "/domains/firma.test/migrations", map[string]any{"source": source, "sync": sync}, &m); code != 201 {
-		t.Fatalf("start: %d %s", code, body)
-	}
-	s.wait(firma, m.ID)
+	s.wait(firma, s.syncMigration(firma, a).ID)
 	resp, err := http.Get(s.url + "/metrics")
 	if err != nil {
 		t.Fatal(err)

@@ -282,6 +282,22 @@ type account struct {
 	messages         int
 }
 
+// syncMigration starts, through the API, a migration of existing
+// mailboxes of firma.test from the test's old server, and returns it.
+func (s *service) syncMigration(token string, accts ...account) migrationOut {
+	s.t.Helper()
+	var sync []map[string]string
+	for _, a := range accts {
+		sync = append(sync, map[string]string{"mailbox": a.mailbox, "hosting_password": a.hostPW, "source_user": a.srcUser, "source_password": a.srcPass})
+	}
+	source := map[string]any{"host": "127.0.0.1", "port": s.src.IMAPPort, "security": "plain"}
+	var m migrationOut
+	if code, body := s.call(token, "POST", "/domains/firma.test/migrations", map[string]any{"source": source, "sync": sync}, &m); code != 201 {
+		s.t.Fatalf("start: %d %s", code, body)
+	}
+	return m
+}
+
 func (s *service) sourceAccount(user, pass string, seed uint64, n int) int {
 	if err := s.src.AddUser(user, pass, 0); err != nil {
 		s.t.Fatal(err)
