@@ -19,6 +19,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 
 	"mailmigrate/internal/i18n"
 )
@@ -193,13 +196,16 @@ var nonPublic6 = []netip.Prefix{
 // Addr is host:port for dialing.
 func (e Endpoint) Addr() string { return net.JoinHostPort(e.Host, strconv.Itoa(e.Port)) }
 
-// String is the endpoint as a URL the user would recognise (never with credentials).
+// String is the endpoint as a URL the user would recognise (never with
+// credentials), one that ParseEndpoint reads back: an IPv6 zone's "%" is
+// written "%25" as URLs require.
 func (e Endpoint) String() string {
 	scheme := "imaps"
 	if e.Security != TLS {
 		scheme = "imap"
 	}
-	return scheme + "://" + e.Addr()
+	host := strings.ReplaceAll(e.Host, "%", "%25")
+	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(e.Port))
 }
 
 // ParseEndpoint reads imaps://host[:port] (implicit TLS, default 993) or
@@ -214,12 +220,17 @@ func ParseEndpoint(raw string, allowPlaintext bool) (Endpoint, error) {
 	if !strings.Contains(s, "://") {
 		s = "imaps://" + s
 	}
+	// No host name, port or (allowed) path has an @, so one means a login
+	// was typed in, likely with its password. Decided before url.Parse,
+	// whose errors quote the whole address: a password with a character
+	// url.Parse stumbles on ("/", "%") would be repeated in the refusal,
+	// and refusals are logged.
+	if strings.Contains(s, "@") {
+		return Endpoint{}, addressError("address.login", withoutLogin(s))
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return Endpoint{}, addressError("address.invalid", raw, err.Error())
-	}
-	if u.User != nil {
-		return Endpoint{}, addressError("address.login", u.Redacted())
 	}
 	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
 		return Endpoint{}, addressError("address.path", raw)
@@ -227,6 +238,9 @@ func ParseEndpoint(raw string, allowPlaintext bool) (Endpoint, error) {
 	ep := Endpoint{Host: u.Hostname()}
 	if ep.Host == "" {
 		return Endpoint{}, addressError("address.no_host", raw)
+	}
+	if ep.Host, err = serverName(ep.Host); err != nil {
+		return Endpoint{}, addressError("address.host", raw, u.Hostname())
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "imaps":
@@ -247,6 +261,44 @@ func ParseEndpoint(raw string, allowPlaintext bool) (Endpoint, error) {
 		ep.Port = n
 	}
 	return ep, nil
+}
+
+// serverName checks the host of an address: an IP address, or a DNS
+// name, which is returned in its ASCII form (an internationalised name
+// such as imap.příklad.cz is looked up, and its certificate issued, as
+// xn--…). url.Parse takes almost anything for a host ("]", "a!b"), and
+// the system's resolver may read what Go's does not, so nothing else goes
+// on to be resolved and dialled. The last label must begin with a letter,
+// as every top-level domain does: "2130706433" or "0x7f.1" are loopback
+// to inet_aton.
+func serverName(host string) (string, error) {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return host, nil
+	}
+	name := host
+	if strings.ContainsFunc(host, func(r rune) bool { return r >= utf8.RuneSelf }) {
+		// Only such names: Lookup's rules refuse "_", which Go's
+		// resolver and some old servers' names have.
+		var err error
+		if name, err = idna.Lookup.ToASCII(host); err != nil {
+			return "", err
+		}
+	}
+	labels := strings.Split(strings.TrimSuffix(name, "."), ".")
+	if len(name) > 254 {
+		return "", errors.New("name too long")
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || strings.ContainsFunc(l, func(r rune) bool {
+			return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_')
+		}) {
+			return "", fmt.Errorf("label %q", l)
+		}
+	}
+	if last := labels[len(labels)-1][0]; !('a' <= last && last <= 'z' || 'A' <= last && last <= 'Z') {
+		return "", errors.New("the top-level label does not begin with a letter")
+	}
+	return name, nil
 }
 
 // standardPorts are the IMAP ports every customer-given server may use:
@@ -285,6 +337,16 @@ func CheckPort(port int, extra []int) error {
 	// Numbers go in as strings: the printer would group 10143 as
 	// "10,143" or "10 143".
 	return addressError("address.port_forbidden", strconv.Itoa(port), strings.Join(list, ", "))
+}
+
+// withoutLogin is an address with everything before its last @ after the
+// scheme blanked out; a password may hold any character, @ included.
+func withoutLogin(s string) string {
+	at := strings.LastIndexByte(s, '@')
+	if sep := strings.Index(s, "://"); sep >= 0 && sep < at {
+		return s[:sep+3] + "xxxxx" + s[at:]
+	}
+	return "xxxxx" + s[at:]
 }
 
 // LoadCAFile reads PEM certificates to trust instead of the system roots.

@@ -36,6 +36,16 @@ func TestParseEndpoint(t *testing.T) {
 		{in: "imaps://x.cz:99999", err: "port"},
 		{in: "imaps://x.cz/INBOX", err: "path"},
 		{in: "imaps://:993", err: "no host"},
+		{in: "imaps://imap.příklad.cz", want: Endpoint{Host: "imap.xn--pklad-zsa96e.cz", Port: 993, Security: TLS}},
+		{in: "imap_old.x.cz.", want: Endpoint{Host: "imap_old.x.cz.", Port: 993, Security: TLS}},
+		{in: "imaps://[::ffff:8.8.8.8]", want: Endpoint{Host: "::ffff:8.8.8.8", Port: 993, Security: TLS}},
+		{in: "]", err: "not a valid server name"},
+		{in: "imaps://a!b.cz", err: "not a valid server name"},
+		{in: "imaps://a..cz", err: "not a valid server name"},
+		{in: "imaps://2130706433", err: "not a valid server name"},
+		{in: "imaps://0x7f.1", err: "not a valid server name"},
+		{in: "imaps://127.1:993", err: "not a valid server name"},
+		{in: "imaps://" + strings.Repeat("a", 64) + ".cz", err: "not a valid server name"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {

@@ -15,6 +15,7 @@ var texts = map[string]string{
 	"address.port":      "server address %q: port %q is not a number between 1 and 65535",
 	"address.forbidden": "this server address points into a private or local network, which is not allowed here; give the provider's public IMAP server name",
 
+	"address.host": "server address %q: %q is not a valid server name",
 	// CheckPort's refusal; the ports are strings (a number would be grouped).
 	"address.port_forbidden": "server port %s is not allowed here: give the old server's IMAP port (allowed: %s)",
 }

@@ -11,5 +11,6 @@ var textsCS = map[string]string{
 	"address.port":      "adresa serveru %q: port %q není číslo od 1 do 65535",
 	"address.forbidden": "tato adresa serveru směřuje do privátní nebo místní sítě, což zde není dovoleno; zadejte veřejný název IMAP serveru poskytovatele",
 
+	"address.host":           "adresa serveru %q: %q není platný název serveru",
 	"address.port_forbidden": "port serveru %s zde není povolen: zadejte IMAP port původního serveru (povolené porty: %s)",
 }
