@@ -54,7 +54,8 @@ func runDiscover(ctx context.Context, args []string) int {
 	if err != nil {
 		return fail(usageError{err.Error()})
 	}
-	d := &diagnose.Discoverer{Resolver: diagnose.NewResolver(*dns), Hosting: expectFrom(cfg.Hosting)}
+	d := &diagnose.Discoverer{Resolver: diagnose.NewResolver(*dns), Hosting: expectFrom(cfg.Hosting),
+		Ports: cfg.Sources.AllowedPorts, AnyPort: cfg.Sources.AllowPrivate}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	cands, err := d.Discover(ctx, fs.Arg(0))

@@ -210,7 +210,8 @@ func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs
 		}
 	}
 	api := web.NewAPI(web.Config{Store: st, Jobs: runner, Box: box, Hosting: h, Engine: eng,
-		AllowPlaintext: cfg.Sources.AllowPlaintext, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag, Logf: logf,
+		AllowPlaintext: cfg.Sources.AllowPlaintext, AllowPrivate: cfg.Sources.AllowPrivate, AllowedPorts: cfg.Sources.AllowedPorts,
+		Diagnose: diag, Logf: logf,
 		MaxQuota: cfg.Hosting.MaxQuota, ResyncStopDays: cfg.Jobs.ResyncStopDays,
 		PublicURL: cfg.Web.PublicURL, TrustedProxies: cfg.Web.TrustedProxies, FailedLogins: failed,
 		CheckLines: cfg.Web.CheckLines, ChecksPerHour: cfg.Web.ChecksPerHour, HandoffKey: handoff})

@@ -104,6 +104,12 @@ type Discoverer struct {
 	Hosting Expect
 	// Timeout bounds each lookup, fetch and probe; 0 means 5 seconds.
 	Timeout time.Duration
+	// Ports are the ports a found server may use besides 143 and 993
+	// (imapconn.CheckPort): a domain's SRV records must not make the
+	// service probe other ports. AnyPort lifts the rule (private sources
+	// allowed, as in tests).
+	Ports   []int
+	AnyPort bool
 }
 
 // Discover lists the likely old IMAP servers for address, best sources
@@ -145,6 +151,9 @@ func (d *Discoverer) Discover(ctx context.Context, address string) ([]Candidate,
 	wg.Wait()
 
 	cands := merge(slices.Concat(sources[:]...))
+	if !d.AnyPort {
+		cands = slices.DeleteFunc(cands, func(c Candidate) bool { return imapconn.CheckPort(c.Port, d.Ports) != nil })
+	}
 	for i := range cands {
 		wg.Go(func() { d.check(ctx, r, h, &cands[i]) })
 	}

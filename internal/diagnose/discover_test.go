@@ -127,7 +127,8 @@ func testDiscoverer(t *testing.T, open ...string) *Discoverer {
 		var d net.Dialer
 		return d.DialContext(ctx, network, to)
 	}
-	return &Discoverer{Resolver: r, HTTP: client, Dial: dial, Hosting: testExpect, Timeout: 5 * time.Second}
+	// srv.cz's SRV record names port 9993, which this hosting allows.
+	return &Discoverer{Resolver: r, HTTP: client, Dial: dial, Hosting: testExpect, Timeout: 5 * time.Second, Ports: []int{9993}}
 }
 
 // brief is a candidate in one line: host:port security source provider
@@ -229,6 +230,22 @@ func TestDiscover(t *testing.T) {
 				t.Errorf("candidates:\n got %q\nwant %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// A port the hosting does not allow for old servers is not probed, even
+// when the domain's SRV record names it.
+func TestDiscoverSkipsOtherPorts(t *testing.T) {
+	d := testDiscoverer(t, "imap.srv-host.tld:9993")
+	d.Ports = nil
+	cands, err := d.Discover(context.Background(), "karel@srv.cz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cands {
+		if c.Port == 9993 {
+			t.Errorf("port 9993 offered: %s", brief(c))
+		}
 	}
 }
 

@@ -81,8 +81,17 @@ type FolderPlan struct {
 }
 
 // lookalike replaces a hierarchy delimiter that appears inside a folder
-// name on the other side, so "v1.2" stays one folder on a "." server.
-var lookalike = map[rune]rune{'/': '∕', '.': '․', '\\': '⧵'}
+// name on the other side, so "v1.2" stays one folder on a "." server; a
+// server with a rarer delimiter gets the fallback.
+var lookalike = map[rune]rune{'/': '∕', '.': '․', '\\': '⧵', ':': '꞉', '|': '│', '-': '‐'}
+
+// lookalikeOf is the character that stands for delimiter d inside a name.
+func lookalikeOf(d rune) rune {
+	if r, ok := lookalike[d]; ok {
+		return r
+	}
+	return '_'
+}
 
 // path splits a mailbox name into its hierarchy levels, without the
 // personal namespace prefix. INBOX is always "INBOX".
@@ -111,7 +120,7 @@ func (s Layout) name(path []string) (name string, renamed bool) {
 	parts := make([]string, len(path))
 	for i, p := range path {
 		if s.Delim != 0 && strings.ContainsRune(p, s.Delim) {
-			p = strings.ReplaceAll(p, string(s.Delim), string(lookalike[s.Delim]))
+			p = strings.ReplaceAll(p, string(s.Delim), string(lookalikeOf(s.Delim)))
 			renamed = true
 		}
 		parts[i] = p

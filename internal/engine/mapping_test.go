@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -129,5 +131,17 @@ func TestPlanFoldersStable(t *testing.T) {
 				t.Errorf("the new junk folder is not created with \\Junk")
 			}
 		})
+	}
+}
+
+// A level that holds the destination's delimiter stays one level, and
+// turns into readable text, whatever the delimiter.
+func TestNameWithAnyDelimiter(t *testing.T) {
+	for _, d := range []rune{'/', '.', '\\', ':', '|', '-', '#'} {
+		l := Layout{Delim: d}
+		name, renamed := l.name([]string{"Projekt" + string(d) + " A"})
+		if !renamed || strings.ContainsRune(name, d) || strings.ContainsRune(name, 0) || !utf8.ValidString(name) {
+			t.Errorf("delimiter %q: %q (renamed %v)", d, name, renamed)
+		}
 	}
 }

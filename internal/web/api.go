@@ -74,6 +74,9 @@ type Config struct {
 	// FailedLogins counts failed logins to old servers; shared with the
 	// job queue. Nil: the API's own.
 	FailedLogins *diagnose.FailedLogins
+	// AllowedPorts are the source ports allowed besides 143 and 993
+	// (unless AllowPrivate).
+	AllowedPorts []int
 	// HandoffKey, if set, lets the hosting's own panel sign its customers
 	// in here (GET /handoff).
 	HandoffKey *HandoffKey
@@ -105,7 +108,8 @@ func NewAPI(cfg Config) *API {
 		cfg.Logf = func(string, ...any) {}
 	}
 	if cfg.Discover == nil {
-		d := &diagnose.Discoverer{Resolver: cfg.Diagnose.Resolver, Hosting: cfg.Diagnose.Hosting}
+		d := &diagnose.Discoverer{Resolver: cfg.Diagnose.Resolver, Hosting: cfg.Diagnose.Hosting,
+			Ports: cfg.AllowedPorts, AnyPort: cfg.AllowPrivate}
 		cfg.Discover = d.Discover
 	}
 	failed := cfg.FailedLogins

@@ -137,6 +137,9 @@ func (a *API) validate(ctx context.Context, d store.Domain, in *migrationIn) (im
 			switch {
 			case err != nil:
 				bad.Lines = append(bad.Lines, lineError{e.Line, messageOf(err)})
+			case strings.ContainsAny(e.SourceUser+e.SourcePassword+e.DestPassword, "\r\n\x00"):
+				// A CSV cell may hold them; IMAP cannot send them.
+				line("invalid.linebreak")
 			case !strings.HasSuffix(strings.ToLower(mb), "@"+d.Name):
 				line("invalid.new.domain", mb, d.Name, d.Name)
 			case !newPasswordProblem(mb, e).IsZero():
@@ -215,6 +218,11 @@ func (a *API) sourceEndpoint(in *migrationIn) (imapconn.Endpoint, error) {
 		return ep, err
 	}
 	ep.Untrusted = !a.cfg.AllowPrivate
+	if ep.Untrusted {
+		if err := imapconn.CheckPort(ep.Port, a.cfg.AllowedPorts); err != nil {
+			return ep, err
+		}
+	}
 	ep.TrustFingerprint = strings.TrimSpace(in.Source.TrustFingerprint)
 	return ep, nil
 }

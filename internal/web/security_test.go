@@ -122,6 +122,7 @@ func TestSubmissionRefusesBadInput(t *testing.T) {
 		{"path in host", `{"source": {"host": "imap.old.test/x"}, "new_mailboxes": "ema@old.test Ema-stare-heslo-1"}`, "invalid", "is not a server name"},
 		{"trailing data", `{"source": ` + source + `, "new_mailboxes": "ema@old.test Ema-stare-heslo-1"} {"x": 1}`, "invalid", "more than one JSON object"},
 		{"NUL in new password", `{"source": ` + source + `, "new_mailboxes": "ema@old.test\tEma-stare-heslo-1\tNove-heslo-\u0000-99"}`, "invalid", "NUL"},
+		{"NUL in the old password", `{"source": ` + source + `, "new_mailboxes": "source_user,source_password,dest_user,dest_password\nema@old.test,\"Ema\u0000heslo-1\",,"}`, "invalid", "NUL"},
 		{"long new password", `{"source": ` + source + `, "new_mailboxes": "ema@old.test\tEma-stare-heslo-1\t` + strings.Repeat("x", 1100) + `"}`, "invalid", "longer than"},
 	} {
 		req := httptest.NewRequest("POST", "/api/v1/domains/firma.test/migrations", strings.NewReader(c.body))
@@ -174,5 +175,24 @@ func TestLoginChecksCapped(t *testing.T) {
 	}
 	if code, body := check(otherTok, "jina.test", 3); code != 200 {
 		t.Errorf("another customer's check: %d %s", code, body)
+	}
+}
+
+// An old server on a port other than IMAP's (and the configured ones) is
+// refused at submission: the service must not map the ports of others.
+func TestSubmissionRefusesOtherPorts(t *testing.T) {
+	st, _, tok := customerAPI(t)
+	api := NewAPI(Config{Store: st, Jobs: noJobs{}, AllowedPorts: []int{10993}, Hosting: jobs.Hosting{MasterUser: "master", Driver: fakeDriver{}}})
+	api.tryLogin = acceptAll
+	h := api.Handler()
+	for port, refused := range map[int]bool{22: true, 8080: true, 993: false, 10993: false} {
+		body := fmt.Sprintf(`{"source": {"host": "imap.old.test", "port": %d}, "new_mailboxes": "ema@old.test Ema-stare-heslo-1"}`, port)
+		req := httptest.NewRequest("POST", "/api/v1/domains/firma.test/check", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if got := rec.Code == http.StatusBadRequest && strings.Contains(rec.Body.String(), "port"); got != refused {
+			t.Errorf("port %d: %d %s", port, rec.Code, rec.Body)
+		}
 	}
 }

@@ -231,7 +231,7 @@ var texts = map[string]string{
 	"invalid.sync.hostpw":      "enter the password of %s on this hosting",
 	"invalid.sync.srcuser":     "enter the login of the old mailbox (usually its full address)",
 	"invalid.sync.srcpw":       "enter the password of the old mailbox",
-	"invalid.linebreak":        "a login or password contains a line break; enter it on one line",
+	"invalid.linebreak":        "a login or password contains a line break or a NUL character, which IMAP cannot send; enter it on one line",
 	"invalid.new.domain":       "%s is not in %s: this service migrates only %s addresses",
 	"invalid.new.exists":       "%s already exists on the hosting: select it under Sync Existing Mailboxes instead",
 	"invalid.new.twice":        "%s is also in %s",

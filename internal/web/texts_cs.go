@@ -228,7 +228,7 @@ var textsCS = map[string]string{
 	"invalid.sync.hostpw":      "zadejte heslo schránky %s na tomto hostingu",
 	"invalid.sync.srcuser":     "zadejte přihlašovací jméno původní schránky (obvykle celou e-mailovou adresu)",
 	"invalid.sync.srcpw":       "zadejte heslo původní schránky",
-	"invalid.linebreak":        "přihlašovací jméno nebo heslo obsahuje zalomení řádku; zadejte je na jeden řádek",
+	"invalid.linebreak":        "přihlašovací jméno nebo heslo obsahuje zalomení řádku nebo znak NUL, které IMAP neumí poslat; zadejte je na jeden řádek",
 	"invalid.new.domain":       "%s nepatří do domény %s: tato služba převádí jen adresy domény %s",
 	"invalid.new.exists":       "%s už na hostingu existuje: vyberte ji v části Synchronizace existujících schránek",
 	"invalid.new.twice":        "%s je také v %s",
