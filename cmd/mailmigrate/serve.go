@@ -34,7 +34,7 @@ func loadConfig(path string) (config.Config, error) {
 	return config.Load(path)
 }
 
-func openStore(cfg config.Config) (*store.SQLite, error) {
+func openStore(cfg config.Config) (*store.DB, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -156,7 +156,7 @@ func runServe(ctx context.Context, args []string) int {
 }
 
 // buildService wires the job queue, the API and the panel on a store.
-func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs.Hosting, cfg config.Config,
+func buildService(ctx context.Context, st *store.DB, box *secret.Box, h jobs.Hosting, cfg config.Config,
 	logf func(string, ...any)) (http.Handler, *jobs.Runner, error) {
 	eng := engine.Options{Conn: imapconn.Options{Timeout: 60 * time.Second}, MaxMessageSize: cfg.Hosting.MaxMessageSize,
 		MaxFolders: cfg.Sources.MaxFolders}

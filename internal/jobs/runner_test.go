@@ -23,7 +23,7 @@ import (
 // bench is a runner on a fresh store whose engine is a stand-in.
 type bench struct {
 	t   *testing.T
-	st  *store.SQLite
+	st  *store.DB
 	r   *Runner
 	box *secret.Box
 	d   store.Domain

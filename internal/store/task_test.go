@@ -12,7 +12,7 @@ import (
 	"mailmigrate/internal/engine"
 )
 
-func openTest(t *testing.T) (*SQLite, Domain) {
+func openTest(t *testing.T) (*DB, Domain) {
 	t.Helper()
 	s, err := Open(filepath.Join(t.TempDir(), "app.db"))
 	if err != nil {
@@ -30,7 +30,7 @@ func openTest(t *testing.T) (*SQLite, Domain) {
 
 // submit stores a one-task migration into mailbox, its job numbered like
 // the task.
-func submit(s *SQLite, d Domain, mailbox string) (Task, error) {
+func submit(s *DB, d Domain, mailbox string) (Task, error) {
 	_, tasks, err := s.CreateMigration(context.Background(), Migration{DomainID: d.ID, SourceHost: "imap.old.cz", SourcePort: 993},
 		[]Task{{Kind: TaskSync, SourceUser: "x@old.cz", DestUser: mailbox}}, func(_ *sql.Tx, tasks []Task) error {
 			for i := range tasks {
@@ -197,8 +197,8 @@ func TestUpgradeCancelsDoubleTasks(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := s.DB()
-	for _, q := range []string{`DROP INDEX task_active_mailbox`, `ALTER TABLE task DROP COLUMN dest_key`,
-		`INSERT INTO tenant (id, name, kind, created) VALUES (1, 'F', 'customer', 0)`,
+	makeLegacy(t, db, `DROP INDEX task_active_mailbox`, `ALTER TABLE task DROP COLUMN dest_key`)
+	for _, q := range []string{`INSERT INTO tenant (id, name, kind, created) VALUES (1, 'F', 'customer', 0)`,
 		`INSERT INTO domain (id, tenant_id, name, created) VALUES (1, 1, 'firma.cz', 0)`,
 		`INSERT INTO migration (id, domain_id, source_host, source_port, source_security, created) VALUES (1, 1, 'h', 993, 'tls', 0)`} {
 		if _, err := db.Exec(q); err != nil {
