@@ -559,7 +559,13 @@ func LoginFailed(f *engine.Failure) bool {
 }
 
 // SetNotificationQueue implements Store.
-func (l *DB) SetNotificationQueue(q NotificationQueue) { l.queue.Store(&q) }
+func (l *DB) SetNotificationQueue(q NotificationQueue) {
+	if q == nil {
+		l.queue.Store(nil)
+		return
+	}
+	l.queue.Store(&q)
+}
 
 const notificationCols = `n.id, n.migration_id, n.task_id, n.job_id, n.kind, n.created, n.sent, n.attempts, n.error`
 

@@ -9,7 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -186,6 +190,41 @@ func Open(path string) (*DB, error) {
 	return open(context.Background(), db, SQLite, path)
 }
 
+// OpenPostgres connects to the PostgreSQL database at a URL
+// (postgres://user:password@host:port/database?sslmode=…; what the URL
+// leaves out comes from libpq's environment variables and ~/.pgpass) and
+// brings its schema up to date. Several servers may share the database.
+func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
+	location := redactURL(dsn)
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		// pgx masks the password in what it quotes of the URL.
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	// database/sql keeps 2 idle connections by default; the job queue's
+	// workers would open and close connections all the time.
+	db.SetMaxIdleConns(8)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return open(ctx, db, Postgres, location)
+}
+
+// redactURL is a database URL without its password, for logs.
+func redactURL(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(a database URL that does not parse)"
+	}
+	q := u.Query()
+	for _, k := range []string{"password", "sslpassword"} {
+		if q.Has(k) {
+			q.Set(k, "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u.Redacted()
+}
+
 // open brings a database's schema up to date and makes it the store.
 func open(ctx context.Context, db *sql.DB, d Dialect, location string) (*DB, error) {
 	l := &DB{conn: conn{db, d}, db: db, location: location}
@@ -225,5 +264,6 @@ func isUnique(err error) bool {
 	if errors.As(err, &se) {
 		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	}
-	return false
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" // unique_violation
 }

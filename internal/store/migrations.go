@@ -21,7 +21,7 @@ var steps = []step{
 	// 1: the schema as mailmigrate kept it before migrations were
 	// numbered. On SQLite it also brings any database of those versions
 	// (PRAGMA user_version up to 7) to it.
-	{sqlite: sqliteInitial},
+	{sqlite: sqliteInitial, postgres: script(postgresInitial)},
 	// 2: "user" is a reserved word in SQL. PostgreSQL databases never had
 	// that table.
 	{sqlite: script(`ALTER TABLE user RENAME TO app_user`)},

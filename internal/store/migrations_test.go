@@ -24,9 +24,9 @@ func makeLegacy(t *testing.T, db *sql.DB, changes ...string) {
 }
 
 // versions lists the schema steps recorded in a database.
-func versions(t *testing.T, db *sql.DB) []int {
+func versions(t *testing.T, s *DB) []int {
 	t.Helper()
-	rows, err := db.Query(`SELECT version FROM schema_migration ORDER BY version`)
+	rows, err := s.query(context.Background(), `SELECT version FROM schema_migration ORDER BY version`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestLegacySQLiteUpgrade(t *testing.T) {
 	if err := s.SetUserLang(ctx, u.ID, "cs"); err != nil {
 		t.Fatal(err)
 	}
-	if got := versions(t, s.DB()); len(got) != len(steps) || got[0] != 1 || got[len(got)-1] != len(steps) {
+	if got := versions(t, s); len(got) != len(steps) || got[0] != 1 || got[len(got)-1] != len(steps) {
 		t.Errorf("recorded schema versions %v, want 1…%d", got, len(steps))
 	}
 	var n int
@@ -86,46 +86,47 @@ func TestLegacySQLiteUpgrade(t *testing.T) {
 // Opening again applies nothing twice; a database that a newer version
 // changed further is refused, not used half-understood.
 func TestSchemaVersions(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "app.db")
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := versions(t, s.DB())
-	s.Close()
-	if s, err = Open(path); err != nil {
-		t.Fatal(err)
-	}
-	if again := versions(t, s.DB()); len(again) != len(first) {
-		t.Errorf("versions %v after reopening, %v before", again, first)
-	}
-	if _, err := s.DB().Exec(`INSERT INTO schema_migration (version, applied) VALUES (?, 0)`, len(steps)+1); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	if s, err := Open(path); err == nil || !strings.Contains(err.Error(), "newer mailmigrate") {
-		if s != nil {
-			s.Close()
+	forEachDialect(t, func(t *testing.T, open opener) {
+		s, err := open()
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Errorf("a newer schema opened: %v", err)
-	}
+		first := versions(t, s)
+		if len(first) != len(steps) {
+			t.Errorf("schema versions %v, want 1…%d", first, len(steps))
+		}
+		s.Close()
+		if s, err = open(); err != nil {
+			t.Fatal(err)
+		}
+		if again := versions(t, s); len(again) != len(first) {
+			t.Errorf("versions %v after reopening, %v before", again, first)
+		}
+		if _, err := s.exec(context.Background(), `INSERT INTO schema_migration (version, applied) VALUES (?, 0)`, len(steps)+1); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if _, err := open(); err == nil || !strings.Contains(err.Error(), "newer mailmigrate") {
+			t.Errorf("a newer schema opened: %v", err)
+		}
+	})
 }
 
-func TestNumberPlaceholders(t *testing.T) {
-	for in, want := range map[string]string{
-		`SELECT 1`: `SELECT 1`,
-		`UPDATE t SET a = ?, b = ? WHERE id = ? AND s IN (?, ?)`: `UPDATE t SET a = $1, b = $2 WHERE id = $3 AND s IN ($4, $5)`,
-		`SELECT '?', "a?b", ? FROM t`:                            `SELECT '?', "a?b", $1 FROM t`,
-		`SELECT 'it''s ?', ?`:                                    `SELECT 'it''s ?', $1`,
-		"SELECT ? -- isn't ?\n, ?":                               "SELECT $1 -- isn't ?\n, $2",
-		`SELECT ?` + strings.Repeat(", ?", 10):                   `SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11`,
-		`SELECT a - ? FROM t`:                                    `SELECT a - $1 FROM t`,
-	} {
-		if got := numberPlaceholders(in); got != want {
-			t.Errorf("numberPlaceholders(%q) = %q, want %q", in, got, want)
+// Servers that start together on a new database create its schema once,
+// one after another.
+func TestOpenTogether(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, open opener) {
+		race(4, func(int) {
+			if _, err := open(); err != nil {
+				t.Error(err)
+			}
+		})
+		s, err := open()
+		if err != nil {
+			t.Fatal(err)
 		}
-		if got := SQLite.rebind(in); got != in {
-			t.Errorf("SQLite changed %q to %q", in, got)
+		if got := versions(t, s); len(got) != len(steps) {
+			t.Errorf("schema versions %v, want 1…%d", got, len(steps))
 		}
-	}
+	})
 }
