@@ -178,7 +178,7 @@ func buildService(ctx context.Context, st *store.DB, box *secret.Box, h jobs.Hos
 	if err != nil {
 		return nil, nil, err
 	}
-	runner, err := jobs.Open(ctx, st.DB(), jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng,
+	runner, err := jobs.Open(ctx, st, jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng,
 		SourceHostLimit: cfg.Sources.HostLimit, Workers: cfg.Jobs.Workers, Slice: cfg.Jobs.Slice,
 		SecretRetention: cfg.SecretRetention, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag,
 		SingleProcess: true, Logf: logf, Notify: mailer, ResyncStopDays: cfg.Jobs.ResyncStopDays})

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 )
@@ -68,6 +69,14 @@ func (l *DB) migrate(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// SchemaTx runs f in a transaction that holds the lock under which the
+// store's schema changes: servers starting together on one PostgreSQL
+// database change it one at a time. The job queue creates its tables in
+// it.
+func (l *DB) SchemaTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	return l.schemaTx(ctx, func(t txn) error { return f(t.tx) })
 }
 
 // schemaTx runs f in a transaction that holds the schema lock.
