@@ -29,6 +29,7 @@ const (
 	Postgres
 )
 
+// String names the dialect, for logs.
 func (d Dialect) String() string {
 	switch d {
 	case SQLite:

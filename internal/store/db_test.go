@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -34,6 +35,23 @@ func TestRedactURL(t *testing.T) {
 	} {
 		if got := redactURL(in); got != want || strings.Contains(got, "s3cret") {
 			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Errors of a database that cannot be opened do not carry its password.
+func TestOpenPostgresErrorsHidePassword(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://mm:s3cret@127.0.0.1:notaport/mm",            // does not parse
+		"postgres://mm:s3cret@127.0.0.1:1/mm?connect_timeout=2", // nothing listens
+	} {
+		s, err := OpenPostgres(context.Background(), dsn)
+		if err == nil {
+			s.Close()
+			t.Fatalf("%s opened", dsn)
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("the error shows the password: %v", err)
 		}
 	}
 }

@@ -58,14 +58,15 @@ func StartPostgres() (*Postgres, error) {
 		return nil, err
 	}
 	p := &Postgres{dir: dir}
-	if err := p.initdb(bin, uid, gid, chown); err != nil {
+	password, err := p.initdb(bin, uid, gid, chown)
+	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
 	// A port found free can be taken before the postmaster binds it; a
 	// new one fixes that rare race.
 	for attempt := 1; ; attempt++ {
-		err = p.start(bin, uid, gid, chown)
+		err = p.start(bin, password, uid, gid, chown)
 		if err == nil {
 			return p, nil
 		}
@@ -107,15 +108,15 @@ func postgresBinaries() (string, error) {
 }
 
 // initdb makes the cluster in dir/data, owned by uid and gid when chown
-// is set, with the superuser postgres and a random password.
-func (p *Postgres) initdb(bin string, uid, gid int, chown bool) error {
+// is set, with the superuser postgres, and returns its random password.
+func (p *Postgres) initdb(bin string, uid, gid int, chown bool) (string, error) {
 	for _, sub := range []string{"data", "run"} {
 		d := filepath.Join(p.dir, sub)
 		if err := os.Mkdir(d, 0o700); err != nil {
-			return err
+			return "", err
 		}
 		if err := chownTree(d, uid, gid, chown); err != nil {
-			return err
+			return "", err
 		}
 	}
 	secret := make([]byte, 16)
@@ -123,11 +124,11 @@ func (p *Postgres) initdb(bin string, uid, gid int, chown bool) error {
 	password := hex.EncodeToString(secret)
 	pwfile := filepath.Join(p.dir, "run", "pwfile")
 	if err := os.WriteFile(pwfile, []byte(password+"\n"), 0o600); err != nil {
-		return err
+		return "", err
 	}
 	defer os.Remove(pwfile)
 	if err := chownTree(pwfile, uid, gid, chown); err != nil {
-		return err
+		return "", err
 	}
 	cmd := exec.Command(filepath.Join(bin, "initdb"), "-D", filepath.Join(p.dir, "data"), "-U", "postgres",
 		"--pwfile", pwfile, "-A", "scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync")
@@ -137,22 +138,21 @@ func (p *Postgres) initdb(bin string, uid, gid int, chown bool) error {
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C"}
 	runAs(cmd, uid, gid, chown)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("initdb: %w\n%s", err, out)
+		return "", fmt.Errorf("initdb: %w\n%s", err, out)
 	}
-	p.URL = "postgres://postgres:" + password + "@127.0.0.1:0/postgres?sslmode=disable"
-	return nil
+	return password, nil
 }
 
 // start runs the postmaster in the foreground (its PID is ours to signal)
 // on a free port and waits until it takes connections.
-func (p *Postgres) start(bin string, uid, gid int, chown bool) error {
+func (p *Postgres) start(bin, password string, uid, gid int, chown bool) error {
 	ports, err := freePorts(1)
 	if err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
-	u, _ := url.Parse(p.URL)
-	u.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
-	p.URL = u.String()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+	p.URL = (&url.URL{Scheme: "postgres", User: url.UserPassword("postgres", password), Host: addr,
+		Path: "/postgres", RawQuery: "sslmode=disable"}).String()
 	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", filepath.Join(p.dir, "data"), "-p", strconv.Itoa(ports[0]),
 		"-k", filepath.Join(p.dir, "run"), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
 		"-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=300")
@@ -165,7 +165,7 @@ func (p *Postgres) start(bin string, uid, gid int, chown bool) error {
 	}
 	proc.terminate = fastShutdown
 	p.proc = proc
-	if err := proc.waitListening(30*time.Second, u.Host); err != nil {
+	if err := proc.waitListening(30*time.Second, addr); err != nil {
 		return err
 	}
 	// The postmaster accepts connections before it takes logins.
