@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test of mailmigrate. On Debian it first installs what
-# the tests need (Dovecot, Chromium, and Cyrus, Courier and Mailutils
-# unpacked privately) when it is missing; the tests start their own servers
-# and browser on loopback and stop them again. With --install it only
-# installs.
+# the tests need (Dovecot, Chromium, PostgreSQL, and Cyrus, Courier and
+# Mailutils unpacked privately) when it is missing; the tests start their
+# own servers and browser on loopback and stop them again. With --install
+# it only installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +32,9 @@ missing=()
 command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
 # Headless Chromium for the panel's browser tests.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# PostgreSQL's programs: the store's and the job queue's tests start a
+# private cluster of their own (internal/testbed).
+command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 # The libraries of the unpacked servers below (they conflict with
 # nothing), openssl for Mailutils' password hashes and unshare for the
 # private mount namespaces of Cyrus and Courier.
@@ -48,7 +51,9 @@ for p in "${server_libs[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
 	# Debian's policy keeps the system Dovecot service from starting; the
-	# tests run their own instances.
+	# tests run their own instances. postgresql creates and starts
+	# Debian's main cluster on port 5432, which the tests leave alone:
+	# they run their own clusters too.
 	apt_install "${missing[@]}"
 fi
 
@@ -82,6 +87,7 @@ export PATH="$PATH:/usr/sbin"
 export MAILMIGRATE_REQUIRE_DOVECOT=1
 export MAILMIGRATE_REQUIRE_SERVERS=1
 export MAILMIGRATE_REQUIRE_CHROMIUM=1
+export MAILMIGRATE_REQUIRE_POSTGRES=1
 
 if [ "${1:-}" = --install ]; then
 	exit 0

@@ -37,9 +37,15 @@ func loadConfig(path string) (config.Config, error) {
 	return config.Load(path)
 }
 
-func openStore(cfg config.Config) (*store.SQLite, error) {
+// openStore opens the configured database: PostgreSQL when database is
+// set, else the SQLite file in the data directory (which also holds the
+// secret key either way).
+func openStore(ctx context.Context, cfg config.Config) (*store.DB, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	if cfg.Database != "" {
+		return store.OpenPostgres(ctx, cfg.Database)
 	}
 	return store.Open(filepath.Join(cfg.DataDir, "mailmigrate.db"))
 }
@@ -103,7 +109,7 @@ func runServe(ctx context.Context, args []string) int {
 	if err != nil {
 		return fail(usageError{err.Error()})
 	}
-	st, err := openStore(cfg)
+	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return fail(err)
 	}
@@ -113,11 +119,13 @@ func runServe(ctx context.Context, args []string) int {
 	if err := checkHosting(ctx, h, someMailbox(ctx, st, h.Driver)); err != nil {
 		return fail(usageError{"the hosting is not ready: " + err.Error()})
 	}
-	unlock, err := lockDataDir(cfg.DataDir)
-	if err != nil {
-		return fail(err)
+	if st.Dialect() == store.SQLite {
+		unlock, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return fail(err)
+		}
+		defer unlock()
 	}
-	defer unlock()
 	key, err := secret.LoadOrCreateKey(filepath.Join(cfg.DataDir, "secret.key"), "MAILMIGRATE_SECRET_KEY")
 	if err != nil {
 		return fail(err)
@@ -141,7 +149,8 @@ func runServe(ctx context.Context, args []string) int {
 	if err := runner.Start(ctx); err != nil {
 		return fail(err)
 	}
-	logger.Printf("mailmigrate serving on http://%s/ (API under /api/v1), data in %s", ln.Addr(), cfg.DataDir)
+	logger.Printf("mailmigrate serving on http://%s/ (API under /api/v1), database %s %s, data directory %s",
+		ln.Addr(), st.Dialect(), st.Location(), cfg.DataDir)
 	if ts, err := st.Tenants(ctx); err == nil && len(ts) == 0 {
 		cp := ""
 		if *cfgPath != "" {
@@ -167,7 +176,7 @@ func runServe(ctx context.Context, args []string) int {
 }
 
 // buildService wires the job queue, the API and the panel on a store.
-func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs.Hosting, cfg config.Config,
+func buildService(ctx context.Context, st *store.DB, box *secret.Box, h jobs.Hosting, cfg config.Config,
 	logf func(string, ...any)) (http.Handler, *jobs.Runner, error) {
 	eng := engine.Options{Conn: imapconn.Options{Timeout: 60 * time.Second}, MaxMessageSize: cfg.Hosting.MaxMessageSize,
 		MaxFolders: cfg.Sources.MaxFolders}
@@ -185,6 +194,7 @@ func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs
 		HostingNames: append([]string{h.IMAP.Host}, cfg.Hosting.IMAPNames...)}
 	// The SQLite file is this process's alone: serve holds the data
 	// directory's lock (lockDataDir), the demo's file is a temporary one.
+	// Servers sharing a PostgreSQL database may run each other's jobs.
 	mailer, err := buildMailer(cfg.Notify)
 	if err != nil {
 		return nil, nil, err
@@ -192,10 +202,10 @@ func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs
 	// The panel's checks and the copies count failed logins together.
 	failed := diagnose.NewFailedLogins()
 	mets := metrics.New(st.DB())
-	runner, err := jobs.Open(ctx, st.DB(), jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng, FailedLogins: failed, Metrics: mets,
+	runner, err := jobs.Open(ctx, st, jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng, FailedLogins: failed, Metrics: mets,
 		SourceHostLimit: cfg.Sources.HostLimit, Workers: cfg.Jobs.Workers, Slice: cfg.Jobs.Slice,
 		SecretRetention: cfg.SecretRetention, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag,
-		SingleProcess: true, Logf: logf, Notify: mailer, ResyncStopDays: cfg.Jobs.ResyncStopDays})
+		SingleProcess: st.Dialect() == store.SQLite, Logf: logf, Notify: mailer, ResyncStopDays: cfg.Jobs.ResyncStopDays})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -315,8 +325,8 @@ func readiness(db *sql.DB, h jobs.Hosting) http.Handler {
 	})
 }
 
-// lockDataDir makes sure one server at a time uses a data directory: the
-// job queue treats jobs left running as orphans at start.
+// lockDataDir makes sure one server at a time uses a data directory's
+// SQLite file: the job queue treats jobs left running as orphans at start.
 func lockDataDir(dir string) (func(), error) {
 	f, err := os.OpenFile(filepath.Join(dir, "serve.lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -391,7 +401,7 @@ func runAdmin(ctx context.Context, args []string) int {
 	if err != nil {
 		return fail(usageError{err.Error()})
 	}
-	st, err := openStore(cfg)
+	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return fail(err)
 	}

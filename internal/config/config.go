@@ -6,6 +6,7 @@ package config
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -21,9 +22,13 @@ import (
 type Config struct {
 	Listen  string // address of the web and API listener
 	DataDir string // SQLite database and secret key
-	Hosting Hosting
-	Sources Sources
-	Jobs    Jobs
+	// Database is the URL of a PostgreSQL database (postgres://…) that
+	// holds the data instead of the SQLite file in DataDir; several
+	// servers may share it. It may carry a password: never log it.
+	Database string
+	Hosting  Hosting
+	Sources  Sources
+	Jobs     Jobs
 	// SecretRetention is how long passwords stay stored after a task has
 	// finished, for a final re-sync.
 	SecretRetention time.Duration
@@ -229,6 +234,15 @@ func (c *Config) set(key, val string) error {
 		return str(&c.Listen)
 	case "data_dir":
 		return str(&c.DataDir)
+	case "database":
+		if val != "" {
+			u, err := url.Parse(val)
+			if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+				// Not quoted: the value may hold a password.
+				return errors.New("not a PostgreSQL URL: use postgres://user:password@host/database, or leave it empty for SQLite in data_dir")
+			}
+		}
+		return str(&c.Database)
 	case "secret_retention":
 		return duration(&c.SecretRetention)
 	case "dns_server":

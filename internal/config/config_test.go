@@ -29,6 +29,25 @@ jobs.slice = 90s
 	}
 }
 
+// The database is SQLite unless a PostgreSQL URL is given; a wrong value
+// is refused without being repeated (it may hold a password).
+func TestDatabase(t *testing.T) {
+	if c, err := Parse(nil, "test.conf"); err != nil || c.Database != "" {
+		t.Errorf("default database %q, %v", c.Database, err)
+	}
+	const url = "postgres://mailmigrate:s3cret@db.hosting.tld:5432/mailmigrate?sslmode=verify-full"
+	c, err := Parse([]byte("database = "+url+"\n"), "test.conf")
+	if err != nil || c.Database != url {
+		t.Errorf("database %q, %v", c.Database, err)
+	}
+	for _, bad := range []string{"mysql://root:s3cret@db/mm", "s3cret", "host=db password=s3cret", "postgres://u:s3cret@db/%zz"} {
+		_, err := Parse([]byte("database = "+bad+"\n"), "bad.conf")
+		if err == nil || !strings.Contains(err.Error(), "bad.conf:1: database: not a PostgreSQL URL") || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("database = %s: %v", bad, err)
+		}
+	}
+}
+
 func TestMailboxManagementKeys(t *testing.T) {
 	c, err := Parse([]byte(`hosting.max_quota = 10G
 hosting.alias_file = /etc/postfix/virtual

@@ -36,7 +36,7 @@ type bed struct {
 	t        *testing.T
 	src, dst *testbed.Dovecot
 	acct     engine.Account
-	led      *store.SQLite
+	led      *store.DB
 	corpus   *testbed.Corpus
 }
 

@@ -163,7 +163,7 @@ func runMatrix(t *testing.T, src testbed.Server, srcLogin string, dst testbed.Se
 	}
 	acct := engine.Account{Source: matrixEndpoint(t, src), SourceUser: srcLogin, SourcePassword: matrixPass,
 		Dest: matrixEndpoint(t, dst), DestUser: dstLogin, DestPassword: matrixPass}
-	ledger := func() *store.SQLite {
+	ledger := func() *store.DB {
 		led, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
 		if err != nil {
 			t.Fatal(err)
@@ -174,7 +174,7 @@ func runMatrix(t *testing.T, src testbed.Server, srcLogin string, dst testbed.Se
 	led := ledger()
 	var logMu sync.Mutex
 	var engineLog []string
-	run := func(what string, led *store.SQLite) *engine.Report {
+	run := func(what string, led *store.DB) *engine.Report {
 		t.Helper()
 		r, err := engine.Run(ctx, acct, led, engine.Options{
 			Conn: imapconn.Options{Timeout: 20 * time.Second},

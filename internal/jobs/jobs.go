@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
@@ -65,7 +67,9 @@ type Config struct {
 	AllowPrivate bool
 	// SingleProcess says that no other process uses the database (SQLite,
 	// whose data directory serve locks): jobs found running at start were
-	// left by a process that died.
+	// left by a process that died. On PostgreSQL, where other servers may
+	// be running them, River's rescuer retries the jobs of a server that
+	// died once they have run longer than a slice allows.
 	SingleProcess bool
 	// Logf receives one line per notable event (no secrets).
 	Logf func(format string, args ...any)
@@ -122,9 +126,10 @@ type Runner struct {
 	every time.Duration
 }
 
-// Open prepares River's tables in db (the store's SQLite file) and the
-// client.
-func Open(ctx context.Context, db *sql.DB, cfg Config) (*Runner, error) {
+// Open prepares River's tables in the store's database and the client:
+// jobs are inserted in the store's transactions (one *sql.Tx type for
+// both databases).
+func Open(ctx context.Context, db *store.DB, cfg Config) (*Runner, error) {
 	if cfg.SourceHostLimit <= 0 {
 		cfg.SourceHostLimit = 3
 	}
@@ -143,13 +148,9 @@ func Open(ctx context.Context, db *sql.DB, cfg Config) (*Runner, error) {
 	if cfg.NotifyRetry <= 0 {
 		cfg.NotifyRetry = time.Minute
 	}
-	driver := riversqlite.New(db)
-	migrator, err := rivermigrate.New(driver, nil)
+	driver, err := queueDriver(ctx, db)
 	if err != nil {
-		return nil, fmt.Errorf("job queue: %w", err)
-	}
-	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return nil, fmt.Errorf("job queue tables: %w", err)
+		return nil, err
 	}
 	failed := cfg.FailedLogins
 	if failed == nil {
@@ -177,6 +178,11 @@ func Open(ctx context.Context, db *sql.DB, cfg Config) (*Runner, error) {
 		JobTimeout:           cfg.Slice + time.Minute,
 		RescueStuckJobsAfter: cfg.Slice + 5*time.Minute,
 		FetchPollInterval:    200 * time.Millisecond,
+		// On PostgreSQL River would LISTEN for new jobs, cancels and
+		// leadership changes on a connection of its own, which
+		// database/sql does not give out: each server polls for them
+		// instead (new jobs every FetchPollInterval).
+		PollOnly: db.Dialect() == store.Postgres,
 		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
 			func() (river.JobArgs, *river.InsertOpts) { return expireArgs{}, nil },
 			&river.PeriodicJobOpts{RunOnStart: true}), resyncJob()},
@@ -189,6 +195,43 @@ func Open(ctx context.Context, db *sql.DB, cfg Config) (*Runner, error) {
 		cfg.Store.SetNotificationQueue(r.queueNotification)
 	}
 	return r, nil
+}
+
+// queueDriver is River's driver for the store's database, whose tables it
+// brings up to date.
+func queueDriver(ctx context.Context, db *store.DB) (riverdriver.Driver[*sql.Tx], error) {
+	var driver riverdriver.Driver[*sql.Tx] = riversqlite.New(db.DB())
+	if db.Dialect() == store.Postgres {
+		// Over pgx's database/sql driver, so that River inserts jobs in
+		// the store's transactions as it does on SQLite.
+		driver = riverdatabasesql.New(db.DB())
+	}
+	migrator, err := rivermigrate.New(driver, nil)
+	if err != nil {
+		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	if db.Dialect() != store.Postgres {
+		if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+			return nil, fmt.Errorf("job queue tables: %w", err)
+		}
+		return driver, nil
+	}
+	// Under the store's schema lock: rivermigrate takes none, and servers
+	// starting together would create the tables twice. A version at a
+	// time, as Migrate does: a later version uses an enum value an
+	// earlier one adds, which PostgreSQL allows only once that is
+	// committed.
+	for done := false; !done; {
+		err := db.SchemaTx(ctx, func(tx *sql.Tx) error {
+			res, err := migrator.MigrateTx(ctx, tx, rivermigrate.DirectionUp, &rivermigrate.MigrateOpts{MaxSteps: 1})
+			done = err == nil && len(res.Versions) == 0
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("job queue tables: %w", err)
+		}
+	}
+	return driver, nil
 }
 
 // Start checks the job of every unfinished task (see reconcile), then

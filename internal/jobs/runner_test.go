@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -23,25 +22,21 @@ import (
 // bench is a runner on a fresh store whose engine is a stand-in.
 type bench struct {
 	t   *testing.T
-	st  *store.SQLite
+	st  *store.DB
 	r   *Runner
 	box *secret.Box
 	d   store.Domain
 	n   int
 }
 
-func newBench(t *testing.T, cfg Config) *bench {
+func newBench(t *testing.T, st *store.DB, cfg Config) *bench {
 	ctx := context.Background()
-	st, err := store.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	b := &bench{t: t, st: st}
 	b.box, _ = secret.New(bytes.Repeat([]byte{7}, 32))
 	cfg.Store, cfg.Box = st, b.box
 	cfg.Hosting = Hosting{MasterUser: "master", MasterPassword: "x"}
-	if b.r, err = Open(ctx, st.DB(), cfg); err != nil {
+	var err error
+	if b.r, err = Open(ctx, st, cfg); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := st.CreateTenant(ctx, "Firma", store.KindCustomer)
@@ -66,6 +61,21 @@ func (b *bench) submit() store.Task {
 	return tasks[0]
 }
 
+// holdQueue starts the runner with its queue paused: River runs none of
+// the jobs a test works itself, but its producer takes the cancels that
+// River hands it in-process when the driver has no listener (PostgreSQL),
+// which a client that never started stops taking after 100.
+func (b *bench) holdQueue() {
+	ctx := context.Background()
+	if err := b.r.Start(ctx); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Cleanup(func() { b.r.Stop(ctx) })
+	if err := b.r.client.QueuePause(ctx, river.QueueDefault, nil); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
 func (b *bench) task(id int64) store.Task {
 	t, err := b.st.Task(context.Background(), id)
 	if err != nil {
@@ -81,129 +91,139 @@ func jobOf(t store.Task, attempt int) *river.Job[TaskArgs] {
 // A cancel may land while a run writes its progress or ends: the task stays
 // cancelled and is not queued again at the next start.
 func TestCancelRacesProgressAndFinish(t *testing.T) {
-	ctx := context.Background()
-	b := newBench(t, Config{})
-	b.r.every = 20 * time.Microsecond
-	b.r.run = func(ctx context.Context, a engine.Account, _ engine.Ledger, opt engine.Options) (*engine.Report, error) {
-		deadline := time.Now().Add(time.Duration(rand.IntN(3000)) * time.Microsecond)
-		for time.Now().Before(deadline) && ctx.Err() == nil {
-			opt.Progress.AddAccounts(1)
-			time.Sleep(50 * time.Microsecond)
+	forEachStore(t, func(t *testing.T, st *store.DB) {
+		ctx := context.Background()
+		b := newBench(t, st, Config{})
+		b.r.every = 20 * time.Microsecond
+		b.holdQueue()
+		b.r.run = func(ctx context.Context, a engine.Account, _ engine.Ledger, opt engine.Options) (*engine.Report, error) {
+			deadline := time.Now().Add(time.Duration(rand.IntN(3000)) * time.Microsecond)
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				opt.Progress.AddAccounts(1)
+				time.Sleep(50 * time.Microsecond)
+			}
+			return &engine.Report{Status: engine.StatusDone}, nil
 		}
-		return &engine.Report{Status: engine.StatusDone}, nil
-	}
-	const runs = 500
-	cancelled := 0
-	for i := range runs {
-		task := b.submit()
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			if err := (&taskWorker{r: b.r}).Work(ctx, jobOf(task, 1)); err != nil {
-				var snooze *river.JobSnoozeError
-				if !errors.As(err, &snooze) {
-					t.Errorf("work: %v", err)
+		const runs = 500
+		cancelled := 0
+		for i := range runs {
+			task := b.submit()
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				if err := (&taskWorker{r: b.r}).Work(ctx, jobOf(task, 1)); err != nil {
+					var snooze *river.JobSnoozeError
+					if !errors.As(err, &snooze) {
+						t.Errorf("work: %v", err)
+					}
+				}
+			})
+			time.Sleep(time.Duration(rand.IntN(8000)) * time.Microsecond)
+			if err := b.r.Cancel(ctx, task.ID); err != nil {
+				t.Fatal(err)
+			}
+			after := b.task(task.ID)
+			wg.Wait()
+			final := b.task(task.ID)
+			if after.State == store.StateCancelled {
+				cancelled++
+				if final.State != store.StateCancelled {
+					t.Fatalf("run %d: task %d was cancelled, then became %s", i, task.ID, final.State)
 				}
 			}
-		})
-		time.Sleep(time.Duration(rand.IntN(8000)) * time.Microsecond)
-		if err := b.r.Cancel(ctx, task.ID); err != nil {
-			t.Fatal(err)
-		}
-		after := b.task(task.ID)
-		wg.Wait()
-		final := b.task(task.ID)
-		if after.State == store.StateCancelled {
-			cancelled++
-			if final.State != store.StateCancelled {
-				t.Fatalf("run %d: task %d was cancelled, then became %s", i, task.ID, final.State)
+			if !store.Finished(final.State) {
+				t.Fatalf("run %d: task %d ended %s", i, task.ID, final.State)
 			}
 		}
-		if !store.Finished(final.State) {
-			t.Fatalf("run %d: task %d ended %s", i, task.ID, final.State)
+		if un, _ := b.st.UnfinishedTasks(ctx); len(un) != 0 {
+			t.Errorf("%d task(s) would be queued again at the next start", len(un))
 		}
-	}
-	if un, _ := b.st.UnfinishedTasks(ctx); len(un) != 0 {
-		t.Errorf("%d task(s) would be queued again at the next start", len(un))
-	}
-	t.Logf("%d of %d runs were cancelled before they ended", cancelled, runs)
+		t.Logf("%d of %d runs were cancelled before they ended", cancelled, runs)
+	})
 }
 
 // A panic in the engine fails the task with an internal failure, once: the
 // job is not retried.
 func TestEnginePanicFailsTask(t *testing.T) {
-	ctx := context.Background()
-	b := newBench(t, Config{})
-	b.r.run = func(context.Context, engine.Account, engine.Ledger, engine.Options) (*engine.Report, error) {
-		var m map[string]int
-		m["boom"]++
-		return nil, nil
-	}
-	task := b.submit()
-	if err := (&taskWorker{r: b.r}).Work(ctx, jobOf(task, 1)); err != nil {
-		t.Fatalf("work: %v", err)
-	}
-	got := b.task(task.ID)
-	if got.State != store.StateFailed || got.Failure == nil || got.Failure.Kind != "internal" || got.Report == nil {
-		t.Fatalf("after a panic: %s %+v", got.State, got.Failure)
-	}
+	forEachStore(t, func(t *testing.T, st *store.DB) {
+		ctx := context.Background()
+		b := newBench(t, st, Config{})
+		b.r.run = func(context.Context, engine.Account, engine.Ledger, engine.Options) (*engine.Report, error) {
+			var m map[string]int
+			m["boom"]++
+			return nil, nil
+		}
+		task := b.submit()
+		if err := (&taskWorker{r: b.r}).Work(ctx, jobOf(task, 1)); err != nil {
+			t.Fatalf("work: %v", err)
+		}
+		got := b.task(task.ID)
+		if got.State != store.StateFailed || got.Failure == nil || got.Failure.Kind != "internal" || got.Report == nil {
+			t.Fatalf("after a panic: %s %+v", got.State, got.Failure)
+		}
+	})
 }
 
 // A panic outside the engine (here in the mailbox driver) fails the task
 // too, and River is told not to retry.
 func TestWorkerPanicFailsTask(t *testing.T) {
-	ctx := context.Background()
-	b := newBench(t, Config{})
-	b.r.cfg.Hosting.Driver = nil // a TaskCreate calls it: nil panics
-	b.n++
-	_, tasks, err := b.st.CreateMigration(ctx, store.Migration{DomainID: b.d.ID, SourceHost: "h"},
-		[]store.Task{{Kind: store.TaskCreate, SourceUser: "n@firma.test", DestUser: "n@firma.test"}},
-		func(tx *sql.Tx, tasks []store.Task) error {
-			tasks[0].SourceSecret = b.box.Seal("x", SecretContext(tasks[0].ID, "source"))
-			tasks[0].DestSecret = b.box.Seal("x", SecretContext(tasks[0].ID, "destination"))
-			return b.r.QueueTx(ctx, tx, tasks)
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = (&taskWorker{r: b.r}).Work(ctx, jobOf(tasks[0], 1))
-	var cancel *rivertype.JobCancelError
-	if !errors.As(err, &cancel) {
-		t.Errorf("a panic was handed to River as %v", err)
-	}
-	if got := b.task(tasks[0].ID); got.State != store.StateFailed || got.Failure == nil || got.Failure.Kind != "internal" {
-		t.Fatalf("after a panic: %s %+v", got.State, got.Failure)
-	}
+	forEachStore(t, func(t *testing.T, st *store.DB) {
+		ctx := context.Background()
+		b := newBench(t, st, Config{})
+		b.r.cfg.Hosting.Driver = nil // a TaskCreate calls it: nil panics
+		b.n++
+		_, tasks, err := b.st.CreateMigration(ctx, store.Migration{DomainID: b.d.ID, SourceHost: "h"},
+			[]store.Task{{Kind: store.TaskCreate, SourceUser: "n@firma.test", DestUser: "n@firma.test"}},
+			func(tx *sql.Tx, tasks []store.Task) error {
+				tasks[0].SourceSecret = b.box.Seal("x", SecretContext(tasks[0].ID, "source"))
+				tasks[0].DestSecret = b.box.Seal("x", SecretContext(tasks[0].ID, "destination"))
+				return b.r.QueueTx(ctx, tx, tasks)
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = (&taskWorker{r: b.r}).Work(ctx, jobOf(tasks[0], 1))
+		var cancel *rivertype.JobCancelError
+		if !errors.As(err, &cancel) {
+			t.Errorf("a panic was handed to River as %v", err)
+		}
+		if got := b.task(tasks[0].ID); got.State != store.StateFailed || got.Failure == nil || got.Failure.Kind != "internal" {
+			t.Fatalf("after a panic: %s %+v", got.State, got.Failure)
+		}
+	})
 }
 
 // On the job's last attempt an unexpected error fails the task: River
 // discards the job and nothing would run the task again.
 func TestLastAttemptFailsTask(t *testing.T) {
-	ctx := context.Background()
-	b := newBench(t, Config{})
-	task := b.submit()
-	if _, err := b.st.DB().Exec(`UPDATE migration SET created = 'garbled' WHERE id = ?`, task.MigrationID); err != nil {
-		t.Fatal(err) // the migration cannot be read: an error Work returns
-	}
-	w := &taskWorker{r: b.r}
-	if err := w.Work(ctx, jobOf(task, 1)); err == nil {
-		t.Fatal("no error")
-	}
-	if got := b.task(task.ID); got.State != store.StateQueued {
-		t.Fatalf("before the last attempt: %s", got.State)
-	}
-	if err := w.Work(ctx, jobOf(task, 4)); err == nil {
-		t.Fatal("no error")
-	}
-	if got := b.task(task.ID); got.State != store.StateFailed || got.Failure == nil || got.Failure.Kind != "internal" {
-		t.Fatalf("after the last attempt: %s %+v", got.State, got.Failure)
-	}
+	forEachStore(t, func(t *testing.T, st *store.DB) {
+		ctx := context.Background()
+		b := newBench(t, st, Config{})
+		task := b.submit()
+		// The migration cannot be read: an error Work returns.
+		if _, err := b.st.DB().Exec(`ALTER TABLE migration RENAME COLUMN source_fingerprint TO gone`); err != nil {
+			t.Fatal(err)
+		}
+		w := &taskWorker{r: b.r}
+		if err := w.Work(ctx, jobOf(task, 1)); err == nil {
+			t.Fatal("no error")
+		}
+		if got := b.task(task.ID); got.State != store.StateQueued {
+			t.Fatalf("before the last attempt: %s", got.State)
+		}
+		if err := w.Work(ctx, jobOf(task, 4)); err == nil {
+			t.Fatal("no error")
+		}
+		if got := b.task(task.ID); got.State != store.StateFailed || got.Failure == nil || got.Failure.Kind != "internal" {
+			t.Fatalf("after the last attempt: %s %+v", got.State, got.Failure)
+		}
+	})
 }
 
 // At start, a job left running by a process that died is replaced, so that
 // its task continues at once; a task whose job River gave up on fails.
 func TestStartReplacesOrphans(t *testing.T) {
 	ctx := context.Background()
-	b := newBench(t, Config{SingleProcess: true})
+	b := newBench(t, sqliteStore(t), Config{SingleProcess: true})
 	ran := make(chan int64, 4)
 	b.r.run = func(_ context.Context, a engine.Account, _ engine.Ledger, _ engine.Options) (*engine.Report, error) {
 		ran <- 1
@@ -241,5 +261,110 @@ func TestStartReplacesOrphans(t *testing.T) {
 	}
 	if got := b.task(given.ID); got.State != store.StateFailed || got.Failure == nil || got.Failure.Kind != "internal" {
 		t.Errorf("task of a discarded job: %s %+v", got.State, got.Failure)
+	}
+}
+
+// A task and its job are stored in one transaction: River runs the job,
+// which claims the task and finishes it; a submission whose queueing
+// fails leaves neither tasks nor jobs.
+func TestTaskRunsAsJob(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st *store.DB) {
+		ctx := context.Background()
+		b := newBench(t, st, Config{})
+		b.r.run = func(context.Context, engine.Account, engine.Ledger, engine.Options) (*engine.Report, error) {
+			return &engine.Report{Status: engine.StatusDone, Totals: engine.Totals{Copied: 3}}, nil
+		}
+		_, _, err := st.CreateMigration(ctx, store.Migration{DomainID: b.d.ID, SourceHost: "imap.old.test", SourcePort: 993},
+			[]store.Task{{Kind: store.TaskSync, SourceUser: "a@old.test", DestUser: "lost@firma.test"}},
+			func(tx *sql.Tx, tasks []store.Task) error {
+				if err := b.r.QueueTx(ctx, tx, tasks); err != nil {
+					return err
+				}
+				return errors.New("sealing failed")
+			})
+		if err == nil {
+			t.Fatal("a failed submission was stored")
+		}
+		jobs, err := b.r.client.JobList(ctx, river.NewJobListParams().Kinds(TaskArgs{}.Kind()))
+		if err != nil || len(jobs.Jobs) != 0 {
+			t.Fatalf("a failed submission left %d job(s): %v", len(jobs.Jobs), err)
+		}
+
+		if err := b.r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer b.r.Stop(ctx)
+		task := b.submit()
+		for deadline := time.Now().Add(15 * time.Second); b.task(task.ID).State != store.StateDone; {
+			if time.Now().After(deadline) {
+				t.Fatalf("the task did not run: %+v", b.task(task.ID))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		got := b.task(task.ID)
+		runs, err := st.Runs(ctx, task.ID)
+		if err != nil || len(runs) != 1 || runs[0].State != store.StateDone || got.Report == nil || got.Report.Totals.Copied != 3 {
+			t.Fatalf("task %+v, runs %+v, %v", got, runs, err)
+		}
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			job, err := b.r.client.JobGet(ctx, task.JobID)
+			if err == nil && job.State == rivertype.JobStateCompleted {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("job of the finished task: %+v, %v", job, err)
+			}
+		}
+	})
+}
+
+// On PostgreSQL other servers may be running jobs: at start a running job
+// is left alone, and River's rescuer retries one whose server died (it has
+// run far longer than a slice allows); its task continues with that job.
+func TestRescuedAfterServerDied(t *testing.T) {
+	ctx := context.Background()
+	b := newBench(t, postgresStore(t), Config{Slice: time.Second})
+	ran := make(chan string, 4)
+	b.r.run = func(_ context.Context, a engine.Account, _ engine.Ledger, _ engine.Options) (*engine.Report, error) {
+		ran <- a.DestUser
+		return &engine.Report{Status: engine.StatusDone}, nil
+	}
+	dead, alive := b.submit(), b.submit()
+	// What a server that died an hour ago left, and a job another server
+	// is running now: the jobs running, their tasks copying.
+	for _, c := range []struct {
+		task   store.Task
+		since  string
+		server string
+	}{{dead, "1 hour", "dead-server"}, {alive, "1 second", "live-server"}} {
+		if _, err := b.st.DB().Exec(`UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now() - $1::interval,
+			attempted_by = ARRAY[$2] WHERE id = $3`, c.since, c.server, c.task.JobID); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := b.st.ClaimTask(ctx, c.task.ID, c.task.JobID); !ok || err != nil {
+			t.Fatal("claim", err)
+		}
+	}
+	if err := b.r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.r.Stop(ctx)
+	select {
+	case mailbox := <-ran:
+		if mailbox != dead.DestUser+"*master" {
+			t.Fatalf("ran %s", mailbox)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the task of the dead server did not run again: %+v", b.task(dead.ID))
+	}
+	for deadline := time.Now().Add(5 * time.Second); b.task(dead.ID).State != store.StateDone && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := b.task(dead.ID); got.State != store.StateDone || got.JobID != dead.JobID {
+		t.Errorf("task of the dead server: %s, job %d (was %d)", got.State, got.JobID, dead.JobID)
+	}
+	job, err := b.r.client.JobGet(ctx, alive.JobID)
+	if got := b.task(alive.ID); err != nil || job.State != rivertype.JobStateRunning || got.State != store.StateRunning || got.JobID != alive.JobID {
+		t.Errorf("the running job of another server was touched: task %s, job %d; job %+v, %v", got.State, got.JobID, job, err)
 	}
 }

@@ -11,73 +11,72 @@ import (
 )
 
 func TestLedger(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "state.db")
-	l, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const acct, folder = "a -> b", "Odeslaná pošta"
-	if _, ok, err := l.Folder(ctx, acct, folder); ok || err != nil {
-		t.Fatalf("empty ledger has folder state: %v %v", ok, err)
-	}
-	entries := []engine.Entry{
-		{SrcUID: 1, DstUID: 10, Identity: engine.Identity{1}, Flags: []imap.Flag{imap.FlagSeen, "$Label1"}},
-		{SrcUID: 2, DstUID: 11, Identity: engine.Identity{2}},
-	}
-	if err := l.Record(ctx, acct, folder, 7, entries); err != nil {
-		t.Fatal(err)
-	}
-	// Entries recorded without a complete pass do not make a folder state.
-	if _, ok, _ := l.Folder(ctx, acct, folder); ok {
-		t.Error("folder state exists before SaveFolder")
-	}
-	st := engine.FolderState{SrcFolder: folder, DstFolder: "Sent", SrcUIDValidity: 7, SrcUIDNext: 3,
-		SrcHighestModSeq: 99, SrcMessages: 2, DstUIDValidity: 5}
-	if err := l.SaveFolder(ctx, acct, st); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
+	forEachDialect(t, func(t *testing.T, open opener) {
+		l, err := open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		const acct, folder = "a -> b", "Odeslaná pošta"
+		if _, ok, err := l.Folder(ctx, acct, folder); ok || err != nil {
+			t.Fatalf("empty ledger has folder state: %v %v", ok, err)
+		}
+		entries := []engine.Entry{
+			{SrcUID: 1, DstUID: 10, Identity: engine.Identity{1}, Flags: []imap.Flag{imap.FlagSeen, "$Label1"}},
+			{SrcUID: 2, DstUID: 11, Identity: engine.Identity{2}},
+		}
+		if err := l.Record(ctx, acct, folder, 7, entries); err != nil {
+			t.Fatal(err)
+		}
+		// Entries recorded without a complete pass do not make a folder state.
+		if _, ok, _ := l.Folder(ctx, acct, folder); ok {
+			t.Error("folder state exists before SaveFolder")
+		}
+		st := engine.FolderState{SrcFolder: folder, DstFolder: "Sent", SrcUIDValidity: 7, SrcUIDNext: 3,
+			SrcHighestModSeq: 99, SrcMessages: 2, DstUIDValidity: 5}
+		if err := l.SaveFolder(ctx, acct, st); err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
 
-	// Everything survives reopening.
-	l, err = Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	got, ok, err := l.Folder(ctx, acct, folder)
-	if !ok || err != nil || got != st {
-		t.Fatalf("folder state %+v %v %v, want %+v", got, ok, err, st)
-	}
-	es, err := l.Entries(ctx, acct, folder, 7)
-	if err != nil || len(es) != 2 || es[1].DstUID != 10 || es[1].Identity != (engine.Identity{1}) ||
-		len(es[1].Flags) != 2 || es[1].Flags[1] != "$Label1" {
-		t.Fatalf("entries %+v, %v", es, err)
-	}
-	// Another UIDVALIDITY is another generation of the folder.
-	if es, _ := l.Entries(ctx, acct, folder, 8); len(es) != 0 {
-		t.Errorf("entries of UIDVALIDITY 8: %+v", es)
-	}
-	// Re-recording replaces (flag sync).
-	if err := l.Record(ctx, acct, folder, 7, []engine.Entry{{SrcUID: 2, DstUID: 11, Flags: []imap.Flag{imap.FlagFlagged}}}); err != nil {
-		t.Fatal(err)
-	}
-	if es, _ := l.Entries(ctx, acct, folder, 7); len(es[2].Flags) != 1 || es[2].Flags[0] != imap.FlagFlagged {
-		t.Errorf("after update: %+v", es[2])
-	}
-	// Another account sees nothing.
-	if es, _ := l.Entries(ctx, "other", folder, 7); len(es) != 0 {
-		t.Errorf("other account sees %d entries", len(es))
-	}
-	if err := l.Forget(ctx, acct, folder); err != nil {
-		t.Fatal(err)
-	}
-	if es, _ := l.Entries(ctx, acct, folder, 7); len(es) != 0 {
-		t.Errorf("entries after Forget: %d", len(es))
-	}
-	if _, ok, _ := l.Folder(ctx, acct, folder); ok {
-		t.Error("folder state after Forget")
-	}
+		// Everything survives reopening.
+		if l, err = open(); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := l.Folder(ctx, acct, folder)
+		if !ok || err != nil || got != st {
+			t.Fatalf("folder state %+v %v %v, want %+v", got, ok, err, st)
+		}
+		es, err := l.Entries(ctx, acct, folder, 7)
+		if err != nil || len(es) != 2 || es[1].DstUID != 10 || es[1].Identity != (engine.Identity{1}) ||
+			len(es[1].Flags) != 2 || es[1].Flags[1] != "$Label1" {
+			t.Fatalf("entries %+v, %v", es, err)
+		}
+		// Another UIDVALIDITY is another generation of the folder.
+		if es, _ := l.Entries(ctx, acct, folder, 8); len(es) != 0 {
+			t.Errorf("entries of UIDVALIDITY 8: %+v", es)
+		}
+		// Re-recording replaces (flag sync).
+		if err := l.Record(ctx, acct, folder, 7, []engine.Entry{{SrcUID: 2, DstUID: 11, Flags: []imap.Flag{imap.FlagFlagged}}}); err != nil {
+			t.Fatal(err)
+		}
+		if es, _ := l.Entries(ctx, acct, folder, 7); len(es[2].Flags) != 1 || es[2].Flags[0] != imap.FlagFlagged {
+			t.Errorf("after update: %+v", es[2])
+		}
+		// Another account sees nothing.
+		if es, _ := l.Entries(ctx, "other", folder, 7); len(es) != 0 {
+			t.Errorf("other account sees %d entries", len(es))
+		}
+		if err := l.Forget(ctx, acct, folder); err != nil {
+			t.Fatal(err)
+		}
+		if es, _ := l.Entries(ctx, acct, folder, 7); len(es) != 0 {
+			t.Errorf("entries after Forget: %d", len(es))
+		}
+		if _, ok, _ := l.Folder(ctx, acct, folder); ok {
+			t.Error("folder state after Forget")
+		}
+	})
 }
 
 // BenchmarkRecord is the ledger write of one batch of copied messages.

@@ -52,24 +52,24 @@ func runKind(previous string) string {
 
 // openRun starts a run of a task that has none open, or marks the open
 // one copying again (a further slice). It reports whether a run started.
-func openRun(ctx context.Context, tx *sql.Tx, taskID int64, now time.Time) (bool, error) {
+func openRun(ctx context.Context, tx txn, taskID int64, now time.Time) (bool, error) {
 	var open int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM task_run WHERE task_id = ? AND finished = 0`, taskID).
+	if err := tx.queryRow(ctx, `SELECT count(*) FROM task_run WHERE task_id = ? AND finished = 0`, taskID).
 		Scan(&open); err != nil {
 		return false, fmt.Errorf("read the runs of task %d: %w", taskID, err)
 	}
 	if open > 0 {
-		_, err := tx.ExecContext(ctx, `UPDATE task_run SET state = ? WHERE task_id = ? AND finished = 0`, StateRunning, taskID)
+		_, err := tx.exec(ctx, `UPDATE task_run SET state = ? WHERE task_id = ? AND finished = 0`, StateRunning, taskID)
 		return false, err
 	}
 	var number int
 	var previous string
-	err := tx.QueryRowContext(ctx, `SELECT number, state FROM task_run WHERE task_id = ? ORDER BY number DESC LIMIT 1`, taskID).
+	err := tx.queryRow(ctx, `SELECT number, state FROM task_run WHERE task_id = ? ORDER BY number DESC LIMIT 1`, taskID).
 		Scan(&number, &previous)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return false, fmt.Errorf("read the runs of task %d: %w", taskID, err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO task_run (task_id, number, kind, state, started) VALUES (?, ?, ?, ?, ?)`,
+	if _, err := tx.exec(ctx, `INSERT INTO task_run (task_id, number, kind, state, started) VALUES (?, ?, ?, ?, ?)`,
 		taskID, number+1, runKind(previous), StateRunning, unix(now)); err != nil {
 		return false, fmt.Errorf("start a run of task %d: %w", taskID, err)
 	}
@@ -78,9 +78,9 @@ func openRun(ctx context.Context, tx *sql.Tx, taskID int64, now time.Time) (bool
 
 // openRunReport is the report of a task's open run so far: nil when no
 // run is open or no slice of it has ended yet.
-func (l *SQLite) openRunReport(ctx context.Context, taskID int64) (*engine.Report, error) {
+func (l *DB) openRunReport(ctx context.Context, taskID int64) (*engine.Report, error) {
 	var report string
-	err := l.db.QueryRowContext(ctx, `SELECT report FROM task_run WHERE task_id = ? AND finished = 0`, taskID).Scan(&report)
+	err := l.queryRow(ctx, `SELECT report FROM task_run WHERE task_id = ? AND finished = 0`, taskID).Scan(&report)
 	if errors.Is(err, sql.ErrNoRows) || report == "" {
 		return nil, nil
 	}
@@ -97,8 +97,8 @@ func (l *SQLite) openRunReport(ctx context.Context, taskID int64) (*engine.Repor
 // endRun writes the end of a slice into the task's open run: its report
 // (unless ""), and, when the task reached a final state, that state, its
 // failure and its finish time, which closes the run.
-func endRun(ctx context.Context, tx *sql.Tx, taskID int64, report string) error {
-	_, err := tx.ExecContext(ctx, `UPDATE task_run SET
+func endRun(ctx context.Context, tx txn, taskID int64, report string) error {
+	_, err := tx.exec(ctx, `UPDATE task_run SET
 		report = CASE WHEN ? = '' THEN report ELSE ? END,
 		state = (SELECT state FROM task WHERE id = ?),
 		failure = (SELECT failure FROM task WHERE id = ?),
@@ -111,8 +111,8 @@ func endRun(ctx context.Context, tx *sql.Tx, taskID int64, report string) error 
 }
 
 // Runs implements Store.
-func (l *SQLite) Runs(ctx context.Context, taskID int64) ([]Run, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT number, kind, state, started, finished, report, failure
+func (l *DB) Runs(ctx context.Context, taskID int64) ([]Run, error) {
+	rows, err := l.query(ctx, `SELECT number, kind, state, started, finished, report, failure
 		FROM task_run WHERE task_id = ? ORDER BY number DESC`, taskID)
 	if err != nil {
 		return nil, fmt.Errorf("read the runs of task %d: %w", taskID, err)
@@ -145,17 +145,4 @@ func (l *SQLite) Runs(ctx context.Context, taskID int64) ([]Run, error) {
 		return nil, fmt.Errorf("read the runs of task %d: %w", taskID, err)
 	}
 	return out, nil
-}
-
-// upgradeRuns gives every task that was copied before runs were kept one
-// run, from what the task kept of its latest.
-func upgradeRuns(db *sql.DB) error {
-	_, err := db.Exec(`INSERT INTO task_run (task_id, number, kind, state, started, finished, report, failure)
-		SELECT id, 1, ?, CASE WHEN state = ? THEN ? ELSE state END, started, finished, report, failure FROM task
-		WHERE started <> 0 AND NOT EXISTS (SELECT 1 FROM task_run r WHERE r.task_id = task.id)`,
-		RunFirst, StateQueued, StateRunning)
-	if err != nil {
-		return fmt.Errorf("keep the runs of earlier tasks: %w", err)
-	}
-	return nil
 }

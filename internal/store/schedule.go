@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -53,17 +51,6 @@ type TaskSecrets struct {
 	DestSecret   []byte
 }
 
-// upgradeSchedule adds the schedule table to databases of older versions.
-func upgradeSchedule(db *sql.DB) error {
-	_, err := db.Exec(`CREATE TABLE IF NOT EXISTS resync_schedule (
-		migration_id INTEGER PRIMARY KEY REFERENCES migration(id) ON DELETE CASCADE,
-		started INTEGER NOT NULL,
-		mx_since INTEGER NOT NULL DEFAULT 0,
-		last_run INTEGER NOT NULL DEFAULT 0
-	)`)
-	return err
-}
-
 func scanSchedule(row interface{ Scan(...any) error }) (Schedule, error) {
 	var s Schedule
 	var started, mx, last int64
@@ -73,8 +60,8 @@ func scanSchedule(row interface{ Scan(...any) error }) (Schedule, error) {
 }
 
 // StartSchedule implements Store.
-func (l *SQLite) StartSchedule(ctx context.Context, migrationID int64) (Schedule, error) {
-	if _, err := l.db.ExecContext(ctx, `INSERT INTO resync_schedule (migration_id, started) VALUES (?, ?)
+func (l *DB) StartSchedule(ctx context.Context, migrationID int64) (Schedule, error) {
+	if _, err := l.exec(ctx, `INSERT INTO resync_schedule (migration_id, started) VALUES (?, ?)
 		ON CONFLICT (migration_id) DO NOTHING`, migrationID, unix(time.Now())); err != nil {
 		return Schedule{}, fmt.Errorf("start the re-sync of migration %d: %w", migrationID, err)
 	}
@@ -82,8 +69,8 @@ func (l *SQLite) StartSchedule(ctx context.Context, migrationID int64) (Schedule
 }
 
 // StopSchedule implements Store.
-func (l *SQLite) StopSchedule(ctx context.Context, migrationID int64) (bool, error) {
-	ok, err := changed(l.db.ExecContext(ctx, `DELETE FROM resync_schedule WHERE migration_id = ?`, migrationID))
+func (l *DB) StopSchedule(ctx context.Context, migrationID int64) (bool, error) {
+	ok, err := changed(l.exec(ctx, `DELETE FROM resync_schedule WHERE migration_id = ?`, migrationID))
 	if err != nil {
 		return false, fmt.Errorf("stop the re-sync of migration %d: %w", migrationID, err)
 	}
@@ -91,14 +78,14 @@ func (l *SQLite) StopSchedule(ctx context.Context, migrationID int64) (bool, err
 }
 
 // Schedule implements Store.
-func (l *SQLite) Schedule(ctx context.Context, migrationID int64) (Schedule, error) {
-	return scanSchedule(l.db.QueryRowContext(ctx, `SELECT migration_id, started, mx_since, last_run
+func (l *DB) Schedule(ctx context.Context, migrationID int64) (Schedule, error) {
+	return scanSchedule(l.queryRow(ctx, `SELECT migration_id, started, mx_since, last_run
 		FROM resync_schedule WHERE migration_id = ?`, migrationID))
 }
 
 // Schedules implements Store.
-func (l *SQLite) Schedules(ctx context.Context) ([]Schedule, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT migration_id, started, mx_since, last_run FROM resync_schedule ORDER BY migration_id`)
+func (l *DB) Schedules(ctx context.Context) ([]Schedule, error) {
+	rows, err := l.query(ctx, `SELECT migration_id, started, mx_since, last_run FROM resync_schedule ORDER BY migration_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list re-sync schedules: %w", err)
 	}
@@ -115,8 +102,8 @@ func (l *SQLite) Schedules(ctx context.Context) ([]Schedule, error) {
 }
 
 // ScheduleRan implements Store.
-func (l *SQLite) ScheduleRan(ctx context.Context, migrationID int64, at, mxSince time.Time) error {
-	_, err := l.db.ExecContext(ctx, `UPDATE resync_schedule SET last_run = ?,
+func (l *DB) ScheduleRan(ctx context.Context, migrationID int64, at, mxSince time.Time) error {
+	_, err := l.exec(ctx, `UPDATE resync_schedule SET last_run = ?,
 		mx_since = CASE WHEN mx_since = 0 THEN ? ELSE mx_since END WHERE migration_id = ?`,
 		unix(at), unix(mxSince), migrationID)
 	if err != nil {
@@ -126,24 +113,41 @@ func (l *SQLite) ScheduleRan(ctx context.Context, migrationID int64, at, mxSince
 }
 
 // CorrectMigration implements Store.
-func (l *SQLite) CorrectMigration(ctx context.Context, migrationID int64, c Correction) error {
-	tx, err := l.db.BeginTx(ctx, nil)
+func (l *DB) CorrectMigration(ctx context.Context, migrationID int64, c Correction) error {
+	tx, err := l.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("correct migration %d: %w", migrationID, err)
 	}
-	defer tx.Rollback()
-	// The transaction holds SQLite's write lock (immediate), so no task of
-	// the migration is queued between this look and the updates below.
-	e := &RunningError{}
-	err = tx.QueryRowContext(ctx, `SELECT id, dest_user FROM task WHERE migration_id = ? AND state IN (?, ?) ORDER BY id LIMIT 1`,
-		migrationID, StateQueued, StateRunning).Scan(&e.TaskID, &e.Mailbox)
-	switch {
-	case err == nil:
-		return e
-	case !errors.Is(err, sql.ErrNoRows):
+	defer tx.rollback()
+	// No task of the migration may be queued between this look and the
+	// updates below: SQLite's transaction holds the write lock
+	// (immediate); on PostgreSQL the tasks' rows are locked, so a
+	// QueueTask waits until the correction is done. Tasks before the
+	// migration, the order in which a task's change locks them.
+	rows, err := tx.query(ctx, `SELECT id, dest_user, state FROM task WHERE migration_id = ? ORDER BY id`+tx.dialect.forUpdate(),
+		migrationID)
+	if err != nil {
 		return fmt.Errorf("correct migration %d: %w", migrationID, err)
 	}
-	ok, err := changed(tx.ExecContext(ctx, `UPDATE migration SET source_host = ?, source_port = ?, source_security = ?,
+	var running *RunningError
+	for rows.Next() {
+		var e RunningError
+		var state string
+		if err := rows.Scan(&e.TaskID, &e.Mailbox, &state); err != nil {
+			rows.Close()
+			return fmt.Errorf("correct migration %d: %w", migrationID, err)
+		}
+		if running == nil && !Finished(state) {
+			running = &e
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("correct migration %d: %w", migrationID, err)
+	}
+	if running != nil {
+		return running
+	}
+	ok, err := changed(tx.exec(ctx, `UPDATE migration SET source_host = ?, source_port = ?, source_security = ?,
 		source_fingerprint = ? WHERE id = ?`, c.SourceHost, c.SourcePort, c.SourceSecurity, c.SourceFingerprint, migrationID))
 	if err != nil {
 		return fmt.Errorf("correct migration %d: %w", migrationID, err)
@@ -153,11 +157,9 @@ func (l *SQLite) CorrectMigration(ctx context.Context, migrationID int64, c Corr
 	}
 	cond, states := inStates([]string{StateDone, StateWarnings, StateFailed, StatePaused, StateCancelled})
 	for _, s := range c.Secrets {
-		ok, err := changed(tx.ExecContext(ctx, `UPDATE task SET
-			source_secret = CASE WHEN ? IS NULL THEN source_secret ELSE ? END,
-			dest_secret = CASE WHEN ? IS NULL THEN dest_secret ELSE ? END
-			WHERE id = ? AND migration_id = ? AND `+cond,
-			append([]any{blob(s.SourceSecret), blob(s.SourceSecret), blob(s.DestSecret), blob(s.DestSecret), s.TaskID, migrationID}, states...)...))
+		ok, err := changed(tx.exec(ctx, `UPDATE task SET source_secret = COALESCE(?, source_secret),
+			dest_secret = COALESCE(?, dest_secret) WHERE id = ? AND migration_id = ? AND `+cond,
+			append([]any{blob(s.SourceSecret), blob(s.DestSecret), s.TaskID, migrationID}, states...)...))
 		if err != nil {
 			return fmt.Errorf("correct task %d: %w", s.TaskID, err)
 		}
@@ -165,7 +167,7 @@ func (l *SQLite) CorrectMigration(ctx context.Context, migrationID int64, c Corr
 			return fmt.Errorf("correct task %d: %w", s.TaskID, ErrNotFound)
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err := tx.commit(); err != nil {
 		return fmt.Errorf("correct migration %d: %w", migrationID, err)
 	}
 	return nil

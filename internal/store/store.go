@@ -1,8 +1,10 @@
 // Package store keeps the application's durable data: tenants (operators
 // and customers), their domains and API tokens, migrations and their
-// mailbox tasks, and the engine's ledger. Store is one interface; SQLite
-// is the embedded implementation, and a PostgreSQL twin implements the same
-// interface for scale-out.
+// mailbox tasks, and the engine's ledger. Store is one interface; DB
+// implements it over database/sql, in one embedded SQLite file (one
+// process) or in a PostgreSQL database that several servers share. The
+// queries are written once; the schema is kept per database in numbered
+// steps (migrations.go).
 package store
 
 import (

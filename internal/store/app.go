@@ -10,9 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
-
 	"mailmigrate/internal/engine"
 	"mailmigrate/internal/imapconn"
 )
@@ -31,12 +28,6 @@ func fromUnix(ms int64) time.Time {
 	return time.UnixMilli(ms).UTC()
 }
 
-// isUnique tells a violated UNIQUE constraint (or unique index).
-func isUnique(err error) bool {
-	var se *sqlite.Error
-	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
-}
-
 func conflict(err error, what string) error {
 	if isUnique(err) {
 		return fmt.Errorf("%s: %w", what, ErrConflict)
@@ -52,15 +43,14 @@ func notFound(err error) error {
 }
 
 // CreateTenant implements Store.
-func (l *SQLite) CreateTenant(ctx context.Context, name, kind string) (Tenant, error) {
+func (l *DB) CreateTenant(ctx context.Context, name, kind string) (Tenant, error) {
 	t := Tenant{Name: name, Kind: kind, Created: time.Now().UTC().Truncate(time.Millisecond)}
-	res, err := l.db.ExecContext(ctx, `INSERT INTO tenant (name, kind, created) VALUES (?, ?, ?)`,
-		name, kind, unix(t.Created))
+	err := l.queryRow(ctx, `INSERT INTO tenant (name, kind, created) VALUES (?, ?, ?) RETURNING id`,
+		name, kind, unix(t.Created)).Scan(&t.ID)
 	if err != nil {
 		return t, conflict(err, fmt.Sprintf("tenant %q", name))
 	}
-	t.ID, err = res.LastInsertId()
-	return t, err
+	return t, nil
 }
 
 const tenantCols = `id, name, kind, created`
@@ -74,13 +64,13 @@ func scanTenant(row interface{ Scan(...any) error }) (Tenant, error) {
 }
 
 // Tenant implements Store.
-func (l *SQLite) Tenant(ctx context.Context, id int64) (Tenant, error) {
-	return scanTenant(l.db.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenant WHERE id = ?`, id))
+func (l *DB) Tenant(ctx context.Context, id int64) (Tenant, error) {
+	return scanTenant(l.queryRow(ctx, `SELECT `+tenantCols+` FROM tenant WHERE id = ?`, id))
 }
 
 // Tenants implements Store.
-func (l *SQLite) Tenants(ctx context.Context) ([]Tenant, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT `+tenantCols+` FROM tenant ORDER BY name`)
+func (l *DB) Tenants(ctx context.Context) ([]Tenant, error) {
+	rows, err := l.query(ctx, `SELECT `+tenantCols+` FROM tenant ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
@@ -97,15 +87,15 @@ func (l *SQLite) Tenants(ctx context.Context) ([]Tenant, error) {
 }
 
 // CreateToken implements Store.
-func (l *SQLite) CreateToken(ctx context.Context, tenantID int64, name string, hash []byte) error {
-	_, err := l.db.ExecContext(ctx, `INSERT INTO api_token (tenant_id, name, hash, created) VALUES (?, ?, ?, ?)`,
+func (l *DB) CreateToken(ctx context.Context, tenantID int64, name string, hash []byte) error {
+	_, err := l.exec(ctx, `INSERT INTO api_token (tenant_id, name, hash, created) VALUES (?, ?, ?, ?)`,
 		tenantID, name, hash, unix(time.Now()))
 	return conflict(err, "token")
 }
 
 // TokenTenant implements Store.
-func (l *SQLite) TokenTenant(ctx context.Context, hash []byte) (Tenant, error) {
-	return scanTenant(l.db.QueryRowContext(ctx, `SELECT t.id, t.name, t.kind, t.created
+func (l *DB) TokenTenant(ctx context.Context, hash []byte) (Tenant, error) {
+	return scanTenant(l.queryRow(ctx, `SELECT t.id, t.name, t.kind, t.created
 		FROM api_token k JOIN tenant t ON t.id = k.tenant_id WHERE k.hash = ?`, hash))
 }
 
@@ -120,32 +110,34 @@ func scanDomain(row interface{ Scan(...any) error }) (Domain, error) {
 }
 
 // CreateDomain implements Store.
-func (l *SQLite) CreateDomain(ctx context.Context, d Domain) (Domain, error) {
+func (l *DB) CreateDomain(ctx context.Context, d Domain) (Domain, error) {
 	d.Name = strings.ToLower(d.Name)
 	d.Created = time.Now().UTC().Truncate(time.Millisecond)
-	res, err := l.db.ExecContext(ctx, `INSERT INTO domain (tenant_id, name, mailbox_limit, created) VALUES (?, ?, ?, ?)`,
-		d.TenantID, d.Name, d.MailboxLimit, unix(d.Created))
+	err := l.queryRow(ctx, `INSERT INTO domain (tenant_id, name, mailbox_limit, created) VALUES (?, ?, ?, ?) RETURNING id`,
+		d.TenantID, d.Name, d.MailboxLimit, unix(d.Created)).Scan(&d.ID)
 	if err != nil {
 		return d, conflict(err, fmt.Sprintf("domain %q", d.Name))
 	}
-	d.ID, err = res.LastInsertId()
-	return d, err
+	return d, nil
 }
 
 // Domain implements Store.
-func (l *SQLite) Domain(ctx context.Context, id int64) (Domain, error) {
-	return scanDomain(l.db.QueryRowContext(ctx, `SELECT `+domainCols+` FROM domain WHERE id = ?`, id))
+func (l *DB) Domain(ctx context.Context, id int64) (Domain, error) {
+	return scanDomain(l.queryRow(ctx, `SELECT `+domainCols+` FROM domain WHERE id = ?`, id))
 }
 
 // DomainByName implements Store.
-func (l *SQLite) DomainByName(ctx context.Context, name string) (Domain, error) {
-	return scanDomain(l.db.QueryRowContext(ctx, `SELECT `+domainCols+` FROM domain WHERE name = ?`, strings.ToLower(name)))
+func (l *DB) DomainByName(ctx context.Context, name string) (Domain, error) {
+	return scanDomain(l.queryRow(ctx, `SELECT `+domainCols+` FROM domain WHERE name = ?`, strings.ToLower(name)))
 }
 
 // Domains implements Store.
-func (l *SQLite) Domains(ctx context.Context, tenantID int64) ([]Domain, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT `+domainCols+` FROM domain WHERE ? = 0 OR tenant_id = ? ORDER BY name`,
-		tenantID, tenantID)
+func (l *DB) Domains(ctx context.Context, tenantID int64) ([]Domain, error) {
+	where, args := "", []any(nil)
+	if tenantID != 0 {
+		where, args = ` WHERE tenant_id = ?`, []any{tenantID}
+	}
+	rows, err := l.query(ctx, `SELECT `+domainCols+` FROM domain`+where+` ORDER BY name`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -172,58 +164,59 @@ func scanMigration(row interface{ Scan(...any) error }) (Migration, error) {
 }
 
 // CreateMigration implements Store.
-func (l *SQLite) CreateMigration(ctx context.Context, m Migration, tasks []Task, queue func(tx *sql.Tx, tasks []Task) error) (Migration, []Task, error) {
-	tx, err := l.db.BeginTx(ctx, nil)
+func (l *DB) CreateMigration(ctx context.Context, m Migration, tasks []Task, queue func(tx *sql.Tx, tasks []Task) error) (Migration, []Task, error) {
+	tx, err := l.begin(ctx)
 	if err != nil {
 		return m, nil, fmt.Errorf("store migration: %w", err)
 	}
-	defer tx.Rollback()
+	defer tx.rollback()
+	if err := tx.lock(ctx, lockSubmit); err != nil {
+		return m, nil, fmt.Errorf("store migration: %w", err)
+	}
 	m.Created = time.Now().UTC().Truncate(time.Millisecond)
-	res, err := tx.ExecContext(ctx, `INSERT INTO migration (domain_id, source_host, source_port, source_security,
-		source_fingerprint, created) VALUES (?, ?, ?, ?, ?, ?)`, m.DomainID, m.SourceHost, m.SourcePort, m.SourceSecurity,
-		m.SourceFingerprint, unix(m.Created))
+	err = tx.queryRow(ctx, `INSERT INTO migration (domain_id, source_host, source_port, source_security,
+		source_fingerprint, created) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, m.DomainID, m.SourceHost, m.SourcePort,
+		m.SourceSecurity, m.SourceFingerprint, unix(m.Created)).Scan(&m.ID)
 	if err != nil {
-		return m, nil, fmt.Errorf("store migration: %w", err)
-	}
-	if m.ID, err = res.LastInsertId(); err != nil {
 		return m, nil, fmt.Errorf("store migration: %w", err)
 	}
 	out := make([]Task, len(tasks))
 	for i, t := range tasks {
 		t.MigrationID, t.Created, t.State = m.ID, m.Created, StateQueued
-		res, err := tx.ExecContext(ctx, `INSERT INTO task (migration_id, kind, source_user, dest_user, dest_key, state,
-			created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			t.MigrationID, t.Kind, t.SourceUser, t.DestUser, MailboxKey(t.DestUser), t.State, unix(t.Created))
+		err := tx.queryRow(ctx, `INSERT INTO task (migration_id, kind, source_user, dest_user, dest_key, state,
+			created) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			t.MigrationID, t.Kind, t.SourceUser, t.DestUser, MailboxKey(t.DestUser), t.State, unix(t.Created)).Scan(&t.ID)
 		if isUnique(err) {
-			return m, nil, busy(ctx, tx, t.DestUser)
+			tx.rollback()
+			return m, nil, l.busy(ctx, t.DestUser)
 		}
 		if err != nil {
 			return m, nil, fmt.Errorf("store task for %s: %w", t.DestUser, err)
 		}
-		if t.ID, err = res.LastInsertId(); err != nil {
-			return m, nil, fmt.Errorf("store task for %s: %w", t.DestUser, err)
-		}
 		out[i] = t
 	}
-	if err := queue(tx, out); err != nil {
+	if err := queue(tx.tx, out); err != nil {
 		return m, nil, err
 	}
 	for _, t := range out {
-		if _, err := tx.ExecContext(ctx, `UPDATE task SET source_secret = ?, dest_secret = ?, job_id = ? WHERE id = ?`,
+		if _, err := tx.exec(ctx, `UPDATE task SET source_secret = ?, dest_secret = ?, job_id = ? WHERE id = ?`,
 			t.SourceSecret, t.DestSecret, t.JobID, t.ID); err != nil {
 			return m, nil, fmt.Errorf("store task for %s: %w", t.DestUser, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err := tx.commit(); err != nil {
 		return m, nil, fmt.Errorf("store migration: %w", err)
 	}
 	return m, out, nil
 }
 
-// busy explains a refused task into a mailbox: which task holds it.
-func busy(ctx context.Context, tx *sql.Tx, mailbox string) error {
+// busy explains a refused task into a mailbox: which task holds it. It
+// looks after the refused transaction ended (PostgreSQL ends it with the
+// violation, SQLite's one connection is free only then); the task that
+// held the mailbox may have finished since, and is then not named.
+func (l *DB) busy(ctx context.Context, mailbox string) error {
 	e := &BusyError{Mailbox: mailbox}
-	err := tx.QueryRowContext(ctx, `SELECT id, migration_id FROM task WHERE dest_key = ? AND state IN (?, ?)`,
+	err := l.queryRow(ctx, `SELECT id, migration_id FROM task WHERE dest_key = ? AND state IN (?, ?)`,
 		MailboxKey(mailbox), StateQueued, StateRunning).Scan(&e.TaskID, &e.MigrationID)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("find the task of mailbox %s: %w", mailbox, err)
@@ -232,13 +225,13 @@ func busy(ctx context.Context, tx *sql.Tx, mailbox string) error {
 }
 
 // Migration implements Store.
-func (l *SQLite) Migration(ctx context.Context, id int64) (Migration, error) {
-	return scanMigration(l.db.QueryRowContext(ctx, `SELECT `+migrationCols+` FROM migration WHERE id = ?`, id))
+func (l *DB) Migration(ctx context.Context, id int64) (Migration, error) {
+	return scanMigration(l.queryRow(ctx, `SELECT `+migrationCols+` FROM migration WHERE id = ?`, id))
 }
 
 // Migrations implements Store.
-func (l *SQLite) Migrations(ctx context.Context, domainID int64) ([]Migration, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT `+migrationCols+` FROM migration WHERE domain_id = ? ORDER BY id DESC`, domainID)
+func (l *DB) Migrations(ctx context.Context, domainID int64) ([]Migration, error) {
+	rows, err := l.query(ctx, `SELECT `+migrationCols+` FROM migration WHERE domain_id = ? ORDER BY id DESC`, domainID)
 	if err != nil {
 		return nil, err
 	}
@@ -284,8 +277,8 @@ func scanTask(row interface{ Scan(...any) error }) (Task, error) {
 	return t, nil
 }
 
-func (l *SQLite) tasks(ctx context.Context, where string, args ...any) ([]Task, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT `+taskCols+` FROM task WHERE `+where+` ORDER BY id`, args...)
+func (l *DB) tasks(ctx context.Context, where string, args ...any) ([]Task, error) {
+	rows, err := l.query(ctx, `SELECT `+taskCols+` FROM task WHERE `+where+` ORDER BY id`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -302,24 +295,24 @@ func (l *SQLite) tasks(ctx context.Context, where string, args ...any) ([]Task, 
 }
 
 // Task implements Store.
-func (l *SQLite) Task(ctx context.Context, id int64) (Task, error) {
-	return scanTask(l.db.QueryRowContext(ctx, `SELECT `+taskCols+` FROM task WHERE id = ?`, id))
+func (l *DB) Task(ctx context.Context, id int64) (Task, error) {
+	return scanTask(l.queryRow(ctx, `SELECT `+taskCols+` FROM task WHERE id = ?`, id))
 }
 
 // Tasks implements Store.
-func (l *SQLite) Tasks(ctx context.Context, migrationID int64) ([]Task, error) {
+func (l *DB) Tasks(ctx context.Context, migrationID int64) ([]Task, error) {
 	return l.tasks(ctx, `migration_id = ?`, migrationID)
 }
 
 // UnfinishedTasks implements Store.
-func (l *SQLite) UnfinishedTasks(ctx context.Context) ([]Task, error) {
+func (l *DB) UnfinishedTasks(ctx context.Context) ([]Task, error) {
 	return l.tasks(ctx, `state IN (?, ?)`, StateQueued, StateRunning)
 }
 
 // inStates is "state IN (?, ...)" with its arguments.
 func inStates(states []string) (string, []any) {
 	if len(states) == 0 {
-		return "0", nil // no state given: nothing matches
+		return "1 = 0", nil // no state given: nothing matches
 	}
 	args := make([]any, len(states))
 	for i, st := range states {
@@ -346,38 +339,39 @@ func marshalOrEmpty(v any, isNil bool) (string, error) {
 }
 
 // QueueTask implements Store.
-func (l *SQLite) QueueTask(ctx context.Context, id int64, from []string, queue func(tx *sql.Tx, t Task) (int64, error)) (bool, error) {
-	tx, err := l.db.BeginTx(ctx, nil)
+func (l *DB) QueueTask(ctx context.Context, id int64, from []string, queue func(tx *sql.Tx, t Task) (int64, error)) (bool, error) {
+	tx, err := l.begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("queue task %d: %w", id, err)
 	}
-	defer tx.Rollback()
+	defer tx.rollback()
 	cond, args := inStates(from)
 	// A task queued from a final state waits for a new run: the start
 	// time shown is that of the run, set when it starts.
-	t, err := scanTask(tx.QueryRowContext(ctx, `UPDATE task SET state = ?, failure = '', finished = 0,
+	t, err := scanTask(tx.queryRow(ctx, `UPDATE task SET state = ?, failure = '', finished = 0,
 		started = CASE WHEN state IN (?, ?) THEN started ELSE 0 END
 		WHERE id = ? AND `+cond+` RETURNING `+taskCols, append([]any{StateQueued, StateQueued, StateRunning, id}, args...)...))
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return false, nil
 	case isUnique(err):
+		tx.rollback()
 		var dest string
-		if err := tx.QueryRowContext(ctx, `SELECT dest_user FROM task WHERE id = ?`, id).Scan(&dest); err != nil {
+		if err := l.queryRow(ctx, `SELECT dest_user FROM task WHERE id = ?`, id).Scan(&dest); err != nil {
 			return false, fmt.Errorf("queue task %d: %w", id, err)
 		}
-		return false, busy(ctx, tx, dest)
+		return false, l.busy(ctx, dest)
 	case err != nil:
 		return false, fmt.Errorf("queue task %d: %w", id, err)
 	}
-	jobID, err := queue(tx, t)
+	jobID, err := queue(tx.tx, t)
 	if err != nil {
 		return false, err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE task SET job_id = ? WHERE id = ?`, jobID, id); err != nil {
+	if _, err := tx.exec(ctx, `UPDATE task SET job_id = ? WHERE id = ?`, jobID, id); err != nil {
 		return false, fmt.Errorf("queue task %d: %w", id, err)
 	}
-	if err := tx.Commit(); err != nil {
+	if err := tx.commit(); err != nil {
 		return false, fmt.Errorf("queue task %d: %w", id, err)
 	}
 	return true, nil
@@ -386,13 +380,13 @@ func (l *SQLite) QueueTask(ctx context.Context, id int64, from []string, queue f
 // ClaimTask implements Store. The first claim after the task was queued
 // from a final state (or created) starts a run, and the task's start time
 // is that run's; a claim that continues a run (a further slice) keeps both.
-func (l *SQLite) ClaimTask(ctx context.Context, id, jobID int64) (Task, bool, error) {
-	tx, err := l.db.BeginTx(ctx, nil)
+func (l *DB) ClaimTask(ctx context.Context, id, jobID int64) (Task, bool, error) {
+	tx, err := l.begin(ctx)
 	if err != nil {
 		return Task{}, false, fmt.Errorf("start task %d: %w", id, err)
 	}
-	defer tx.Rollback()
-	t, err := scanTask(tx.QueryRowContext(ctx, `UPDATE task SET state = ?, failure = ''
+	defer tx.rollback()
+	t, err := scanTask(tx.queryRow(ctx, `UPDATE task SET state = ?, failure = ''
 		WHERE id = ? AND job_id = ? AND state IN (?, ?) RETURNING `+taskCols,
 		StateRunning, id, jobID, StateQueued, StateRunning))
 	if errors.Is(err, ErrNotFound) {
@@ -407,20 +401,20 @@ func (l *SQLite) ClaimTask(ctx context.Context, id, jobID int64) (Task, bool, er
 		return t, false, err
 	}
 	if started {
-		if _, err := tx.ExecContext(ctx, `UPDATE task SET started = ? WHERE id = ?`, unix(now), id); err != nil {
+		if _, err := tx.exec(ctx, `UPDATE task SET started = ? WHERE id = ?`, unix(now), id); err != nil {
 			return t, false, fmt.Errorf("start task %d: %w", id, err)
 		}
 		t.Started = now
 	}
-	if err := tx.Commit(); err != nil {
+	if err := tx.commit(); err != nil {
 		return t, false, fmt.Errorf("start task %d: %w", id, err)
 	}
 	return t, true, nil
 }
 
 // SetTaskProgress implements Store.
-func (l *SQLite) SetTaskProgress(ctx context.Context, id int64, p Progress) (bool, error) {
-	ok, err := changed(l.db.ExecContext(ctx, `UPDATE task SET folders_total = ?, folders_done = ?,
+func (l *DB) SetTaskProgress(ctx context.Context, id int64, p Progress) (bool, error) {
+	ok, err := changed(l.exec(ctx, `UPDATE task SET folders_total = ?, folders_done = ?,
 		messages_total = ?, messages_done = ?, bytes_total = ?, bytes_done = ? WHERE id = ? AND state = ?`,
 		p.FoldersTotal, p.FoldersDone, p.MessagesTotal, p.MessagesDone, p.BytesTotal, p.BytesDone, id, StateRunning))
 	if err != nil {
@@ -430,7 +424,7 @@ func (l *SQLite) SetTaskProgress(ctx context.Context, id int64, p Progress) (boo
 }
 
 // FinishTask implements Store.
-func (l *SQLite) FinishTask(ctx context.Context, id int64, end TaskEnd) (bool, error) {
+func (l *DB) FinishTask(ctx context.Context, id int64, end TaskEnd) (bool, error) {
 	if end.State != StateQueued && !Finished(end.State) {
 		return false, fmt.Errorf("finish task %d: %q is not a state to end a run in", id, end.State)
 	}
@@ -476,13 +470,13 @@ func (l *SQLite) FinishTask(ctx context.Context, id int64, end TaskEnd) (bool, e
 // it into the task's open run (with the slice's report, unless "") and
 // records the notification it causes, in one transaction: the run and the
 // event are recorded exactly when the state changes.
-func (l *SQLite) changeTask(ctx context.Context, id int64, report, update string, args ...any) (bool, error) {
-	tx, err := l.db.BeginTx(ctx, nil)
+func (l *DB) changeTask(ctx context.Context, id int64, report, update string, args ...any) (bool, error) {
+	tx, err := l.begin(ctx)
 	if err != nil {
 		return false, err
 	}
-	defer tx.Rollback()
-	ok, err := changed(tx.ExecContext(ctx, update, args...))
+	defer tx.rollback()
+	ok, err := changed(tx.exec(ctx, update, args...))
 	if err != nil || !ok {
 		return false, err
 	}
@@ -492,23 +486,31 @@ func (l *SQLite) changeTask(ctx context.Context, id int64, report, update string
 	if err := l.recordEvent(ctx, tx, id); err != nil {
 		return false, err
 	}
-	return true, tx.Commit()
+	return true, tx.commit()
 }
 
 // recordEvent records the notification a task's new state causes, if any,
 // and queues its mail (see Notification).
-func (l *SQLite) recordEvent(ctx context.Context, tx *sql.Tx, taskID int64) error {
+func (l *DB) recordEvent(ctx context.Context, tx txn, taskID int64) error {
 	n := Notification{TaskID: taskID, Created: time.Now().UTC().Truncate(time.Millisecond)}
 	var state, failure string
-	if err := tx.QueryRowContext(ctx, `SELECT migration_id, job_id, state, failure FROM task WHERE id = ?`, taskID).
+	if err := tx.queryRow(ctx, `SELECT migration_id, job_id, state, failure FROM task WHERE id = ?`, taskID).
 		Scan(&n.MigrationID, &n.JobID, &state, &failure); err != nil {
 		return fmt.Errorf("read task %d: %w", taskID, err)
 	}
 	if !Finished(state) {
 		return nil
 	}
+	// On PostgreSQL the last tasks of a migration may end at the same
+	// time, each in a transaction that still sees the others open, and
+	// none would tell that the migration finished: its row's lock makes
+	// them count one after another.
+	if err := tx.queryRow(ctx, `SELECT id FROM migration WHERE id = ?`+tx.dialect.forUpdate(), n.MigrationID).
+		Scan(&n.MigrationID); err != nil {
+		return fmt.Errorf("lock migration %d: %w", n.MigrationID, err)
+	}
 	var open, cancelled, total, newestJob int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(CASE WHEN state IN (?, ?) THEN 1 ELSE 0 END), 0),
+	if err := tx.queryRow(ctx, `SELECT COALESCE(SUM(CASE WHEN state IN (?, ?) THEN 1 ELSE 0 END), 0),
 		COALESCE(SUM(CASE WHEN state = ? THEN 1 ELSE 0 END), 0), count(*), COALESCE(MAX(job_id), 0)
 		FROM task WHERE migration_id = ?`, StateQueued, StateRunning, StateCancelled, n.MigrationID).
 		Scan(&open, &cancelled, &total, &newestJob); err != nil {
@@ -535,7 +537,7 @@ func (l *SQLite) recordEvent(ctx context.Context, tx *sql.Tx, taskID int64) erro
 	default:
 		return nil
 	}
-	err := tx.QueryRowContext(ctx, `INSERT INTO notification (migration_id, task_id, job_id, kind, created)
+	err := tx.queryRow(ctx, `INSERT INTO notification (migration_id, task_id, job_id, kind, created)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT (migration_id, task_id, job_id, kind) DO NOTHING RETURNING id`,
 		n.MigrationID, n.TaskID, n.JobID, n.Kind, unix(n.Created)).Scan(&n.ID)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -545,7 +547,7 @@ func (l *SQLite) recordEvent(ctx context.Context, tx *sql.Tx, taskID int64) erro
 		return fmt.Errorf("record notification: %w", err)
 	}
 	if q := l.queue.Load(); q != nil {
-		return (*q)(ctx, tx, n)
+		return (*q)(ctx, tx.tx, n)
 	}
 	return nil
 }
@@ -557,7 +559,13 @@ func LoginFailed(f *engine.Failure) bool {
 }
 
 // SetNotificationQueue implements Store.
-func (l *SQLite) SetNotificationQueue(q NotificationQueue) { l.queue.Store(&q) }
+func (l *DB) SetNotificationQueue(q NotificationQueue) {
+	if q == nil {
+		l.queue.Store(nil)
+		return
+	}
+	l.queue.Store(&q)
+}
 
 const notificationCols = `n.id, n.migration_id, n.task_id, n.job_id, n.kind, n.created, n.sent, n.attempts, n.error`
 
@@ -571,13 +579,13 @@ func scanNotification(row interface{ Scan(...any) error }, extra ...any) (Notifi
 }
 
 // Notification implements Store.
-func (l *SQLite) Notification(ctx context.Context, id int64) (Notification, error) {
-	return scanNotification(l.db.QueryRowContext(ctx, `SELECT `+notificationCols+` FROM notification n WHERE n.id = ?`, id))
+func (l *DB) Notification(ctx context.Context, id int64) (Notification, error) {
+	return scanNotification(l.queryRow(ctx, `SELECT `+notificationCols+` FROM notification n WHERE n.id = ?`, id))
 }
 
 // Notifications implements Store.
-func (l *SQLite) Notifications(ctx context.Context, tenantID int64, limit int) ([]Notification, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT `+notificationCols+`, d.name, m.source_host, COALESCE(t.dest_user, ''),
+func (l *DB) Notifications(ctx context.Context, tenantID int64, limit int) ([]Notification, error) {
+	rows, err := l.query(ctx, `SELECT `+notificationCols+`, d.name, m.source_host, COALESCE(t.dest_user, ''),
 		CASE WHEN n.task_id <> 0 THEN
 			CASE WHEN t.job_id = n.job_id AND t.state IN (?, ?) THEN 1 ELSE 0 END
 		WHEN NOT EXISTS (SELECT 1 FROM task x WHERE x.migration_id = n.migration_id AND x.job_id > n.job_id)
@@ -606,8 +614,8 @@ func (l *SQLite) Notifications(ctx context.Context, tenantID int64, limit int) (
 }
 
 // NotificationAttempt implements Store.
-func (l *SQLite) NotificationAttempt(ctx context.Context, id int64, sent time.Time, errText string) error {
-	_, err := l.db.ExecContext(ctx, `UPDATE notification SET attempts = attempts + 1, sent = ?, error = ? WHERE id = ?`,
+func (l *DB) NotificationAttempt(ctx context.Context, id int64, sent time.Time, errText string) error {
+	_, err := l.exec(ctx, `UPDATE notification SET attempts = attempts + 1, sent = ?, error = ? WHERE id = ?`,
 		unix(sent), errText, id)
 	if err != nil {
 		return fmt.Errorf("record the mail of notification %d: %w", id, err)
@@ -616,7 +624,7 @@ func (l *SQLite) NotificationAttempt(ctx context.Context, id int64, sent time.Ti
 }
 
 // TransitionTask implements Store.
-func (l *SQLite) TransitionTask(ctx context.Context, id int64, from []string, to string, failure *engine.Failure) (bool, error) {
+func (l *DB) TransitionTask(ctx context.Context, id int64, from []string, to string, failure *engine.Failure) (bool, error) {
 	if !Finished(to) {
 		return false, fmt.Errorf("change task %d: %q is not a final state; tasks are queued with QueueTask", id, to)
 	}
@@ -635,8 +643,8 @@ func (l *SQLite) TransitionTask(ctx context.Context, id int64, from []string, to
 }
 
 // ExpireSecrets implements Store.
-func (l *SQLite) ExpireSecrets(ctx context.Context, finishedBefore time.Time) (int, error) {
-	res, err := l.db.ExecContext(ctx, `UPDATE task SET source_secret = NULL, dest_secret = NULL
+func (l *DB) ExpireSecrets(ctx context.Context, finishedBefore time.Time) (int, error) {
+	res, err := l.exec(ctx, `UPDATE task SET source_secret = NULL, dest_secret = NULL
 		WHERE finished > 0 AND finished < ? AND state NOT IN (?, ?) AND (source_secret IS NOT NULL OR dest_secret IS NOT NULL)
 		AND migration_id NOT IN (SELECT migration_id FROM resync_schedule)`,
 		unix(finishedBefore), StateQueued, StateRunning)
@@ -648,31 +656,30 @@ func (l *SQLite) ExpireSecrets(ctx context.Context, finishedBefore time.Time) (i
 }
 
 // CreateUser implements Store.
-func (l *SQLite) CreateUser(ctx context.Context, tenantID int64, email, passwordHash string) (User, error) {
+func (l *DB) CreateUser(ctx context.Context, tenantID int64, email, passwordHash string) (User, error) {
 	u := User{TenantID: tenantID, Email: strings.ToLower(strings.TrimSpace(email)), PasswordHash: passwordHash,
 		Created: time.Now().UTC().Truncate(time.Millisecond)}
-	res, err := l.db.ExecContext(ctx, `INSERT INTO user (tenant_id, email, password_hash, created) VALUES (?, ?, ?, ?)`,
-		u.TenantID, u.Email, u.PasswordHash, unix(u.Created))
+	err := l.queryRow(ctx, `INSERT INTO app_user (tenant_id, email, password_hash, created) VALUES (?, ?, ?, ?) RETURNING id`,
+		u.TenantID, u.Email, u.PasswordHash, unix(u.Created)).Scan(&u.ID)
 	if err != nil {
 		return u, conflict(err, fmt.Sprintf("user %q", u.Email))
 	}
-	u.ID, err = res.LastInsertId()
-	return u, err
+	return u, nil
 }
 
 // UserByEmail implements Store.
-func (l *SQLite) UserByEmail(ctx context.Context, email string) (User, error) {
+func (l *DB) UserByEmail(ctx context.Context, email string) (User, error) {
 	var u User
 	var created int64
-	err := l.db.QueryRowContext(ctx, `SELECT id, tenant_id, email, password_hash, created, lang FROM user WHERE email = ?`,
+	err := l.queryRow(ctx, `SELECT id, tenant_id, email, password_hash, created, lang FROM app_user WHERE email = ?`,
 		strings.ToLower(strings.TrimSpace(email))).Scan(&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &created, &u.Lang)
 	u.Created = fromUnix(created)
 	return u, notFound(err)
 }
 
 // Users implements Store.
-func (l *SQLite) Users(ctx context.Context, tenantID int64) ([]User, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT id, tenant_id, email, password_hash, created, lang FROM user
+func (l *DB) Users(ctx context.Context, tenantID int64) ([]User, error) {
+	rows, err := l.query(ctx, `SELECT id, tenant_id, email, password_hash, created, lang FROM app_user
 		WHERE tenant_id = ? ORDER BY id`, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("read the users of tenant %d: %w", tenantID, err)
@@ -692,31 +699,31 @@ func (l *SQLite) Users(ctx context.Context, tenantID int64) ([]User, error) {
 }
 
 // SetUserLang implements Store.
-func (l *SQLite) SetUserLang(ctx context.Context, userID int64, lang string) error {
-	if _, err := l.db.ExecContext(ctx, `UPDATE user SET lang = ? WHERE id = ?`, lang, userID); err != nil {
+func (l *DB) SetUserLang(ctx context.Context, userID int64, lang string) error {
+	if _, err := l.exec(ctx, `UPDATE app_user SET lang = ? WHERE id = ?`, lang, userID); err != nil {
 		return fmt.Errorf("record the language of user %d: %w", userID, err)
 	}
 	return nil
 }
 
 // CreateSession implements Store.
-func (l *SQLite) CreateSession(ctx context.Context, tokenHash []byte, userID int64, expires time.Time) error {
+func (l *DB) CreateSession(ctx context.Context, tokenHash []byte, userID int64, expires time.Time) error {
 	// Expired sessions of anyone go on the way.
-	if _, err := l.db.ExecContext(ctx, `DELETE FROM session WHERE expires < ?`, unix(time.Now())); err != nil {
+	if _, err := l.exec(ctx, `DELETE FROM session WHERE expires < ?`, unix(time.Now())); err != nil {
 		return err
 	}
-	_, err := l.db.ExecContext(ctx, `INSERT INTO session (token_hash, user_id, expires) VALUES (?, ?, ?)`,
+	_, err := l.exec(ctx, `INSERT INTO session (token_hash, user_id, expires) VALUES (?, ?, ?)`,
 		tokenHash, userID, unix(expires))
 	return err
 }
 
 // SessionUser implements Store.
-func (l *SQLite) SessionUser(ctx context.Context, tokenHash []byte) (User, Tenant, error) {
+func (l *DB) SessionUser(ctx context.Context, tokenHash []byte) (User, Tenant, error) {
 	var u User
 	var t Tenant
 	var uc, tc int64
-	err := l.db.QueryRowContext(ctx, `SELECT u.id, u.tenant_id, u.email, u.password_hash, u.created, u.lang,
-		t.id, t.name, t.kind, t.created FROM session s JOIN user u ON u.id = s.user_id
+	err := l.queryRow(ctx, `SELECT u.id, u.tenant_id, u.email, u.password_hash, u.created, u.lang,
+		t.id, t.name, t.kind, t.created FROM session s JOIN app_user u ON u.id = s.user_id
 		JOIN tenant t ON t.id = u.tenant_id WHERE s.token_hash = ? AND s.expires > ?`, tokenHash, unix(time.Now())).
 		Scan(&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &uc, &u.Lang, &t.ID, &t.Name, &t.Kind, &tc)
 	u.Created, t.Created = fromUnix(uc), fromUnix(tc)
@@ -724,18 +731,18 @@ func (l *SQLite) SessionUser(ctx context.Context, tokenHash []byte) (User, Tenan
 }
 
 // DeleteSession implements Store.
-func (l *SQLite) DeleteSession(ctx context.Context, tokenHash []byte) error {
-	_, err := l.db.ExecContext(ctx, `DELETE FROM session WHERE token_hash = ?`, tokenHash)
+func (l *DB) DeleteSession(ctx context.Context, tokenHash []byte) error {
+	_, err := l.exec(ctx, `DELETE FROM session WHERE token_hash = ?`, tokenHash)
 	return err
 }
 
 // KeepLogins implements Store.
-func (l *SQLite) KeepLogins(ctx context.Context, handleHash, sessionHash, sealed []byte, expires time.Time) error {
+func (l *DB) KeepLogins(ctx context.Context, handleHash, sessionHash, sealed []byte, expires time.Time) error {
 	// Expired ones of anyone go on the way.
-	if _, err := l.db.ExecContext(ctx, `DELETE FROM kept_logins WHERE expires < ?`, unix(time.Now())); err != nil {
+	if _, err := l.exec(ctx, `DELETE FROM kept_logins WHERE expires < ?`, unix(time.Now())); err != nil {
 		return fmt.Errorf("keep checked logins: %w", err)
 	}
-	_, err := l.db.ExecContext(ctx, `INSERT INTO kept_logins (handle_hash, session_hash, sealed, expires) VALUES (?, ?, ?, ?)`,
+	_, err := l.exec(ctx, `INSERT INTO kept_logins (handle_hash, session_hash, sealed, expires) VALUES (?, ?, ?, ?)`,
 		handleHash, sessionHash, sealed, unix(expires))
 	if err != nil {
 		return fmt.Errorf("keep checked logins: %w", err)
@@ -744,15 +751,15 @@ func (l *SQLite) KeepLogins(ctx context.Context, handleHash, sessionHash, sealed
 }
 
 // KeptLogins implements Store.
-func (l *SQLite) KeptLogins(ctx context.Context, handleHash, sessionHash []byte) ([]byte, error) {
+func (l *DB) KeptLogins(ctx context.Context, handleHash, sessionHash []byte) ([]byte, error) {
 	var sealed []byte
-	err := l.db.QueryRowContext(ctx, `SELECT sealed FROM kept_logins WHERE handle_hash = ? AND session_hash = ? AND expires > ?`,
+	err := l.queryRow(ctx, `SELECT sealed FROM kept_logins WHERE handle_hash = ? AND session_hash = ? AND expires > ?`,
 		handleHash, sessionHash, unix(time.Now())).Scan(&sealed)
 	return sealed, notFound(err)
 }
 
 // DropKeptLogins implements Store.
-func (l *SQLite) DropKeptLogins(ctx context.Context, handleHash []byte) error {
-	_, err := l.db.ExecContext(ctx, `DELETE FROM kept_logins WHERE handle_hash = ?`, handleHash)
+func (l *DB) DropKeptLogins(ctx context.Context, handleHash []byte) error {
+	_, err := l.exec(ctx, `DELETE FROM kept_logins WHERE handle_hash = ?`, handleHash)
 	return err
 }

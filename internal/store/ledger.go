@@ -1,0 +1,167 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+
+	"mailmigrate/internal/engine"
+)
+
+// Folder implements engine.Ledger.
+func (l *DB) Folder(ctx context.Context, account, srcFolder string) (engine.FolderState, bool, error) {
+	st := engine.FolderState{SrcFolder: srcFolder}
+	err := l.queryRow(ctx, `SELECT dst_folder, src_uidvalidity, src_uidnext,
+		src_highestmodseq, src_messages, dst_uidvalidity FROM ledger_folder
+		WHERE account = ? AND src_folder = ? AND complete = 1`, account, srcFolder).
+		Scan(&st.DstFolder, &st.SrcUIDValidity, &st.SrcUIDNext, &st.SrcHighestModSeq,
+			&st.SrcMessages, &st.DstUIDValidity)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, fmt.Errorf("read ledger folder %q: %w", srcFolder, err)
+	}
+	return st, true, nil
+}
+
+// SaveFolder implements engine.Ledger.
+func (l *DB) SaveFolder(ctx context.Context, account string, st engine.FolderState) error {
+	_, err := l.exec(ctx, `INSERT INTO ledger_folder (account, src_folder, dst_folder,
+		src_uidvalidity, src_uidnext, src_highestmodseq, src_messages, dst_uidvalidity, complete)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)
+		ON CONFLICT (account, src_folder) DO UPDATE SET dst_folder = excluded.dst_folder,
+		src_uidvalidity = excluded.src_uidvalidity, src_uidnext = excluded.src_uidnext,
+		src_highestmodseq = excluded.src_highestmodseq, src_messages = excluded.src_messages,
+		dst_uidvalidity = excluded.dst_uidvalidity, complete = 1`,
+		account, st.SrcFolder, st.DstFolder, st.SrcUIDValidity, st.SrcUIDNext,
+		st.SrcHighestModSeq, st.SrcMessages, st.DstUIDValidity)
+	if err != nil {
+		return fmt.Errorf("save ledger folder %q: %w", st.SrcFolder, err)
+	}
+	return nil
+}
+
+// Entries implements engine.Ledger.
+func (l *DB) Entries(ctx context.Context, account, srcFolder string, uidValidity uint32) (map[imap.UID]engine.Entry, error) {
+	rows, err := l.query(ctx, `SELECT m.src_uid, m.dst_uid, m.identity, m.flags
+		FROM ledger_message m JOIN ledger_folder f ON f.id = m.folder_id
+		WHERE f.account = ? AND f.src_folder = ? AND m.src_uidvalidity = ?`,
+		account, srcFolder, uidValidity)
+	if err != nil {
+		return nil, fmt.Errorf("read ledger of %q: %w", srcFolder, err)
+	}
+	defer rows.Close()
+	out := map[imap.UID]engine.Entry{}
+	for rows.Next() {
+		var e engine.Entry
+		var id []byte
+		var flags string
+		if err := rows.Scan(&e.SrcUID, &e.DstUID, &id, &flags); err != nil {
+			return nil, fmt.Errorf("read ledger of %q: %w", srcFolder, err)
+		}
+		copy(e.Identity[:], id)
+		for _, f := range strings.Fields(flags) {
+			e.Flags = append(e.Flags, imap.Flag(f))
+		}
+		out[e.SrcUID] = e
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read ledger of %q: %w", srcFolder, err)
+	}
+	return out, nil
+}
+
+// Record implements engine.Ledger.
+func (l *DB) Record(ctx context.Context, account, srcFolder string, uidValidity uint32, entries []engine.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	t, err := l.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("record copied messages: %w", err)
+	}
+	defer t.rollback()
+	var folderID int64
+	err = t.queryRow(ctx, `INSERT INTO ledger_folder (account, src_folder) VALUES (?, ?)
+		ON CONFLICT (account, src_folder) DO UPDATE SET account = excluded.account
+		RETURNING id`, account, srcFolder).Scan(&folderID)
+	if err != nil {
+		return fmt.Errorf("record copied messages: %w", err)
+	}
+	stmt, err := t.prepare(ctx, `INSERT INTO ledger_message
+		(folder_id, src_uidvalidity, src_uid, dst_uid, identity, flags) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (folder_id, src_uidvalidity, src_uid) DO UPDATE SET dst_uid = excluded.dst_uid,
+		identity = excluded.identity, flags = excluded.flags`)
+	if err != nil {
+		return fmt.Errorf("record copied messages: %w", err)
+	}
+	defer stmt.Close()
+	for _, e := range entries {
+		flags := make([]string, len(e.Flags))
+		for i, f := range e.Flags {
+			flags[i] = string(f)
+		}
+		if _, err := stmt.ExecContext(ctx, folderID, uidValidity, e.SrcUID, e.DstUID,
+			e.Identity[:], strings.Join(flags, " ")); err != nil {
+			return fmt.Errorf("record copied messages: %w", err)
+		}
+	}
+	if err := t.commit(); err != nil {
+		return fmt.Errorf("record copied messages: %w", err)
+	}
+	return nil
+}
+
+// Forget implements engine.Ledger.
+func (l *DB) Forget(ctx context.Context, account, srcFolder string) error {
+	_, err := l.exec(ctx, `DELETE FROM ledger_message WHERE folder_id IN
+		(SELECT id FROM ledger_folder WHERE account = ? AND src_folder = ?)`, account, srcFolder)
+	if err == nil {
+		_, err = l.exec(ctx, `UPDATE ledger_folder SET complete = 0
+			WHERE account = ? AND src_folder = ?`, account, srcFolder)
+	}
+	if err != nil {
+		return fmt.Errorf("reset ledger of %q: %w", srcFolder, err)
+	}
+	return nil
+}
+
+// Destinations implements engine.Ledger.
+func (l *DB) Destinations(ctx context.Context, account string) (map[string]string, error) {
+	rows, err := l.query(ctx, `SELECT src_folder, dst_folder FROM ledger_folder
+		WHERE account = ? AND dst_folder <> ''`, account)
+	if err != nil {
+		return nil, fmt.Errorf("read folder plan: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var src, dst string
+		if err := rows.Scan(&src, &dst); err != nil {
+			return nil, fmt.Errorf("read folder plan: %w", err)
+		}
+		out[src] = dst
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read folder plan: %w", err)
+	}
+	return out, nil
+}
+
+// Remember implements engine.Ledger. A folder that now goes elsewhere is
+// no longer complete: its state described the old destination.
+func (l *DB) Remember(ctx context.Context, account, srcFolder, dstFolder string) error {
+	_, err := l.exec(ctx, `INSERT INTO ledger_folder (account, src_folder, dst_folder) VALUES (?, ?, ?)
+		ON CONFLICT (account, src_folder) DO UPDATE SET dst_folder = excluded.dst_folder,
+		complete = CASE WHEN ledger_folder.dst_folder = excluded.dst_folder THEN ledger_folder.complete ELSE 0 END`,
+		account, srcFolder, dstFolder)
+	if err != nil {
+		return fmt.Errorf("remember folder %q: %w", srcFolder, err)
+	}
+	return nil
+}
