@@ -39,7 +39,9 @@ type Postgres struct {
 	URL   string
 	admin *sql.DB
 	dir   string      // the private cluster's directory, or ""
-	proc  *serverProc // the private cluster's postmaster
+	proc  *serverProc // the shell that runs the private cluster's postmaster
+	// lifeline is our end of the pipe whose closing stops the postmaster.
+	lifeline *os.File
 }
 
 // StartPostgres runs initdb in a new temporary directory and starts the
@@ -168,26 +170,27 @@ func (p *Postgres) start(bin, password string, uid, gid int, chown bool) error {
 	cmd.Dir = p.dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C"}
 	runAs(cmd, uid, gid, chown)
-	lifeline, stdin, err := os.Pipe()
+	stdin, lifeline, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
-	cmd.Stdin = lifeline
+	cmd.Stdin = stdin
 	proc, err := startProc("postgres", cmd, filepath.Join(p.dir, "postgres.out"), nil)
-	lifeline.Close()
+	stdin.Close()
 	if err != nil {
-		stdin.Close()
+		lifeline.Close()
 		return err
 	}
 	proc.terminate = func(sp *serverProc) error {
-		stdin.Close()
+		lifeline.Close()
 		if sp.killAfter(10 * time.Second) {
 			return errors.New("postgres ignored a fast shutdown for 10s, killed")
 		}
 		return nil
 	}
-	p.proc = proc
+	p.proc, p.lifeline = proc, lifeline
 	if err := proc.waitListening(30*time.Second, addr); err != nil {
+		lifeline.Close()
 		return err
 	}
 	// The postmaster accepts connections before it takes logins.
@@ -230,6 +233,8 @@ func (p *Postgres) Stop() error {
 	}
 	if p.proc != nil {
 		errs = append(errs, p.proc.stop())
+		// Closed already, unless the postmaster had ended by itself.
+		_ = p.lifeline.Close()
 	}
 	if p.dir != "" {
 		errs = append(errs, removeDir(p.dir))
