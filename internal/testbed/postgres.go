@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,7 +39,9 @@ type Postgres struct {
 	URL   string
 	admin *sql.DB
 	dir   string      // the private cluster's directory, or ""
-	proc  *serverProc // the private cluster's postmaster
+	proc  *serverProc // the shell that runs the private cluster's postmaster
+	// lifeline is our end of the pipe whose closing stops the postmaster.
+	lifeline *os.File
 }
 
 // StartPostgres runs initdb in a new temporary directory and starts the
@@ -87,11 +88,14 @@ func ConnectPostgres(serverURL string) (*Postgres, error) {
 	return p, nil
 }
 
-// postgresBinaries finds the directory with initdb and postgres: on the
-// PATH, or Debian's /usr/lib/postgresql/<version>/bin (the newest).
+// postgresBinaries finds the directory with initdb and postgres: that of
+// the initdb on the PATH (a link leads to it), or Debian's
+// /usr/lib/postgresql/<version>/bin (the newest).
 func postgresBinaries() (string, error) {
 	if p, err := exec.LookPath("initdb"); err == nil {
-		return filepath.Dir(p), nil
+		if p, err = filepath.EvalSymlinks(p); err == nil {
+			return filepath.Dir(p), nil
+		}
 	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	slices.SortFunc(dirs, func(a, b string) int {
@@ -143,8 +147,12 @@ func (p *Postgres) initdb(bin string, uid, gid int, chown bool) (string, error) 
 	return password, nil
 }
 
-// start runs the postmaster in the foreground (its PID is ours to signal)
-// on a free port and waits until it takes connections.
+// start runs the postmaster on a free port and waits until it takes
+// connections. It runs under a shell that asks it for a fast shutdown
+// (SIGINT: it ends its sessions instead of waiting for their clients) once
+// the shell's standard input, a pipe from us, closes: when Stop closes it,
+// or when the test process dies, however it dies (a timeout's panic, a
+// kill), so that no cluster outlives its tests.
 func (p *Postgres) start(bin, password string, uid, gid int, chown bool) error {
 	ports, err := freePorts(1)
 	if err != nil {
@@ -153,37 +161,42 @@ func (p *Postgres) start(bin, password string, uid, gid int, chown bool) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
 	p.URL = (&url.URL{Scheme: "postgres", User: url.UserPassword("postgres", password), Host: addr,
 		Path: "/postgres", RawQuery: "sslmode=disable"}).String()
-	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", filepath.Join(p.dir, "data"), "-p", strconv.Itoa(ports[0]),
+	// An asynchronous command's standard input is /dev/null unless
+	// redirected: the pipe is passed on as descriptor 3.
+	cmd := exec.Command("/bin/sh", "-c", `exec 3<&0; "$@" 3<&- & pid=$!; (read _ <&3; kill -INT $pid) & wait $pid`, "sh",
+		filepath.Join(bin, "postgres"), "-D", filepath.Join(p.dir, "data"), "-p", strconv.Itoa(ports[0]),
 		"-k", filepath.Join(p.dir, "run"), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
 		"-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=300")
 	cmd.Dir = p.dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C"}
 	runAs(cmd, uid, gid, chown)
-	proc, err := startProc("postgres", cmd, filepath.Join(p.dir, "postgres.out"), nil)
+	stdin, lifeline, err := os.Pipe()
 	if err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	cmd.Stdin = stdin
+	proc, err := startProc("postgres", cmd, filepath.Join(p.dir, "postgres.out"), nil)
+	stdin.Close()
+	if err != nil {
+		lifeline.Close()
 		return err
 	}
-	proc.terminate = fastShutdown
-	p.proc = proc
+	proc.terminate = func(sp *serverProc) error {
+		lifeline.Close()
+		if sp.killAfter(10 * time.Second) {
+			return errors.New("postgres ignored a fast shutdown for 10s, killed")
+		}
+		return nil
+	}
+	p.proc, p.lifeline = proc, lifeline
 	if err := proc.waitListening(30*time.Second, addr); err != nil {
+		lifeline.Close()
 		return err
 	}
 	// The postmaster accepts connections before it takes logins.
 	if err := p.connect(30 * time.Second); err != nil {
 		_ = proc.stop()
 		return fmt.Errorf("%w%s", err, proc.diagnostics())
-	}
-	return nil
-}
-
-// fastShutdown asks the postmaster for a fast shutdown (SIGINT: it ends
-// its sessions instead of waiting for their clients).
-func fastShutdown(p *serverProc) error {
-	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("SIGINT: %w", err)
-	}
-	if p.killAfter(10 * time.Second) {
-		return errors.New("postgres ignored a fast shutdown for 10s, killed")
 	}
 	return nil
 }
@@ -220,6 +233,8 @@ func (p *Postgres) Stop() error {
 	}
 	if p.proc != nil {
 		errs = append(errs, p.proc.stop())
+		// Closed already, unless the postmaster had ended by itself.
+		_ = p.lifeline.Close()
 	}
 	if p.dir != "" {
 		errs = append(errs, removeDir(p.dir))
