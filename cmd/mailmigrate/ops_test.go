@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -94,4 +96,56 @@ func TestServeMetrics(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
 		t.Errorf("/metrics through a proxy: %v %v", resp.StatusCode, err)
 	}
+}
+
+// A lost or swapped secret key stops serve before it would leave every
+// stored password unreadable; the operator restores the key, or tells the
+// service to forget the passwords.
+func TestServeKeyGuard(t *testing.T) {
+	s := newService(t, "10m", false)
+	firma := s.customer("Firma s.r.o.", "firma.test", 10)
+	a := account{srcUser: "jana@old.test", srcPass: "Janino-stare-heslo-1", mailbox: "jana@firma.test", hostPW: "Janino-tady-heslo-1"}
+	a.messages = s.sourceAccount(a.srcUser, a.srcPass, 78, 5)
+	if err := s.driver.Create(context.Background(), a.mailbox, a.hostPW, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	s.wait(firma, s.syncMigration(firma, a).ID) // its passwords stay stored for a final re-sync
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+	keyPath := filepath.Join(s.dir, "data", "secret.key")
+	original, err := os.ReadFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := func(want string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, binary, "serve", "--config", s.conf).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(string(out), want) {
+			t.Errorf("serve: %v, want a refusal saying %q:\n%s", err, want, out)
+		}
+	}
+	os.Remove(keyPath)
+	refused("is missing")
+	if _, err := os.Stat(keyPath); err == nil {
+		t.Error("a new key was made while the database holds passwords sealed with the old one")
+	}
+	if err := os.WriteFile(keyPath, []byte("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused("is not the one")
+	if err := os.WriteFile(keyPath, original, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.start() // the right key again
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+	os.Remove(keyPath)
+	if out := s.admin("secrets", "forget"); !strings.Contains(out, "forgot the stored passwords of 1") {
+		t.Errorf("admin secrets forget: %s", out)
+	}
+	s.start() // a new key for a database without passwords
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log"
 	"net"
 	"net/http"
@@ -126,7 +127,7 @@ func runServe(ctx context.Context, args []string) int {
 		}
 		defer unlock()
 	}
-	key, err := secret.LoadOrCreateKey(filepath.Join(cfg.DataDir, "secret.key"), "MAILMIGRATE_SECRET_KEY")
+	key, err := openKey(ctx, st, filepath.Join(cfg.DataDir, "secret.key"))
 	if err != nil {
 		return fail(err)
 	}
@@ -325,6 +326,43 @@ func readiness(db *sql.DB, h jobs.Hosting) http.Handler {
 	})
 }
 
+// openKey loads the key that seals stored passwords, and makes sure it is
+// the one the database's passwords were sealed with: a key silently made
+// anew would leave every stored password unreadable. A key is made only
+// for a new SQLite database; with a shared database every server must be
+// given the same key.
+func openKey(ctx context.Context, st *store.DB, path string) ([]byte, error) {
+	const env = "MAILMIGRATE_SECRET_KEY"
+	recorded, held, err := st.KeyFingerprint(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	key, err := secret.LoadKey(path, env)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && st.Dialect() != store.SQLite:
+		return nil, usagef("no secret key: servers that share a database must all use the same key; copy %s from the first server "+
+			"(mode 0600), or set $%s (32 random bytes in base64: head -c32 /dev/urandom | base64)", path, env)
+	case errors.Is(err, fs.ErrNotExist) && (held || recorded != ""):
+		return nil, usagef("the secret key %s is missing, but the database holds passwords sealed with one: restore the key from "+
+			"your backup; if it is lost for good, run: mailmigrate admin secrets forget (customers then enter their passwords again)", path)
+	case errors.Is(err, fs.ErrNotExist):
+		key, err = secret.LoadOrCreateKey(path, env)
+	}
+	if err != nil {
+		return nil, err
+	}
+	fp := secret.Fingerprint(key)
+	if recorded, _, err = st.KeyFingerprint(ctx, fp); err != nil {
+		return nil, err
+	}
+	if recorded != fp {
+		return nil, usagef("the secret key (%s or $%s, fingerprint %s) is not the one this database's passwords were sealed with "+
+			"(fingerprint %s): give this server the same key as the others or restore it from your backup; if it is lost for good, "+
+			"run: mailmigrate admin secrets forget (customers then enter their passwords again)", path, env, fp, recorded)
+	}
+	return key, nil
+}
+
 // lockDataDir makes sure one server at a time uses a data directory's
 // SQLite file: the job queue treats jobs left running as orphans at start.
 func lockDataDir(dir string) (func(), error) {
@@ -361,6 +399,7 @@ commands:
   token add --tenant NAME [--label LABEL]            print a new API token for an operator or customer
   user add --tenant NAME [--password-file F] EMAIL   let a person sign in to the panel (password from F or stdin)
   list                                               show tenants and domains
+  secrets forget                                     delete every stored password (after the secret key was lost)
 
 flags:
 `
@@ -448,6 +487,13 @@ func runAdmin(ctx context.Context, args []string) int {
 			return fail(err)
 		}
 		return newToken(t, *label)
+	case "secrets forget":
+		n, err := st.ForgetSecrets(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Printf("forgot the stored passwords of %d mailbox(es); the next start makes or takes a key afresh\n", n)
+		return exitOK
 	case "list":
 		ts, err := st.Tenants(ctx)
 		if err != nil {

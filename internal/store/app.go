@@ -763,3 +763,42 @@ func (l *DB) DropKeptLogins(ctx context.Context, handleHash []byte) error {
 	_, err := l.exec(ctx, `DELETE FROM kept_logins WHERE handle_hash = ?`, handleHash)
 	return err
 }
+
+// KeyFingerprint implements Store.
+func (l *DB) KeyFingerprint(ctx context.Context, fingerprint string) (string, bool, error) {
+	if fingerprint != "" {
+		if _, err := l.exec(ctx, `INSERT INTO setting (name, value) VALUES ('key_fingerprint', ?) ON CONFLICT (name) DO NOTHING`,
+			fingerprint); err != nil {
+			return "", false, fmt.Errorf("record the key fingerprint: %w", err)
+		}
+	}
+	var recorded sql.NullString
+	var held int
+	err := l.queryRow(ctx, `SELECT (SELECT value FROM setting WHERE name = 'key_fingerprint'),
+		(SELECT count(*) FROM task WHERE source_secret IS NOT NULL OR dest_secret IS NOT NULL) +
+		(SELECT count(*) FROM kept_logins)`).Scan(&recorded, &held)
+	if err != nil {
+		return "", false, fmt.Errorf("read the key fingerprint: %w", err)
+	}
+	return recorded.String, held > 0, nil
+}
+
+// ForgetSecrets implements Store.
+func (l *DB) ForgetSecrets(ctx context.Context) (int, error) {
+	t, err := l.begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer t.rollback()
+	res, err := t.exec(ctx, `UPDATE task SET source_secret = NULL, dest_secret = NULL WHERE source_secret IS NOT NULL OR dest_secret IS NOT NULL`)
+	if err != nil {
+		return 0, fmt.Errorf("forget the stored passwords: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	for _, q := range []string{`DELETE FROM kept_logins`, `DELETE FROM setting WHERE name = 'key_fingerprint'`} {
+		if _, err := t.exec(ctx, q); err != nil {
+			return 0, fmt.Errorf("forget the stored passwords: %w", err)
+		}
+	}
+	return int(n), t.commit()
+}

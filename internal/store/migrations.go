@@ -26,6 +26,10 @@ var steps = []step{
 	// 2: "user" is a reserved word in SQL. PostgreSQL databases never had
 	// that table.
 	{sqlite: script(`ALTER TABLE user RENAME TO app_user`)},
+	// 3: settings of the whole service, such as which key the stored
+	// passwords are sealed with.
+	{sqlite: script(`CREATE TABLE setting (name TEXT PRIMARY KEY, value TEXT NOT NULL)`),
+		postgres: script(`CREATE TABLE setting (name TEXT PRIMARY KEY, value TEXT NOT NULL)`)},
 }
 
 // script is a step of fixed statements.

@@ -328,6 +328,15 @@ type Store interface {
 	// KeptLogins returns what KeepLogins stored under handleHash for the
 	// same session, or ErrNotFound (also once expired).
 	KeptLogins(ctx context.Context, handleHash, sessionHash []byte) ([]byte, error)
+	// KeyFingerprint records the fingerprint of the key that seals the
+	// stored passwords, unless one is recorded already (or fingerprint is
+	// ""), and returns the recorded one ("" if none); held reports whether
+	// any password is stored.
+	KeyFingerprint(ctx context.Context, fingerprint string) (recorded string, held bool, err error)
+	// ForgetSecrets deletes every stored password and the recorded key
+	// fingerprint, for an operator whose key is lost: customers then enter
+	// their passwords again. It returns how many tasks lost theirs.
+	ForgetSecrets(ctx context.Context) (int, error)
 	// DropKeptLogins deletes kept logins once they are used.
 	DropKeptLogins(ctx context.Context, handleHash []byte) error
 
