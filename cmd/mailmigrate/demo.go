@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -133,8 +134,9 @@ func startDemo(ctx context.Context, listen string, n int, out io.Writer) (_ *dem
 
 	cfg := config.Default()
 	cfg.Sources.AllowPlaintext, cfg.Sources.AllowPrivate = true, true
+	// The demo's own lines say what happens; the service's stay quiet.
 	handler, runner, err := buildService(ctx, st, box, jobs.Hosting{IMAP: d.env.Hosting, Driver: d.env.Driver}, cfg,
-		func(string, ...any) {})
+		slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}

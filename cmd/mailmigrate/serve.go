@@ -8,7 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -105,7 +105,8 @@ func runServe(ctx context.Context, args []string) int {
 	if err != nil {
 		return fail(usageError{err.Error()})
 	}
-	logger := log.New(os.Stderr, "", log.LstdFlags)
+	slogger := newLogger(cfg.LogFormat)
+	logger := slog.NewLogLogger(slogger.Handler(), slog.LevelInfo)
 	h, err := buildHosting(cfg.Hosting)
 	if err != nil {
 		return fail(usageError{err.Error()})
@@ -135,7 +136,7 @@ func runServe(ctx context.Context, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	handler, runner, err := buildService(ctx, st, box, h, cfg, logger.Printf)
+	handler, runner, err := buildService(ctx, st, box, h, cfg, slogger)
 	if err != nil {
 		return fail(err)
 	}
@@ -178,7 +179,8 @@ func runServe(ctx context.Context, args []string) int {
 
 // buildService wires the job queue, the API and the panel on a store.
 func buildService(ctx context.Context, st *store.DB, box *secret.Box, h jobs.Hosting, cfg config.Config,
-	logf func(string, ...any)) (http.Handler, *jobs.Runner, error) {
+	log *slog.Logger) (http.Handler, *jobs.Runner, error) {
+	logf := func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) }
 	eng := engine.Options{Conn: imapconn.Options{Timeout: 60 * time.Second}, MaxMessageSize: cfg.Hosting.MaxMessageSize,
 		MaxFolders: cfg.Sources.MaxFolders}
 	// A source name that resolves to the hosting's own IMAP server means
@@ -206,7 +208,7 @@ func buildService(ctx context.Context, st *store.DB, box *secret.Box, h jobs.Hos
 	runner, err := jobs.Open(ctx, st, jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng, FailedLogins: failed, Metrics: mets,
 		SourceHostLimit: cfg.Sources.HostLimit, Workers: cfg.Jobs.Workers, Slice: cfg.Jobs.Slice,
 		SecretRetention: cfg.SecretRetention, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag,
-		SingleProcess: st.Dialect() == store.SQLite, Logf: logf, Notify: mailer, ResyncStopDays: cfg.Jobs.ResyncStopDays})
+		SingleProcess: st.Dialect() == store.SQLite, Log: log, Notify: mailer, ResyncStopDays: cfg.Jobs.ResyncStopDays})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -233,6 +235,15 @@ func buildService(ctx context.Context, st *store.DB, box *secret.Box, h jobs.Hos
 	mux.Handle("GET /readyz", readiness(st.DB(), h))
 	mux.Handle("GET /metrics", localOnly(mets.Handler()))
 	return mux, runner, nil
+}
+
+// newLogger writes the service's log to standard error: as text (the
+// default) or, with log_format = json, one JSON object per line.
+func newLogger(format string) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil))
 }
 
 // checkHosting makes sure the hosting works before the service starts:

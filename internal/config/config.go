@@ -35,6 +35,8 @@ type Config struct {
 	// DNSServer, when set (host:port), answers the diagnosis's and the DNS
 	// check's questions instead of the system's resolver.
 	DNSServer string
+	// LogFormat is how serve logs: "text" (default) or "json".
+	LogFormat string
 	Notify    Notify
 	Web       Web
 }
@@ -245,6 +247,12 @@ func (c *Config) set(key, val string) error {
 		return str(&c.Database)
 	case "secret_retention":
 		return duration(&c.SecretRetention)
+	case "log_format":
+		if val != "text" && val != "json" {
+			return fmt.Errorf("%q: use text or json", val)
+		}
+		c.LogFormat = val
+		return nil
 	case "dns_server":
 		return str(&c.DNSServer)
 	case "hosting.imap":

@@ -71,8 +71,9 @@ type Config struct {
 	// be running them, River's rescuer retries the jobs of a server that
 	// died once they have run longer than a slice allows.
 	SingleProcess bool
-	// Logf receives one line per notable event (no secrets).
-	Logf func(format string, args ...any)
+	// Log receives one line per notable event (no secrets), with the
+	// migration's and the task's IDs as attributes; nil: nothing is logged.
+	Log *slog.Logger
 	// Notify mails the customer's notifications; nil: they are recorded
 	// and shown on the panel only.
 	Notify *notify.Mailer
@@ -142,8 +143,8 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Runner, error) {
 	if cfg.SecretRetention <= 0 {
 		cfg.SecretRetention = 7 * 24 * time.Hour
 	}
-	if cfg.Logf == nil {
-		cfg.Logf = func(string, ...any) {}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.NotifyRetry <= 0 {
 		cfg.NotifyRetry = time.Minute
@@ -342,16 +343,16 @@ func (r *Runner) reconcile(ctx context.Context, atStart bool) error {
 		job, err := r.client.JobGet(ctx, t.JobID)
 		switch {
 		case errors.Is(err, river.ErrNotFound):
-			r.cfg.Logf("task %d (%s): its job was lost; queued again", t.ID, t.DestUser)
+			taskLog(r.cfg.Log, t).Warn("its job was lost; queued again")
 			_, err = r.cfg.Store.QueueTask(ctx, t.ID, unfinished, r.queueTx(ctx))
 		case err != nil:
 		case job.State == rivertype.JobStateRunning && atStart && r.cfg.SingleProcess:
-			r.cfg.Logf("task %d (%s): continues after the server stopped", t.ID, t.DestUser)
+			taskLog(r.cfg.Log, t).Info("continues after the server stopped")
 			if _, err = r.cfg.Store.QueueTask(ctx, t.ID, unfinished, r.queueTx(ctx)); err == nil {
 				_, err = r.client.JobCancel(ctx, job.ID)
 			}
 		case job.FinalizedAt != nil:
-			r.cfg.Logf("task %d (%s): its job ended %s without finishing it", t.ID, t.DestUser, job.State)
+			taskLog(r.cfg.Log, t).Warn("its job ended without finishing it", "job_state", job.State)
 			_, err = r.cfg.Store.TransitionTask(ctx, t.ID, unfinished, store.StateFailed, stopped(fmt.Errorf("job %d ended %s", job.ID, job.State)))
 		}
 		if err != nil {
@@ -391,7 +392,7 @@ func (w *taskWorker) Work(ctx context.Context, job *river.Job[TaskArgs]) (err er
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("task %d: panic: %v", job.Args.TaskID, p)
-			w.r.cfg.Logf("%v\n%s", err, debug.Stack())
+			w.r.cfg.Log.Error("job panicked", "task", job.Args.TaskID, "error", err, "stack", string(debug.Stack()))
 			w.giveUp(ctx, job.Args.TaskID, err)
 			err = river.JobCancel(err)
 		}
@@ -399,7 +400,7 @@ func (w *taskWorker) Work(ctx context.Context, job *river.Job[TaskArgs]) (err er
 	err = w.work(ctx, job)
 	var snooze *river.JobSnoozeError
 	if err != nil && job.Attempt >= job.MaxAttempts && !errors.As(err, &snooze) {
-		w.r.cfg.Logf("task %d: giving up after %d attempts: %v", job.Args.TaskID, job.Attempt, err)
+		w.r.cfg.Log.Error("giving up", "task", job.Args.TaskID, "attempts", job.Attempt, "error", err)
 		w.giveUp(ctx, job.Args.TaskID, err)
 	}
 	return err
@@ -408,7 +409,7 @@ func (w *taskWorker) Work(ctx context.Context, job *river.Job[TaskArgs]) (err er
 // giveUp fails a task that no run will finish.
 func (w *taskWorker) giveUp(ctx context.Context, taskID int64, err error) {
 	if _, ferr := w.r.cfg.Store.TransitionTask(context.WithoutCancel(ctx), taskID, unfinished, store.StateFailed, stopped(err)); ferr != nil {
-		w.r.cfg.Logf("task %d: %v", taskID, ferr)
+		w.r.cfg.Log.Error("ending the task", "task", taskID, "error", ferr)
 	}
 }
 
@@ -478,9 +479,8 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 	opt := r.cfg.Engine
 	opt.Progress = progress
 	opt.Appended = r.cfg.Metrics.Appended
-	opt.Logf = func(format string, args ...any) {
-		r.cfg.Logf("task %d (%s): "+format, append([]any{t.ID, t.SourceUser}, args...)...)
-	}
+	log := taskLog(r.cfg.Log, t)
+	opt.Logf = func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) }
 	stopProgress := w.watch(t.ID, progress, cancel)
 	rep, runErr := w.runEngine(slice, acct, opt)
 	stopProgress()
@@ -541,13 +541,19 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 	return w.finish(ctx, t, end)
 }
 
+// taskLog is the log of one task: every line names the migration, the
+// task, and where it copies from and to.
+func taskLog(l *slog.Logger, t store.Task) *slog.Logger {
+	return l.With("migration", t.MigrationID, "task", t.ID, "source_user", t.SourceUser, "mailbox", t.DestUser)
+}
+
 // runEngine is the engine's run of one account, with a panic turned into
 // the account's failure.
 func (w *taskWorker) runEngine(ctx context.Context, acct engine.Account, opt engine.Options) (rep *engine.Report, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic: %v", p)
-			w.r.cfg.Logf("task for %s: %v\n%s", acct.DestUser, err, debug.Stack())
+			w.r.cfg.Log.Error("the engine panicked", "destination", acct.DestUser, "error", err, "stack", string(debug.Stack()))
 			f := stopped(err)
 			rep = &engine.Report{SourceUser: acct.SourceUser, Dest: acct.DestUser, Status: engine.StatusFailed, Failure: f}
 		}
@@ -562,12 +568,12 @@ func (w *taskWorker) finish(ctx context.Context, t store.Task, end store.TaskEnd
 	case err != nil:
 		return err
 	case !ok:
-		w.r.cfg.Logf("task %d (%s -> %s): cancelled", t.ID, t.SourceUser, t.DestUser)
+		taskLog(w.r.cfg.Log, t).Info("cancelled")
 	case end.State == store.StateQueued:
 	case end.Failure != nil:
-		w.r.cfg.Logf("task %d (%s -> %s): %s: %s", t.ID, t.SourceUser, t.DestUser, end.State, end.Failure.Detail)
+		taskLog(w.r.cfg.Log, t).Warn(end.State, "failure", end.Failure.Kind, "detail", end.Failure.Detail)
 	default:
-		w.r.cfg.Logf("task %d (%s -> %s): %s", t.ID, t.SourceUser, t.DestUser, end.State)
+		taskLog(w.r.cfg.Log, t).Info(end.State)
 	}
 	return nil
 }
@@ -687,7 +693,7 @@ type expireWorker struct {
 func (w *expireWorker) Work(ctx context.Context, _ *river.Job[expireArgs]) error {
 	n, err := w.r.cfg.Store.ExpireSecrets(ctx, time.Now().Add(-w.r.cfg.SecretRetention))
 	if n > 0 {
-		w.r.cfg.Logf("deleted the stored passwords of %d finished task(s)", n)
+		w.r.cfg.Log.Info("deleted the stored passwords of finished tasks", "tasks", n)
 	}
 	if err != nil {
 		return err

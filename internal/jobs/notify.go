@@ -77,7 +77,7 @@ func (w *notifyWorker) Work(ctx context.Context, job *river.Job[NotifyArgs]) err
 		return err
 	}
 	if len(to) == 0 {
-		w.r.cfg.Logf("notification %d (%s, migration %d): the customer has no panel user to write to", n.ID, n.Kind, n.MigrationID)
+		w.r.cfg.Log.Warn("notification: the customer has no panel user to write to", "notification", n.ID, "kind", n.Kind, "migration", n.MigrationID)
 		return st.NotificationAttempt(ctx, n.ID, time.Time{}, "no panel user to write to")
 	}
 	// Each reader gets the mail in the language they read the panel in.
@@ -92,14 +92,13 @@ func (w *notifyWorker) Work(ctx context.Context, job *river.Job[NotifyArgs]) err
 		}
 	}
 	if err != nil {
-		w.r.cfg.Logf("notification %d (%s, migration %d): mail not sent (attempt %d of %d): %v",
-			n.ID, n.Kind, n.MigrationID, job.Attempt, job.MaxAttempts, err)
+		w.r.cfg.Log.Warn("notification: mail not sent", "notification", n.ID, "kind", n.Kind, "migration", n.MigrationID, "attempt", job.Attempt, "of", job.MaxAttempts, "error", err)
 		if rerr := st.NotificationAttempt(context.WithoutCancel(ctx), n.ID, time.Time{}, err.Error()); rerr != nil {
-			w.r.cfg.Logf("notification %d: %v", n.ID, rerr)
+			w.r.cfg.Log.Error("notification: recording the attempt", "notification", n.ID, "error", rerr)
 		}
 		return err
 	}
-	w.r.cfg.Logf("notification %d (%s, migration %d): mailed to %d recipient(s)", n.ID, n.Kind, n.MigrationID, len(to))
+	w.r.cfg.Log.Info("notification mailed", "notification", n.ID, "kind", n.Kind, "migration", n.MigrationID, "recipients", len(to))
 	return st.NotificationAttempt(context.WithoutCancel(ctx), n.ID, time.Now(), "")
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -37,11 +39,8 @@ func newNotifyBench(t *testing.T, st *store.DB, outcomes map[string]*engine.Repo
 		t.Fatal(err)
 	}
 	nb := &notifyBench{relay: relay, logs: &strings.Builder{}, mu: &sync.Mutex{}}
-	nb.bench = newBench(t, st, Config{Notify: mailer, NotifyRetry: 50 * time.Millisecond, Logf: func(format string, args ...any) {
-		nb.mu.Lock()
-		defer nb.mu.Unlock()
-		fmt.Fprintf(nb.logs, format+"\n", args...)
-	}})
+	nb.bench = newBench(t, st, Config{Notify: mailer, NotifyRetry: 50 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(lockedWriter{nb.mu, nb.logs}, nil))})
 	nb.r.run = func(_ context.Context, a engine.Account, _ engine.Ledger, _ engine.Options) (*engine.Report, error) {
 		if a.SourcePassword != oldPassword {
 			t.Errorf("the run got password %q", a.SourcePassword)
@@ -207,8 +206,20 @@ func TestNotificationRetried(t *testing.T) {
 		if n.Attempts != 4 || n.Sent.IsZero() || n.Error != "" {
 			t.Errorf("notification after retries: %+v", n)
 		}
-		if l := nb.log(); !strings.Contains(l, "mail not sent (attempt 3 of 12)") || !strings.Contains(l, "451") {
+		if l := nb.log(); !strings.Contains(l, "mail not sent") || !strings.Contains(l, "attempt=3 of=12") || !strings.Contains(l, "451") {
 			t.Errorf("log:\n%s", l)
 		}
 	})
+}
+
+// lockedWriter serialises the log's writes into a builder the test reads.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

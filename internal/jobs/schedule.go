@@ -102,7 +102,7 @@ func (r *Runner) resyncOne(ctx context.Context, s store.Schedule, now time.Time)
 		here, err := r.cfg.MXHere(ctx, d.Name)
 		if err != nil {
 			// A DNS hiccup only postpones the stop.
-			r.cfg.Logf("re-sync of migration %d: MX check of %s: %v", m.ID, d.Name, err)
+			r.cfg.Log.Warn("re-sync: MX check", "migration", m.ID, "domain", d.Name, "error", err)
 		}
 		if here {
 			mxSince = now
@@ -112,7 +112,7 @@ func (r *Runner) resyncOne(ctx context.Context, s store.Schedule, now time.Time)
 		if _, err := st.StopSchedule(ctx, m.ID); err != nil {
 			return err
 		}
-		r.cfg.Logf("re-sync of migration %d stopped: the MX of %s has pointed here since %s", m.ID, d.Name, mxSince.Format(time.DateOnly))
+		r.cfg.Log.Info("re-sync stopped: the domain's MX points here", "migration", m.ID, "domain", d.Name, "since", mxSince.Format(time.DateOnly))
 		return nil
 	}
 	if !s.LastRun.IsZero() && now.Sub(s.LastRun) < resyncGap {
@@ -130,9 +130,9 @@ func (r *Runner) resyncOne(ctx context.Context, s store.Schedule, now time.Time)
 		var be *store.BusyError
 		switch {
 		case errors.As(err, &be):
-			r.cfg.Logf("re-sync of migration %d: %s is busy with task %d; skipped until the next day", m.ID, t.DestUser, be.TaskID)
+			r.cfg.Log.Info("re-sync: mailbox busy, skipped until the next day", "migration", m.ID, "task", t.ID, "mailbox", t.DestUser, "busy_with", be.TaskID)
 		case errors.Is(err, ErrNoSecrets):
-			r.cfg.Logf("re-sync of migration %d: the passwords of %s are missing; skipped", m.ID, t.DestUser)
+			r.cfg.Log.Warn("re-sync: the passwords are missing; skipped", "migration", m.ID, "task", t.ID, "mailbox", t.DestUser)
 		case err != nil:
 			return err
 		}
