@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"golang.org/x/sync/semaphore"
 
 	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/imapconn"
@@ -106,8 +105,8 @@ func Run(ctx context.Context, a Account, led Ledger, opt Options) (*Report, erro
 		opt.MaxFolders = DefaultMaxFolders
 	}
 	m := &migration{acct: a, key: a.Key(), led: led, opt: opt,
-		mem: semaphore.NewWeighted(opt.MemoryBudget), maxInMemory: min(maxInMemory, opt.MemoryBudget),
-		pool: make(chan *imapconn.Conn, opt.AppendWorkers),
+		arenas: newArenas(opt.MemoryBudget, max(64<<10, min(chunkBytes, opt.MemoryBudget/4))),
+		pool:   make(chan *imapconn.Conn, opt.AppendWorkers),
 		rep: &Report{Source: a.Source.String(), SourceUser: a.SourceUser,
 			Dest: a.Dest.String(), DestUser: a.DestUser, Started: time.Now()}}
 	err := m.safely(func() error { return m.run(ctx) })
@@ -232,8 +231,8 @@ type migration struct {
 	srcLayout, dstLayout Layout
 	dstFolders           map[string]bool
 	subscribed           map[string]bool
-	mem                  *semaphore.Weighted // the memory budget for bodies
-	maxInMemory          int64
+	arenas               *arenas           // the memory budget for bodies
+	multiAppend          bool              // the destination takes batches (MULTIAPPEND)
 	appendLimit          int64             // the destination's APPENDLIMIT, 0 if unknown
 	remembered           map[string]string // where the ledger says each folder went
 	noStatus             bool              // the source's STATUS replies are unreadable
@@ -346,6 +345,7 @@ func (m *migration) run(ctx context.Context) error {
 		m.opt.AppendWorkers = 1
 		m.singleWriter = true
 	}
+	m.multiAppend = m.dst.MultiAppend(ctx)
 	plans := PlanFolders(m.srcLayout, m.dstLayout, m.remembered)
 	m.opt.Progress.add(&m.opt.Progress.foldersTotal, int64(len(plans)))
 	// Totals first, so that progress has a denominator from the start.
@@ -911,16 +911,16 @@ func (e errOversized) message() i18n.Message {
 // must be exact, but some servers count line endings differently.
 func sizeSlack(announced int64) int64 { return max(announced/10, 1<<20) }
 
-// fetchChunk reads the bodies of the first uids, bounded in bytes and
-// count, and hands them over as one chunk; it returns how many UIDs it
-// consumed, how many messages it sent and which of the chunk the server
-// did not send. A chunk is handed over only after its FETCH has completed,
-// because go-imap times a response out if its reader is not consumed, and
-// appending may take longer than that.
+// fetchChunk reads the bodies of the first uids, bounded in bytes (an
+// arena) and count, and hands them over as one chunk; it returns how many
+// UIDs it consumed, how many messages it sent and which of the chunk the
+// server did not send. A chunk is handed over only after its FETCH has
+// completed, because go-imap times a response out if its reader is not
+// consumed, and appending may take longer than that.
 func (m *migration) fetchChunk(ctx context.Context, w *folderWork, uids []imap.UID, single bool, out chan<- []*job) (consumed, sent int, missing []imap.UID, err error) {
 	sizes := w.sizes
 	n, total := 0, int64(0)
-	limit := min(chunkBytes, m.opt.MemoryBudget/4)
+	limit := m.arenas.size
 	for n < len(uids) && n < chunkMessages && (n == 0 || total+sizes[uids[n]] <= limit) && (n == 0 || !single) {
 		total += sizes[uids[n]]
 		n++
@@ -932,17 +932,36 @@ func (m *migration) fetchChunk(ctx context.Context, w *folderWork, uids []imap.U
 		want[uid] = true
 		biggest = max(biggest, sizes[uid])
 	}
-	// Reserve memory for the chunk before asking for it: once the server
-	// sends, the bodies must be read without pause.
-	var reserve int64
-	for _, uid := range chunk {
-		if sizes[uid] <= m.maxInMemory {
-			reserve += sizes[uid]
+	// Memory for the chunk before asking for it: once the server sends,
+	// the bodies must be read without pause. One message larger than an
+	// arena borrows the budget of as many.
+	var ar *arena
+	var loan []*arena
+	if k := int((total + limit - 1) / limit); k > 1 {
+		if k <= cap(m.arenas.free) {
+			if loan, err = m.arenas.take(ctx, k); err != nil {
+				return 0, 0, nil, err
+			}
+			for _, a := range loan {
+				a.buf = nil
+			}
 		}
+	} else {
+		got, err := m.arenas.take(ctx, 1)
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		ar = got[0]
+		ar.fill()
 	}
-	if err := m.mem.Acquire(ctx, reserve); err != nil {
-		return 0, 0, nil, context.Cause(ctx)
-	}
+	defer func() {
+		if ar != nil {
+			ar.release()
+		}
+		for _, a := range loan {
+			m.arenas.free <- a
+		}
+	}()
 	var got []*job
 	err = imapconn.FetchBodies(ctx, m.src, chunk,
 		func(msg imapconn.Message, r io.Reader, size int64) (*body, error) {
@@ -956,13 +975,25 @@ func (m *migration) fetchChunk(ctx context.Context, w *folderWork, uids []imap.U
 			if size > announced+sizeSlack(announced) || (m.appendLimit > 0 && size > m.appendLimit) {
 				return nil, errOversized{uid: uid, size: size, announced: announced, limit: m.appendLimit}
 			}
-			inMemory := size <= m.maxInMemory && size <= reserve
-			b, err := spool(r, size, inMemory, m.opt.TempDir)
-			if err == nil && inMemory {
-				reserve -= size
-				b.reserved, b.budget = size, m.mem
+			if ar != nil {
+				if mem := ar.alloc(size); mem != nil {
+					b, err := spoolInto(r, mem)
+					if err != nil {
+						ar.release()
+						return nil, err
+					}
+					b.arena = ar
+					return b, nil
+				}
 			}
-			return b, err
+			if loan != nil && size <= int64(len(loan))*limit {
+				b, err := spoolInto(r, make([]byte, size))
+				if err == nil {
+					b.loan, loan = loan, nil
+				}
+				return b, err
+			}
+			return spoolFile(r, m.opt.TempDir)
 		},
 		func(msg imapconn.Message, b *body) error {
 			if !want[msg.UID] {
@@ -974,7 +1005,6 @@ func (m *migration) fetchChunk(ctx context.Context, w *folderWork, uids []imap.U
 			got = append(got, &job{work: w, msg: msg, body: b})
 			return nil
 		})
-	m.mem.Release(reserve)
 	if err == nil {
 		for _, uid := range chunk {
 			if want[uid] {
@@ -1025,70 +1055,105 @@ func (m *migration) examine(ctx context.Context, w *folderWork) error {
 	return nil
 }
 
-// appender appends jobs on its own destination connection, taken from and
-// returned to the account's pool.
-func (m *migration) appender(ctx context.Context, in <-chan *job, results chan<- result) {
+// appender appends batches on its own destination connection, taken from
+// and returned to the account's pool.
+func (p *pipeline) appender(in <-chan []*job) {
 	var conn *imapconn.Conn
 	select {
-	case conn = <-m.pool:
+	case conn = <-p.m.pool:
 	default:
 	}
 	defer func() {
 		if conn != nil && !conn.Dead() {
-			m.pool <- conn
+			p.m.pool <- conn
 		} else if conn != nil {
 			conn.Close()
 		}
 	}()
-	for j := range in {
-		var r result
-		r, conn = m.appendOne(ctx, conn, j)
-		results <- r
+	for b := range in {
+		var rs []result
+		rs, conn = p.appendBatch(conn, b)
+		for _, r := range rs {
+			p.results <- r
+		}
 	}
 }
 
-// appendOne appends one job and says how it went; every job gets a result,
-// a panic included, or the collector would wait for it forever.
-func (m *migration) appendOne(ctx context.Context, conn *imapconn.Conn, j *job) (r result, next *imapconn.Conn) {
-	w := j.work
+// appendBatch appends a batch of one folder's messages with one APPEND
+// and says how each went; every job gets a result, a panic included, or
+// the collector would wait for it forever. A batch stores all of its
+// messages or none (RFC 3502): one that fails is retried after the
+// folder is matched against the destination again, one message at a time,
+// so that the message the server refuses (too big, over quota, broken) is
+// the one reported, and its neighbours are copied.
+func (p *pipeline) appendBatch(conn *imapconn.Conn, jobs []*job) (rs []result, next *imapconn.Conn) {
+	m, ctx, w := p.m, p.ctx, jobs[0].work
+	each := func(out outcome, err error) []result {
+		rs := make([]result, len(jobs))
+		for i, j := range jobs {
+			rs[i] = result{job: j, work: w, out: out, err: err}
+		}
+		return rs
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			m.logf("internal error while appending: %v\n%s", v, debug.Stack())
 			if conn != nil {
 				conn.Close()
 			}
-			r, next = result{job: j, work: w, out: fatal, err: &InternalError{Value: fmt.Sprint(v)}}, nil
+			rs, next = each(fatal, &InternalError{Value: fmt.Sprint(v)}), nil
 		}
 	}()
 	if ctx.Err() != nil {
-		return result{job: j, work: w, out: dropped}, conn
+		return each(dropped, nil), conn
+	}
+	if len(jobs) > 1 && p.full.Load() {
+		// The mailbox is full: the retry finds the message that does not
+		// fit, one at a time, instead of every batch being sent in vain.
+		return each(retry, imapconn.ErrOverQuota), conn
 	}
 	if conn == nil || conn.Dead() {
 		c, err := m.dial(ctx, SideDest)
 		if err != nil {
-			return result{job: j, work: w, out: fatal, err: err}, nil
+			return each(fatal, err), nil
 		}
 		conn = c
 	}
-	start := time.Now()
-	uid, _, err := conn.Append(ctx, w.plan.Dest, j.body.size, w.filter.apply(j.msg.Flags), j.msg.InternalDate, j.body.reader())
-	if m.opt.Appended != nil && err == nil {
-		m.opt.Appended(time.Since(start))
+	msgs := make([]imapconn.AppendMessage, len(jobs))
+	for i, j := range jobs {
+		msgs[i] = imapconn.AppendMessage{Flags: w.filter.apply(j.msg.Flags), Date: j.msg.InternalDate,
+			Size: j.body.size, Body: j.body.reader()}
 	}
+	start := time.Now()
+	uids, err := conn.Append(ctx, w.plan.Dest, msgs)
 	switch {
 	case err == nil:
-		return result{job: j, work: w, out: copied, dstUID: uid}, conn
+		if m.opt.Appended != nil {
+			m.opt.Appended(time.Since(start))
+		}
+		rs = each(copied, nil)
+		if len(uids) == len(rs) {
+			for i := range rs {
+				rs[i].dstUID = uids[i]
+			}
+		}
+		return rs, conn
 	case ctx.Err() != nil:
-		return result{job: j, work: w, out: dropped}, conn
+		return each(dropped, nil), conn
+	case len(jobs) > 1:
+		if errors.Is(err, imapconn.ErrOverQuota) {
+			p.full.Store(true)
+		}
+		m.logf("%s: a batch of %d message(s) failed (%v); they are tried again one at a time", w.plan.Source, len(jobs), err)
+		conn.Close()
+		return each(retry, err), nil
 	case errors.Is(err, imapconn.ErrTooBig):
-		// The server refused before the body was sent, which makes
-		// go-imap drop the connection; the next message redials.
-		return result{job: j, work: w, out: skipped, err: err}, conn
+		return each(skipped, err), conn
 	case errors.Is(err, imapconn.ErrOverQuota):
-		return result{job: j, work: w, out: fatal, err: &SideError{SideDest, m.acct.DestUser, err}}, conn
+		return each(fatal, &SideError{SideDest, m.acct.DestUser, err}), conn
 	default:
 		// Another attempt goes over a fresh connection.
 		conn.Close()
-		return result{job: j, work: w, out: retry, err: err}, nil
+		return each(retry, err), nil
 	}
 }

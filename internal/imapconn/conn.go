@@ -48,6 +48,7 @@ type Conn struct {
 	timeout time.Duration
 
 	guard *guard
+	tags  int // commands imapconn wrote itself (Append), for their tags
 
 	mu       sync.Mutex
 	timer    *time.Timer
@@ -615,37 +616,6 @@ func (t *touchReader) Read(p []byte) (int, error) {
 		t.err = err
 	}
 	return n, err
-}
-
-// Append stores a message of size bytes read from r, with flags and
-// internal date. It returns the new UID and the mailbox's UIDVALIDITY when
-// the server reports them (UIDPLUS), else zeros.
-func (c *Conn) Append(ctx context.Context, mailbox string, size int64, flags []imap.Flag,
-	date time.Time, r io.Reader) (imap.UID, uint32, error) {
-	done := c.arm(ctx)
-	defer done()
-	op := fmt.Sprintf("append to %q", mailbox)
-	cmd := c.cl.Append(mailbox, size, &imap.AppendOptions{Flags: flags, Time: date})
-	n, werr := io.Copy(cmd, &touchReader{r: r, c: c})
-	if werr == nil && n != size {
-		werr = fmt.Errorf("message body is %d bytes, expected %d", n, size)
-	}
-	cerr := cmd.Close()
-	data, err := cmd.Wait()
-	if err != nil {
-		// The server's NO (over quota, too big) is the useful part.
-		return 0, 0, c.fail(ctx, op, err)
-	}
-	if werr != nil {
-		return 0, 0, c.fail(ctx, op, werr)
-	}
-	if cerr != nil {
-		return 0, 0, c.fail(ctx, op, cerr)
-	}
-	if data == nil || !c.cl.Caps().Has(imap.CapUIDPlus) {
-		return 0, 0, nil
-	}
-	return data.UID, data.UIDValidity, nil
 }
 
 // Store adds or removes flags on uids of the selected mailbox, silently.
