@@ -95,7 +95,8 @@ func Dial(ctx context.Context, ep Endpoint, opt Options) (*Conn, error) {
 	var plain net.Conn // what go-imap reads: the guard watches it
 	switch ep.Security {
 	case TLS:
-		tc := tls.Client(raw, ep.tlsConfig())
+		wr := newWire(raw)
+		tc := tls.Client(wr, ep.tlsConfig())
 		if err := tc.HandshakeContext(dctx); err != nil {
 			raw.Close()
 			if ctx.Err() != nil {
@@ -103,7 +104,7 @@ func Dial(ctx context.Context, ep Endpoint, opt Options) (*Conn, error) {
 			}
 			return nil, &Error{Kind: ErrTLS, Op: "TLS handshake", Server: addr, Err: err}
 		}
-		plain = tc
+		plain = encrypted{tc, wr}
 	case StartTLS:
 		tc, err := startTLS(dctx, raw, ep.tlsConfig(), opt.DialTimeout)
 		if err != nil {

@@ -389,12 +389,13 @@ func startTLS(ctx context.Context, raw net.Conn, cfg *tls.Config, timeout time.D
 		// the path (CVE-2011-0411-style); nothing may follow the OK.
 		return nil, &Error{Kind: ErrTLS, Op: "STARTTLS", Text: "the server sent data before encryption started"}
 	}
-	tc := tls.Client(raw, cfg)
+	wr := newWire(raw)
+	tc := tls.Client(wr, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, err
 	}
 	raw.SetDeadline(time.Time{})
-	return &replayConn{Conn: tc, r: io.MultiReader(strings.NewReader("* OK encrypted\r\n"), tc)}, nil
+	return &replayConn{Conn: encrypted{tc, wr}, r: io.MultiReader(strings.NewReader("* OK encrypted\r\n"), tc)}, nil
 }
 
 // replayConn reads r (a replayed greeting, then the connection).
