@@ -490,8 +490,11 @@ func (m *migration) retry(ctx context.Context, works []*folderWork) error {
 		if err := m.examine(ctx, w); err != nil {
 			return &SideError{SideSource, m.acct.SourceUser, err}
 		}
-		u, err := m.adopt(ctx, w, u)
+		entries, err := m.led.Entries(ctx, m.key, w.plan.Source, w.uidValidity)
 		if err != nil {
+			return err
+		}
+		if u, err = m.adopt(ctx, w, u, entries); err != nil {
 			return err
 		}
 		uids = append(uids, u)
@@ -570,16 +573,6 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		return nil, nil, srcErr(err)
 	}
 	w.uidValidity = sel.UIDValidity
-	var srcMsgs []imapconn.MessageMeta
-	if sel.NumMessages > 0 {
-		if srcMsgs, err = m.src.FetchMeta(ctx, nil, nil); err != nil {
-			return nil, nil, srcErr(err)
-		}
-	}
-	// The report counts what the copy found, which may differ from STATUS
-	// when mail arrived or went meanwhile.
-	m.opt.Progress.add(&m.opt.Progress.msgsTotal, int64(len(srcMsgs)-fr.SourceMessages))
-	fr.SourceMessages = len(srcMsgs)
 	dsel, err := m.dst.Select(ctx, p.Dest)
 	if err != nil {
 		return nil, nil, dstErr(err)
@@ -592,23 +585,58 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		if err := m.led.Forget(ctx, m.key, p.Source); err != nil {
 			return nil, nil, err
 		}
+		havePrev = false
 	}
+	// After a complete pass every message up to the saved UIDNEXT is in
+	// the ledger; what arrived since or had its flags changed carries a
+	// higher MODSEQ (CONDSTORE). Only those are read then, not the whole
+	// folder: an incremental run's cost follows the new mail.
+	changedOnly := havePrev && prev.SrcUIDValidity == sel.UIDValidity && prev.SrcHighestModSeq != 0 && sel.HighestModSeq != 0
+	var srcMsgs []imapconn.MessageMeta
+	switch {
+	case sel.NumMessages == 0:
+	case changedOnly:
+		if srcMsgs, err = m.src.FetchChanged(ctx, prev.SrcHighestModSeq); err != nil {
+			return nil, nil, srcErr(err)
+		}
+	default:
+		if srcMsgs, err = m.src.FetchMeta(ctx, nil, nil); err != nil {
+			return nil, nil, srcErr(err)
+		}
+	}
+	// The report counts what the copy found, which may differ from STATUS
+	// when mail arrived or went meanwhile.
+	found := len(srcMsgs)
+	if changedOnly {
+		found = int(sel.NumMessages)
+		for _, msg := range srcMsgs {
+			if msg.UID >= sel.UIDNext {
+				found++ // arrived after EXAMINE counted
+			}
+		}
+	}
+	m.opt.Progress.add(&m.opt.Progress.msgsTotal, int64(found-fr.SourceMessages))
+	fr.SourceMessages = found
 	entries, err := m.led.Entries(ctx, m.key, p.Source, sel.UIDValidity)
 	if err != nil {
 		return nil, nil, err
 	}
 	var newUIDs []imap.UID
 	var flagChanged []Entry
+	var newBytes int64
 	for _, msg := range srcMsgs {
-		w.sizes[msg.UID] = msg.Size
 		e, ok := entries[msg.UID]
 		if !ok {
+			w.sizes[msg.UID] = msg.Size
 			newUIDs = append(newUIDs, msg.UID)
+			newBytes += msg.Size
 			continue
 		}
-		fr.AlreadyPresent++
-		m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
-		m.opt.Progress.add(&m.opt.Progress.bytesDone, msg.Size)
+		if !changedOnly {
+			fr.AlreadyPresent++
+			m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
+			m.opt.Progress.add(&m.opt.Progress.bytesDone, msg.Size)
+		}
 		if want := w.filter.apply(msg.Flags); e.DstUID != 0 && flagKey(want) != flagKey(e.Flags) {
 			add, rem := flagDelta(e.Flags, want)
 			e.Flags = want
@@ -618,6 +646,13 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 			}
 		}
 	}
+	if changedOnly {
+		fr.AlreadyPresent = found - len(newUIDs)
+		m.opt.Progress.add(&m.opt.Progress.msgsDone, int64(fr.AlreadyPresent))
+		if st.Size != nil {
+			m.opt.Progress.add(&m.opt.Progress.bytesDone, max(0, *st.Size-newBytes))
+		}
+	}
 	if len(flagChanged) > 0 {
 		if err := m.led.Record(ctx, m.key, p.Source, sel.UIDValidity, flagChanged); err != nil {
 			return nil, nil, err
@@ -625,7 +660,7 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		fr.FlagsUpdated = len(flagChanged)
 	}
 	if len(newUIDs) > 0 && dsel.NumMessages > 0 {
-		if newUIDs, err = m.adopt(ctx, w, newUIDs); err != nil {
+		if newUIDs, err = m.adopt(ctx, w, newUIDs, entries); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -769,14 +804,11 @@ func (m *migration) storeFlags(ctx context.Context, uid imap.UID, add, rem []ima
 }
 
 // adopt matches source messages the ledger does not know against
-// destination messages the ledger does not know, by content identity, as
-// multisets. Matches are recorded as copied; the rest is returned.
-func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID) ([]imap.UID, error) {
+// destination messages the ledger does not know (entries is what it knows
+// of the folder), by content identity, as multisets. Matches are recorded
+// as copied; the rest is returned.
+func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID, entries map[imap.UID]Entry) ([]imap.UID, error) {
 	p, uidValidity, fr := w.plan, w.uidValidity, w.fr
-	entries, err := m.led.Entries(ctx, m.key, p.Source, uidValidity)
-	if err != nil {
-		return nil, err
-	}
 	known := map[imap.UID]bool{}
 	for _, e := range entries {
 		known[e.DstUID] = true
@@ -787,14 +819,23 @@ func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID) (
 	if _, err := m.dst.Examine(ctx, p.Dest); err != nil {
 		return nil, &SideError{SideDest, m.acct.DestUser, err}
 	}
-	all, err := m.dst.FetchMeta(ctx, nil, nil)
+	all, err := m.dst.UIDs(ctx)
+	if imapconn.KindOf(err) == imapconn.ErrServer && !m.dst.Dead() {
+		// A server that refuses SEARCH lists its messages with FETCH.
+		var meta []imapconn.MessageMeta
+		meta, err = m.dst.FetchMeta(ctx, nil, nil)
+		all = all[:0]
+		for _, d := range meta {
+			all = append(all, d.UID)
+		}
+	}
 	if err != nil {
 		return nil, &SideError{SideDest, m.acct.DestUser, err}
 	}
 	var cand []imap.UID
-	for _, d := range all {
-		if !known[d.UID] {
-			cand = append(cand, d.UID)
+	for _, uid := range all {
+		if !known[uid] {
+			cand = append(cand, uid)
 		}
 	}
 	if len(cand) == 0 {
