@@ -1,9 +1,10 @@
 // Command bench measures mailmigrate against the destination server's own
-// limit. It starts two Dovecot instances (source and destination) through the
-// test bed, generates a deterministic corpus, measures the ceiling (how fast
-// the destination accepts APPENDs with the same client library, and how fast
-// the source serves FETCH), then runs the real mailmigrate binary through the
-// phases initial, re-run, incremental and many accounts, several times each,
+// limit and against Dovecot's dsync. It starts two Dovecot instances (source
+// and destination) through the test bed, generates a deterministic corpus,
+// finds the plain client's best connection counts (one message per APPEND,
+// and MULTIAPPEND batches) and the source's FETCH rate, then runs interleaved
+// rounds of the plain clients, dsync over imapc and the real mailmigrate
+// binary through the phases initial, re-run, incremental and many accounts,
 // and prints the medians as a Markdown table.
 //
 //	go run ./bench            # 5,000 messages, ~315 MB
@@ -13,6 +14,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -57,7 +59,7 @@ func main() {
 	flag.BoolVar(&cfg.huge, "huge", false, "add one 50 MB message")
 	flag.IntVar(&cfg.runs, "runs", 3, "runs per phase; the median is reported")
 	flag.IntVar(&cfg.workers, "workers", 0, "pass --workers N to mailmigrate (0: its default)")
-	flag.IntVar(&cfg.parallel, "parallel", 0, "pass --parallel N to mailmigrate in the many-accounts phase (0: its default)")
+	flag.IntVar(&cfg.parallel, "parallel", 0, "pass --parallel N to mailmigrate in the many-accounts phase (0: all accounts at once)")
 	flag.StringVar(&cfg.profile, "profile", "", "write CPU and heap profiles of the first initial run into this directory")
 	flag.IntVar(&cfg.accounts, "accounts", 20, "accounts in the many-accounts phase")
 	flag.IntVar(&cfg.perAccount, "per-account", 250, "messages per account in the many-accounts phase")
@@ -416,10 +418,7 @@ func (b *bed) manyAccounts(ctx context.Context, res *results) error {
 			return err
 		}
 		_, state := b.newDest()
-		args := []string{"--accounts", list}
-		if b.cfg.parallel > 0 {
-			args = append(args, "--parallel", fmt.Sprint(b.cfg.parallel))
-		}
+		args := []string{"--accounts", list, "--parallel", fmt.Sprint(cmp.Or(b.cfg.parallel, len(srcs)))}
 		r, err := b.run(state, total, args...)
 		if err != nil {
 			return fmt.Errorf("many accounts: %w", err)

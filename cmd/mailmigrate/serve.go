@@ -169,8 +169,9 @@ func runServe(ctx context.Context, args []string) int {
 // buildService wires the job queue, the API and the panel on a store.
 func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs.Hosting, cfg config.Config,
 	logf func(string, ...any)) (http.Handler, *jobs.Runner, error) {
+	// The tasks running at the same time share one memory for bodies.
 	eng := engine.Options{Conn: imapconn.Options{Timeout: 60 * time.Second}, MaxMessageSize: cfg.Hosting.MaxMessageSize,
-		MaxFolders: cfg.Sources.MaxFolders}
+		MaxFolders: cfg.Sources.MaxFolders, Memory: engine.NewMemory(32 << 20)}
 	// A source name that resolves to the hosting's own IMAP server means
 	// the customer's DNS was already moved: the diagnosis says so.
 	expect := expectFrom(cfg.Hosting)

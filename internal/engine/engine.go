@@ -52,8 +52,8 @@ type Options struct {
 	Progress *Progress
 	// Logf, if set, receives one line per notable event (no secrets).
 	Logf func(format string, args ...any)
-	// Appended, if set, hears how long each APPEND took (for a service's
-	// metrics).
+	// Appended, if set, hears how long each APPEND command took (one
+	// message, or a batch with MULTIAPPEND), for a service's metrics.
 	Appended func(took time.Duration)
 	// MaxMessageSize, when set, is the largest message the destination
 	// takes (the hosting's own limit); bigger ones are listed as skipped
@@ -63,6 +63,10 @@ type Options struct {
 	// bigger messages and any excess go through temporary files.
 	// Default 16 MiB.
 	MemoryBudget int64
+	// Memory, if set, holds the bodies instead of a memory of
+	// MemoryBudget bytes of the account's own: accounts copied at the same
+	// time share it, and memory stays the same however many there are.
+	Memory *Memory
 	// MaxFolders is the most folders an account may have; a source with
 	// more is refused before anything is created on the destination.
 	// Default 5,000.
@@ -104,9 +108,11 @@ func Run(ctx context.Context, a Account, led Ledger, opt Options) (*Report, erro
 	if opt.MaxFolders <= 0 {
 		opt.MaxFolders = DefaultMaxFolders
 	}
-	m := &migration{acct: a, key: a.Key(), led: led, opt: opt,
-		arenas: newArenas(opt.MemoryBudget, max(64<<10, min(chunkBytes, opt.MemoryBudget/4))),
-		pool:   make(chan *imapconn.Conn, opt.AppendWorkers),
+	if opt.Memory == nil {
+		opt.Memory = NewMemory(opt.MemoryBudget)
+	}
+	m := &migration{acct: a, key: a.Key(), led: led, opt: opt, arenas: opt.Memory.arenas,
+		pool: make(chan *imapconn.Conn, opt.AppendWorkers),
 		rep: &Report{Source: a.Source.String(), SourceUser: a.SourceUser,
 			Dest: a.Dest.String(), DestUser: a.DestUser, Started: time.Now()}}
 	err := m.safely(func() error { return m.run(ctx) })

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
 )
 
@@ -23,6 +24,17 @@ const headerLimit = 64 << 10
 type arenas struct {
 	size int64 // bytes per arena
 	free chan *arena
+	many sync.Mutex // one taker of several arenas at a time
+}
+
+// Memory is the memory for message bodies (Options.Memory): accounts
+// migrated in one process at the same time can share one.
+type Memory struct{ arenas *arenas }
+
+// NewMemory makes a memory of budget bytes, in arenas of one FETCH chunk
+// (4 MiB, less in a small budget: at least four arenas).
+func NewMemory(budget int64) *Memory {
+	return &Memory{newArenas(budget, max(64<<10, min(chunkBytes, budget/4)))}
 }
 
 func newArenas(budget, size int64) *arenas {
@@ -34,8 +46,13 @@ func newArenas(budget, size int64) *arenas {
 	return a
 }
 
-// take waits for k free arenas.
+// take waits for k free arenas. Takers of several arenas go one at a
+// time: two holding some and each waiting for the rest would wait forever.
 func (p *arenas) take(ctx context.Context, k int) ([]*arena, error) {
+	if k > 1 {
+		p.many.Lock()
+		defer p.many.Unlock()
+	}
 	got := make([]*arena, 0, k)
 	for len(got) < k {
 		select {
