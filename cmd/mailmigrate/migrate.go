@@ -69,17 +69,18 @@ func runMigrate(ctx context.Context, args []string) int {
 	defer stopProfiles()
 
 	// The accounts copied at the same time share one memory for bodies
-	// (16 MiB for one, 32 MiB for more, however many): memory does not
+	// (16 MiB for one, 24 MiB for more, however many): memory does not
 	// grow with --parallel. A soft limit makes the garbage collector
 	// return what else is used promptly instead of letting the heap double
-	// first; each account's connections take about a megabyte.
+	// first; each account's connections hold about half a megabyte of
+	// buffers.
 	par := min(*parallel, len(accounts))
 	budget := int64(16 << 20)
 	if par > 1 {
-		budget = 32 << 20
+		budget = 24 << 20
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(16<<20 + budget + int64(par)<<20)
+		debug.SetMemoryLimit(16<<20 + budget + int64(par)<<19)
 	}
 	var progress engine.Progress
 	progress.AddAccounts(len(accounts))

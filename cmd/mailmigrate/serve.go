@@ -171,7 +171,7 @@ func buildService(ctx context.Context, st *store.SQLite, box *secret.Box, h jobs
 	logf func(string, ...any)) (http.Handler, *jobs.Runner, error) {
 	// The tasks running at the same time share one memory for bodies.
 	eng := engine.Options{Conn: imapconn.Options{Timeout: 60 * time.Second}, MaxMessageSize: cfg.Hosting.MaxMessageSize,
-		MaxFolders: cfg.Sources.MaxFolders, Memory: engine.NewMemory(32 << 20)}
+		MaxFolders: cfg.Sources.MaxFolders, Memory: engine.NewMemory(24 << 20)}
 	// A source name that resolves to the hosting's own IMAP server means
 	// the customer's DNS was already moved: the diagnosis says so.
 	expect := expectFrom(cfg.Hosting)

@@ -112,7 +112,13 @@ type appendCmd struct {
 
 // send writes the command and returns the server's tagged reply line.
 func (a *appendCmd) send(name string, msgs []AppendMessage) ([]byte, error) {
-	bw := bufio.NewWriterSize(touchWriter{a.c.guard.Conn, a.c}, 64<<10)
+	if a.c.out == nil {
+		// Small messages of a batch leave together; bodies larger than
+		// the buffer are written from where they are.
+		a.c.out = bufio.NewWriterSize(touchWriter{a.c.guard.Conn, a.c}, 32<<10)
+	}
+	bw := a.c.out
+	bw.Reset(touchWriter{a.c.guard.Conn, a.c})
 	bw.WriteString(a.tag + " APPEND " + name)
 	for _, m := range msgs {
 		bw.WriteByte(' ')

@@ -1,6 +1,7 @@
 package imapconn
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -48,7 +49,8 @@ type Conn struct {
 	timeout time.Duration
 
 	guard *guard
-	tags  int // commands imapconn wrote itself (Append), for their tags
+	tags  int           // commands imapconn wrote itself (Append), for their tags
+	out   *bufio.Writer // what Append writes goes through it
 
 	mu       sync.Mutex
 	timer    *time.Timer

@@ -200,15 +200,18 @@ func (g *guard) pass(p, avail []byte) (int, error) {
 	return n, nil
 }
 
-// keep remembers the start of a complete line for quoting.
+// keep remembers the start of a complete line for quoting, in the buffer
+// of the oldest one: every line passes here.
 func (g *guard) keep(line []byte) {
 	if len(line) > keepLine {
 		line = line[:keepLine]
 	}
+	var buf []byte
 	if len(g.last) == keepLines {
+		buf = g.last[0][:0]
 		g.last = append(g.last[:0], g.last[1:]...)
 	}
-	g.last = append(g.last, append([]byte(nil), line...))
+	g.last = append(g.last, append(buf, line...))
 }
 
 const (

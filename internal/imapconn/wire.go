@@ -23,7 +23,7 @@ type wire struct {
 }
 
 func newWire(c net.Conn) *wire {
-	return &wire{Conn: c, r: bufio.NewReaderSize(c, 64<<10), w: bufio.NewWriterSize(c, 64<<10)}
+	return &wire{Conn: c, r: bufio.NewReaderSize(c, 32<<10), w: bufio.NewWriterSize(c, 32<<10)}
 }
 
 func (w *wire) Read(p []byte) (int, error) { return w.r.Read(p) }
