@@ -194,6 +194,18 @@ func run(cfg config) error {
 		}
 		res.add("initial", r)
 		last, lastUser, lastState = r, user, state
+		// The same without TLS on either side, to show what encryption
+		// costs on a machine that runs both servers (dsync reads the
+		// source over plain IMAP and writes no protocol at all).
+		plainUser, plainState := b.newDest()
+		if err := b.dst.AddUser(plainUser, password, 0); err != nil {
+			return err
+		}
+		r, err = b.migrate(src, plainUser, plainState, len(corpus.Messages), "--allow-plaintext")
+		if err != nil {
+			return fmt.Errorf("initial without TLS: %w", err)
+		}
+		res.add(phasePlain, r)
 	}
 	res.verified("initial", b.verify(ctx, src, lastUser, last.report))
 
@@ -245,6 +257,7 @@ func run(cfg config) error {
 const (
 	phaseAppend = "plain client, 1 message per APPEND"
 	phaseMulti  = "plain client, MULTIAPPEND"
+	phasePlain  = "initial, no TLS"
 )
 
 // multiBatch is the plain client's MULTIAPPEND batch: messages of one
@@ -499,9 +512,12 @@ func (b *bed) migrate(src, dst, state string, wantCopied int, extra ...string) (
 // peak RSS of the process.
 func (b *bed) run(state string, wantCopied int, extra ...string) (phaseRun, error) {
 	report := filepath.Join(b.dir, "report.json")
-	args := append([]string{"migrate", "--source", "imaps://" + b.src.IMAPSAddr(),
-		"--dest", "imaps://" + b.dst.IMAPSAddr(), "--ca-file", b.caBundle, "--state", state,
-		"--report", report, "--quiet"}, extra...)
+	srcURL, dstURL := "imaps://"+b.src.IMAPSAddr(), "imaps://"+b.dst.IMAPSAddr()
+	if slices.Contains(extra, "--allow-plaintext") {
+		srcURL, dstURL = "imap://"+b.src.IMAPAddr(), "imap://"+b.dst.IMAPAddr()
+	}
+	args := append([]string{"migrate", "--source", srcURL, "--dest", dstURL, "--ca-file", b.caBundle,
+		"--state", state, "--report", report, "--quiet"}, extra...)
 	if b.cfg.workers > 0 {
 		args = append(args, "--workers", fmt.Sprint(b.cfg.workers))
 	}
@@ -885,7 +901,7 @@ func (r *results) print(w io.Writer, cfg config) {
 		msgs, bytes := m.copied, int64(0)
 		ratio, vsDsync := "–", "–"
 		switch p {
-		case "initial", "dsync initial", phaseAppend, phaseMulti:
+		case "initial", "dsync initial", phaseAppend, phaseMulti, phasePlain:
 			bytes = r.bytes
 			ratio = fmt.Sprintf("%.2f", m.wall.Seconds()/best.Seconds())
 			if dsync > 0 {
