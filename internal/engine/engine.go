@@ -478,8 +478,19 @@ func (m *migration) checkSpace(ctx context.Context, toCopy int64) error {
 	if w := m.rep.Space.Warning(); !w.IsZero() {
 		m.logf("%s", w)
 	}
+	// A server checks a batch against the quota as it was when the batch
+	// began, so batches on several connections at once overshoot a quota
+	// that is nearly used up (Dovecot took 200 messages into half their
+	// size). Near the limit the messages go one at a time and the server
+	// stops the copy where the mailbox is full.
+	if limit-used-toCopy < quotaMargin {
+		m.multiAppend = false
+	}
 	return nil
 }
+
+// quotaMargin is the free space a copy must leave for batches to be used.
+const quotaMargin = 64 << 20
 
 // retry gives messages whose APPEND failed one more chance on fresh
 // connections. One whose answer was lost may have arrived after all, so each
