@@ -478,19 +478,8 @@ func (m *migration) checkSpace(ctx context.Context, toCopy int64) error {
 	if w := m.rep.Space.Warning(); !w.IsZero() {
 		m.logf("%s", w)
 	}
-	// A server checks a batch against the quota as it was when the batch
-	// began, so batches on several connections at once overshoot a quota
-	// that is nearly used up (Dovecot took 200 messages into half their
-	// size). Near the limit the messages go one at a time and the server
-	// stops the copy where the mailbox is full.
-	if limit-used-toCopy < quotaMargin {
-		m.multiAppend = false
-	}
 	return nil
 }
-
-// quotaMargin is the free space a copy must leave for batches to be used.
-const quotaMargin = 64 << 20
 
 // retry gives messages whose APPEND failed one more chance on fresh
 // connections. One whose answer was lost may have arrived after all, so each
@@ -1170,6 +1159,29 @@ func (p *pipeline) appendBatch(conn *imapconn.Conn, jobs []*job) (rs []result, n
 		// fit, one at a time, instead of every batch being sent in vain.
 		return each(retry, imapconn.ErrOverQuota), conn
 	}
+	var size int64
+	for _, j := range jobs {
+		size += j.body.size
+	}
+	fits := p.room.Add(-size) >= 0
+	if !fits && len(jobs) > 1 {
+		// Not enough room left in the quota for the whole batch: one
+		// message at a time, so that the server refuses the one that
+		// does not fit (see pipeline.room).
+		p.room.Add(size)
+		for i, j := range jobs {
+			var r []result
+			r, conn = p.appendBatch(conn, []*job{j})
+			rs = append(rs, r...)
+			if r[0].out == fatal {
+				for _, j := range jobs[i+1:] {
+					rs = append(rs, result{job: j, work: w, out: dropped})
+				}
+				break
+			}
+		}
+		return rs, conn
+	}
 	if conn == nil || conn.Dead() {
 		c, err := m.dial(ctx, SideDest)
 		if err != nil {
@@ -1182,8 +1194,18 @@ func (p *pipeline) appendBatch(conn *imapconn.Conn, jobs []*job) (rs []result, n
 		msgs[i] = imapconn.AppendMessage{Flags: w.filter.apply(j.msg.Flags), Date: j.msg.InternalDate,
 			Size: j.body.size, Body: j.body.reader()}
 	}
+	if fits {
+		p.tight.RLock()
+		defer p.tight.RUnlock()
+	} else {
+		p.tight.Lock()
+		defer p.tight.Unlock()
+	}
 	start := time.Now()
 	uids, err := conn.Append(ctx, w.plan.Dest, msgs)
+	if err != nil {
+		p.room.Add(size) // nothing was stored (or it is found by matching)
+	}
 	switch {
 	case err == nil:
 		if m.opt.Appended != nil {

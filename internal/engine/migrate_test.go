@@ -402,7 +402,7 @@ func TestSeparatorsAndPrefixes(t *testing.T) {
 // Over quota stops the account with what was copied kept; after the quota
 // is raised, the next run copies only the rest.
 func TestOverQuotaThenResume(t *testing.T) {
-	b := newBed(t, &testbed.DovecotOptions{}, nil, testbed.CorpusOptions{Seed: 6, Messages: 60})
+	b := newBed(t, &testbed.DovecotOptions{}, nil, testbed.CorpusOptions{Seed: 6, Messages: 200})
 	var total int64
 	for _, m := range b.corpus.Messages {
 		total += int64(len(m.Body))
@@ -429,6 +429,11 @@ func TestOverQuotaThenResume(t *testing.T) {
 	first := r.Totals.Copied
 	if first == 0 || first >= len(b.corpus.Messages) {
 		t.Fatalf("copied %d of %d before the quota stopped it", first, len(b.corpus.Messages))
+	}
+	// Batches in parallel must not carry the mailbox past its quota: the
+	// server checks each against what was stored when it began.
+	if r.Totals.BytesCopied > total/2 {
+		t.Errorf("copied %d bytes into a quota of %d", r.Totals.BytesCopied, total/2)
 	}
 	if err := b.dst.SetQuota(dstUser, 0); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"mime"
 	"runtime/debug"
 	"slices"
@@ -90,6 +91,18 @@ type pipeline struct {
 	cancel   context.CancelCauseFunc
 	mayRetry bool
 	full     atomic.Bool // a batch was refused for the quota
+	// room is what the destination's quota still takes, as read before
+	// the copy, less what was appended since (MaxInt64 when it is not
+	// known). A server checks a batch against its usage at the start of
+	// the transaction, blind to what other connections are appending, so
+	// batches in parallel would overshoot the quota by megabytes (Dovecot
+	// let 7 MB into a 4 MB quota); one that does not fit goes one message
+	// at a time, and the server stops at the message that does not fit.
+	room atomic.Int64
+	// tight is held shared by the APPENDs that fit in the room and alone by
+	// one that does not: that one waits until the others are stored, so
+	// that the server checks it against all of them.
+	tight sync.RWMutex
 
 	chunks  chan []*job
 	results chan result
@@ -111,6 +124,10 @@ func (m *migration) startPipeline(parent context.Context, mayRetry bool) *pipeli
 	batch := 1
 	if m.multiAppend && mayRetry {
 		batch = chunkMessages
+	}
+	p.room.Store(math.MaxInt64)
+	if sp := m.rep.Space; sp != nil && sp.Limit > 0 {
+		p.room.Store(max(0, sp.Limit-sp.Used))
 	}
 	in := make(chan []*job)
 	var wg sync.WaitGroup
