@@ -171,12 +171,21 @@ func run(cfg config) error {
 			if dsyncUser, _ = b.newDest(); b.dst.AddUser(dsyncUser, password, 0) != nil {
 				return fmt.Errorf("add user %s", dsyncUser)
 			}
-			r, err := b.dsync(dsync, src, dsyncUser)
+			r, err := b.dsync(dsync, src, dsyncUser, false)
 			if err != nil {
 				return err
 			}
 			r.copied = len(corpus.Messages)
 			res.add("dsync initial", r)
+			user, _ := b.newDest()
+			if err := b.dst.AddUser(user, password, 0); err != nil {
+				return err
+			}
+			if r, err = b.dsync(dsync, src, user, true); err != nil {
+				return err
+			}
+			r.copied = len(corpus.Messages)
+			res.add(phaseDsyncTLS, r)
 		}
 		user, state := b.newDest()
 		if err := b.dst.AddUser(user, password, 0); err != nil {
@@ -188,36 +197,42 @@ func run(cfg config) error {
 			extra = []string{"--cpuprofile", filepath.Join(cfg.profile, "cpu.pprof"),
 				"--memprofile", filepath.Join(cfg.profile, "heap.pprof")}
 		}
-		r, err = b.migrate(src, user, state, len(corpus.Messages), extra...)
+		r, err = b.migrate(src, user, state, len(corpus.Messages), tlsBoth, extra...)
 		if err != nil {
 			return fmt.Errorf("initial: %w", err)
 		}
 		res.add("initial", r)
 		last, lastUser, lastState = r, user, state
-		// The same without TLS on either side, to show what encryption
-		// costs on a machine that runs both servers (dsync reads the
+		// The same with plain IMAP to the destination (the hosting's own
+		// server, on loopback), and on both sides: what encryption costs
+		// on a machine that runs both servers (the dsync above reads the
 		// source over plain IMAP and writes no protocol at all).
-		plainUser, plainState := b.newDest()
-		if err := b.dst.AddUser(plainUser, password, 0); err != nil {
-			return err
+		for _, v := range []struct {
+			tr    transport
+			phase string
+		}{{tlsSource, phaseTLSSource}, {noTLS, phasePlain}} {
+			user, state := b.newDest()
+			if err := b.dst.AddUser(user, password, 0); err != nil {
+				return err
+			}
+			r, err := b.migrate(src, user, state, len(corpus.Messages), v.tr)
+			if err != nil {
+				return fmt.Errorf("%s: %w", v.phase, err)
+			}
+			res.add(v.phase, r)
 		}
-		r, err = b.migrate(src, plainUser, plainState, len(corpus.Messages), "--allow-plaintext")
-		if err != nil {
-			return fmt.Errorf("initial without TLS: %w", err)
-		}
-		res.add(phasePlain, r)
 	}
 	res.verified("initial", b.verify(ctx, src, lastUser, last.report))
 
 	for range cfg.runs {
 		if dsync != "" {
-			r, err := b.dsync(dsync, src, dsyncUser)
+			r, err := b.dsync(dsync, src, dsyncUser, false)
 			if err != nil {
 				return err
 			}
 			res.add("dsync re-run", r)
 		}
-		r, err := b.migrate(src, lastUser, lastState, 0)
+		r, err := b.migrate(src, lastUser, lastState, 0, tlsBoth)
 		if err != nil {
 			return fmt.Errorf("re-run: %w", err)
 		}
@@ -230,14 +245,14 @@ func run(cfg config) error {
 			return err
 		}
 		if dsync != "" {
-			r, err := b.dsync(dsync, src, dsyncUser)
+			r, err := b.dsync(dsync, src, dsyncUser, false)
 			if err != nil {
 				return err
 			}
 			r.copied = 50
 			res.add("dsync +50", r)
 		}
-		r, err := b.migrate(src, lastUser, lastState, 50)
+		r, err := b.migrate(src, lastUser, lastState, 50, tlsBoth)
 		if err != nil {
 			return fmt.Errorf("incremental: %w", err)
 		}
@@ -255,9 +270,11 @@ func run(cfg config) error {
 
 // The phases of the yardsticks.
 const (
-	phaseAppend = "plain client, 1 message per APPEND"
-	phaseMulti  = "plain client, MULTIAPPEND"
-	phasePlain  = "initial, no TLS"
+	phaseAppend    = "plain client, 1 message per APPEND"
+	phaseMulti     = "plain client, MULTIAPPEND"
+	phaseDsyncTLS  = "dsync initial, TLS to the source"
+	phaseTLSSource = "initial, TLS to the source only"
+	phasePlain     = "initial, no TLS"
 )
 
 // multiBatch is the plain client's MULTIAPPEND batch: messages of one
@@ -345,12 +362,19 @@ func (b *bed) doveadm() string {
 // into the mail store, with the destination instance's configuration.
 // Its CPU time is doveadm's: the reading client and the writing server
 // in one process.
-func (b *bed) dsync(doveadm, src, dst string) (phaseRun, error) {
-	cmd := exec.Command(doveadm, "-c", b.dst.ConfigPath(),
-		"-o", "imapc_host="+b.src.Host, "-o", fmt.Sprintf("imapc_port=%d", b.src.IMAPPort),
-		"-o", "imapc_user="+src, "-o", "imapc_password="+password,
-		"-o", "imapc_features=rfc822.size fetch-headers", "-o", "imapc_ssl=no",
-		"sync", "-1", "-R", "-u", dst, "imapc:")
+func (b *bed) dsync(doveadm, src, dst string, tls bool) (phaseRun, error) {
+	port, ssl := b.src.IMAPPort, []string{"-o", "imapc_ssl=no"}
+	if tls {
+		// As it would reach a remote old server. The test bed's
+		// certificate names 127.0.0.1, which imapc does not check against
+		// an address; verifying it costs nothing worth measuring.
+		port, ssl = b.src.IMAPSPort, []string{"-o", "imapc_ssl=imaps", "-o", "imapc_ssl_verify=no"}
+	}
+	args := append([]string{"-c", b.dst.ConfigPath(),
+		"-o", "imapc_host=" + b.src.Host, "-o", fmt.Sprintf("imapc_port=%d", port),
+		"-o", "imapc_user=" + src, "-o", "imapc_password=" + password,
+		"-o", "imapc_features=rfc822.size fetch-headers"}, ssl...)
+	cmd := exec.Command(doveadm, append(args, "sync", "-1", "-R", "-u", dst, "imapc:")...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	r, err := b.time(cmd)
@@ -432,7 +456,7 @@ func (b *bed) manyAccounts(ctx context.Context, res *results) error {
 		}
 		_, state := b.newDest()
 		args := []string{"--accounts", list, "--parallel", fmt.Sprint(cmp.Or(b.cfg.parallel, len(srcs)))}
-		r, err := b.run(state, total, args...)
+		r, err := b.run(state, total, tlsBoth, args...)
 		if err != nil {
 			return fmt.Errorf("many accounts: %w", err)
 		}
@@ -488,6 +512,15 @@ func (b *bed) writeCABundle() error {
 	return os.WriteFile(b.caBundle, bundle, 0o644)
 }
 
+// transport is how mailmigrate reaches the two servers.
+type transport int
+
+const (
+	tlsBoth   transport = iota // imaps:// on both sides, as by default
+	tlsSource                  // imaps:// to the source, plain IMAP to the destination (loopback)
+	noTLS                      // plain IMAP on both sides
+)
+
 // phaseRun is one run of the mailmigrate binary.
 type phaseRun struct {
 	wall   time.Duration
@@ -498,23 +531,27 @@ type phaseRun struct {
 	report struct{ Accounts []*engine.Report }
 }
 
-func (b *bed) migrate(src, dst, state string, wantCopied int, extra ...string) (phaseRun, error) {
+func (b *bed) migrate(src, dst, state string, wantCopied int, tr transport, extra ...string) (phaseRun, error) {
 	pw := filepath.Join(b.dir, "pw")
 	if err := os.WriteFile(pw, []byte(password+"\n"), 0o600); err != nil {
 		return phaseRun{}, err
 	}
 	args := append([]string{"--source-user", src, "--source-password-file", pw,
 		"--dest-user", dst, "--dest-password-file", pw}, extra...)
-	return b.run(state, wantCopied, args...)
+	return b.run(state, wantCopied, tr, args...)
 }
 
 // run starts mailmigrate migrate and measures it: wall time, CPU time and
 // peak RSS of the process.
-func (b *bed) run(state string, wantCopied int, extra ...string) (phaseRun, error) {
+func (b *bed) run(state string, wantCopied int, tr transport, extra ...string) (phaseRun, error) {
 	report := filepath.Join(b.dir, "report.json")
 	srcURL, dstURL := "imaps://"+b.src.IMAPSAddr(), "imaps://"+b.dst.IMAPSAddr()
-	if slices.Contains(extra, "--allow-plaintext") {
-		srcURL, dstURL = "imap://"+b.src.IMAPAddr(), "imap://"+b.dst.IMAPAddr()
+	if tr != tlsBoth {
+		dstURL = "imap://" + b.dst.IMAPAddr()
+		extra = append(extra, "--allow-plaintext")
+	}
+	if tr == noTLS {
+		srcURL = "imap://" + b.src.IMAPAddr()
 	}
 	args := append([]string{"migrate", "--source", srcURL, "--dest", dstURL, "--ca-file", b.caBundle,
 		"--state", state, "--report", report, "--quiet"}, extra...)
@@ -901,7 +938,7 @@ func (r *results) print(w io.Writer, cfg config) {
 		msgs, bytes := m.copied, int64(0)
 		ratio, vsDsync := "–", "–"
 		switch p {
-		case "initial", "dsync initial", phaseAppend, phaseMulti, phasePlain:
+		case "initial", "dsync initial", phaseAppend, phaseMulti, phaseDsyncTLS, phaseTLSSource, phasePlain:
 			bytes = r.bytes
 			ratio = fmt.Sprintf("%.2f", m.wall.Seconds()/best.Seconds())
 			if dsync > 0 {
