@@ -21,13 +21,7 @@ func BenchmarkSpool(b *testing.B) {
 				b.SetBytes(int64(size))
 				dir := b.TempDir()
 				for b.Loop() {
-					var body *body
-					var err error
-					if inMemory {
-						body, err = spoolInto(bytes.NewReader(data), make([]byte, size))
-					} else {
-						body, err = spoolFile(bytes.NewReader(data), dir)
-					}
+					body, err := spool(bytes.NewReader(data), int64(size), inMemory, dir)
 					if err != nil {
 						b.Fatal(err)
 					}

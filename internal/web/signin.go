@@ -134,13 +134,8 @@ func (l *loginLimiter) succeeded(addr, email string) {
 }
 
 // dummyHash is verified against for an unknown e-mail, so that a sign-in
-// takes as long whether the account exists or not. It is made at the first
-// sign-in, not when the program starts: argon2 takes 19 MiB and tens of
-// milliseconds, which every run of the command line paid (a re-run that
-// copies nothing takes about as long).
-var dummyHash = sync.OnceValue(func() string {
-	return HashPassword("no account has this password, it only costs the same time")
-})
+// takes as long whether the account exists or not.
+var dummyHash = HashPassword("no account has this password, it only costs the same time")
 
 // allowChecks counts a check of n logins against the customer's hourly
 // allowance, refusing a check too large or one over the allowance: the
