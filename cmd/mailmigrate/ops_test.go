@@ -30,13 +30,7 @@ func TestServeChecksHosting(t *testing.T) {
 		if err := os.WriteFile(path, []byte(broken), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		out, err := exec.CommandContext(ctx, binary, "serve", "--config", path).CombinedOutput()
-		cancel()
-		var ee *exec.ExitError
-		if err == nil || !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(string(out), c.key) {
-			t.Errorf("serve with a broken %s: %v\n%s", c.key, err, out)
-		}
+		serveRefuses(t, path, c.key)
 	}
 	// A customer mailbox exists: the master user's login is tried with it.
 	ctx := context.Background()
@@ -118,16 +112,7 @@ func TestServeKeyGuard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refused := func(want string) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, binary, "serve", "--config", s.conf).CombinedOutput()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(string(out), want) {
-			t.Errorf("serve: %v, want a refusal saying %q:\n%s", err, want, out)
-		}
-	}
+	refused := func(want string) { t.Helper(); serveRefuses(t, s.conf, want) }
 	os.Remove(keyPath)
 	refused("is missing")
 	if _, err := os.Stat(keyPath); err == nil {
@@ -148,4 +133,17 @@ func TestServeKeyGuard(t *testing.T) {
 		t.Errorf("admin secrets forget: %s", out)
 	}
 	s.start() // a new key for a database without passwords
+}
+
+// serveRefuses runs serve with a configuration and expects it to refuse
+// to start, as a usage error whose message says want.
+func serveRefuses(t *testing.T, conf, want string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, "serve", "--config", conf).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(string(out), want) {
+		t.Errorf("serve with %s: %v, want a refusal saying %q:\n%s", conf, err, want, out)
+	}
 }

@@ -241,7 +241,7 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 	u, err := p.api.cfg.Store.UserByEmail(r.Context(), email)
 	hash := u.PasswordHash
 	if err != nil {
-		hash = dummyHash
+		hash = dummyHash()
 	}
 	if !VerifyPassword(hash, r.PostFormValue("password")) || err != nil {
 		p.limiter.failed(ip, email)

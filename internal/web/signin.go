@@ -135,7 +135,11 @@ func (l *loginLimiter) succeeded(addr, email string) {
 
 // dummyHash is verified against for an unknown e-mail, so that a sign-in
 // takes as long whether the account exists or not.
-var dummyHash = HashPassword("no account has this password, it only costs the same time")
+// It is made at the first sign-in, not at start: every program run links
+// this package, and argon2 costs tens of milliseconds and 19 MiB.
+var dummyHash = sync.OnceValue(func() string {
+	return HashPassword("no account has this password, it only costs the same time")
+})
 
 // allowChecks counts a check of n logins against the customer's hourly
 // allowance, refusing a check too large or one over the allowance: the
