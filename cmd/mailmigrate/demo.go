@@ -136,7 +136,7 @@ func startDemo(ctx context.Context, listen string, n int, out io.Writer) (_ *dem
 	cfg.Sources.AllowPlaintext, cfg.Sources.AllowPrivate = true, true
 	// The demo's own lines say what happens; the service's stay quiet.
 	handler, runner, err := buildService(ctx, st, box, jobs.Hosting{IMAP: d.env.Hosting, Driver: d.env.Driver}, cfg,
-		slog.New(slog.DiscardHandler))
+		slog.New(slog.DiscardHandler), roleAll)
 	if err != nil {
 		return nil, err
 	}

@@ -46,7 +46,12 @@ func openStore(ctx context.Context, cfg config.Config) (*store.DB, error) {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	if cfg.Database != "" {
-		return store.OpenPostgres(ctx, cfg.Database)
+		st, err := store.OpenPostgres(ctx, cfg.Database)
+		if err == nil && cfg.DatabaseConnections > 0 {
+			st.DB().SetMaxOpenConns(cfg.DatabaseConnections)
+			st.DB().SetMaxIdleConns(min(8, cfg.DatabaseConnections))
+		}
+		return st, err
 	}
 	return store.Open(filepath.Join(cfg.DataDir, "mailmigrate.db"))
 }
@@ -91,19 +96,46 @@ func buildHosting(cfg config.Hosting) (jobs.Hosting, error) {
 	return h, nil
 }
 
+// The roles of a serve process.
+const (
+	roleAll    = "all"    // the panel, the API and the copies
+	roleWeb    = "web"    // the panel and the API
+	roleWorker = "worker" // the copies
+)
+
 func runServe(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "configuration file (see mailmigrate.conf.example); without it: data in "+config.Default().DataDir+", listening on "+config.Default().Listen)
+	listen := fs.String("listen", "", "address to listen on instead of the configuration's listen; a worker listens only when given one, and serves there only /healthz, /readyz and /metrics")
+	role := fs.String("role", roleAll, "what this process does: all (panel, API and copies), web (panel and API) or worker (copies); web and worker need a PostgreSQL database")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: mailmigrate serve [--config FILE]\n\nRuns the migration service: the JSON API under /api/v1 and the background jobs.\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: mailmigrate serve [--config FILE] [--listen ADDR] [--role all|web|worker]\n\n"+
+			"Runs the migration service: the panel, the JSON API under /api/v1 and the copies. With a PostgreSQL\n"+
+			"database any number of servers, on any number of machines, share the work: web servers answer the\n"+
+			"customers, workers copy.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return parseExit(err)
 	}
+	if fs.NArg() > 0 {
+		return fail(usagef("serve takes no arguments (got %q): give options as --name value", fs.Arg(0)))
+	}
+	if *role != roleAll && *role != roleWeb && *role != roleWorker {
+		return fail(usagef("--role %q: use all, web or worker", *role))
+	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		return fail(usageError{err.Error()})
+	}
+	if *role != roleAll && cfg.Database == "" {
+		return fail(usagef("--role %s: web and worker servers share the work through a PostgreSQL database; set database = postgres://… "+
+			"in the configuration (with the SQLite default, run one server with --role all)", *role))
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	} else if *role == roleWorker {
+		cfg.Listen = ""
 	}
 	slogger := newLogger(cfg.LogFormat)
 	logger := slog.NewLogLogger(slogger.Handler(), slog.LevelInfo)
@@ -121,6 +153,15 @@ func runServe(ctx context.Context, args []string) int {
 	if err := checkHosting(ctx, h, someMailbox(ctx, st, h.Driver)); err != nil {
 		return fail(usageError{"the hosting is not ready: " + err.Error()})
 	}
+	if cfg.Hosting.Driver != "command" && st.Dialect() == store.Postgres {
+		// Dovecot's passwd-file is on one machine: servers elsewhere
+		// would write mailboxes into a file no Dovecot reads.
+		stop, err := holdPasswdFile(ctx, st, cfg.Hosting.PasswdFile, machineName())
+		if err != nil {
+			return fail(err)
+		}
+		defer stop()
+	}
 	if st.Dialect() == store.SQLite {
 		unlock, err := lockDataDir(cfg.DataDir)
 		if err != nil {
@@ -136,13 +177,15 @@ func runServe(ctx context.Context, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	handler, runner, err := buildService(ctx, st, box, h, cfg, slogger)
+	handler, runner, err := buildService(ctx, st, box, h, cfg, slogger, *role)
 	if err != nil {
 		return fail(err)
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fail(fmt.Errorf("listen on %s: %w", cfg.Listen, err))
+	var ln net.Listener
+	if cfg.Listen != "" {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return fail(fmt.Errorf("listen on %s: %w", cfg.Listen, err))
+		}
 	}
 	// A client that sends its request slowly holds a connection only so
 	// long; the live event streams set their own write deadlines.
@@ -151,8 +194,16 @@ func runServe(ctx context.Context, args []string) int {
 	if err := runner.Start(ctx); err != nil {
 		return fail(err)
 	}
-	logger.Printf("mailmigrate serving on http://%s/ (API under /api/v1), database %s %s, data directory %s",
-		ln.Addr(), st.Dialect(), st.Location(), cfg.DataDir)
+	switch {
+	case *role == roleWorker && ln == nil:
+		logger.Printf("mailmigrate worker copying, database %s %s", st.Dialect(), st.Location())
+	case *role == roleWorker:
+		logger.Printf("mailmigrate worker copying, /healthz, /readyz and /metrics on http://%s/, database %s %s",
+			ln.Addr(), st.Dialect(), st.Location())
+	default:
+		logger.Printf("mailmigrate serving on http://%s/ (API under /api/v1) as %s, database %s %s, data directory %s",
+			ln.Addr(), *role, st.Dialect(), st.Location(), cfg.DataDir)
+	}
 	if ts, err := st.Tenants(ctx); err == nil && len(ts) == 0 {
 		cp := ""
 		if *cfgPath != "" {
@@ -161,7 +212,9 @@ func runServe(ctx context.Context, args []string) int {
 		logger.Printf("no operator yet: create the first one with: mailmigrate admin init%s", cp)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	if ln != nil {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -179,7 +232,7 @@ func runServe(ctx context.Context, args []string) int {
 
 // buildService wires the job queue, the API and the panel on a store.
 func buildService(ctx context.Context, st *store.DB, box *secret.Box, h jobs.Hosting, cfg config.Config,
-	log *slog.Logger) (http.Handler, *jobs.Runner, error) {
+	log *slog.Logger, role string) (http.Handler, *jobs.Runner, error) {
 	logf := func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) }
 	eng := engine.Options{Conn: imapconn.Options{Timeout: 60 * time.Second}, MaxMessageSize: cfg.Hosting.MaxMessageSize,
 		MaxFolders: cfg.Sources.MaxFolders}
@@ -202,15 +255,24 @@ func buildService(ctx context.Context, st *store.DB, box *secret.Box, h jobs.Hos
 	if err != nil {
 		return nil, nil, err
 	}
-	// The panel's checks and the copies count failed logins together.
-	failed := diagnose.NewFailedLogins()
+	// The panel's checks and the copies of every server count failed
+	// logins together, in the database.
+	failed := diagnose.NewFailedLogins(st.Slots())
 	mets := metrics.New(st.DB())
 	runner, err := jobs.Open(ctx, st, jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng, FailedLogins: failed, Metrics: mets,
 		SourceHostLimit: cfg.Sources.HostLimit, Workers: cfg.Jobs.Workers, Slice: cfg.Jobs.Slice,
+		RescueAfter: cfg.Jobs.RescueAfter, LeaseTTL: cfg.Jobs.Lease, QueueOnly: role == roleWeb,
 		SecretRetention: cfg.SecretRetention, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag,
 		SingleProcess: st.Dialect() == store.SQLite, Log: log, Notify: mailer, ResyncStopDays: cfg.Jobs.ResyncStopDays})
 	if err != nil {
 		return nil, nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("GET /readyz", readiness(st.DB(), h))
+	mux.Handle("GET /metrics", localOnly(mets.Handler()))
+	if role == roleWorker {
+		return mux, runner, nil
 	}
 	var handoff *web.HandoffKey
 	if cfg.Web.HandoffKeyFile != "" {
@@ -228,12 +290,8 @@ func buildService(ctx context.Context, st *store.DB, box *secret.Box, h jobs.Hos
 		MaxQuota: cfg.Hosting.MaxQuota, ResyncStopDays: cfg.Jobs.ResyncStopDays,
 		PublicURL: cfg.Web.PublicURL, TrustedProxies: cfg.Web.TrustedProxies, FailedLogins: failed,
 		CheckLines: cfg.Web.CheckLines, ChecksPerHour: cfg.Web.ChecksPerHour, HandoffKey: handoff})
-	mux := http.NewServeMux()
 	mux.Handle("/api/", api.Handler())
 	mux.Handle("/", web.NewPanel(api).Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.Handle("GET /readyz", readiness(st.DB(), h))
-	mux.Handle("GET /metrics", localOnly(mets.Handler()))
 	return mux, runner, nil
 }
 

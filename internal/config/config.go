@@ -26,9 +26,13 @@ type Config struct {
 	// holds the data instead of the SQLite file in DataDir; several
 	// servers may share it. It may carry a password: never log it.
 	Database string
-	Hosting  Hosting
-	Sources  Sources
-	Jobs     Jobs
+	// DatabaseConnections bounds this process's connections to the
+	// PostgreSQL database: every server's share must fit in the
+	// database's max_connections.
+	DatabaseConnections int
+	Hosting             Hosting
+	Sources             Sources
+	Jobs                Jobs
 	// SecretRetention is how long passwords stay stored after a task has
 	// finished, for a final re-sync.
 	SecretRetention time.Duration
@@ -123,6 +127,12 @@ type Sources struct {
 type Jobs struct {
 	Workers int
 	Slice   time.Duration
+	// RescueAfter is how long a job may run before another server takes
+	// it over for a server that died (0: the slice and 5 minutes).
+	RescueAfter time.Duration
+	// Lease is how long a copy's slot of its old server lasts unless
+	// renewed: a killed server's slots come back after that long.
+	Lease time.Duration
 	// ResyncStopDays is how many days after the domain's MX points to the
 	// hosting a scheduled daily re-sync stops by itself.
 	ResyncStopDays int
@@ -131,12 +141,13 @@ type Jobs struct {
 // Default is the configuration without a file: everything local.
 func Default() Config {
 	return Config{
-		Listen:          "127.0.0.1:8080",
-		DataDir:         defaultDataDir(),
-		Hosting:         Hosting{Driver: "passwd-file", PasswdScheme: "ARGON2ID"},
-		Sources:         Sources{HostLimit: 3},
-		Jobs:            Jobs{Workers: 6, Slice: 10 * time.Minute, ResyncStopDays: 14},
-		SecretRetention: 7 * 24 * time.Hour,
+		Listen:              "127.0.0.1:8080",
+		DatabaseConnections: 20,
+		DataDir:             defaultDataDir(),
+		Hosting:             Hosting{Driver: "passwd-file", PasswdScheme: "ARGON2ID"},
+		Sources:             Sources{HostLimit: 3},
+		Jobs:                Jobs{Workers: 6, Slice: 10 * time.Minute, Lease: 30 * time.Second, ResyncStopDays: 14},
+		SecretRetention:     7 * 24 * time.Hour,
 		// A hosting's customers rarely have more than a few hundred
 		// mailboxes in one domain; a login check of more is a spray.
 		Web: Web{CheckLines: 500, ChecksPerHour: 2000},
@@ -245,6 +256,8 @@ func (c *Config) set(key, val string) error {
 			}
 		}
 		return str(&c.Database)
+	case "database_connections":
+		return integer(&c.DatabaseConnections)
 	case "secret_retention":
 		return duration(&c.SecretRetention)
 	case "log_format":
@@ -385,6 +398,10 @@ func (c *Config) set(key, val string) error {
 		return integer(&c.Jobs.Workers)
 	case "jobs.slice":
 		return duration(&c.Jobs.Slice)
+	case "jobs.rescue_after":
+		return duration(&c.Jobs.RescueAfter)
+	case "jobs.lease":
+		return duration(&c.Jobs.Lease)
 	case "jobs.resync_stop_days":
 		return integer(&c.Jobs.ResyncStopDays)
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"mailmigrate/internal/slots"
 )
 
 // FailedLogins keeps the hosting from becoming a password-spraying relay
@@ -25,22 +27,22 @@ type FailedLogins struct {
 	Window     time.Duration
 	// Resolve finds a server's addresses; nil: the system's resolver.
 	Resolve func(ctx context.Context, host string) ([]string, error)
+	// Slots is where attempts are counted: in the database that every
+	// server shares, so that more servers do not mean more attempts.
+	Slots slots.Slots
 
-	mu       sync.Mutex
-	attempts map[string][]attempt
-	servers  map[string]resolved // host name -> its identity, recently
-}
-
-type attempt struct {
-	at      time.Time
-	running bool // tried now; a success removes it, a failure keeps it
+	mu      sync.Mutex
+	servers map[string]resolved // host name -> its identity, recently
 }
 
 // NewFailedLogins makes a limiter with modest defaults: 3 failures per
-// login and 10 per server in 15 minutes.
-func NewFailedLogins() *FailedLogins {
-	return &FailedLogins{PerAccount: 3, PerHost: 10, Window: 15 * time.Minute, attempts: map[string][]attempt{},
-		servers: map[string]resolved{}}
+// login and 10 per server in 15 minutes, counted in sl (nil: in this
+// process).
+func NewFailedLogins(sl slots.Slots) *FailedLogins {
+	if sl == nil {
+		sl = slots.NewMemory()
+	}
+	return &FailedLogins{PerAccount: 3, PerHost: 10, Window: 15 * time.Minute, Slots: sl, servers: map[string]resolved{}}
 }
 
 // Server is the identity of an old server for counting: its lowest
@@ -86,63 +88,31 @@ func (f *FailedLogins) keys(tenant int64, server, user string) (host, account st
 	return "host " + t + " " + server, "user " + t + " " + server + " " + strings.ToLower(user)
 }
 
-// recent drops attempts older than the window and returns the rest.
-func (f *FailedLogins) recent(key string, now time.Time) []attempt {
-	as := f.attempts[key]
-	i := 0
-	for i < len(as) && now.Sub(as[i].at) > f.Window {
-		i++
-	}
-	if i == len(as) {
-		delete(f.attempts, key)
-		return nil
-	}
-	f.attempts[key] = as[i:]
-	return as[i:]
-}
-
 // Begin reserves an attempt of a customer's login at a server (see
-// Server): ok when it may be tried now, else how long until it may. After
-// the attempt, done must be called with whether the login was refused.
-func (f *FailedLogins) Begin(tenant int64, server, user string) (done func(failed bool), wait time.Duration, ok bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	now := time.Now()
+// Server): done is nil when it may not be tried now, and wait says how
+// long until it may. After the attempt, done must be called with whether
+// the login was refused.
+//
+// An attempt holds a slot of the login and one of the server for the
+// window from its start: a refused login keeps them, a login that works
+// gives them back with the login's earlier failures (typos, corrected),
+// and an attempt whose process died counts as a failure.
+func (f *FailedLogins) Begin(ctx context.Context, tenant int64, server, user string) (done func(failed bool), wait time.Duration, err error) {
 	hk, uk := f.keys(tenant, server, user)
-	for _, c := range []struct {
-		key   string
-		limit int
-	}{{uk, f.PerAccount}, {hk, f.PerHost}} {
-		if as := f.recent(c.key, now); len(as) >= c.limit {
-			return nil, max(time.Second, f.Window-now.Sub(as[len(as)-c.limit].at)), false
-		}
+	ids, wait, err := f.Slots.Take(ctx, []slots.Limit{{Key: uk, Max: f.PerAccount}, {Key: hk, Max: f.PerHost}},
+		"login", time.Now().Add(f.Window))
+	if err != nil || ids == nil {
+		return nil, max(wait, time.Second), err
 	}
-	a := attempt{at: now, running: true}
-	f.attempts[hk] = append(f.attempts[hk], a)
-	f.attempts[uk] = append(f.attempts[uk], a)
 	var once sync.Once
 	return func(failed bool) {
-		once.Do(func() { f.end(hk, uk, a, failed) })
-	}, 0, true
-}
-
-func (f *FailedLogins) end(hk, uk string, a attempt, failed bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, key := range []string{hk, uk} {
-		as := f.attempts[key]
-		i := slices.Index(as, a)
-		if i < 0 {
-			continue
-		}
-		if failed {
-			as[i].running = false
-			continue
-		}
-		f.attempts[key] = slices.Delete(as, i, i+1)
-	}
-	if !failed {
-		// The login works: its earlier failures were typos now corrected.
-		delete(f.attempts, uk)
-	}
+		once.Do(func() {
+			if failed {
+				return
+			}
+			ctx := context.WithoutCancel(ctx)
+			f.Slots.Free(ctx, ids)
+			f.Slots.FreeKey(ctx, uk)
+		})
+	}, 0, nil
 }

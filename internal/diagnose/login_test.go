@@ -178,7 +178,7 @@ func TestServerCodes(t *testing.T) {
 // server are one server, and parallel attempts are counted before they
 // are tried.
 func TestFailedLogins(t *testing.T) {
-	f := NewFailedLogins()
+	f := NewFailedLogins(nil)
 	f.Resolve = func(_ context.Context, host string) ([]string, error) {
 		switch strings.ToLower(strings.TrimSuffix(host, ".")) {
 		case "imap.x.cz", "mail.x.cz", "192.0.2.10":
@@ -195,8 +195,8 @@ func TestFailedLogins(t *testing.T) {
 	}
 	fail := func(tenant int64, user string) {
 		t.Helper()
-		done, _, ok := f.Begin(tenant, server, user)
-		if !ok {
+		done, _, _ := f.Begin(ctx, tenant, server, user)
+		if done == nil {
 			t.Fatalf("tenant %d %s refused too early", tenant, user)
 		}
 		done(true)
@@ -204,45 +204,54 @@ func TestFailedLogins(t *testing.T) {
 	for range 3 {
 		fail(1, "a@x.cz")
 	}
-	if _, wait, ok := f.Begin(1, server, "A@x.cz"); ok || wait <= 0 || wait > f.Window {
-		t.Errorf("after 3 failures: allowed %v, wait %s", ok, wait)
+	if d, wait, _ := f.Begin(ctx, 1, server, "A@x.cz"); d != nil || wait <= 0 || wait > f.Window {
+		t.Errorf("after 3 failures: allowed %v, wait %s", d != nil, wait)
 	}
-	if _, _, ok := f.Begin(2, server, "a@x.cz"); !ok {
+	if d, _, _ := f.Begin(ctx, 2, server, "a@x.cz"); d == nil {
 		t.Error("another customer's login was held back by the first one's failures")
 	}
-	done, _, ok := f.Begin(1, server, "b@x.cz")
-	if !ok {
+	done, _, _ := f.Begin(ctx, 1, server, "b@x.cz")
+	if done == nil {
 		t.Fatal("another login of the server was held back after 3 failures")
 	}
 	done(false) // it works: not counted
 	for i := range 7 {
 		fail(1, "user"+string(rune('a'+i))+"@x.cz")
 	}
-	if _, _, ok := f.Begin(1, f.Server(ctx, "mail.x.cz", 993), "new@x.cz"); ok {
+	if d, _, _ := f.Begin(ctx, 1, f.Server(ctx, "mail.x.cz", 993), "new@x.cz"); d != nil {
 		t.Error("a server with 10 failures is still tried under another name")
 	}
 	// Parallel attempts: three running at once fill one login's allowance.
-	g := NewFailedLogins()
+	g := NewFailedLogins(nil)
 	var dones []func(bool)
 	for range 3 {
-		d, _, ok := g.Begin(1, "s:993", "c@x.cz")
-		if !ok {
+		d, _, _ := g.Begin(ctx, 1, "s:993", "c@x.cz")
+		if d == nil {
 			t.Fatal("refused before the allowance was used")
 		}
 		dones = append(dones, d)
 	}
-	if _, _, ok := g.Begin(1, "s:993", "c@x.cz"); ok {
+	if d, _, _ := g.Begin(ctx, 1, "s:993", "c@x.cz"); d != nil {
 		t.Error("a fourth parallel attempt was allowed")
 	}
 	for _, d := range dones {
 		d(false)
 	}
-	if _, _, ok := g.Begin(1, "s:993", "c@x.cz"); !ok {
+	if d, _, _ := g.Begin(ctx, 1, "s:993", "c@x.cz"); d == nil {
 		t.Error("successful attempts still count")
 	}
-	f.Window = time.Nanosecond
-	time.Sleep(time.Millisecond)
-	if _, _, ok := f.Begin(1, server, "a@x.cz"); !ok {
+	// Failures count for the window from their start, no longer.
+	h := NewFailedLogins(nil)
+	h.Window = 50 * time.Millisecond
+	for range 3 {
+		d, _, _ := h.Begin(ctx, 1, "s:993", "e@x.cz")
+		d(true)
+	}
+	if d, _, _ := h.Begin(ctx, 1, "s:993", "e@x.cz"); d != nil {
+		t.Error("a fourth failure within the window was allowed")
+	}
+	time.Sleep(60 * time.Millisecond)
+	if d, _, _ := h.Begin(ctx, 1, "s:993", "e@x.cz"); d == nil {
 		t.Error("the window did not pass")
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"mailmigrate/internal/metrics"
 	"mailmigrate/internal/notify"
 	"mailmigrate/internal/secret"
+	"mailmigrate/internal/slots"
 	"mailmigrate/internal/store"
 )
 
@@ -49,8 +50,19 @@ type Config struct {
 	// Metrics, if set, hears what this process copies and how.
 	Metrics *metrics.Metrics
 	// FailedLogins counts failed logins to old servers, shared with the
-	// panel's checks; nil: the runner's own.
+	// panel's checks; nil: the runner's own, counted in the database.
 	FailedLogins *diagnose.FailedLogins
+	// LeaseTTL is how long a copy's slot of its source host lasts unless
+	// renewed (a third of it): a killed server's slots come back after
+	// that long. Default 30 seconds.
+	LeaseTTL time.Duration
+	// RescueAfter is how long a job may run before River's rescuer takes
+	// it for a server that died: longer than a slice plus the time a run
+	// takes to stop. Default the slice and 5 minutes.
+	RescueAfter time.Duration
+	// QueueOnly makes a runner that queues and cancels tasks but runs
+	// none: that of a process serving only the panel and the API.
+	QueueOnly bool
 	// Workers is how many tasks run at once in this process. Default 6.
 	Workers int
 	// Slice bounds one job run; a longer task continues in the next slice.
@@ -119,8 +131,11 @@ func (TaskArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttem
 type Runner struct {
 	cfg    Config
 	client *river.Client[*sql.Tx]
-	limit  *hostLimiter
+	db     *store.DB
+	slots  slots.Slots
 	failed *diagnose.FailedLogins
+	// holder names this process in the slots it takes.
+	holder string
 	// run is engine.Run; tests put a stand-in there.
 	run func(context.Context, engine.Account, engine.Ledger, engine.Options) (*engine.Report, error)
 	// every is how often a run writes its progress into the task.
@@ -140,6 +155,15 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Runner, error) {
 	if cfg.Slice <= 0 {
 		cfg.Slice = 10 * time.Minute
 	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 30 * time.Second
+	}
+	if cfg.RescueAfter <= 0 {
+		cfg.RescueAfter = cfg.Slice + 5*time.Minute
+	}
+	if cfg.RescueAfter < cfg.Slice+10*time.Second {
+		return nil, fmt.Errorf("jobs.rescue_after (%s) must exceed jobs.slice (%s) by 10 seconds at least: a run needs the time to stop", cfg.RescueAfter, cfg.Slice)
+	}
 	if cfg.SecretRetention <= 0 {
 		cfg.SecretRetention = 7 * 24 * time.Hour
 	}
@@ -155,10 +179,17 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Runner, error) {
 	}
 	failed := cfg.FailedLogins
 	if failed == nil {
-		failed = diagnose.NewFailedLogins()
+		failed = diagnose.NewFailedLogins(db.Slots())
 	}
-	r := &Runner{cfg: cfg, limit: &hostLimiter{max: cfg.SourceHostLimit, busy: map[string]int{}}, failed: failed,
+	host, _ := os.Hostname()
+	r := &Runner{cfg: cfg, db: db, slots: db.Slots(), failed: failed, holder: fmt.Sprintf("%s/%d", host, os.Getpid()),
 		run: engine.Run, every: 500 * time.Millisecond}
+	if cfg.SingleProcess && !cfg.QueueOnly {
+		// Slots of copies that a killed run of this server held.
+		if err := db.FreeSlots(ctx, sourceSlot("")); err != nil {
+			return nil, err
+		}
+	}
 	if r.cfg.MXHere == nil {
 		r.cfg.MXHere = r.mxHere
 	}
@@ -169,15 +200,15 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Runner, error) {
 	if cfg.Notify != nil {
 		river.AddWorker(workers, &notifyWorker{r: r})
 	}
-	r.client, err = river.NewClient(driver, &river.Config{
+	rc := &river.Config{
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
 		Workers: workers,
 		// A run is bounded by the slice; River's one-minute default would
 		// cancel nearly every copy, and its one-hour rescue would start a
 		// second copy of a task still running. Rescue only what exceeds
-		// the slice by far: a job of a process that hung.
-		JobTimeout:           cfg.Slice + time.Minute,
-		RescueStuckJobsAfter: cfg.Slice + 5*time.Minute,
+		// the slice by far: a job of a process that died or hung.
+		JobTimeout:           r.jobTimeout(),
+		RescueStuckJobsAfter: cfg.RescueAfter,
 		FetchPollInterval:    200 * time.Millisecond,
 		// On PostgreSQL River would LISTEN for new jobs, cancels and
 		// leadership changes on a connection of its own, which
@@ -188,7 +219,13 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Runner, error) {
 			func() (river.JobArgs, *river.InsertOpts) { return expireArgs{}, nil },
 			&river.PeriodicJobOpts{RunOnStart: true}), resyncJob()},
 		Logger: quietLogger(),
-	})
+	}
+	if cfg.QueueOnly {
+		// A client that only inserts: it takes no jobs, runs no periodic
+		// ones and stands for no leadership.
+		rc.Queues, rc.PeriodicJobs = nil, nil
+	}
+	r.client, err = river.NewClient(driver, rc)
 	if err != nil {
 		return nil, fmt.Errorf("job queue: %w", err)
 	}
@@ -236,8 +273,11 @@ func queueDriver(ctx context.Context, db *store.DB) (riverdriver.Driver[*sql.Tx]
 }
 
 // Start checks the job of every unfinished task (see reconcile), then
-// works jobs until Stop.
+// works jobs until Stop. A runner that does not work does nothing.
 func (r *Runner) Start(ctx context.Context) error {
+	if r.cfg.QueueOnly {
+		return nil
+	}
 	if err := r.reconcile(ctx, true); err != nil {
 		return err
 	}
@@ -246,7 +286,18 @@ func (r *Runner) Start(ctx context.Context) error {
 
 // Stop lets running copies stop at their next step (what they copied is
 // recorded) and waits for them.
-func (r *Runner) Stop(ctx context.Context) error { return r.client.StopAndCancel(ctx) }
+func (r *Runner) Stop(ctx context.Context) error {
+	if r.cfg.QueueOnly {
+		return nil
+	}
+	return r.client.StopAndCancel(ctx)
+}
+
+// jobTimeout bounds a run: its slice and the time to stop after it, which
+// leaves River's rescuer a margin to tell a dead run from a slow one.
+func (r *Runner) jobTimeout() time.Duration {
+	return r.cfg.Slice + min(time.Minute, (r.cfg.RescueAfter-r.cfg.Slice)/2)
+}
 
 // QueueTx queues the jobs of new tasks in the transaction that stores them
 // and sets their JobID.
@@ -287,6 +338,13 @@ func (r *Runner) Cancel(ctx context.Context, taskID int64) error {
 	ok, err := r.cfg.Store.TransitionTask(ctx, taskID, unfinished, store.StateCancelled, nil)
 	if err != nil || !ok {
 		return err
+	}
+	if r.cfg.QueueOnly {
+		// The state is what counts: a copy running elsewhere stops when
+		// it next writes its progress, a queued job finds nothing to do.
+		// River's cancel also tells the working servers at once, but a
+		// client that never started stops taking cancels after 100.
+		return nil
 	}
 	t, err := r.cfg.Store.Task(ctx, taskID)
 	if err != nil {
@@ -382,7 +440,7 @@ type taskWorker struct {
 }
 
 // Timeout leaves the bound to the slice inside Work.
-func (w *taskWorker) Timeout(*river.Job[TaskArgs]) time.Duration { return w.r.cfg.Slice + time.Minute }
+func (w *taskWorker) Timeout(*river.Job[TaskArgs]) time.Duration { return w.r.jobTimeout() }
 
 // Work runs a task's copy for one slice. Whatever happens, the task ends in
 // a final state unless River will run the job again: a panic fails it (and
@@ -431,10 +489,18 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 		return err
 	}
 	host := strings.ToLower(m.SourceHost)
-	if !r.limit.acquire(host) {
-		return river.JobSnooze(2 * time.Second)
+	server := r.failed.Server(ctx, m.SourceHost, m.SourcePort)
+	// The host's limit holds across every server on the database; the
+	// slot is renewed while the copy runs (see watch).
+	lease, wait, err := r.slots.Take(ctx, []slots.Limit{{Key: sourceSlot(server), Max: r.cfg.SourceHostLimit}},
+		fmt.Sprintf("%s task %d", r.holder, t.ID), time.Now().Add(r.cfg.LeaseTTL))
+	if err != nil {
+		return err
 	}
-	defer r.limit.release(host)
+	if lease == nil {
+		return river.JobSnooze(min(wait, 2*time.Second))
+	}
+	defer r.slots.Free(context.WithoutCancel(ctx), lease)
 	r.cfg.Metrics.Session(host, 1)
 	defer r.cfg.Metrics.Session(host, -1)
 	// The job path counts logins like the panel's checks do: a password
@@ -443,8 +509,11 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 	if err != nil {
 		return err
 	}
-	loginDone, wait, allowed := r.failed.Begin(d.TenantID, r.failed.Server(ctx, m.SourceHost, m.SourcePort), t.SourceUser)
-	if !allowed {
+	loginDone, wait, err := r.failed.Begin(ctx, d.TenantID, server, t.SourceUser)
+	if err != nil {
+		return err
+	}
+	if loginDone == nil {
 		return river.JobSnooze(wait)
 	}
 	authFailed := false
@@ -481,7 +550,7 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 	opt.Appended = r.cfg.Metrics.Appended
 	log := taskLog(r.cfg.Log, t)
 	opt.Logf = func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) }
-	stopProgress := w.watch(t.ID, progress, cancel)
+	stopProgress := w.watch(t.ID, lease, progress, cancel)
 	rep, runErr := w.runEngine(slice, acct, opt)
 	stopProgress()
 
@@ -578,24 +647,42 @@ func (w *taskWorker) finish(ctx context.Context, t store.Task, end store.TaskEnd
 	return nil
 }
 
-// watch writes the engine's progress into the task while the run lasts,
-// and stops the run (cancel) once the task is no longer copying: it was
-// cancelled.
-func (w *taskWorker) watch(taskID int64, p *engine.Progress, cancel context.CancelFunc) (stop func()) {
+// watch writes the engine's progress into the task while the run lasts
+// and renews the run's slot of its source host. It stops the run (cancel)
+// once the task is no longer copying (it was cancelled), or when the slot
+// was lost (this server could not reach the database for longer than the
+// slot lasts, and another may have taken it).
+func (w *taskWorker) watch(taskID int64, lease []int64, p *engine.Progress, cancel context.CancelFunc) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		tick := time.NewTicker(w.r.every)
 		defer tick.Stop()
+		renewed := time.Now()
 		for {
 			select {
 			case <-done:
 				return
 			case <-tick.C:
-				ok, err := w.r.cfg.Store.SetTaskProgress(context.Background(), taskID, progressOf(p.Snapshot()))
+				ctx := context.Background()
+				ok, err := w.r.cfg.Store.SetTaskProgress(ctx, taskID, progressOf(p.Snapshot()))
 				if err == nil && !ok {
 					cancel()
 					return
+				}
+				if time.Since(renewed) < w.r.cfg.LeaseTTL/3 {
+					continue
+				}
+				held, err := w.r.slots.Hold(ctx, lease, time.Now().Add(w.r.cfg.LeaseTTL))
+				switch {
+				case err != nil:
+					w.r.cfg.Log.Warn("renewing the slot of a copy", "task", taskID, "error", err)
+				case !held:
+					w.r.cfg.Log.Warn("the copy's slot of its source server lapsed; it continues in its next run", "task", taskID)
+					cancel()
+					return
+				default:
+					renewed = time.Now()
 				}
 			}
 		}
@@ -656,28 +743,9 @@ func SecurityName(s imapconn.Security) string {
 	return "tls"
 }
 
-// hostLimiter counts running tasks per source host.
-type hostLimiter struct {
-	mu   sync.Mutex
-	max  int
-	busy map[string]int
-}
-
-func (l *hostLimiter) acquire(host string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.busy[host] >= l.max {
-		return false
-	}
-	l.busy[host]++
-	return true
-}
-
-func (l *hostLimiter) release(host string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.busy[host]--
-}
+// sourceSlot is the key of the slots of copies from an old server (see
+// diagnose.FailedLogins.Server: several names of one server are one).
+func sourceSlot(server string) string { return "source " + server }
 
 // expireArgs is the periodic job that deletes passwords of long-finished
 // tasks and checks the jobs of unfinished ones.
@@ -691,6 +759,9 @@ type expireWorker struct {
 }
 
 func (w *expireWorker) Work(ctx context.Context, _ *river.Job[expireArgs]) error {
+	if err := w.r.db.SweepSlots(ctx); err != nil {
+		return err
+	}
 	n, err := w.r.cfg.Store.ExpireSecrets(ctx, time.Now().Add(-w.r.cfg.SecretRetention))
 	if n > 0 {
 		w.r.cfg.Log.Info("deleted the stored passwords of finished tasks", "tasks", n)

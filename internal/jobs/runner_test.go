@@ -368,3 +368,165 @@ func TestRescuedAfterServerDied(t *testing.T) {
 		t.Errorf("the running job of another server was touched: task %s, job %d; job %+v, %v", got.State, got.JobID, job, err)
 	}
 }
+
+// sameDatabase is another server on the bench's database: a runner of its
+// own (its own River client) sharing the store.
+func (b *bench) sameDatabase(cfg Config) *Runner {
+	cfg.Store, cfg.Box = b.st, b.box
+	cfg.Hosting = Hosting{MasterUser: "master", MasterPassword: "x"}
+	r, err := Open(context.Background(), b.st, cfg)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return r
+}
+
+// The limit of copies from one old server holds for all the servers on a
+// database together, not for each: three servers with room for four copies
+// each run at most two at once from one host.
+func TestHostLimitAcrossServers(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st *store.DB) {
+		ctx := context.Background()
+		cfg := Config{SourceHostLimit: 2, Workers: 4}
+		b := newBench(t, st, cfg)
+		runners := []*Runner{b.r, b.sameDatabase(cfg), b.sameDatabase(cfg)}
+		var mu sync.Mutex
+		running, most := 0, 0
+		for _, r := range runners {
+			r.run = func(ctx context.Context, _ engine.Account, _ engine.Ledger, _ engine.Options) (*engine.Report, error) {
+				mu.Lock()
+				running++
+				most = max(most, running)
+				mu.Unlock()
+				time.Sleep(100 * time.Millisecond)
+				mu.Lock()
+				running--
+				mu.Unlock()
+				return &engine.Report{Status: engine.StatusDone}, nil
+			}
+		}
+		var tasks []store.Task
+		for range 10 {
+			tasks = append(tasks, b.submit())
+		}
+		for _, r := range runners {
+			if err := r.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer r.Stop(ctx)
+		}
+		for _, task := range tasks {
+			for deadline := time.Now().Add(60 * time.Second); b.task(task.ID).State != store.StateDone; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("task %d did not finish: %+v", task.ID, b.task(task.ID))
+				}
+			}
+		}
+		if most != 2 {
+			t.Errorf("at most %d copies ran at once from one host, want 2 (the limit)", most)
+		}
+	})
+}
+
+// A copy whose slot of its source server lapsed (its server lost the
+// database for longer than a slot lasts, and another may have taken the
+// slot) stops, and continues in a later run.
+func TestCopyStopsWhenItsSlotLapsed(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st *store.DB) {
+		ctx := context.Background()
+		b := newBench(t, st, Config{LeaseTTL: 300 * time.Millisecond})
+		b.r.every = 10 * time.Millisecond
+		b.holdQueue()
+		stopped := make(chan error, 1)
+		b.r.run = func(ctx context.Context, _ engine.Account, _ engine.Ledger, _ engine.Options) (*engine.Report, error) {
+			// What a server cut off from the database would not see: its
+			// slot taken away.
+			if _, err := st.DB().Exec(`DELETE FROM slot`); err != nil {
+				t.Error(err)
+			}
+			select {
+			case <-ctx.Done():
+				stopped <- nil
+			case <-time.After(5 * time.Second):
+				stopped <- errors.New("the copy went on without its slot")
+			}
+			return &engine.Report{Status: engine.StatusDone}, nil
+		}
+		task := b.submit()
+		err := (&taskWorker{r: b.r}).Work(ctx, jobOf(task, 1))
+		var snooze *river.JobSnoozeError
+		if !errors.As(err, &snooze) {
+			t.Errorf("work: %v, want a snooze (the task continues later)", err)
+		}
+		if err := <-stopped; err != nil {
+			t.Fatal(err)
+		}
+		if got := b.task(task.ID); got.State != store.StateQueued {
+			t.Errorf("task after its slot lapsed: %s, want queued", got.State)
+		}
+	})
+}
+
+// A server that serves only the panel and the API queues and cancels
+// tasks, runs none, and keeps cancelling however many it cancels (River's
+// client that never started stops taking cancels after 100).
+func TestQueueOnlyRunner(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st *store.DB) {
+		ctx := context.Background()
+		b := newBench(t, st, Config{QueueOnly: true})
+		if err := b.r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		b.r.run = func(context.Context, engine.Account, engine.Ledger, engine.Options) (*engine.Report, error) {
+			t.Error("a queue-only server ran a task")
+			return &engine.Report{Status: engine.StatusDone}, nil
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range 120 {
+				task := b.submit()
+				if err := b.r.Cancel(ctx, task.ID); err != nil {
+					t.Error(err)
+					return
+				}
+				if got := b.task(task.ID); got.State != store.StateCancelled {
+					t.Errorf("task %d: %s after cancel", task.ID, got.State)
+					return
+				}
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Fatal("cancelling hangs")
+		}
+		// A worker takes the cancelled tasks' jobs and does nothing.
+		w := b.sameDatabase(Config{})
+		ran := make(chan struct{}, 1)
+		w.run = func(context.Context, engine.Account, engine.Ledger, engine.Options) (*engine.Report, error) {
+			ran <- struct{}{}
+			return &engine.Report{Status: engine.StatusDone}, nil
+		}
+		task := b.submit()
+		if err := w.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop(ctx)
+		select {
+		case <-ran:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the worker did not run the task queued by the web server")
+		}
+		for deadline := time.Now().Add(10 * time.Second); b.task(task.ID).State != store.StateDone; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("task: %+v", b.task(task.ID))
+			}
+		}
+		select {
+		case <-ran:
+			t.Error("a cancelled task ran")
+		default:
+		}
+	})
+}

@@ -148,6 +148,8 @@ const (
 	// orders would otherwise wait on each other's entries in the
 	// one-writer-per-mailbox index, a deadlock.
 	lockSubmit lockKey = 0x6d6d_0002
+	// lockSlots is held while slots are counted and taken (see Slots).
+	lockSlots lockKey = 0x6d6d_0003
 )
 
 // lock takes a lock until the end of the transaction on PostgreSQL, where

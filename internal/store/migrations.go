@@ -30,6 +30,13 @@ var steps = []step{
 	// passwords are sealed with.
 	{sqlite: script(`CREATE TABLE setting (name TEXT PRIMARY KEY, value TEXT NOT NULL)`),
 		postgres: script(`CREATE TABLE setting (name TEXT PRIMARY KEY, value TEXT NOT NULL)`)},
+	// 4: slots, the limits that hold across servers (see Slots).
+	{sqlite: script(`CREATE TABLE slot (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, holder TEXT NOT NULL,
+			lapses INTEGER NOT NULL);
+		CREATE INDEX slot_key ON slot (key, lapses)`),
+		postgres: script(`CREATE TABLE slot (id BIGSERIAL PRIMARY KEY, key TEXT NOT NULL, holder TEXT NOT NULL,
+			lapses BIGINT NOT NULL);
+		CREATE INDEX slot_key ON slot (key, lapses)`)},
 }
 
 // script is a step of fixed statements.

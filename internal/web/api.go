@@ -114,7 +114,7 @@ func NewAPI(cfg Config) *API {
 	}
 	failed := cfg.FailedLogins
 	if failed == nil {
-		failed = diagnose.NewFailedLogins()
+		failed = diagnose.NewFailedLogins(nil)
 	}
 	a := &API{cfg: cfg, failed: failed, streams: map[int64]int{}, checks: map[int64][]checkCount{},
 		handoffUsed: &usedTokens{seen: map[string]time.Time{}}}

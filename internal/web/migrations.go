@@ -274,8 +274,13 @@ func (a *API) login(ctx context.Context, ep imapconn.Endpoint, side engine.Side,
 // sourceLogin tries a login at the old server, unless that login or server
 // failed too often lately, and diagnoses a failure.
 func (a *API) sourceLogin(ctx context.Context, tenant int64, ep imapconn.Endpoint, user, pass string) (*engine.Failure, *diagnose.Diagnosis) {
-	done, wait, ok := a.failed.Begin(tenant, a.failed.Server(ctx, ep.Host, ep.Port), user)
-	if !ok {
+	done, wait, err := a.failed.Begin(ctx, tenant, a.failed.Server(ctx, ep.Host, ep.Port), user)
+	if err != nil {
+		a.cfg.Logf("counting logins to %s: %v", ep.Host, err)
+		text := catalog.M("error.server")
+		return &engine.Failure{Kind: "internal", Side: engine.SideSource, Text: text, Detail: text.String()}, nil
+	}
+	if done == nil {
 		text := catalog.M("check.rate_limited", user, catalog.M("n.minutes", i18n.Count(int(wait.Minutes())+1)))
 		return &engine.Failure{Kind: "rate_limited", Side: engine.SideSource, Text: text, Detail: text.String()}, nil
 	}
