@@ -30,6 +30,16 @@ var steps = []step{
 	// passwords are sealed with.
 	{sqlite: script(`CREATE TABLE setting (name TEXT PRIMARY KEY, value TEXT NOT NULL)`),
 		postgres: script(`CREATE TABLE setting (name TEXT PRIMARY KEY, value TEXT NOT NULL)`)},
+	// 4: the operator's side: customers and sign-ins can be disabled
+	// (since when, unix milliseconds; 0: enabled), and an API token's last
+	// use is kept, to tell the operator which tokens are still in use. It
+	// needs no step after 1.
+	{sqlite: script(`ALTER TABLE tenant ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+		ALTER TABLE app_user ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+		ALTER TABLE api_token ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0`),
+		postgres: script(`ALTER TABLE tenant ADD COLUMN disabled BIGINT NOT NULL DEFAULT 0;
+		ALTER TABLE app_user ADD COLUMN disabled BIGINT NOT NULL DEFAULT 0;
+		ALTER TABLE api_token ADD COLUMN last_used BIGINT NOT NULL DEFAULT 0`)},
 }
 
 // script is a step of fixed statements.
