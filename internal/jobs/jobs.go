@@ -100,6 +100,10 @@ type Hosting struct {
 	MasterPassword string
 }
 
+// DisabledWait is how often a disabled customer's queued mailbox looks
+// whether the customer was enabled again.
+const DisabledWait = time.Minute
+
 // TaskArgs is the job of copying one task.
 type TaskArgs struct {
 	TaskID int64 `json:"task_id"`
@@ -442,6 +446,16 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 	d, err := st.Domain(ctx, m.DomainID)
 	if err != nil {
 		return err
+	}
+	// A disabled customer's mailboxes wait as they are until the operator
+	// enables it again (or cancels them); a copy under way stops at the
+	// end of its slice.
+	tenant, err := st.Tenant(ctx, d.TenantID)
+	if err != nil {
+		return err
+	}
+	if !tenant.Disabled.IsZero() {
+		return river.JobSnooze(DisabledWait)
 	}
 	loginDone, wait, allowed := r.failed.Begin(d.TenantID, r.failed.Server(ctx, m.SourceHost, m.SourcePort), t.SourceUser)
 	if !allowed {
