@@ -178,14 +178,19 @@ func (a *admin) tenantByName(name string) (store.Tenant, error) {
 	return store.Tenant{}, usagef("no operator or customer named %q (see: mailmigrate admin customer list)", name)
 }
 
-// optionalTenant is the tenant a list is limited to: 0 (all) without a
-// name.
-func (a *admin) optionalTenant(name string) (int64, error) {
-	if name == "" {
-		return 0, nil
+// listScope is the tenant a list is limited to (0: all, without a name)
+// and every tenant's name, for the list's lines.
+func (a *admin) listScope(name string) (int64, map[int64]string, error) {
+	var owner int64
+	if name != "" {
+		t, err := a.tenantByName(name)
+		if err != nil {
+			return 0, nil, err
+		}
+		owner = t.ID
 	}
-	t, err := a.tenantByName(name)
-	return t.ID, err
+	names, err := a.tenantNames()
+	return owner, names, err
 }
 
 func (a *admin) domainByName(name string) (store.Domain, error) {
@@ -428,28 +433,23 @@ func (a *admin) customerShow(args []string) error {
 	return nil
 }
 
-func (a *admin) customerDisable(args []string) error {
-	t, err := a.tenantByName(args[0])
+func (a *admin) customerDisable(args []string) error { return a.switchCustomer(args[0], true) }
+func (a *admin) customerEnable(args []string) error  { return a.switchCustomer(args[0], false) }
+
+func (a *admin) switchCustomer(name string, disable bool) error {
+	t, err := a.tenantByName(name)
 	if err != nil {
 		return err
 	}
-	if err := a.st.SetTenantDisabled(a.ctx, t.ID, true); err != nil {
+	if err := a.st.SetTenantDisabled(a.ctx, t.ID, disable); err != nil {
 		return refusal("disable", t.Name, err)
 	}
-	fmt.Fprintf(a.out, "%s is disabled: its API tokens and sign-ins are refused and its people were signed out; its queued "+
-		"mailboxes wait, and no new migration starts, until: mailmigrate admin customer enable %q\n", t.Name, t.Name)
-	return nil
-}
-
-func (a *admin) customerEnable(args []string) error {
-	t, err := a.tenantByName(args[0])
-	if err != nil {
-		return err
+	if disable {
+		fmt.Fprintf(a.out, "%s is disabled: its API tokens and sign-ins are refused and its people were signed out; its queued "+
+			"mailboxes wait, and no new migration starts, until: mailmigrate admin customer enable %q\n", t.Name, t.Name)
+	} else {
+		fmt.Fprintf(a.out, "%s is enabled: its API tokens and sign-ins work, its queued mailboxes are copied\n", t.Name)
 	}
-	if err := a.st.SetTenantDisabled(a.ctx, t.ID, false); err != nil {
-		return err
-	}
-	fmt.Fprintf(a.out, "%s is enabled: its API tokens and sign-ins work, its queued mailboxes are copied\n", t.Name)
 	return nil
 }
 
@@ -510,11 +510,7 @@ func (a *admin) domainAdd(args []string) error {
 }
 
 func (a *admin) domainList([]string) error {
-	owner, err := a.optionalTenant(a.customer)
-	if err != nil {
-		return err
-	}
-	names, err := a.tenantNames()
+	owner, names, err := a.listScope(a.customer)
 	if err != nil {
 		return err
 	}
@@ -608,11 +604,7 @@ func (a *admin) userAdd(args []string) error {
 }
 
 func (a *admin) userList([]string) error {
-	owner, err := a.optionalTenant(a.tenant)
-	if err != nil {
-		return err
-	}
-	names, err := a.tenantNames()
+	owner, names, err := a.listScope(a.tenant)
 	if err != nil {
 		return err
 	}
@@ -627,27 +619,22 @@ func (a *admin) userList([]string) error {
 	return tw.Flush()
 }
 
-func (a *admin) userDisable(args []string) error {
-	u, err := a.userByEmail(args[0])
-	if err != nil {
-		return err
-	}
-	if err := a.st.SetUserDisabled(a.ctx, u.ID, true); err != nil {
-		return err
-	}
-	fmt.Fprintf(a.out, "%s is disabled and signed out; enable it with: mailmigrate admin user enable %s\n", u.Email, u.Email)
-	return nil
-}
+func (a *admin) userDisable(args []string) error { return a.switchUser(args[0], true) }
+func (a *admin) userEnable(args []string) error  { return a.switchUser(args[0], false) }
 
-func (a *admin) userEnable(args []string) error {
-	u, err := a.userByEmail(args[0])
+func (a *admin) switchUser(email string, disable bool) error {
+	u, err := a.userByEmail(email)
 	if err != nil {
 		return err
 	}
-	if err := a.st.SetUserDisabled(a.ctx, u.ID, false); err != nil {
+	if err := a.st.SetUserDisabled(a.ctx, u.ID, disable); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.out, "%s can sign in again\n", u.Email)
+	if disable {
+		fmt.Fprintf(a.out, "%s is disabled and signed out; enable it with: mailmigrate admin user enable %s\n", u.Email, u.Email)
+	} else {
+		fmt.Fprintf(a.out, "%s can sign in again\n", u.Email)
+	}
 	return nil
 }
 
@@ -692,11 +679,7 @@ func (a *admin) tokenAdd([]string) error {
 }
 
 func (a *admin) tokenList([]string) error {
-	owner, err := a.optionalTenant(a.tenant)
-	if err != nil {
-		return err
-	}
-	names, err := a.tenantNames()
+	owner, names, err := a.listScope(a.tenant)
 	if err != nil {
 		return err
 	}
