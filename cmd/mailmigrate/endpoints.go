@@ -102,22 +102,27 @@ func password(side, file, flagValue, env string) (string, error) {
 	}
 	switch {
 	case file != "":
-		data, err := os.ReadFile(file)
-		if err != nil {
-			return "", usagef("--%s-password-file: %v", side, errors.Unwrap(err))
-		}
-		line, _, _ := strings.Cut(string(data), "\n")
-		line = strings.TrimSuffix(line, "\r")
-		if line == "" {
-			return "", usagef("--%s-password-file %s: the first line is empty", side, file)
-		}
-		return line, nil
+		return firstLine("--"+side+"-password-file", file)
 	case flagValue != "":
 		return flagValue, nil
 	case os.Getenv(env) != "":
 		return os.Getenv(env), nil
 	}
 	return "", usagef("no %s password: use --%s-password-file FILE or set $%s", side, side, env)
+}
+
+// firstLine reads a password file given with a flag: its first line.
+func firstLine(flagName, file string) (string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", usagef("%s: %v", flagName, errors.Unwrap(err))
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return "", usagef("%s %s: the first line is empty", flagName, file)
+	}
+	return line, nil
 }
 
 // parseAccounts parses a command's flags and returns its accounts; on

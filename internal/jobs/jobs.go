@@ -112,6 +112,10 @@ type Hosting struct {
 	MasterPassword string
 }
 
+// DisabledWait is how often a disabled customer's queued mailbox looks
+// whether the customer was enabled again.
+const DisabledWait = time.Minute
+
 // TaskArgs is the job of copying one task.
 type TaskArgs struct {
 	TaskID int64 `json:"task_id"`
@@ -488,6 +492,20 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 	if err != nil {
 		return err
 	}
+	d, err := st.Domain(ctx, m.DomainID)
+	if err != nil {
+		return err
+	}
+	// A disabled customer's mailboxes wait as they are until the operator
+	// enables it again (or cancels them); a copy under way stops at the
+	// end of its slice.
+	tenant, err := st.Tenant(ctx, d.TenantID)
+	if err != nil {
+		return err
+	}
+	if !tenant.Disabled.IsZero() {
+		return river.JobSnooze(DisabledWait)
+	}
 	host := strings.ToLower(m.SourceHost)
 	server := r.failed.Server(ctx, m.SourceHost, m.SourcePort)
 	// The host's limit holds across every server on the database; the
@@ -505,10 +523,6 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 	defer r.cfg.Metrics.Session(host, -1)
 	// The job path counts logins like the panel's checks do: a password
 	// that fails is not tried again and again from the hosting's address.
-	d, err := st.Domain(ctx, m.DomainID)
-	if err != nil {
-		return err
-	}
 	loginDone, wait, err := r.failed.Begin(ctx, d.TenantID, server, t.SourceUser)
 	if err != nil {
 		return err

@@ -530,3 +530,41 @@ func TestQueueOnlyRunner(t *testing.T) {
 		}
 	})
 }
+
+// A disabled customer's queued mailbox waits, neither copied nor failed,
+// on every attempt; enabled again, it is copied.
+func TestDisabledCustomerWaits(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st *store.DB) {
+		ctx := context.Background()
+		b := newBench(t, st, Config{})
+		runs := 0
+		b.r.run = func(context.Context, engine.Account, engine.Ledger, engine.Options) (*engine.Report, error) {
+			runs++
+			return &engine.Report{Status: engine.StatusDone}, nil
+		}
+		task := b.submit()
+		if err := st.SetTenantDisabled(ctx, b.d.TenantID, true); err != nil {
+			t.Fatal(err)
+		}
+		w := &taskWorker{r: b.r}
+		for _, attempt := range []int{1, 4} {
+			err := w.Work(ctx, jobOf(task, attempt))
+			var snooze *river.JobSnoozeError
+			if !errors.As(err, &snooze) || snooze.Duration != DisabledWait {
+				t.Errorf("attempt %d for a disabled customer: %v", attempt, err)
+			}
+			if got := b.task(task.ID); got.State != store.StateQueued || runs != 0 {
+				t.Errorf("attempt %d for a disabled customer: %s, %d copies", attempt, got.State, runs)
+			}
+		}
+		if err := st.SetTenantDisabled(ctx, b.d.TenantID, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Work(ctx, jobOf(task, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if got := b.task(task.ID); got.State != store.StateDone || runs != 1 {
+			t.Errorf("once enabled: %s, %d copies", got.State, runs)
+		}
+	})
+}

@@ -53,13 +53,13 @@ func (l *DB) CreateTenant(ctx context.Context, name, kind string) (Tenant, error
 	return t, nil
 }
 
-const tenantCols = `id, name, kind, created`
+const tenantCols = `id, name, kind, created, disabled`
 
-func scanTenant(row interface{ Scan(...any) error }) (Tenant, error) {
+func scanTenant(row interface{ Scan(...any) error }, extra ...any) (Tenant, error) {
 	var t Tenant
-	var created int64
-	err := row.Scan(&t.ID, &t.Name, &t.Kind, &created)
-	t.Created = fromUnix(created)
+	var created, disabled int64
+	err := row.Scan(append([]any{&t.ID, &t.Name, &t.Kind, &created, &disabled}, extra...)...)
+	t.Created, t.Disabled = fromUnix(created), fromUnix(disabled)
 	return t, notFound(err)
 }
 
@@ -93,10 +93,27 @@ func (l *DB) CreateToken(ctx context.Context, tenantID int64, name string, hash 
 	return conflict(err, "token")
 }
 
+// tokenUseStep is how precisely a token's last use is kept: a write per
+// minute and token, not one per request.
+const tokenUseStep = time.Minute
+
 // TokenTenant implements Store.
 func (l *DB) TokenTenant(ctx context.Context, hash []byte) (Tenant, error) {
-	return scanTenant(l.queryRow(ctx, `SELECT t.id, t.name, t.kind, t.created
-		FROM api_token k JOIN tenant t ON t.id = k.tenant_id WHERE k.hash = ?`, hash))
+	var id, lastUsed int64
+	t, err := scanTenant(l.queryRow(ctx, `SELECT t.id, t.name, t.kind, t.created, t.disabled, k.id, k.last_used
+		FROM api_token k JOIN tenant t ON t.id = k.tenant_id WHERE k.hash = ?`, hash), &id, &lastUsed)
+	if err != nil {
+		return t, err
+	}
+	if !t.Disabled.IsZero() {
+		return t, ErrDisabled
+	}
+	if now := time.Now(); now.Sub(fromUnix(lastUsed)) >= tokenUseStep {
+		// Bookkeeping only: a request is not refused because its use could
+		// not be written, and the next request writes it.
+		_, _ = l.exec(ctx, `UPDATE api_token SET last_used = ? WHERE id = ?`, unix(now), id)
+	}
+	return t, nil
 }
 
 const domainCols = `id, tenant_id, name, mailbox_limit, created`
@@ -172,6 +189,16 @@ func (l *DB) CreateMigration(ctx context.Context, m Migration, tasks []Task, que
 	defer tx.rollback()
 	if err := tx.lock(ctx, lockSubmit); err != nil {
 		return m, nil, fmt.Errorf("store migration: %w", err)
+	}
+	// The operator may have disabled the customer since the request was
+	// let in; deleting the domain waits for the lock above.
+	var disabled int64
+	if err := tx.queryRow(ctx, `SELECT t.disabled FROM domain d JOIN tenant t ON t.id = d.tenant_id WHERE d.id = ?`,
+		m.DomainID).Scan(&disabled); err != nil {
+		return m, nil, fmt.Errorf("store migration: domain %d: %w", m.DomainID, notFound(err))
+	}
+	if disabled != 0 {
+		return m, nil, ErrDisabled
 	}
 	m.Created = time.Now().UTC().Truncate(time.Millisecond)
 	err = tx.queryRow(ctx, `INSERT INTO migration (domain_id, source_host, source_port, source_security,
@@ -667,32 +694,36 @@ func (l *DB) CreateUser(ctx context.Context, tenantID int64, email, passwordHash
 	return u, nil
 }
 
+const userCols = `u.id, u.tenant_id, u.email, u.password_hash, u.created, u.lang, u.disabled`
+
+func scanUser(row interface{ Scan(...any) error }, extra ...any) (User, error) {
+	var u User
+	var created, disabled int64
+	err := row.Scan(append([]any{&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &created, &u.Lang, &disabled}, extra...)...)
+	u.Created, u.Disabled = fromUnix(created), fromUnix(disabled)
+	return u, notFound(err)
+}
+
 // UserByEmail implements Store.
 func (l *DB) UserByEmail(ctx context.Context, email string) (User, error) {
-	var u User
-	var created int64
-	err := l.queryRow(ctx, `SELECT id, tenant_id, email, password_hash, created, lang FROM app_user WHERE email = ?`,
-		strings.ToLower(strings.TrimSpace(email))).Scan(&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &created, &u.Lang)
-	u.Created = fromUnix(created)
-	return u, notFound(err)
+	return scanUser(l.queryRow(ctx, `SELECT `+userCols+` FROM app_user u WHERE u.email = ?`,
+		strings.ToLower(strings.TrimSpace(email))))
 }
 
 // Users implements Store.
 func (l *DB) Users(ctx context.Context, tenantID int64) ([]User, error) {
-	rows, err := l.query(ctx, `SELECT id, tenant_id, email, password_hash, created, lang FROM app_user
-		WHERE tenant_id = ? ORDER BY id`, tenantID)
+	rows, err := l.query(ctx, `SELECT `+userCols+` FROM app_user u WHERE ? = 0 OR u.tenant_id = ? ORDER BY u.id`,
+		tenantID, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("read the users of tenant %d: %w", tenantID, err)
 	}
 	defer rows.Close()
 	var out []User
 	for rows.Next() {
-		var u User
-		var created int64
-		if err := rows.Scan(&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &created, &u.Lang); err != nil {
+		u, err := scanUser(rows)
+		if err != nil {
 			return nil, fmt.Errorf("read the users of tenant %d: %w", tenantID, err)
 		}
-		u.Created = fromUnix(created)
 		out = append(out, u)
 	}
 	return out, rows.Err()
@@ -719,15 +750,17 @@ func (l *DB) CreateSession(ctx context.Context, tokenHash []byte, userID int64, 
 
 // SessionUser implements Store.
 func (l *DB) SessionUser(ctx context.Context, tokenHash []byte) (User, Tenant, error) {
-	var u User
 	var t Tenant
-	var uc, tc int64
-	err := l.queryRow(ctx, `SELECT u.id, u.tenant_id, u.email, u.password_hash, u.created, u.lang,
-		t.id, t.name, t.kind, t.created FROM session s JOIN app_user u ON u.id = s.user_id
-		JOIN tenant t ON t.id = u.tenant_id WHERE s.token_hash = ? AND s.expires > ?`, tokenHash, unix(time.Now())).
-		Scan(&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &uc, &u.Lang, &t.ID, &t.Name, &t.Kind, &tc)
-	u.Created, t.Created = fromUnix(uc), fromUnix(tc)
-	return u, t, notFound(err)
+	var tc, td int64
+	u, err := scanUser(l.queryRow(ctx, `SELECT `+userCols+`, t.id, t.name, t.kind, t.created, t.disabled
+		FROM session s JOIN app_user u ON u.id = s.user_id
+		JOIN tenant t ON t.id = u.tenant_id WHERE s.token_hash = ? AND s.expires > ?`, tokenHash, unix(time.Now())),
+		&t.ID, &t.Name, &t.Kind, &tc, &td)
+	t.Created, t.Disabled = fromUnix(tc), fromUnix(td)
+	if err == nil && (!u.Disabled.IsZero() || !t.Disabled.IsZero()) {
+		err = ErrDisabled
+	}
+	return u, t, err
 }
 
 // DeleteSession implements Store.

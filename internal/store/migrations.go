@@ -37,6 +37,16 @@ var steps = []step{
 		postgres: script(`CREATE TABLE slot (id BIGSERIAL PRIMARY KEY, key TEXT NOT NULL, holder TEXT NOT NULL,
 			lapses BIGINT NOT NULL);
 		CREATE INDEX slot_key ON slot (key, lapses)`)},
+	// 5: the operator's side: customers and sign-ins can be disabled
+	// (since when, unix milliseconds; 0: enabled), and an API token's last
+	// use is kept, to tell the operator which tokens are still in use. It
+	// needs no step after 1.
+	{sqlite: script(`ALTER TABLE tenant ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+		ALTER TABLE app_user ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+		ALTER TABLE api_token ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0`),
+		postgres: script(`ALTER TABLE tenant ADD COLUMN disabled BIGINT NOT NULL DEFAULT 0;
+		ALTER TABLE app_user ADD COLUMN disabled BIGINT NOT NULL DEFAULT 0;
+		ALTER TABLE api_token ADD COLUMN last_used BIGINT NOT NULL DEFAULT 0`)},
 }
 
 // script is a step of fixed statements.

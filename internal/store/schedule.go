@@ -26,6 +26,9 @@ type Schedule struct {
 type RunningError struct {
 	TaskID  int64
 	Mailbox string
+	// MigrationID is the task's migration, where the refusal concerns
+	// more than one migration (a domain's or a customer's deletion).
+	MigrationID int64
 }
 
 func (e *RunningError) Error() string {

@@ -25,6 +25,15 @@ var ErrNotFound = errors.New("not found")
 // ErrConflict means a unique name is already taken.
 var ErrConflict = errors.New("already exists")
 
+// ErrDisabled refuses the API token or sign-in of a customer, or the
+// sign-in of a person, that the operator disabled; what is returned with
+// it names the tenant (and user), for the message.
+var ErrDisabled = errors.New("disabled by the operator")
+
+// ErrLastOperator refuses deleting or disabling the last operator that can
+// act: nobody could then manage the service through the API or the panel.
+var ErrLastOperator = errors.New("the last operator")
+
 // BusyError refuses a task into a mailbox that already has a task queued
 // or copying: two copies into one mailbox would each add every message.
 type BusyError struct {
@@ -51,6 +60,32 @@ type Tenant struct {
 	Name    string    `json:"name"`
 	Kind    string    `json:"kind"`
 	Created time.Time `json:"created"`
+	// Disabled is when the operator disabled the tenant (zero: enabled):
+	// its tokens and sign-ins are refused, its queued mailboxes wait, and
+	// no migration into its domains starts.
+	Disabled time.Time `json:"disabled,omitzero"`
+}
+
+// Token is an API token as the operator sees it: the token itself is
+// shown once when it is made, and only its hash is stored.
+type Token struct {
+	ID       int64
+	TenantID int64
+	Label    string
+	Created  time.Time
+	// LastUsed is the last request made with it, to the minute (zero:
+	// never used).
+	LastUsed time.Time
+}
+
+// Activity counts a domain's migrations and their mailboxes, for the
+// operator.
+type Activity struct {
+	Migrations int
+	// Running is how many migrations have a mailbox queued or copying.
+	Running int
+	// Mailboxes counts the tasks by state.
+	Mailboxes map[string]int
 }
 
 // Domain is a customer's hosting service for one mail domain.
@@ -164,6 +199,8 @@ type User struct {
 	// Lang is the language the user last read the panel in ("cs", "en";
 	// "" before the first sign-in): notification mails are written in it.
 	Lang string
+	// Disabled is when the operator disabled the sign-in (zero: enabled).
+	Disabled time.Time
 }
 
 // Kinds of notification: what the customer is told about.
@@ -227,21 +264,44 @@ type Store interface {
 
 	// CreateToken stores the hash of a new API token.
 	CreateToken(ctx context.Context, tenantID int64, name string, hash []byte) error
-	// TokenTenant finds the tenant of a token hash.
+	// TokenTenant finds the tenant of a token hash; for a disabled
+	// tenant the error is ErrDisabled. It records the token's use.
 	TokenTenant(ctx context.Context, hash []byte) (Tenant, error)
+	// Tokens lists a tenant's API tokens, or all with tenantID 0.
+	Tokens(ctx context.Context, tenantID int64) ([]Token, error)
+	// DeleteToken revokes a token and returns what it was.
+	DeleteToken(ctx context.Context, id int64) (Token, error)
+
+	// SetTenantDisabled disables or enables a tenant. Disabling ends the
+	// sign-in sessions of its people; the last enabled operator is not
+	// disabled (ErrLastOperator).
+	SetTenantDisabled(ctx context.Context, id int64, disabled bool) error
+	// DeleteTenant deletes a tenant with its domains, migrations, people
+	// and tokens. While a mailbox of it is queued or copying the error is
+	// a *RunningError, and the last operator is not deleted
+	// (ErrLastOperator); then nothing changes.
+	DeleteTenant(ctx context.Context, id int64) error
 
 	CreateDomain(ctx context.Context, d Domain) (Domain, error)
 	Domain(ctx context.Context, id int64) (Domain, error)
 	DomainByName(ctx context.Context, name string) (Domain, error)
 	// Domains lists a tenant's domains, or all with tenantID 0.
 	Domains(ctx context.Context, tenantID int64) ([]Domain, error)
+	// SetMailboxLimit changes how many mailboxes a domain may have.
+	SetMailboxLimit(ctx context.Context, domainID int64, limit int) error
+	// DeleteDomain deletes a domain with its migrations. While a mailbox
+	// of it is queued or copying the error is a *RunningError and nothing
+	// changes.
+	DeleteDomain(ctx context.Context, id int64) error
+	// DomainActivity counts a domain's migrations and mailboxes.
+	DomainActivity(ctx context.Context, domainID int64) (Activity, error)
 
 	// CreateMigration stores a migration and its tasks, queued, in one
 	// transaction. queue runs inside it once the tasks have their IDs: it
 	// queues their jobs in tx and may set each task's SourceSecret,
 	// DestSecret and JobID, which are stored with it. If a task's mailbox
-	// has another task queued or copying, the error is a *BusyError, and
-	// nothing is stored.
+	// has another task queued or copying, the error is a *BusyError; if
+	// the domain's tenant is disabled, ErrDisabled; then nothing is stored.
 	CreateMigration(ctx context.Context, m Migration, tasks []Task, queue func(tx *sql.Tx, tasks []Task) error) (Migration, []Task, error)
 	Migration(ctx context.Context, id int64) (Migration, error)
 	// Migrations lists a domain's migrations, newest first.
@@ -312,13 +372,23 @@ type Store interface {
 
 	CreateUser(ctx context.Context, tenantID int64, email, passwordHash string) (User, error)
 	UserByEmail(ctx context.Context, email string) (User, error)
-	// Users lists the people who sign in for a tenant.
+	// Users lists the people who sign in for a tenant, or all with
+	// tenantID 0.
 	Users(ctx context.Context, tenantID int64) ([]User, error)
+	// SetUserDisabled disables or enables a person's sign-in; disabling
+	// ends the person's sessions.
+	SetUserDisabled(ctx context.Context, userID int64, disabled bool) error
+	// DeleteUser deletes a person's sign-in and sessions.
+	DeleteUser(ctx context.Context, userID int64) error
+	// SetUserPassword replaces a person's password hash and ends the
+	// person's sessions, in one transaction; it returns how many ended.
+	SetUserPassword(ctx context.Context, userID int64, passwordHash string) (int, error)
 	// SetUserLang records the language a user reads the panel in.
 	SetUserLang(ctx context.Context, userID int64, lang string) error
 	// CreateSession stores a sign-in session by the hash of its token.
 	CreateSession(ctx context.Context, tokenHash []byte, userID int64, expires time.Time) error
-	// SessionUser returns the user of an unexpired session.
+	// SessionUser returns the user of an unexpired session; if the user or
+	// the tenant is disabled, the error is ErrDisabled.
 	SessionUser(ctx context.Context, tokenHash []byte) (User, Tenant, error)
 	DeleteSession(ctx context.Context, tokenHash []byte) error
 	// KeepLogins stores sealed logins that a check found working, for the

@@ -270,6 +270,11 @@ func (a *API) auth(fn func(w http.ResponseWriter, r *http.Request, t store.Tenan
 			return
 		}
 		t, err := a.cfg.Store.TokenTenant(r.Context(), HashToken(tok))
+		if errors.Is(err, store.ErrDisabled) {
+			// The token is right: its holder learns why it is refused.
+			writeError(w, r, http.StatusForbidden, "disabled", "api.token.disabled", t.Name)
+			return
+		}
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mailmigrate", error="invalid_token"`)
 			writeError(w, r, http.StatusUnauthorized, "unauthorized", "api.token.invalid")

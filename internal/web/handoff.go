@@ -113,6 +113,11 @@ func (p *Panel) handoff(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, d, err := p.handoffUser(r.Context(), c)
+	if errors.Is(err, store.ErrDisabled) {
+		p.api.cfg.Logf("handoff refused: %v", err)
+		p.refuseDisabled(w, r)
+		return
+	}
 	if err != nil {
 		refuse(err.Error())
 		return
@@ -146,6 +151,10 @@ func (p *Panel) handoffUser(ctx context.Context, c handoffClaims) (store.User, s
 	if tenant == nil {
 		return store.User{}, store.Domain{}, fmt.Errorf("no customer %q", c.Customer)
 	}
+	// Checked before a sign-in is made for the person.
+	if !tenant.Disabled.IsZero() {
+		return store.User{}, store.Domain{}, fmt.Errorf("customer %q: %w", c.Customer, store.ErrDisabled)
+	}
 	ds, err := st.Domains(ctx, tenant.ID)
 	if err != nil {
 		return store.User{}, store.Domain{}, err
@@ -170,6 +179,9 @@ func (p *Panel) handoffUser(ctx context.Context, c handoffClaims) (store.User, s
 	}
 	if u.TenantID != tenant.ID {
 		return store.User{}, store.Domain{}, fmt.Errorf("%s signs in for another customer", email)
+	}
+	if !u.Disabled.IsZero() {
+		return store.User{}, store.Domain{}, fmt.Errorf("%s: %w", email, store.ErrDisabled)
 	}
 	return u, *dom, nil
 }

@@ -104,6 +104,21 @@ func TestHandoff(t *testing.T) {
 					t.Errorf("%s: %d, cookies %v", name, rec.Code, rec.Result().Cookies())
 				}
 			}
+			// A disabled customer's people are told so, and no sign-in is
+			// made for a new one.
+			firma, _ := st.DomainByName(ctx, "firma.test")
+			if err := st.SetTenantDisabled(ctx, firma.TenantID, true); err != nil {
+				t.Fatal(err)
+			}
+			for _, email := range []string{"petr@firma.test", "nova@firma.test"} {
+				rec := follow(c.sign(claims(func(cl *handoffClaims) { cl.Email = email })))
+				if rec.Code != http.StatusForbidden || len(rec.Result().Cookies()) != 0 || !strings.Contains(rec.Body.String(), "disabled by the hosting") {
+					t.Errorf("%s of a disabled customer: %d, cookies %v", email, rec.Code, rec.Result().Cookies())
+				}
+			}
+			if _, err := st.UserByEmail(ctx, "nova@firma.test"); err == nil {
+				t.Error("a sign-in was made for a disabled customer")
+			}
 		})
 	}
 	if _, err := ParseHandoffKey([]byte("short")); err == nil {

@@ -407,6 +407,9 @@ func (a *API) submit(ctx context.Context, p *i18n.Printer, d store.Domain, in *m
 			}
 			return a.cfg.Jobs.QueueTx(ctx, tx, tasks)
 		})
+	if errors.Is(err, store.ErrDisabled) {
+		return migrationView{}, nil, failWith(http.StatusForbidden, "disabled", "api.customer.disabled", d.Name)
+	}
 	var be *store.BusyError
 	if errors.As(err, &be) {
 		ae := busyError(be)

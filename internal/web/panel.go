@@ -171,6 +171,10 @@ func (p *Panel) session(fn func(w http.ResponseWriter, r *http.Request, v viewer
 			v.Session = HashToken(c.Value)
 			v.User, v.Tenant, err = p.api.cfg.Store.SessionUser(r.Context(), v.Session)
 		}
+		if errors.Is(err, store.ErrDisabled) {
+			p.refuseDisabled(w, r)
+			return
+		}
 		if err != nil {
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
@@ -249,11 +253,40 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.limiter.succeeded(ip, email)
+	// Said only to whoever knows the password.
+	if off, err := p.disabled(r.Context(), u); err != nil || off {
+		if err != nil {
+			p.api.cfg.Logf("sign-in of user %d: %v", u.ID, err)
+			http.Error(w, tr(r, "error.server"), http.StatusInternalServerError)
+			return
+		}
+		fail(http.StatusForbidden, tr(r, "signin.disabled"))
+		return
+	}
 	if err := p.startSession(w, r, u); err != nil {
 		http.Error(w, tr(r, "error.server"), http.StatusInternalServerError)
 		return
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// disabled tells whether the operator disabled a person's sign-in or the
+// person's customer.
+func (p *Panel) disabled(ctx context.Context, u store.User) (bool, error) {
+	if !u.Disabled.IsZero() {
+		return true, nil
+	}
+	t, err := p.api.cfg.Store.Tenant(ctx, u.TenantID)
+	if err != nil {
+		return false, fmt.Errorf("the customer of user %d: %w", u.ID, err)
+	}
+	return !t.Disabled.IsZero(), nil
+}
+
+// refuseDisabled answers a sign-in of a disabled person or customer.
+func (p *Panel) refuseDisabled(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusForbidden)
+	p.render(w, r, "login", map[string]any{"Title": tr(r, "signin.title"), "Error": tr(r, "signin.disabled"), "Next": "/"})
 }
 
 // startSession signs a user in: a new session and its cookie.

@@ -267,6 +267,9 @@ var texts = map[string]string{
 	"invalid.source.hostname":  "%q is not a server name or address: enter only the name (like imap.old-provider.tld) and give the port in its own field",
 	"invalid.too_many_lines":   "%d logins at once are more than this service checks (at most %d): split the list",
 	"api.checks":               "this customer's logins were checked very often in the last hour (more than %d): wait a while, then try again",
+	"signin.disabled":          "This sign-in is disabled by the hosting. Contact the hosting's support to have it enabled again.",
+	"api.token.disabled":       "the hosting disabled the account of %s: its API tokens are refused; contact the hosting's support to have it enabled again",
+	"api.customer.disabled":    "the customer of %s is disabled, so no migration starts: enable the customer first",
 	"handoff.refused":          "This sign-in link is not valid (any more): links from your hosting's customer panel work once and for a few minutes. Open the Email Migration Tool from your hosting's customer panel again, or sign in here.",
 }
 

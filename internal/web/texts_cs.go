@@ -264,5 +264,8 @@ var textsCS = map[string]string{
 	"invalid.source.hostname":  "%q není název ani adresa serveru: zadejte jen název (např. imap.puvodni-poskytovatel.cz) a port uveďte v samostatném poli",
 	"invalid.too_many_lines":   "počet přihlášení najednou (%d) je víc, než tato služba ověří (nejvýše %d): rozdělte seznam",
 	"api.checks":               "přihlášení tohoto zákazníka se za poslední hodinu ověřovala velmi často (víc než %d): chvíli počkejte a zkuste to znovu",
+	"signin.disabled":          "Toto přihlášení hosting zablokoval. Požádejte podporu hostingu, aby ho znovu povolila.",
+	"api.token.disabled":       "hosting zablokoval účet %s: jeho tokeny API jsou odmítány; požádejte podporu hostingu, aby ho znovu povolila",
+	"api.customer.disabled":    "zákazník domény %s je zablokován, proto žádná migrace nezačne: nejprve zákazníka povolte",
 	"handoff.refused":          "Tento odkaz pro přihlášení není (už) platný: odkazy ze zákaznické administrace hostingu fungují jen jednou a jen několik minut. Otevřete nástroj pro migraci e-mailů znovu ze zákaznické administrace hostingu, nebo se přihlaste zde.",
 }
