@@ -70,6 +70,11 @@ func freePort(t *testing.T) int {
 const masterUser, masterPassword = "migrator", "master heslo"
 
 func newService(t *testing.T, slice string, master bool) *service {
+	return newServiceWith(t, slice, master, "")
+}
+
+// newServiceWith is newService with further lines of configuration.
+func newServiceWith(t *testing.T, slice string, master bool, extra string) *service {
 	s := &service{t: t, dir: t.TempDir(), logs: &syncBuffer{}}
 	s.src = testbed.StartDovecotT(t, testbed.DovecotOptions{})
 	dopts := testbed.DovecotOptions{SharedPasswdFile: true}
@@ -116,7 +121,7 @@ jobs.slice = %s
 dns_server = %s
 hosting.mx = mx.hosting.test
 hosting.imap_names = imap.hosting.test
-`, port, filepath.Join(s.dir, "data"), s.dst.IMAPSPort, s.dst.CAFile, s.dst.PasswdFile, uid, gid, home, slice, dnsAddr)
+`, port, filepath.Join(s.dir, "data"), s.dst.IMAPSPort, s.dst.CAFile, s.dst.PasswdFile, uid, gid, home, slice, dnsAddr) + extra
 	if master {
 		pw := filepath.Join(s.dir, "master.pw")
 		if err := os.WriteFile(pw, []byte(masterPassword+"\n"), 0o600); err != nil {

@@ -42,6 +42,11 @@ type Postgres struct {
 	proc  *serverProc // the shell that runs the private cluster's postmaster
 	// lifeline is our end of the pipe whose closing stops the postmaster.
 	lifeline *os.File
+	// How the private cluster was started, to start it again.
+	bin, password string
+	uid, gid      int
+	chown         bool
+	port          int
 }
 
 // StartPostgres runs initdb in a new temporary directory and starts the
@@ -58,16 +63,16 @@ func StartPostgres() (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Postgres{dir: dir}
-	password, err := p.initdb(bin, uid, gid, chown)
-	if err != nil {
+	p := &Postgres{dir: dir, bin: bin, uid: uid, gid: gid, chown: chown}
+	if p.password, err = p.initdb(bin, uid, gid, chown); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
 	// A port found free can be taken before the postmaster binds it; a
 	// new one fixes that rare race.
 	for attempt := 1; ; attempt++ {
-		err = p.start(bin, password, uid, gid, chown)
+		p.port = 0
+		err = p.start()
 		if err == nil {
 			return p, nil
 		}
@@ -153,13 +158,18 @@ func (p *Postgres) initdb(bin string, uid, gid int, chown bool) (string, error) 
 // the shell's standard input, a pipe from us, closes: when Stop closes it,
 // or when the test process dies, however it dies (a timeout's panic, a
 // kill), so that no cluster outlives its tests.
-func (p *Postgres) start(bin, password string, uid, gid int, chown bool) error {
-	ports, err := freePorts(1)
-	if err != nil {
-		return fmt.Errorf("start postgres: %w", err)
+func (p *Postgres) start() error {
+	bin, uid, gid, chown := p.bin, p.uid, p.gid, p.chown
+	if p.port == 0 {
+		ports, err := freePorts(1)
+		if err != nil {
+			return fmt.Errorf("start postgres: %w", err)
+		}
+		p.port = ports[0]
 	}
+	ports := []int{p.port}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
-	p.URL = (&url.URL{Scheme: "postgres", User: url.UserPassword("postgres", password), Host: addr,
+	p.URL = (&url.URL{Scheme: "postgres", User: url.UserPassword("postgres", p.password), Host: addr,
 		Path: "/postgres", RawQuery: "sslmode=disable"}).String()
 	// An asynchronous command's standard input is /dev/null unless
 	// redirected: the pipe is passed on as descriptor 3.
@@ -222,6 +232,26 @@ func (p *Postgres) connect(timeout time.Duration) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Restart stops the private cluster (a fast shutdown: its sessions end)
+// and starts it again on the same port, as pg_ctl restart -m fast does:
+// its clients lose their connections, and find it again at the address
+// they know.
+func (p *Postgres) Restart() error {
+	if p.proc == nil {
+		return errors.New("restart postgres: only a private cluster can be restarted")
+	}
+	p.admin.Close()
+	if err := p.proc.stop(); err != nil {
+		return fmt.Errorf("restart postgres: %w", err)
+	}
+	_ = p.lifeline.Close()
+	if err := p.start(); err != nil {
+		p.proc = nil
+		return fmt.Errorf("restart postgres: %w", err)
+	}
+	return nil
 }
 
 // Stop ends the private cluster and removes its files; of a server of
