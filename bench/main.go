@@ -47,6 +47,8 @@ type config struct {
 	tmpfs       bool
 	accounts    int
 	perAccount  int
+	service     bool
+	jobs        int
 }
 
 func main() {
@@ -61,7 +63,12 @@ func main() {
 	flag.IntVar(&cfg.perAccount, "per-account", 250, "messages per account in the many-accounts phase")
 	flag.BoolVar(&cfg.tmpfs, "tmpfs", false, "keep the servers' mail in /dev/shm: removes disk noise, shows the servers' CPU limit")
 	flag.BoolVar(&cfg.serve, "serve", false, "load the corpus, print a migrate command line and keep the servers running until interrupted (for profiling)")
+	flag.BoolVar(&cfg.service, "service", false, "the service instead: mailboxes submitted through serve's API (SQLite; PostgreSQL with 1-3 workers) against the CLI at the same parallelism (see service.go)")
+	flag.IntVar(&cfg.jobs, "jobs", 4, "with -service: jobs.workers, the tasks at once in each copying process")
 	flag.Parse()
+	if cfg.service {
+		cfg.serviceDefaults()
+	}
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -93,6 +100,9 @@ func run(cfg config) error {
 	logf("building mailmigrate")
 	if out, err := exec.Command("go", "build", "-o", b.bin, "./cmd/mailmigrate").CombinedOutput(); err != nil {
 		return fmt.Errorf("build: %v\n%s", err, out)
+	}
+	if cfg.service {
+		return b.service(ctx)
 	}
 	opts := testbed.DovecotOptions{MaxUserIPConnections: 100}
 	if b.src, err = testbed.StartDovecot(opts); err != nil {

@@ -101,3 +101,7 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -race -count=1 ./...
+# The API's, the panel's and the admin commands' tests once more with the
+# data in PostgreSQL instead of SQLite: the same tests pass on both.
+MAILMIGRATE_TEST_STORE=postgres go test -race -count=1 ./internal/web/
+MAILMIGRATE_TEST_STORE=postgres go test -race -count=1 -run 'TestServe|Browser|TestPanel|TestAdmin' ./cmd/mailmigrate/

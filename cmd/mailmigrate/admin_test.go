@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"mailmigrate/internal/store"
+	"mailmigrate/internal/testbed"
 )
 
 // runAdminCmd runs mailmigrate admin with a configuration and standard
@@ -42,7 +43,14 @@ func TestAdminCommands(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "mailmigrate.conf")
 	data := filepath.Join(dir, "data")
-	if err := os.WriteFile(conf, []byte("data_dir = "+data+"\n"), 0o600); err != nil {
+	text := "data_dir = " + data + "\n"
+	openStore := func() (*store.DB, error) { return store.Open(filepath.Join(data, "mailmigrate.db")) }
+	if onPostgres {
+		url := testbed.PostgresT(t)
+		text += "database = " + url + "\n"
+		openStore = func() (*store.DB, error) { return store.OpenPostgres(context.Background(), url) }
+	}
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	pwFile := filepath.Join(dir, "pw")
@@ -55,7 +63,7 @@ func TestAdminCommands(t *testing.T) {
 	// commands.
 	withStore := func(f func(st *store.DB, d store.Domain)) func() {
 		return func() {
-			st, err := store.Open(filepath.Join(data, "mailmigrate.db"))
+			st, err := openStore()
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	crand "crypto/rand"
+	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -17,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"mailmigrate/internal/testbed"
 )
@@ -157,6 +160,40 @@ func (w *prefixWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// jobsOf lists the tasks that are not done with their River jobs, and
+// River's leader: what a stalled cluster test needs to be understood.
+func jobsOf(t *testing.T, dbURL string) string {
+	db, err := sql.Open("pgx", dbURL)
+	if err != nil {
+		return err.Error()
+	}
+	defer db.Close()
+	var b strings.Builder
+	rows, err := db.Query(`SELECT t.id, t.state, j.id, j.state, j.attempt, j.max_attempts, j.scheduled_at, j.attempted_at,
+		COALESCE(array_length(j.errors, 1), 0), j.metadata FROM task t LEFT JOIN river_job j ON j.id = t.job_id WHERE t.state <> 'done'`)
+	if err != nil {
+		return err.Error()
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var tid, jid sql.NullInt64
+		var tstate, jstate, meta sql.NullString
+		var attempt, maxAttempts, errs sql.NullInt64
+		var scheduled, attempted sql.NullTime
+		if err := rows.Scan(&tid, &tstate, &jid, &jstate, &attempt, &maxAttempts, &scheduled, &attempted, &errs, &meta); err != nil {
+			return err.Error()
+		}
+		fmt.Fprintf(&b, "task %d %s: job %d %s attempt %d/%d scheduled %s attempted %s errors %d %s\n", tid.Int64, tstate.String,
+			jid.Int64, jstate.String, attempt.Int64, maxAttempts.Int64, scheduled.Time.Format(time.TimeOnly),
+			attempted.Time.Format(time.TimeOnly), errs.Int64, meta.String)
+	}
+	var leader string
+	var expires time.Time
+	db.QueryRow(`SELECT leader_id, expires_at FROM river_leader`).Scan(&leader, &expires)
+	fmt.Fprintf(&b, "leader %s until %s, now %s\n", leader, expires.Format(time.TimeOnly), time.Now().Format(time.TimeOnly))
+	return b.String()
+}
+
 // privatePostgres is a PostgreSQL cluster of the test's own, which it may
 // restart, with a new database in it.
 func privatePostgres(t *testing.T) (*testbed.Postgres, string) {
@@ -291,6 +328,14 @@ jobs.lease = 6s
 		s.startProcess(w, env)
 	}
 
+	// The old server's count is checked however the copy ends.
+	defer func() {
+		if most := proxy.peak(false); most > hostLimit {
+			t.Errorf("the old server had %d connections at once, the limit is %d", most, hostLimit)
+		} else {
+			t.Logf("at most %d connections at once to the old server (limit %d)", most, hostLimit)
+		}
+	}()
 	var end migrationOut
 	for deadline := time.Now().Add(4 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
 		s.call(firma, "GET", fmt.Sprintf("/migrations/%d", m.ID), nil, &end)
@@ -298,7 +343,7 @@ jobs.lease = 6s
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the migration did not finish: %+v\n%s", end, s.logs.String())
+			t.Fatalf("the migration did not finish: %+v\njobs:\n%s\n%s", end, jobsOf(t, dbURL), s.logs.String())
 		}
 	}
 	for i, task := range end.Tasks {
@@ -313,11 +358,6 @@ jobs.lease = 6s
 			t.Fatalf("task %d is %s, want %s", i, task.Destination, a.mailbox)
 		}
 		s.verify(a, rep)
-	}
-	if most := proxy.peak(false); most > hostLimit {
-		t.Errorf("the old server had %d connections at once, the limit is %d", most, hostLimit)
-	} else {
-		t.Logf("at most %d connections at once to the old server (limit %d)", most, hostLimit)
 	}
 	for _, p := range append([]*process{web}, workers...) {
 		if resp, err := http.Get(p.url + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"bufio"
 	"bytes"
 	"context"
@@ -40,10 +42,22 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := m.Run()
+	if onPostgres {
+		// Servers sharing a database are given their key; the tests'
+		// servers inherit it.
+		key := make([]byte, 32)
+		rand.Read(key)
+		os.Setenv("MAILMIGRATE_SECRET_KEY", base64.StdEncoding.EncodeToString(key))
+	}
+	code := testbed.PostgresMain(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// onPostgres runs the services of the tests on PostgreSQL instead of
+// SQLite (MAILMIGRATE_TEST_STORE=postgres): scripts/test.sh runs the API's
+// and the panel's tests on both.
+var onPostgres = os.Getenv("MAILMIGRATE_TEST_STORE") == "postgres"
 
 type cli struct {
 	t       *testing.T

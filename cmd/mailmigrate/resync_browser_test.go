@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -57,10 +56,7 @@ func TestResyncInBrowser(t *testing.T) {
 	// Days later: the old server refused the second mailbox's login on
 	// a re-sync, and the passwords' retention time has passed.
 	s.kill()
-	st, err := store.Open(filepath.Join(s.dir, "data", "mailmigrate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := s.openStore()
 	if ok, err := st.TransitionTask(ctx, m.Tasks[1].ID, []string{store.StateDone}, store.StateFailed, &engine.Failure{Kind: "auth",
 		Side: engine.SideSource, Message: "The old server rejected the login.", Detail: "authentication failed"}); !ok || err != nil {
 		t.Fatalf("fail the task: %v", err)

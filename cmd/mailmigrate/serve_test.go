@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"mailmigrate/internal/hosting"
+	"mailmigrate/internal/store"
 	"mailmigrate/internal/testbed"
 )
 
@@ -37,6 +38,23 @@ type service struct {
 	logs     *syncBuffer
 	opToken  string
 	secrets  []string // every password the test hands out
+	database string   // the PostgreSQL database's URL, or "" for SQLite in data_dir
+}
+
+// openStore opens the service's database, as the service does.
+func (s *service) openStore() *store.DB {
+	s.t.Helper()
+	var st *store.DB
+	var err error
+	if s.database != "" {
+		st, err = store.OpenPostgres(context.Background(), s.database)
+	} else {
+		st, err = store.Open(filepath.Join(s.dir, "data", "mailmigrate.db"))
+	}
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return st
 }
 
 type syncBuffer struct {
@@ -76,6 +94,10 @@ func newService(t *testing.T, slice string, master bool) *service {
 // newServiceWith is newService with further lines of configuration.
 func newServiceWith(t *testing.T, slice string, master bool, extra string) *service {
 	s := &service{t: t, dir: t.TempDir(), logs: &syncBuffer{}}
+	if onPostgres && !strings.Contains(extra, "database =") {
+		s.database = testbed.PostgresT(t)
+		extra += "database = " + s.database + "\n"
+	}
 	s.src = testbed.StartDovecotT(t, testbed.DovecotOptions{})
 	dopts := testbed.DovecotOptions{SharedPasswdFile: true}
 	if master {
@@ -190,6 +212,10 @@ func (s *service) kill() {
 	s.cmd.Wait()
 }
 
+// apiClient gives up on a server that does not answer, instead of the
+// test hanging until its binary's timeout.
+var apiClient = &http.Client{Timeout: 30 * time.Second}
+
 // call makes an API request and decodes the JSON answer into out (if not
 // nil); it returns the status and the raw body.
 func (s *service) call(token, method, path string, body any, out any) (int, string) {
@@ -203,7 +229,7 @@ func (s *service) call(token, method, path string, body any, out any) (int, stri
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}

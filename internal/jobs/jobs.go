@@ -131,6 +131,9 @@ func (TaskArgs) Kind() string { return "migrate_task" }
 // nothing.
 func (TaskArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 4} }
 
+// transientWait is how long a run waits for a database that is away.
+const transientWait = 3 * time.Second
+
 // Runner owns the River client.
 type Runner struct {
 	cfg    Config
@@ -461,6 +464,17 @@ func (w *taskWorker) Work(ctx context.Context, job *river.Job[TaskArgs]) (err er
 	}()
 	err = w.work(ctx, job)
 	var snooze *river.JobSnoozeError
+	if store.Transient(err) && ctx.Err() == nil {
+		// The database is away (restarting, a lost connection): the run
+		// tries again shortly without using up one of its attempts, which
+		// River's growing waits would otherwise spend in a minute and then
+		// give up on the task.
+		w.r.cfg.Log.Warn("the database is not reachable; the task waits", "task", job.Args.TaskID, "error", err)
+		return river.JobSnooze(transientWait)
+	}
+	if err != nil && !errors.As(err, &snooze) {
+		w.r.cfg.Log.Warn("run failed", "task", job.Args.TaskID, "attempt", job.Attempt, "error", err)
+	}
 	if err != nil && job.Attempt >= job.MaxAttempts && !errors.As(err, &snooze) {
 		w.r.cfg.Log.Error("giving up", "task", job.Args.TaskID, "attempts", job.Attempt, "error", err)
 		w.giveUp(ctx, job.Args.TaskID, err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
@@ -567,4 +568,29 @@ func TestDisabledCustomerWaits(t *testing.T) {
 			t.Errorf("once enabled: %s, %d copies", got.State, runs)
 		}
 	})
+}
+
+// awayStore is a store whose database went away.
+type awayStore struct{ store.Store }
+
+func (awayStore) Task(context.Context, int64) (store.Task, error) {
+	return store.Task{}, fmt.Errorf("read task: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"})
+}
+
+// A database that is away (PostgreSQL restarting) makes a run wait and try
+// again without spending one of its attempts: River's growing waits would
+// spend them all in a minute of errors and give the task up.
+func TestDatabaseAwayWaits(t *testing.T) {
+	b := newBench(t, sqliteStore(t), Config{})
+	task := b.submit()
+	b.r.cfg.Store = awayStore{b.st}
+	err := (&taskWorker{r: b.r}).Work(context.Background(), jobOf(task, 4))
+	var snooze *river.JobSnoozeError
+	if !errors.As(err, &snooze) || snooze.Duration != transientWait {
+		t.Fatalf("run with the database away: %v, want a snooze of %s", err, transientWait)
+	}
+	b.r.cfg.Store = b.st
+	if got := b.task(task.ID); got.State != store.StateQueued {
+		t.Errorf("task after its last attempt met the database away: %s, want still queued", got.State)
+	}
 }

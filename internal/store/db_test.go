@@ -2,8 +2,16 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func TestNumberPlaceholders(t *testing.T) {
@@ -52,6 +60,27 @@ func TestOpenPostgresErrorsHidePassword(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("the error shows the password: %v", err)
+		}
+	}
+}
+
+func TestTransient(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{errors.New("syntax error"), false},
+		{&pgconn.PgError{Code: "23505"}, false},
+		{fmt.Errorf("start task 3: %w", &pgconn.PgError{Code: "57P01"}), true},
+		{&pgconn.PgError{Code: "08006"}, true},
+		{io.ErrUnexpectedEOF, true},
+		{fmt.Errorf("query: %w", driver.ErrBadConn), true},
+		{sql.ErrNoRows, false},
+		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, true},
+	} {
+		if got := Transient(c.err); got != c.want {
+			t.Errorf("Transient(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -103,11 +102,7 @@ func (f *manageDriver) RemoveAlias(_ context.Context, address string) error {
 // API token for the first, and a panel session for it.
 func manageSetup(t *testing.T, driver hosting.Driver) (api http.Handler, panel http.Handler, token string, cookie *http.Cookie) {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := testStore(t)
 	ctx := context.Background()
 	c, _ := st.CreateTenant(ctx, "Firma", store.KindCustomer)
 	other, _ := st.CreateTenant(ctx, "Jina", store.KindCustomer)

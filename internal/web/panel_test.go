@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -42,11 +41,7 @@ func (noJobs) Cancel(context.Context, int64) error  { return nil }
 // signedIn returns a panel on a fresh store and the cookie of a signed-in
 // customer who owns firma.test.
 func signedIn(t *testing.T) (*Panel, *http.Cookie, store.Store) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := testStore(t)
 	ctx := context.Background()
 	c, _ := st.CreateTenant(ctx, "Firma", store.KindCustomer)
 	st.CreateDomain(ctx, store.Domain{TenantID: c.ID, Name: "firma.test"})
@@ -195,11 +190,7 @@ func TestPanelHelpers(t *testing.T) {
 // firma.test and an API token of it.
 func customerAPI(t *testing.T) (store.Store, store.Domain, string) {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := testStore(t)
 	ctx := context.Background()
 	c, _ := st.CreateTenant(ctx, "Firma", store.KindCustomer)
 	d, _ := st.CreateDomain(ctx, store.Domain{TenantID: c.ID, Name: "firma.test"})

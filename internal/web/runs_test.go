@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,11 +21,7 @@ import (
 // run's report; the migration page shows them too. Other customers see
 // nothing of it.
 func TestRunsAPIAndPage(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := testStore(t)
 	ctx := context.Background()
 	c, _ := st.CreateTenant(ctx, "Firma", store.KindCustomer)
 	other, _ := st.CreateTenant(ctx, "Jina", store.KindCustomer)
