@@ -49,7 +49,9 @@ var ErrAppendBatch = errors.New("the server stores one message per APPEND comman
 // command itself on the connection, between go-imap's commands, under its
 // own tag, and the guard diverts the command's continuation requests and
 // tagged reply from go-imap's reader to this function; untagged data the
-// server sends meanwhile still goes to go-imap.
+// server sends meanwhile still goes to go-imap. Nothing of go-imap's may
+// be written meanwhile: the caller runs no command of its own, and Login
+// waits out the one go-imap sends by itself (see settle).
 func (c *Conn) Append(ctx context.Context, mailbox string, msgs []AppendMessage) ([]imap.UID, error) {
 	op := fmt.Sprintf("append to %q", mailbox)
 	if len(msgs) == 0 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -159,5 +160,55 @@ func TestAppendSynchronising(t *testing.T) {
 	sel, err := c.Examine(ctx, "INBOX")
 	if err != nil || sel.NumMessages != 3 {
 		t.Fatalf("INBOX holds %v messages (%v), want 3", sel, err)
+	}
+}
+
+// Login returns only once the CAPABILITY that go-imap sends by itself
+// after a login is answered. Append writes its command on the connection
+// itself, and a CAPABILITY written meanwhile went inside its literal
+// (Courier stored it as the message's first line and answered BAD).
+func TestLoginWaitsForCapabilities(t *testing.T) {
+	gate := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	h := testbed.StartHostile(t, testbed.HostileConfig{User: "eva", Password: "heslo",
+		Folders: []testbed.HostileFolder{{Name: "INBOX"}}, Caps: []string{"UIDPLUS"}, CapabilityGate: gate})
+	t.Cleanup(open) // before the server stops: its session waits for the gate
+	ctx := context.Background()
+	c, err := imapconn.Dial(ctx, imapconn.Endpoint{Host: "127.0.0.1", Port: h.Port, Security: imapconn.Plain},
+		imapconn.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	loggedIn := make(chan error, 1)
+	go func() { loggedIn <- c.Login(ctx, "eva", "heslo") }()
+	asked := func() bool {
+		cmds := h.Commands()
+		auth := slices.IndexFunc(cmds, func(c string) bool { return strings.HasPrefix(c, "AUTHENTICATE") })
+		return auth >= 0 && slices.Contains(cmds[auth:], "CAPABILITY")
+	}
+	for deadline := time.Now().Add(5 * time.Second); !asked(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("go-imap sent no CAPABILITY after login; commands %q", h.Commands())
+		}
+	}
+	select {
+	case err := <-loggedIn:
+		t.Fatalf("Login returned (%v) while go-imap's CAPABILITY was unanswered", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	open()
+	if err := <-loggedIn; err != nil {
+		t.Fatal(err)
+	}
+	// An APPEND after it goes in whole.
+	body := "Message-ID: <1@settle.test>\r\n\r\n" + strings.Repeat("line\r\n", 2000)
+	uids, err := c.Append(ctx, "INBOX", []imapconn.AppendMessage{{Size: int64(len(body)), Body: strings.NewReader(body)}})
+	if err != nil || len(uids) != 1 {
+		t.Fatalf("append: %v, %v", uids, err)
+	}
+	if got := h.Messages("INBOX"); len(got) != 1 || string(got[0].Body) != body {
+		t.Errorf("the server holds %d messages, want the one appended byte for byte", len(got))
 	}
 }

@@ -236,6 +236,25 @@ func (c *Conn) Login(ctx context.Context, user, password string) error {
 		}
 		return e
 	}
+	return c.settle(ctx, "login as "+user)
+}
+
+// settle waits out the CAPABILITY command go-imap sends by itself after a
+// login whose OK does not carry the capabilities (Courier's does not,
+// Dovecot's does). go-imap sends it from a goroutine of its own, a moment
+// after the login's Wait has returned, so it could still be written while
+// Append writes its own command on the connection: Courier received it
+// inside an APPEND's literal, stored "T2 CAPABILITY" as the message's first
+// line and answered BAD, and the retry took the broken message for the
+// copy already there. The capabilities read in that moment were also the
+// ones from before login. A NOOP's answer is read after the login's, by
+// when go-imap has started asking; Caps then waits for the answer.
+func (c *Conn) settle(ctx context.Context, op string) error {
+	if err := c.cl.Noop().Wait(); err != nil {
+		return c.fail(ctx, op, err)
+	}
+	// No answer is no error here: the next command meets the failure.
+	c.cl.Caps()
 	return nil
 }
 

@@ -61,6 +61,9 @@ type HostileConfig struct {
 	// AppendFaults make APPENDs fail, each when a message of the command
 	// contains its Match; the first that applies wins.
 	AppendFaults []AppendFault
+	// CapabilityGate, when set, holds the answer to every CAPABILITY after
+	// login until it is closed: a slow server, as slow as a test needs.
+	CapabilityGate <-chan struct{}
 }
 
 // AppendFault is one way an APPEND fails.
@@ -401,6 +404,9 @@ func (s *hostileSession) run(name string, args []arg) (ok string, err error) {
 	done := name + " completed"
 	switch name {
 	case "CAPABILITY":
+		if s.authed && s.h.cfg.CapabilityGate != nil {
+			<-s.h.cfg.CapabilityGate
+		}
 		s.w.WriteString("* CAPABILITY " + strings.Join(append([]string{hostileCaps}, s.h.cfg.Caps...), " ") + "\r\n")
 		return done, nil
 	case "NOOP":
