@@ -1,9 +1,10 @@
 // Command bench measures mailmigrate against the destination server's own
-// limit. It starts two Dovecot instances (source and destination) through the
-// test bed, generates a deterministic corpus, measures the ceiling (how fast
-// the destination accepts APPENDs with the same client library, and how fast
-// the source serves FETCH), then runs the real mailmigrate binary through the
-// phases initial, re-run, incremental and many accounts, several times each,
+// limit and against Dovecot's dsync. It starts two Dovecot instances (source
+// and destination) through the test bed, generates a deterministic corpus,
+// finds the plain client's best connection counts (one message per APPEND,
+// and MULTIAPPEND batches) and the source's FETCH rate, then runs interleaved
+// rounds of the plain clients, dsync over imapc and the real mailmigrate
+// binary through the phases initial, re-run, incremental and many accounts,
 // and prints the medians as a Markdown table.
 //
 //	go run ./bench            # 5,000 messages, ~315 MB
@@ -12,6 +13,8 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -32,6 +35,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"mailmigrate/internal/engine"
+	"mailmigrate/internal/imapconn"
 	"mailmigrate/internal/testbed"
 )
 
@@ -57,7 +61,7 @@ func main() {
 	flag.BoolVar(&cfg.huge, "huge", false, "add one 50 MB message")
 	flag.IntVar(&cfg.runs, "runs", 3, "runs per phase; the median is reported")
 	flag.IntVar(&cfg.workers, "workers", 0, "pass --workers N to mailmigrate (0: its default)")
-	flag.IntVar(&cfg.parallel, "parallel", 0, "pass --parallel N to mailmigrate in the many-accounts phase (0: its default)")
+	flag.IntVar(&cfg.parallel, "parallel", 0, "pass --parallel N to mailmigrate in the many-accounts phase (0: all accounts at once)")
 	flag.StringVar(&cfg.profile, "profile", "", "write CPU and heap profiles of the first initial run into this directory")
 	flag.IntVar(&cfg.accounts, "accounts", 20, "accounts in the many-accounts phase")
 	flag.IntVar(&cfg.perAccount, "per-account", 250, "messages per account in the many-accounts phase")
@@ -140,14 +144,59 @@ func run(cfg config) error {
 		return b.serveUntilInterrupted(src)
 	}
 	res := &results{messages: len(corpus.Messages), bytes: size}
-	if err := b.ceiling(ctx, corpus, src, res); err != nil {
+	if err := b.calibrate(ctx, corpus, src, res); err != nil {
 		return err
 	}
+	dsync := b.doveadm()
+	if dsync == "" {
+		logf("doveadm not found: no dsync reference")
+	}
 
-	// initial: a fresh destination account and a fresh ledger each run.
+	// initial, in interleaved rounds: the two ceilings, dsync and
+	// mailmigrate one after another, each into a fresh account, so that a
+	// change in the machine's speed touches them alike.
 	var last phaseRun
-	var lastUser, lastState string
+	var lastUser, lastState, dsyncUser string
 	for i := range cfg.runs {
+		user, _ := b.newDest()
+		if err := b.dst.AddUser(user, password, 0); err != nil {
+			return err
+		}
+		r, err := measure(func() error { _, err := load(ctx, b.dst, user, corpus, res.appendConns); return err })
+		if err != nil {
+			return fmt.Errorf("APPEND ceiling: %w", err)
+		}
+		r.copied = len(corpus.Messages)
+		res.add(phaseAppend, r)
+		if user, _ = b.newDest(); b.dst.AddUser(user, password, 0) != nil {
+			return fmt.Errorf("add user %s", user)
+		}
+		r, err = measure(func() error { return loadMulti(ctx, b.dst, user, corpus, res.multiConns, multiBatch) })
+		if err != nil {
+			return fmt.Errorf("MULTIAPPEND ceiling: %w", err)
+		}
+		r.copied = len(corpus.Messages)
+		res.add(phaseMulti, r)
+		if dsync != "" {
+			if dsyncUser, _ = b.newDest(); b.dst.AddUser(dsyncUser, password, 0) != nil {
+				return fmt.Errorf("add user %s", dsyncUser)
+			}
+			r, err := b.dsync(dsync, src, dsyncUser, false)
+			if err != nil {
+				return err
+			}
+			r.copied = len(corpus.Messages)
+			res.add("dsync initial", r)
+			user, _ := b.newDest()
+			if err := b.dst.AddUser(user, password, 0); err != nil {
+				return err
+			}
+			if r, err = b.dsync(dsync, src, user, true); err != nil {
+				return err
+			}
+			r.copied = len(corpus.Messages)
+			res.add(phaseDsyncTLS, r)
+		}
 		user, state := b.newDest()
 		if err := b.dst.AddUser(user, password, 0); err != nil {
 			return err
@@ -158,17 +207,42 @@ func run(cfg config) error {
 			extra = []string{"--cpuprofile", filepath.Join(cfg.profile, "cpu.pprof"),
 				"--memprofile", filepath.Join(cfg.profile, "heap.pprof")}
 		}
-		r, err := b.migrate(src, user, state, len(corpus.Messages), extra...)
+		r, err = b.migrate(src, user, state, len(corpus.Messages), tlsBoth, extra...)
 		if err != nil {
 			return fmt.Errorf("initial: %w", err)
 		}
 		res.add("initial", r)
 		last, lastUser, lastState = r, user, state
+		// The same with plain IMAP to the destination (the hosting's own
+		// server, on loopback), and on both sides: what encryption costs
+		// on a machine that runs both servers (the dsync above reads the
+		// source over plain IMAP and writes no protocol at all).
+		for _, v := range []struct {
+			tr    transport
+			phase string
+		}{{tlsSource, phaseTLSSource}, {noTLS, phasePlain}} {
+			user, state := b.newDest()
+			if err := b.dst.AddUser(user, password, 0); err != nil {
+				return err
+			}
+			r, err := b.migrate(src, user, state, len(corpus.Messages), v.tr)
+			if err != nil {
+				return fmt.Errorf("%s: %w", v.phase, err)
+			}
+			res.add(v.phase, r)
+		}
 	}
 	res.verified("initial", b.verify(ctx, src, lastUser, last.report))
 
 	for range cfg.runs {
-		r, err := b.migrate(src, lastUser, lastState, 0)
+		if dsync != "" {
+			r, err := b.dsync(dsync, src, dsyncUser, false)
+			if err != nil {
+				return err
+			}
+			res.add("dsync re-run", r)
+		}
+		r, err := b.migrate(src, lastUser, lastState, 0, tlsBoth)
 		if err != nil {
 			return fmt.Errorf("re-run: %w", err)
 		}
@@ -180,7 +254,15 @@ func run(cfg config) error {
 		if _, err := load(ctx, b.src, src, more, 2); err != nil {
 			return err
 		}
-		r, err := b.migrate(src, lastUser, lastState, 50)
+		if dsync != "" {
+			r, err := b.dsync(dsync, src, dsyncUser, false)
+			if err != nil {
+				return err
+			}
+			r.copied = 50
+			res.add("dsync +50", r)
+		}
+		r, err := b.migrate(src, lastUser, lastState, 50, tlsBoth)
 		if err != nil {
 			return fmt.Errorf("incremental: %w", err)
 		}
@@ -196,25 +278,59 @@ func run(cfg config) error {
 	return nil
 }
 
-// ceiling measures the destination's APPEND rate with 1..8 connections
-// and the source's FETCH rate, with the same client library.
-func (b *bed) ceiling(ctx context.Context, corpus *testbed.Corpus, src string, res *results) error {
-	for _, conns := range []int{1, 2, 4, 8} {
-		user, _ := b.newDest()
-		if err := b.dst.AddUser(user, password, 0); err != nil {
-			return err
+// The phases of the yardsticks.
+const (
+	phaseAppend    = "plain client, 1 message per APPEND"
+	phaseMulti     = "plain client, MULTIAPPEND"
+	phaseDsyncTLS  = "dsync initial, TLS to the source"
+	phaseTLSSource = "initial, TLS to the source only"
+	phasePlain     = "initial, no TLS"
+)
+
+// multiBatch is the plain client's MULTIAPPEND batch: messages of one
+// folder per command.
+const multiBatch = 200
+
+// calibrate finds the plain client's best connection count, with one
+// message per APPEND (go-imap, 1 to 8 connections) and with MULTIAPPEND
+// batches (1 to 4), and measures the source's FETCH rate.
+func (b *bed) calibrate(ctx context.Context, corpus *testbed.Corpus, src string, res *results) error {
+	best := func(label string, conns []int, run func(user string, conns int) error) (int, error) {
+		var tries []string
+		var bestConns int
+		var bestTime time.Duration
+		for _, n := range conns {
+			user, _ := b.newDest()
+			if err := b.dst.AddUser(user, password, 0); err != nil {
+				return 0, err
+			}
+			start := time.Now()
+			if err := run(user, n); err != nil {
+				return 0, fmt.Errorf("%s: %w\n%s", label, err, b.dst.LogTail(20))
+			}
+			d := time.Since(start)
+			logf("%s with %d connection(s): %.2f s", label, n, d.Seconds())
+			tries = append(tries, fmt.Sprintf("%d: %.2f s", n, d.Seconds()))
+			if bestConns == 0 || d < bestTime {
+				bestConns, bestTime = n, d
+			}
 		}
-		busy0 := machineBusy()
-		d, err := load(ctx, b.dst, user, corpus, conns)
-		busy := machineBusy() - busy0
-		if err != nil {
-			return fmt.Errorf("append ceiling: %w\n%s", err, b.dst.LogTail(20))
-		}
-		logf("APPEND with %d connection(s): %.2f s, machine CPU %.2f s", conns, d.Seconds(), busy.Seconds())
-		res.appendTries = append(res.appendTries, fmt.Sprintf("%d: %.2f s", conns, d.Seconds()))
-		if res.appendCeiling == 0 || d < res.appendCeiling {
-			res.appendCeiling, res.appendConns, res.appendBusy = d, conns, busy
-		}
+		res.calibration = append(res.calibration, fmt.Sprintf("%s (%s)", label, strings.Join(tries, ", ")))
+		return bestConns, nil
+	}
+	var err error
+	res.appendConns, err = best("APPEND", []int{1, 2, 4, 8}, func(user string, n int) error {
+		_, err := load(ctx, b.dst, user, corpus, n)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	res.multiConns, err = best(fmt.Sprintf("MULTIAPPEND of %d", multiBatch), []int{1, 2, 4}, func(user string, n int) error {
+		return loadMulti(ctx, b.dst, user, corpus, n, multiBatch)
+	})
+	if err != nil {
+		return err
 	}
 	busy0 := machineBusy()
 	d, err := fetchAll(ctx, b.src, src)
@@ -224,6 +340,78 @@ func (b *bed) ceiling(ctx context.Context, corpus *testbed.Corpus, src string, r
 	res.fetchCeiling, res.fetchBusy = d, machineBusy()-busy0
 	logf("FETCH of everything: %.2f s, machine CPU %.2f s", d.Seconds(), res.fetchBusy.Seconds())
 	return nil
+}
+
+// measure runs a plain client in this process: wall time, this process's
+// CPU time and the machine's.
+func measure(fn func() error) (phaseRun, error) {
+	cpu0, busy0, start := selfCPU(), machineBusy(), time.Now()
+	err := fn()
+	return phaseRun{wall: time.Since(start), cpu: selfCPU() - cpu0, busy: machineBusy() - busy0}, err
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// doveadm returns the path of Dovecot's doveadm, "" when it is missing.
+func (b *bed) doveadm() string {
+	for _, p := range []string{"doveadm", "/usr/bin/doveadm", "/usr/sbin/doveadm"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	return ""
+}
+
+// dsync copies the source account into dst the way a hosting that runs
+// Dovecot can without mailmigrate: Dovecot's own dsync reads the old
+// server over IMAP (imapc, plain IMAP on loopback) and writes straight
+// into the mail store, with the destination instance's configuration.
+// Its CPU time is doveadm's: the reading client and the writing server
+// in one process.
+func (b *bed) dsync(doveadm, src, dst string, tls bool) (phaseRun, error) {
+	port, ssl := b.src.IMAPPort, []string{"-o", "imapc_ssl=no"}
+	if tls {
+		// As it would reach a remote old server. The test bed's
+		// certificate names 127.0.0.1, which imapc does not check against
+		// an address; verifying it costs nothing worth measuring.
+		port, ssl = b.src.IMAPSPort, []string{"-o", "imapc_ssl=imaps", "-o", "imapc_ssl_verify=no"}
+	}
+	args := append([]string{"-c", b.dst.ConfigPath(),
+		"-o", "imapc_host=" + b.src.Host, "-o", fmt.Sprintf("imapc_port=%d", port),
+		"-o", "imapc_user=" + src, "-o", "imapc_password=" + password,
+		"-o", "imapc_features=rfc822.size fetch-headers"}, ssl...)
+	cmd := exec.Command(doveadm, append(args, "sync", "-1", "-R", "-u", dst, "imapc:")...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	r, err := b.time(cmd)
+	if err != nil {
+		return r, fmt.Errorf("dsync: %v\n%s", err, out.String())
+	}
+	return r, nil
+}
+
+// time runs a command and measures its wall time, CPU time, peak RSS and
+// the machine's busy time.
+func (b *bed) time(cmd *exec.Cmd) (phaseRun, error) {
+	var r phaseRun
+	busy0 := machineBusy()
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return r, err
+	}
+	hwm := watchHWM(cmd.Process.Pid)
+	err := cmd.Wait()
+	r.wall = time.Since(start)
+	r.busy = machineBusy() - busy0
+	r.maxRSS = <-hwm
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return r, err
 }
 
 func (b *bed) manyAccounts(ctx context.Context, res *results) error {
@@ -241,21 +429,22 @@ func (b *bed) manyAccounts(ctx context.Context, res *results) error {
 		srcs = append(srcs, u)
 	}
 	total := len(per.Messages) * len(srcs)
-	res.manyMessages, res.manyBytes = total, corpusBytes(per)*int64(len(srcs))
-	// The ceiling for this phase: the same messages appended to fresh
-	// accounts, the accounts one after another with the best connection count.
+	res.manyAccounts, res.manyMessages, res.manyBytes = len(srcs), total, corpusBytes(per)*int64(len(srcs))
+	// The yardstick for this phase: the same messages appended to fresh
+	// accounts by the plain client with MULTIAPPEND, the accounts one after
+	// another with its best connection count.
 	start := time.Now()
 	for range srcs {
 		u, _ := b.newDest()
 		if err := b.dst.AddUser(u, password, 0); err != nil {
 			return err
 		}
-		if _, err := load(ctx, b.dst, u, per, res.appendConns); err != nil {
+		if err := loadMulti(ctx, b.dst, u, per, res.multiConns, multiBatch); err != nil {
 			return fmt.Errorf("many accounts ceiling %s: %w\n%s", u, err, b.dst.LogTail(30))
 		}
 	}
 	res.manyCeiling = time.Since(start)
-	logf("many accounts APPEND ceiling: %.2f s", res.manyCeiling.Seconds())
+	logf("many accounts, plain client with MULTIAPPEND: %.2f s", res.manyCeiling.Seconds())
 
 	var last phaseRun
 	var lastDst []string
@@ -276,11 +465,8 @@ func (b *bed) manyAccounts(ctx context.Context, res *results) error {
 			return err
 		}
 		_, state := b.newDest()
-		args := []string{"--accounts", list}
-		if b.cfg.parallel > 0 {
-			args = append(args, "--parallel", fmt.Sprint(b.cfg.parallel))
-		}
-		r, err := b.run(state, total, args...)
+		args := []string{"--accounts", list, "--parallel", fmt.Sprint(cmp.Or(b.cfg.parallel, len(srcs)))}
+		r, err := b.run(state, total, tlsBoth, args...)
 		if err != nil {
 			return fmt.Errorf("many accounts: %w", err)
 		}
@@ -336,6 +522,15 @@ func (b *bed) writeCABundle() error {
 	return os.WriteFile(b.caBundle, bundle, 0o644)
 }
 
+// transport is how mailmigrate reaches the two servers.
+type transport int
+
+const (
+	tlsBoth   transport = iota // imaps:// on both sides, as by default
+	tlsSource                  // imaps:// to the source, plain IMAP to the destination (loopback)
+	noTLS                      // plain IMAP on both sides
+)
+
 // phaseRun is one run of the mailmigrate binary.
 type phaseRun struct {
 	wall   time.Duration
@@ -346,45 +541,39 @@ type phaseRun struct {
 	report struct{ Accounts []*engine.Report }
 }
 
-func (b *bed) migrate(src, dst, state string, wantCopied int, extra ...string) (phaseRun, error) {
+func (b *bed) migrate(src, dst, state string, wantCopied int, tr transport, extra ...string) (phaseRun, error) {
 	pw := filepath.Join(b.dir, "pw")
 	if err := os.WriteFile(pw, []byte(password+"\n"), 0o600); err != nil {
 		return phaseRun{}, err
 	}
 	args := append([]string{"--source-user", src, "--source-password-file", pw,
 		"--dest-user", dst, "--dest-password-file", pw}, extra...)
-	return b.run(state, wantCopied, args...)
+	return b.run(state, wantCopied, tr, args...)
 }
 
 // run starts mailmigrate migrate and measures it: wall time, CPU time and
 // peak RSS of the process.
-func (b *bed) run(state string, wantCopied int, extra ...string) (phaseRun, error) {
+func (b *bed) run(state string, wantCopied int, tr transport, extra ...string) (phaseRun, error) {
 	report := filepath.Join(b.dir, "report.json")
-	args := append([]string{"migrate", "--source", "imaps://" + b.src.IMAPSAddr(),
-		"--dest", "imaps://" + b.dst.IMAPSAddr(), "--ca-file", b.caBundle, "--state", state,
-		"--report", report, "--quiet"}, extra...)
+	srcURL, dstURL := "imaps://"+b.src.IMAPSAddr(), "imaps://"+b.dst.IMAPSAddr()
+	if tr != tlsBoth {
+		dstURL = "imap://" + b.dst.IMAPAddr()
+		extra = append(extra, "--allow-plaintext")
+	}
+	if tr == noTLS {
+		srcURL = "imap://" + b.src.IMAPAddr()
+	}
+	args := append([]string{"migrate", "--source", srcURL, "--dest", dstURL, "--ca-file", b.caBundle,
+		"--state", state, "--report", report, "--quiet"}, extra...)
 	if b.cfg.workers > 0 {
 		args = append(args, "--workers", fmt.Sprint(b.cfg.workers))
 	}
 	cmd := exec.Command(b.bin, args...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
-	busy0 := machineBusy()
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return phaseRun{}, err
-	}
-	hwm := watchHWM(cmd.Process.Pid)
-	err := cmd.Wait()
-	var r phaseRun
-	r.wall = time.Since(start)
-	r.busy = machineBusy() - busy0
-	r.maxRSS = <-hwm
+	r, err := b.time(cmd)
 	if err != nil {
 		return r, fmt.Errorf("mailmigrate: %v\n%s", err, out.String())
-	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	data, err := os.ReadFile(report)
 	if err != nil {
@@ -526,6 +715,89 @@ func load(ctx context.Context, d *testbed.Dovecot, user string, c *testbed.Corpu
 	return time.Since(start), <-errs
 }
 
+// loadMulti appends a corpus as the plain client with MULTIAPPEND: batches
+// of up to batch messages of one folder per command, the folders taken in
+// turn, over conns connections. It writes with imapconn (the only
+// MULTIAPPEND client at hand), over TLS as mailmigrate does, from memory.
+func loadMulti(ctx context.Context, d *testbed.Dovecot, user string, c *testbed.Corpus, conns, batch int) error {
+	cl, err := d.Login(user, password)
+	if err != nil {
+		return err
+	}
+	if err := (&testbed.Corpus{Folders: c.Folders}).Load(ctx, cl); err != nil {
+		cl.Close()
+		return err
+	}
+	names, err := testbed.ServerFolderNames(cl, c.Folders)
+	cl.Close()
+	if err != nil {
+		return err
+	}
+	var folders [][]testbed.Message
+	index := map[string]int{}
+	for _, m := range c.Messages {
+		i, ok := index[m.Folder]
+		if !ok {
+			i = len(folders)
+			index[m.Folder] = i
+			folders = append(folders, nil)
+		}
+		folders[i] = append(folders[i], m)
+	}
+	var batches [][]testbed.Message
+	for len(folders) > 0 {
+		next := folders[:0]
+		for _, f := range folders {
+			k := min(batch, len(f))
+			batches = append(batches, f[:k])
+			if len(f) > k {
+				next = append(next, f[k:])
+			}
+		}
+		folders = next
+	}
+	pool, err := imapconn.LoadCAFile(d.CAFile)
+	if err != nil {
+		return err
+	}
+	ep := imapconn.Endpoint{Host: d.Host, Port: d.IMAPSPort, Security: imapconn.TLS, RootCAs: pool}
+	work := make(chan []testbed.Message)
+	errs := make(chan error, conns)
+	var wg sync.WaitGroup
+	for range conns {
+		conn, err := imapconn.Dial(ctx, ep, imapconn.Options{})
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		if err := conn.Login(ctx, user, password); err != nil {
+			return err
+		}
+		wg.Go(func() {
+			for b := range work {
+				msgs := make([]imapconn.AppendMessage, len(b))
+				for i, m := range b {
+					msgs[i] = imapconn.AppendMessage{Flags: m.Flags, Date: m.InternalDate,
+						Size: int64(len(m.Body)), Body: bytes.NewReader(m.Body)}
+				}
+				if _, err := conn.Append(ctx, names[b[0].Folder], msgs); err != nil {
+					errs <- err
+					for range work {
+					}
+					return
+				}
+			}
+		})
+	}
+	for _, b := range batches {
+		work <- b
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
 // fetchAll reads every body of every folder with one connection.
 func fetchAll(ctx context.Context, d *testbed.Dovecot, user string) (time.Duration, error) {
 	cl, err := login(d, user)
@@ -603,20 +875,20 @@ func logf(format string, args ...any) {
 
 // results collects the runs of every phase.
 type results struct {
-	messages      int
-	bytes         int64
-	appendCeiling time.Duration
-	appendConns   int
-	appendTries   []string
-	appendBusy    time.Duration
-	fetchCeiling  time.Duration
-	fetchBusy     time.Duration
-	manyMessages  int
-	manyBytes     int64
-	manyCeiling   time.Duration
-	order         []string
-	runs          map[string][]phaseRun
-	verify        map[string]error
+	messages     int
+	bytes        int64
+	appendConns  int // the plain client's best connection counts
+	multiConns   int
+	calibration  []string
+	fetchCeiling time.Duration
+	fetchBusy    time.Duration
+	manyAccounts int
+	manyMessages int
+	manyBytes    int64
+	manyCeiling  time.Duration
+	order        []string
+	runs         map[string][]phaseRun
+	verify       map[string]error
 }
 
 func (r *results) add(phase string, run phaseRun) {
@@ -638,32 +910,53 @@ func (r *results) verified(phase string, err error) {
 	}
 }
 
+// median is a phase's run with the median wall time.
+func (r *results) median(phase string) (phaseRun, bool) {
+	runs := slices.Clone(r.runs[phase])
+	if len(runs) == 0 {
+		return phaseRun{}, false
+	}
+	slices.SortFunc(runs, func(a, b phaseRun) int { return int(a.wall - b.wall) })
+	return runs[len(runs)/2], true
+}
+
 func (r *results) print(w io.Writer, cfg config) {
 	where := "disk (" + os.TempDir() + ")"
 	if cfg.tmpfs {
 		where = "tmpfs (/dev/shm)"
 	}
-	fmt.Fprintf(w, "\n%s, %s, %d CPUs, servers' mail on %s, %d runs per phase (median)\n\n",
+	fmt.Fprintf(w, "\n%s, %s, %d CPUs, servers' mail on %s, %d interleaved rounds per phase (median)\n\n",
 		time.Now().Format("2006-01-02"), runtime.Version(), runtime.NumCPU(), where, cfg.runs)
-	fmt.Fprintf(w, "Corpus: %d messages, %.1f MB. Ceiling: APPEND %.2f s (best of %s connections: %s; the machine's CPUs busy %.2f s in all), FETCH %.2f s (machine CPU %.2f s).\n\n",
-		r.messages, mb(r.bytes), r.appendCeiling.Seconds(), "1/2/4/8", strings.Join(r.appendTries, ", "),
-		r.appendBusy.Seconds(), r.fetchCeiling.Seconds(), r.fetchBusy.Seconds())
-	fmt.Fprintln(w, "| phase | wall s | messages | msgs/s | MB/s | CPU s | machine CPU s | peak RSS MB | × ceiling | verify |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-	for _, p := range r.order {
-		runs := slices.Clone(r.runs[p])
-		slices.SortFunc(runs, func(a, b phaseRun) int { return int(a.wall - b.wall) })
-		m := runs[len(runs)/2]
-		msgs, bytes, ceil := m.copied, int64(0), time.Duration(0)
-		switch p {
-		case "initial":
-			bytes, ceil = r.bytes, r.appendCeiling
-		case "many accounts":
-			bytes, ceil = r.manyBytes, r.manyCeiling
+	fmt.Fprintf(w, "Corpus: %d messages, %.1f MB. Plain client calibration: %s; rounds use %d and %d connection(s). FETCH of everything %.2f s (machine CPU %.2f s).\n\n",
+		r.messages, mb(r.bytes), strings.Join(r.calibration, "; "), r.appendConns, r.multiConns,
+		r.fetchCeiling.Seconds(), r.fetchBusy.Seconds())
+	// The best plain client and dsync, for the ratios of the initial copy.
+	best := time.Duration(0)
+	for _, p := range []string{phaseAppend, phaseMulti} {
+		if m, ok := r.median(p); ok && (best == 0 || m.wall < best) {
+			best = m.wall
 		}
-		ratio := "–"
-		if ceil > 0 {
-			ratio = fmt.Sprintf("%.2f", m.wall.Seconds()/ceil.Seconds())
+	}
+	dsync := time.Duration(0)
+	if m, ok := r.median("dsync initial"); ok {
+		dsync = m.wall
+	}
+	fmt.Fprintln(w, "| phase | wall s | messages | msgs/s | MB/s | CPU s | machine CPU s | peak RSS MB | × best plain client | × dsync | verify |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	for _, p := range r.order {
+		m, _ := r.median(p)
+		msgs, bytes := m.copied, int64(0)
+		ratio, vsDsync := "–", "–"
+		switch p {
+		case "initial", "dsync initial", phaseAppend, phaseMulti, phaseDsyncTLS, phaseTLSSource, phasePlain:
+			bytes = r.bytes
+			ratio = fmt.Sprintf("%.2f", m.wall.Seconds()/best.Seconds())
+			if dsync > 0 {
+				vsDsync = fmt.Sprintf("%.2f", m.wall.Seconds()/dsync.Seconds())
+			}
+		case "many accounts":
+			bytes = r.manyBytes
+			ratio = fmt.Sprintf("%.2f", m.wall.Seconds()/r.manyCeiling.Seconds())
 		}
 		rate, mbs := "–", "–"
 		if msgs > 0 {
@@ -679,7 +972,13 @@ func (r *results) print(w io.Writer, cfg config) {
 				v = "FAILED"
 			}
 		}
-		fmt.Fprintf(w, "| %s | %.2f | %d | %s | %s | %.2f | %.2f | %.1f | %s | %s |\n", p, m.wall.Seconds(), msgs, rate, mbs,
-			m.cpu.Seconds(), m.busy.Seconds(), mb(m.maxRSS), ratio, v)
+		rss := "–"
+		if m.maxRSS > 0 {
+			rss = fmt.Sprintf("%.1f", mb(m.maxRSS))
+		}
+		fmt.Fprintf(w, "| %s | %.2f | %d | %s | %s | %.2f | %.2f | %s | %s | %s | %s |\n", p, m.wall.Seconds(), msgs, rate, mbs,
+			m.cpu.Seconds(), m.busy.Seconds(), rss, ratio, vsDsync, v)
 	}
+	fmt.Fprintf(w, "\nMany accounts: %d accounts, %d messages, %.1f MB; the plain client with MULTIAPPEND, account after account: %.2f s.\n",
+		r.manyAccounts, r.manyMessages, mb(r.manyBytes), r.manyCeiling.Seconds())
 }

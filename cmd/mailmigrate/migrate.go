@@ -68,18 +68,26 @@ func runMigrate(ctx context.Context, args []string) int {
 	}
 	defer stopProfiles()
 
-	// Bodies in flight stay within each account's budget; a soft limit
-	// makes the garbage collector return their memory promptly instead of
-	// letting the heap double first.
+	// The accounts copied at the same time share one memory for bodies
+	// (16 MiB for one, 24 MiB for more, however many): memory does not
+	// grow with --parallel. A soft limit makes the garbage collector
+	// return what else is used promptly instead of letting the heap double
+	// first; each account's connections hold about half a megabyte of
+	// buffers.
+	par := min(*parallel, len(accounts))
+	budget := int64(16 << 20)
+	if par > 1 {
+		budget = 24 << 20
+	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(int64(16<<20 + min(*parallel, len(accounts))*16<<20))
+		debug.SetMemoryLimit(16<<20 + budget + int64(par)<<19)
 	}
 	var progress engine.Progress
 	progress.AddAccounts(len(accounts))
 	disp := newDisplay(os.Stderr, &progress, *quiet)
 	disp.start()
 	opt := engine.Options{Conn: imapconn.Options{Timeout: ef.timeout}, AppendWorkers: *workers,
-		MaxFolders: *maxFolders, Progress: &progress, Logf: disp.logf}
+		MaxFolders: *maxFolders, Progress: &progress, Logf: disp.logf, Memory: engine.NewMemory(budget)}
 
 	reports := make([]*engine.Report, len(accounts))
 	sem := make(chan struct{}, *parallel)

@@ -233,8 +233,9 @@ func runServe(ctx context.Context, args []string) int {
 func buildService(ctx context.Context, st *store.DB, box *secret.Box, h jobs.Hosting, cfg config.Config,
 	log *slog.Logger, role string) (http.Handler, *jobs.Runner, error) {
 	logf := func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) }
+	// The tasks running at the same time share one memory for bodies.
 	eng := engine.Options{Conn: imapconn.Options{Timeout: 60 * time.Second}, MaxMessageSize: cfg.Hosting.MaxMessageSize,
-		MaxFolders: cfg.Sources.MaxFolders}
+		MaxFolders: cfg.Sources.MaxFolders, Memory: engine.NewMemory(24 << 20)}
 	// A source name that resolves to the hosting's own IMAP server means
 	// the customer's DNS was already moved: the diagnosis says so.
 	expect := expectFrom(cfg.Hosting)

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"golang.org/x/sync/semaphore"
 
 	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/imapconn"
@@ -53,8 +52,8 @@ type Options struct {
 	Progress *Progress
 	// Logf, if set, receives one line per notable event (no secrets).
 	Logf func(format string, args ...any)
-	// Appended, if set, hears how long each APPEND took (for a service's
-	// metrics).
+	// Appended, if set, hears how long each APPEND command took (one
+	// message, or a batch with MULTIAPPEND), for a service's metrics.
 	Appended func(took time.Duration)
 	// MaxMessageSize, when set, is the largest message the destination
 	// takes (the hosting's own limit); bigger ones are listed as skipped
@@ -64,6 +63,10 @@ type Options struct {
 	// bigger messages and any excess go through temporary files.
 	// Default 16 MiB.
 	MemoryBudget int64
+	// Memory, if set, holds the bodies instead of a memory of
+	// MemoryBudget bytes of the account's own: accounts copied at the same
+	// time share it, and memory stays the same however many there are.
+	Memory *Memory
 	// MaxFolders is the most folders an account may have; a source with
 	// more is refused before anything is created on the destination.
 	// Default 5,000.
@@ -105,8 +108,10 @@ func Run(ctx context.Context, a Account, led Ledger, opt Options) (*Report, erro
 	if opt.MaxFolders <= 0 {
 		opt.MaxFolders = DefaultMaxFolders
 	}
-	m := &migration{acct: a, key: a.Key(), led: led, opt: opt,
-		mem: semaphore.NewWeighted(opt.MemoryBudget), maxInMemory: min(maxInMemory, opt.MemoryBudget),
+	if opt.Memory == nil {
+		opt.Memory = NewMemory(opt.MemoryBudget)
+	}
+	m := &migration{acct: a, key: a.Key(), led: led, opt: opt, arenas: opt.Memory.arenas,
 		pool: make(chan *imapconn.Conn, opt.AppendWorkers),
 		rep: &Report{Source: a.Source.String(), SourceUser: a.SourceUser,
 			Dest: a.Dest.String(), DestUser: a.DestUser, Started: time.Now()}}
@@ -232,8 +237,8 @@ type migration struct {
 	srcLayout, dstLayout Layout
 	dstFolders           map[string]bool
 	subscribed           map[string]bool
-	mem                  *semaphore.Weighted // the memory budget for bodies
-	maxInMemory          int64
+	arenas               *arenas           // the memory budget for bodies
+	multiAppend          bool              // the destination takes batches (MULTIAPPEND)
 	appendLimit          int64             // the destination's APPENDLIMIT, 0 if unknown
 	remembered           map[string]string // where the ledger says each folder went
 	noStatus             bool              // the source's STATUS replies are unreadable
@@ -346,6 +351,7 @@ func (m *migration) run(ctx context.Context) error {
 		m.opt.AppendWorkers = 1
 		m.singleWriter = true
 	}
+	m.multiAppend = m.dst.MultiAppend(ctx)
 	plans := PlanFolders(m.srcLayout, m.dstLayout, m.remembered)
 	m.opt.Progress.add(&m.opt.Progress.foldersTotal, int64(len(plans)))
 	// Totals first, so that progress has a denominator from the start.
@@ -490,8 +496,11 @@ func (m *migration) retry(ctx context.Context, works []*folderWork) error {
 		if err := m.examine(ctx, w); err != nil {
 			return &SideError{SideSource, m.acct.SourceUser, err}
 		}
-		u, err := m.adopt(ctx, w, u)
+		entries, err := m.led.Entries(ctx, m.key, w.plan.Source, w.uidValidity)
 		if err != nil {
+			return err
+		}
+		if u, err = m.adopt(ctx, w, u, entries); err != nil {
 			return err
 		}
 		uids = append(uids, u)
@@ -570,16 +579,6 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		return nil, nil, srcErr(err)
 	}
 	w.uidValidity = sel.UIDValidity
-	var srcMsgs []imapconn.MessageMeta
-	if sel.NumMessages > 0 {
-		if srcMsgs, err = m.src.FetchMeta(ctx, nil, nil); err != nil {
-			return nil, nil, srcErr(err)
-		}
-	}
-	// The report counts what the copy found, which may differ from STATUS
-	// when mail arrived or went meanwhile.
-	m.opt.Progress.add(&m.opt.Progress.msgsTotal, int64(len(srcMsgs)-fr.SourceMessages))
-	fr.SourceMessages = len(srcMsgs)
 	dsel, err := m.dst.Select(ctx, p.Dest)
 	if err != nil {
 		return nil, nil, dstErr(err)
@@ -592,23 +591,58 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		if err := m.led.Forget(ctx, m.key, p.Source); err != nil {
 			return nil, nil, err
 		}
+		havePrev = false
 	}
+	// After a complete pass every message up to the saved UIDNEXT is in
+	// the ledger; what arrived since or had its flags changed carries a
+	// higher MODSEQ (CONDSTORE). Only those are read then, not the whole
+	// folder: an incremental run's cost follows the new mail.
+	changedOnly := havePrev && prev.SrcUIDValidity == sel.UIDValidity && prev.SrcHighestModSeq != 0 && sel.HighestModSeq != 0
+	var srcMsgs []imapconn.MessageMeta
+	switch {
+	case sel.NumMessages == 0:
+	case changedOnly:
+		if srcMsgs, err = m.src.FetchChanged(ctx, prev.SrcHighestModSeq); err != nil {
+			return nil, nil, srcErr(err)
+		}
+	default:
+		if srcMsgs, err = m.src.FetchMeta(ctx, nil, nil); err != nil {
+			return nil, nil, srcErr(err)
+		}
+	}
+	// The report counts what the copy found, which may differ from STATUS
+	// when mail arrived or went meanwhile.
+	found := len(srcMsgs)
+	if changedOnly {
+		found = int(sel.NumMessages)
+		for _, msg := range srcMsgs {
+			if msg.UID >= sel.UIDNext {
+				found++ // arrived after EXAMINE counted
+			}
+		}
+	}
+	m.opt.Progress.add(&m.opt.Progress.msgsTotal, int64(found-fr.SourceMessages))
+	fr.SourceMessages = found
 	entries, err := m.led.Entries(ctx, m.key, p.Source, sel.UIDValidity)
 	if err != nil {
 		return nil, nil, err
 	}
 	var newUIDs []imap.UID
 	var flagChanged []Entry
+	var newBytes int64
 	for _, msg := range srcMsgs {
-		w.sizes[msg.UID] = msg.Size
 		e, ok := entries[msg.UID]
 		if !ok {
+			w.sizes[msg.UID] = msg.Size
 			newUIDs = append(newUIDs, msg.UID)
+			newBytes += msg.Size
 			continue
 		}
-		fr.AlreadyPresent++
-		m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
-		m.opt.Progress.add(&m.opt.Progress.bytesDone, msg.Size)
+		if !changedOnly {
+			fr.AlreadyPresent++
+			m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
+			m.opt.Progress.add(&m.opt.Progress.bytesDone, msg.Size)
+		}
 		if want := w.filter.apply(msg.Flags); e.DstUID != 0 && flagKey(want) != flagKey(e.Flags) {
 			add, rem := flagDelta(e.Flags, want)
 			e.Flags = want
@@ -618,6 +652,13 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 			}
 		}
 	}
+	if changedOnly {
+		fr.AlreadyPresent = found - len(newUIDs)
+		m.opt.Progress.add(&m.opt.Progress.msgsDone, int64(fr.AlreadyPresent))
+		if st.Size != nil {
+			m.opt.Progress.add(&m.opt.Progress.bytesDone, max(0, *st.Size-newBytes))
+		}
+	}
 	if len(flagChanged) > 0 {
 		if err := m.led.Record(ctx, m.key, p.Source, sel.UIDValidity, flagChanged); err != nil {
 			return nil, nil, err
@@ -625,7 +666,7 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		fr.FlagsUpdated = len(flagChanged)
 	}
 	if len(newUIDs) > 0 && dsel.NumMessages > 0 {
-		if newUIDs, err = m.adopt(ctx, w, newUIDs); err != nil {
+		if newUIDs, err = m.adopt(ctx, w, newUIDs, entries); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -769,14 +810,11 @@ func (m *migration) storeFlags(ctx context.Context, uid imap.UID, add, rem []ima
 }
 
 // adopt matches source messages the ledger does not know against
-// destination messages the ledger does not know, by content identity, as
-// multisets. Matches are recorded as copied; the rest is returned.
-func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID) ([]imap.UID, error) {
+// destination messages the ledger does not know (entries is what it knows
+// of the folder), by content identity, as multisets. Matches are recorded
+// as copied; the rest is returned.
+func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID, entries map[imap.UID]Entry) ([]imap.UID, error) {
 	p, uidValidity, fr := w.plan, w.uidValidity, w.fr
-	entries, err := m.led.Entries(ctx, m.key, p.Source, uidValidity)
-	if err != nil {
-		return nil, err
-	}
 	known := map[imap.UID]bool{}
 	for _, e := range entries {
 		known[e.DstUID] = true
@@ -787,14 +825,23 @@ func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID) (
 	if _, err := m.dst.Examine(ctx, p.Dest); err != nil {
 		return nil, &SideError{SideDest, m.acct.DestUser, err}
 	}
-	all, err := m.dst.FetchMeta(ctx, nil, nil)
+	all, err := m.dst.UIDs(ctx)
+	if imapconn.KindOf(err) == imapconn.ErrServer && !m.dst.Dead() {
+		// A server that refuses SEARCH lists its messages with FETCH.
+		var meta []imapconn.MessageMeta
+		meta, err = m.dst.FetchMeta(ctx, nil, nil)
+		all = all[:0]
+		for _, d := range meta {
+			all = append(all, d.UID)
+		}
+	}
 	if err != nil {
 		return nil, &SideError{SideDest, m.acct.DestUser, err}
 	}
 	var cand []imap.UID
-	for _, d := range all {
-		if !known[d.UID] {
-			cand = append(cand, d.UID)
+	for _, uid := range all {
+		if !known[uid] {
+			cand = append(cand, uid)
 		}
 	}
 	if len(cand) == 0 {
@@ -911,16 +958,16 @@ func (e errOversized) message() i18n.Message {
 // must be exact, but some servers count line endings differently.
 func sizeSlack(announced int64) int64 { return max(announced/10, 1<<20) }
 
-// fetchChunk reads the bodies of the first uids, bounded in bytes and
-// count, and hands them over as one chunk; it returns how many UIDs it
-// consumed, how many messages it sent and which of the chunk the server
-// did not send. A chunk is handed over only after its FETCH has completed,
-// because go-imap times a response out if its reader is not consumed, and
-// appending may take longer than that.
+// fetchChunk reads the bodies of the first uids, bounded in bytes (an
+// arena) and count, and hands them over as one chunk; it returns how many
+// UIDs it consumed, how many messages it sent and which of the chunk the
+// server did not send. A chunk is handed over only after its FETCH has
+// completed, because go-imap times a response out if its reader is not
+// consumed, and appending may take longer than that.
 func (m *migration) fetchChunk(ctx context.Context, w *folderWork, uids []imap.UID, single bool, out chan<- []*job) (consumed, sent int, missing []imap.UID, err error) {
 	sizes := w.sizes
 	n, total := 0, int64(0)
-	limit := min(chunkBytes, m.opt.MemoryBudget/4)
+	limit := m.arenas.size
 	for n < len(uids) && n < chunkMessages && (n == 0 || total+sizes[uids[n]] <= limit) && (n == 0 || !single) {
 		total += sizes[uids[n]]
 		n++
@@ -932,17 +979,36 @@ func (m *migration) fetchChunk(ctx context.Context, w *folderWork, uids []imap.U
 		want[uid] = true
 		biggest = max(biggest, sizes[uid])
 	}
-	// Reserve memory for the chunk before asking for it: once the server
-	// sends, the bodies must be read without pause.
-	var reserve int64
-	for _, uid := range chunk {
-		if sizes[uid] <= m.maxInMemory {
-			reserve += sizes[uid]
+	// Memory for the chunk before asking for it: once the server sends,
+	// the bodies must be read without pause. One message larger than an
+	// arena borrows the budget of as many.
+	var ar *arena
+	var loan []*arena
+	if k := int((total + limit - 1) / limit); k > 1 {
+		if k <= cap(m.arenas.free) {
+			if loan, err = m.arenas.take(ctx, k); err != nil {
+				return 0, 0, nil, err
+			}
+			for _, a := range loan {
+				a.buf = nil
+			}
 		}
+	} else {
+		got, err := m.arenas.take(ctx, 1)
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		ar = got[0]
+		ar.fill()
 	}
-	if err := m.mem.Acquire(ctx, reserve); err != nil {
-		return 0, 0, nil, context.Cause(ctx)
-	}
+	defer func() {
+		if ar != nil {
+			ar.release()
+		}
+		for _, a := range loan {
+			m.arenas.free <- a
+		}
+	}()
 	var got []*job
 	err = imapconn.FetchBodies(ctx, m.src, chunk,
 		func(msg imapconn.Message, r io.Reader, size int64) (*body, error) {
@@ -956,13 +1022,25 @@ func (m *migration) fetchChunk(ctx context.Context, w *folderWork, uids []imap.U
 			if size > announced+sizeSlack(announced) || (m.appendLimit > 0 && size > m.appendLimit) {
 				return nil, errOversized{uid: uid, size: size, announced: announced, limit: m.appendLimit}
 			}
-			inMemory := size <= m.maxInMemory && size <= reserve
-			b, err := spool(r, size, inMemory, m.opt.TempDir)
-			if err == nil && inMemory {
-				reserve -= size
-				b.reserved, b.budget = size, m.mem
+			if ar != nil {
+				if mem := ar.alloc(size); mem != nil {
+					b, err := spoolInto(r, mem)
+					if err != nil {
+						ar.release()
+						return nil, err
+					}
+					b.arena = ar
+					return b, nil
+				}
 			}
-			return b, err
+			if loan != nil && size <= int64(len(loan))*limit {
+				b, err := spoolInto(r, make([]byte, size))
+				if err == nil {
+					b.loan, loan = loan, nil
+				}
+				return b, err
+			}
+			return spoolFile(r, m.opt.TempDir)
 		},
 		func(msg imapconn.Message, b *body) error {
 			if !want[msg.UID] {
@@ -974,7 +1052,6 @@ func (m *migration) fetchChunk(ctx context.Context, w *folderWork, uids []imap.U
 			got = append(got, &job{work: w, msg: msg, body: b})
 			return nil
 		})
-	m.mem.Release(reserve)
 	if err == nil {
 		for _, uid := range chunk {
 			if want[uid] {
@@ -1025,70 +1102,138 @@ func (m *migration) examine(ctx context.Context, w *folderWork) error {
 	return nil
 }
 
-// appender appends jobs on its own destination connection, taken from and
-// returned to the account's pool.
-func (m *migration) appender(ctx context.Context, in <-chan *job, results chan<- result) {
+// appender appends batches on its own destination connection, taken from
+// and returned to the account's pool.
+func (p *pipeline) appender(in <-chan []*job) {
 	var conn *imapconn.Conn
 	select {
-	case conn = <-m.pool:
+	case conn = <-p.m.pool:
 	default:
 	}
 	defer func() {
 		if conn != nil && !conn.Dead() {
-			m.pool <- conn
+			p.m.pool <- conn
 		} else if conn != nil {
 			conn.Close()
 		}
 	}()
-	for j := range in {
-		var r result
-		r, conn = m.appendOne(ctx, conn, j)
-		results <- r
+	for b := range in {
+		var rs []result
+		rs, conn = p.appendBatch(conn, b)
+		for _, r := range rs {
+			p.results <- r
+		}
 	}
 }
 
-// appendOne appends one job and says how it went; every job gets a result,
-// a panic included, or the collector would wait for it forever.
-func (m *migration) appendOne(ctx context.Context, conn *imapconn.Conn, j *job) (r result, next *imapconn.Conn) {
-	w := j.work
+// appendBatch appends a batch of one folder's messages with one APPEND
+// and says how each went; every job gets a result, a panic included, or
+// the collector would wait for it forever. A batch stores all of its
+// messages or none (RFC 3502): one that fails is retried after the
+// folder is matched against the destination again, one message at a time,
+// so that the message the server refuses (too big, over quota, broken) is
+// the one reported, and its neighbours are copied.
+func (p *pipeline) appendBatch(conn *imapconn.Conn, jobs []*job) (rs []result, next *imapconn.Conn) {
+	m, ctx, w := p.m, p.ctx, jobs[0].work
+	each := func(out outcome, err error) []result {
+		rs := make([]result, len(jobs))
+		for i, j := range jobs {
+			rs[i] = result{job: j, work: w, out: out, err: err}
+		}
+		return rs
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			m.logf("internal error while appending: %v\n%s", v, debug.Stack())
 			if conn != nil {
 				conn.Close()
 			}
-			r, next = result{job: j, work: w, out: fatal, err: &InternalError{Value: fmt.Sprint(v)}}, nil
+			rs, next = each(fatal, &InternalError{Value: fmt.Sprint(v)}), nil
 		}
 	}()
 	if ctx.Err() != nil {
-		return result{job: j, work: w, out: dropped}, conn
+		return each(dropped, nil), conn
+	}
+	if len(jobs) > 1 && p.full.Load() {
+		// The mailbox is full: the retry finds the message that does not
+		// fit, one at a time, instead of every batch being sent in vain.
+		return each(retry, imapconn.ErrOverQuota), conn
+	}
+	var size int64
+	for _, j := range jobs {
+		size += j.body.size
+	}
+	fits := p.room.Add(-size) >= 0
+	if !fits && len(jobs) > 1 {
+		// Not enough room left in the quota for the whole batch: one
+		// message at a time, so that the server refuses the one that
+		// does not fit (see pipeline.room).
+		p.room.Add(size)
+		for i, j := range jobs {
+			var r []result
+			r, conn = p.appendBatch(conn, []*job{j})
+			rs = append(rs, r...)
+			if r[0].out == fatal {
+				for _, j := range jobs[i+1:] {
+					rs = append(rs, result{job: j, work: w, out: dropped})
+				}
+				break
+			}
+		}
+		return rs, conn
 	}
 	if conn == nil || conn.Dead() {
 		c, err := m.dial(ctx, SideDest)
 		if err != nil {
-			return result{job: j, work: w, out: fatal, err: err}, nil
+			return each(fatal, err), nil
 		}
 		conn = c
 	}
+	msgs := make([]imapconn.AppendMessage, len(jobs))
+	for i, j := range jobs {
+		msgs[i] = imapconn.AppendMessage{Flags: w.filter.apply(j.msg.Flags), Date: j.msg.InternalDate,
+			Size: j.body.size, Body: j.body.reader()}
+	}
+	if fits {
+		p.tight.RLock()
+		defer p.tight.RUnlock()
+	} else {
+		p.tight.Lock()
+		defer p.tight.Unlock()
+	}
 	start := time.Now()
-	uid, _, err := conn.Append(ctx, w.plan.Dest, j.body.size, w.filter.apply(j.msg.Flags), j.msg.InternalDate, j.body.reader())
-	if m.opt.Appended != nil && err == nil {
-		m.opt.Appended(time.Since(start))
+	uids, err := conn.Append(ctx, w.plan.Dest, msgs)
+	if err != nil {
+		p.room.Add(size) // nothing was stored (or it is found by matching)
 	}
 	switch {
 	case err == nil:
-		return result{job: j, work: w, out: copied, dstUID: uid}, conn
+		if m.opt.Appended != nil {
+			m.opt.Appended(time.Since(start))
+		}
+		rs = each(copied, nil)
+		if len(uids) == len(rs) {
+			for i := range rs {
+				rs[i].dstUID = uids[i]
+			}
+		}
+		return rs, conn
 	case ctx.Err() != nil:
-		return result{job: j, work: w, out: dropped}, conn
+		return each(dropped, nil), conn
+	case len(jobs) > 1:
+		if errors.Is(err, imapconn.ErrOverQuota) {
+			p.full.Store(true)
+		}
+		m.logf("%s: a batch of %d message(s) failed (%v); they are tried again one at a time", w.plan.Source, len(jobs), err)
+		conn.Close()
+		return each(retry, err), nil
 	case errors.Is(err, imapconn.ErrTooBig):
-		// The server refused before the body was sent, which makes
-		// go-imap drop the connection; the next message redials.
-		return result{job: j, work: w, out: skipped, err: err}, conn
+		return each(skipped, err), conn
 	case errors.Is(err, imapconn.ErrOverQuota):
-		return result{job: j, work: w, out: fatal, err: &SideError{SideDest, m.acct.DestUser, err}}, conn
+		return each(fatal, &SideError{SideDest, m.acct.DestUser, err}), conn
 	default:
 		// Another attempt goes over a fresh connection.
 		conn.Close()
-		return result{job: j, work: w, out: retry, err: err}, nil
+		return each(retry, err), nil
 	}
 }

@@ -21,7 +21,13 @@ func BenchmarkSpool(b *testing.B) {
 				b.SetBytes(int64(size))
 				dir := b.TempDir()
 				for b.Loop() {
-					body, err := spool(bytes.NewReader(data), int64(size), inMemory, dir)
+					var body *body
+					var err error
+					if inMemory {
+						body, err = spoolInto(bytes.NewReader(data), make([]byte, size))
+					} else {
+						body, err = spoolFile(bytes.NewReader(data), dir)
+					}
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -402,7 +402,7 @@ func TestSeparatorsAndPrefixes(t *testing.T) {
 // Over quota stops the account with what was copied kept; after the quota
 // is raised, the next run copies only the rest.
 func TestOverQuotaThenResume(t *testing.T) {
-	b := newBed(t, &testbed.DovecotOptions{}, nil, testbed.CorpusOptions{Seed: 6, Messages: 60})
+	b := newBed(t, &testbed.DovecotOptions{}, nil, testbed.CorpusOptions{Seed: 6, Messages: 200})
 	var total int64
 	for _, m := range b.corpus.Messages {
 		total += int64(len(m.Body))
@@ -429,6 +429,11 @@ func TestOverQuotaThenResume(t *testing.T) {
 	first := r.Totals.Copied
 	if first == 0 || first >= len(b.corpus.Messages) {
 		t.Fatalf("copied %d of %d before the quota stopped it", first, len(b.corpus.Messages))
+	}
+	// Batches in parallel must not carry the mailbox past its quota: the
+	// server checks each against what was stored when it began.
+	if r.Totals.BytesCopied > total/2 {
+		t.Errorf("copied %d bytes into a quota of %d", r.Totals.BytesCopied, total/2)
 	}
 	if err := b.dst.SetQuota(dstUser, 0); err != nil {
 		t.Fatal(err)
@@ -821,5 +826,44 @@ func TestPanicBecomesFailure(t *testing.T) {
 				t.Errorf("%d goroutines left running (before: %d)", n, before)
 			}
 		})
+	}
+}
+
+// Accounts copied at the same time share one small memory: chunks wait
+// for a free arena, a message larger than an arena borrows several, one
+// larger than all of them goes through a file, and nothing waits forever.
+func TestSharedMemory(t *testing.T) {
+	b := newBed(t, &testbed.DovecotOptions{}, nil, testbed.CorpusOptions{Seed: 11, Messages: 80,
+		AttachmentPercent: 30, AttachmentMax: 600 << 10, Huge: 3 << 20})
+	const second = "eva@new.test"
+	if err := b.dst.AddUser(second, dstPass, 0); err != nil {
+		t.Fatal(err)
+	}
+	mem := engine.NewMemory(1 << 20) // four arenas of 256 KiB
+	accounts := []engine.Account{b.acct, b.acct}
+	accounts[1].DestUser = second
+	reports := make([]*engine.Report, len(accounts))
+	errs := make([]error, len(accounts))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	done := make(chan int)
+	for i, a := range accounts {
+		go func() {
+			reports[i], errs[i] = engine.Run(ctx, a, b.led, engine.Options{Memory: mem, TempDir: t.TempDir(),
+				Conn: imapconn.Options{Timeout: 20 * time.Second}})
+			done <- i
+		}()
+	}
+	for range accounts {
+		<-done
+	}
+	for i, r := range reports {
+		if errs[i] != nil || r.Totals.Copied != len(b.corpus.Messages) {
+			t.Fatalf("account %d: copied %d of %d: %v", i, r.Totals.Copied, len(b.corpus.Messages), errs[i])
+		}
+	}
+	b.verify(reports[0])
+	if err := testbed.Verify(context.Background(), b.srcClient(), b.dst.LoginT(t, second, dstPass), mapping(reports[1])); err != nil {
+		t.Fatalf("second account differs from the source:\n%v", err)
 	}
 }

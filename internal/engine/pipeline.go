@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"mime"
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -79,14 +81,28 @@ type result struct {
 
 // pipeline is one account's copy machinery: the caller fetches folder after
 // folder on the source connection (feed), a pool of appenders empties the
-// queue on their own destination connections, and a collector records the
-// outcomes in the ledger and the report. The queue holds at most a few
-// chunks, which bounds memory.
+// queue on their own destination connections, a batch of one folder's
+// messages per APPEND, and a collector records the outcomes in the ledger
+// and the report. The queue holds at most a few chunks, which bounds
+// memory.
 type pipeline struct {
 	m        *migration
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
 	mayRetry bool
+	full     atomic.Bool // a batch was refused for the quota
+	// room is what the destination's quota still takes, as read before
+	// the copy, less what was appended since (MaxInt64 when it is not
+	// known). A server checks a batch against its usage at the start of
+	// the transaction, blind to what other connections are appending, so
+	// batches in parallel would overshoot the quota by megabytes (Dovecot
+	// let 7 MB into a 4 MB quota); one that does not fit goes one message
+	// at a time, and the server stops at the message that does not fit.
+	room atomic.Int64
+	// tight is held shared by the APPENDs that fit in the room and alone by
+	// one that does not: that one waits until the others are stored, so
+	// that the server checks it against all of them.
+	tight sync.RWMutex
 
 	chunks  chan []*job
 	results chan result
@@ -98,17 +114,28 @@ type pipeline struct {
 	retries []*folderWork
 }
 
+// startPipeline starts the appenders and the collector. The first pass
+// appends batches where the destination offers MULTIAPPEND; the retry pass
+// (mayRetry false) one message at a time.
 func (m *migration) startPipeline(parent context.Context, mayRetry bool) *pipeline {
 	ctx, cancel := context.WithCancelCause(parent)
 	p := &pipeline{m: m, ctx: ctx, cancel: cancel, mayRetry: mayRetry,
 		chunks: make(chan []*job, 1), results: make(chan result, chunkMessages), done: make(chan struct{})}
-	in := make(chan *job)
+	batch := 1
+	if m.multiAppend && mayRetry {
+		batch = chunkMessages
+	}
+	p.room.Store(math.MaxInt64)
+	if sp := m.rep.Space; sp != nil && sp.Limit > 0 {
+		p.room.Store(max(0, sp.Limit-sp.Used))
+	}
+	in := make(chan []*job)
 	var wg sync.WaitGroup
 	for range m.opt.AppendWorkers {
-		wg.Go(func() { m.appender(ctx, in, p.results) })
+		wg.Go(func() { p.appender(in) })
 	}
 	go func() {
-		interleave(p.chunks, in, m.opt.AppendWorkers)
+		interleave(p.chunks, in, m.opt.AppendWorkers, batch)
 		close(in)
 		wg.Wait()
 		close(p.results)
@@ -117,9 +144,11 @@ func (m *migration) startPipeline(parent context.Context, mayRetry bool) *pipeli
 	return p
 }
 
-// interleave passes the jobs of up to width chunks on at once, taking them
-// in turn, so that parallel appenders get messages of different folders.
-func interleave(chunks <-chan []*job, out chan<- *job, width int) {
+// interleave passes the jobs of up to width chunks on at once, in batches
+// of at most batch jobs taken from the chunks in turn, so that parallel
+// appenders get messages of different folders. A chunk holds one
+// folder's messages, so a batch does too.
+func interleave(chunks <-chan []*job, out chan<- []*job, width, batch int) {
 	var open [][]*job
 	more := true
 	for more || len(open) > 0 {
@@ -143,9 +172,10 @@ func interleave(chunks <-chan []*job, out chan<- *job, width int) {
 		}
 		next := open[:0]
 		for _, c := range open {
-			out <- c[0]
-			if len(c) > 1 {
-				next = append(next, c[1:])
+			k := min(batch, len(c))
+			out <- c[:k:k]
+			if len(c) > k {
+				next = append(next, c[k:])
 			}
 		}
 		open = next

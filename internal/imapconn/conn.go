@@ -1,6 +1,7 @@
 package imapconn
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -48,6 +49,8 @@ type Conn struct {
 	timeout time.Duration
 
 	guard *guard
+	tags  int           // commands imapconn wrote itself (Append), for their tags
+	out   *bufio.Writer // what Append writes goes through it
 
 	mu       sync.Mutex
 	timer    *time.Timer
@@ -94,7 +97,8 @@ func Dial(ctx context.Context, ep Endpoint, opt Options) (*Conn, error) {
 	var plain net.Conn // what go-imap reads: the guard watches it
 	switch ep.Security {
 	case TLS:
-		tc := tls.Client(raw, ep.tlsConfig())
+		wr := newWire(raw)
+		tc := tls.Client(wr, ep.tlsConfig())
 		if err := tc.HandshakeContext(dctx); err != nil {
 			raw.Close()
 			if ctx.Err() != nil {
@@ -102,7 +106,7 @@ func Dial(ctx context.Context, ep Endpoint, opt Options) (*Conn, error) {
 			}
 			return nil, &Error{Kind: ErrTLS, Op: "TLS handshake", Server: addr, Err: err}
 		}
-		plain = tc
+		plain = encrypted{tc, wr}
 	case StartTLS:
 		tc, err := startTLS(dctx, raw, ep.tlsConfig(), opt.DialTimeout)
 		if err != nil {
@@ -232,6 +236,25 @@ func (c *Conn) Login(ctx context.Context, user, password string) error {
 		}
 		return e
 	}
+	return c.settle(ctx, "login as "+user)
+}
+
+// settle waits out the CAPABILITY command go-imap sends by itself after a
+// login whose OK does not carry the capabilities (Courier's does not,
+// Dovecot's does). go-imap sends it from a goroutine of its own, a moment
+// after the login's Wait has returned, so it could still be written while
+// Append writes its own command on the connection: Courier received it
+// inside an APPEND's literal, stored "T2 CAPABILITY" as the message's first
+// line and answered BAD, and the retry took the broken message for the
+// copy already there. The capabilities read in that moment were also the
+// ones from before login. A NOOP's answer is read after the login's, by
+// when go-imap has started asking; Caps then waits for the answer.
+func (c *Conn) settle(ctx context.Context, op string) error {
+	if err := c.cl.Noop().Wait(); err != nil {
+		return c.fail(ctx, op, err)
+	}
+	// No answer is no error here: the next command meets the failure.
+	c.cl.Caps()
 	return nil
 }
 
@@ -453,8 +476,45 @@ type MessageMeta struct {
 // the messages in uids of the selected mailbox; with headerFields also those
 // header fields. A nil uids means all messages.
 func (c *Conn) FetchMeta(ctx context.Context, uids []imap.UID, headerFields []string) ([]MessageMeta, error) {
+	return c.fetchMeta(ctx, uids, headerFields, 0)
+}
+
+// FetchChanged is FetchMeta of the messages of the selected mailbox whose
+// MODSEQ is above since (CONDSTORE's CHANGEDSINCE): those that arrived or
+// whose flags changed.
+func (c *Conn) FetchChanged(ctx context.Context, since uint64) ([]MessageMeta, error) {
+	return c.fetchMeta(ctx, nil, nil, since)
+}
+
+// UIDs lists the UIDs of the selected mailbox: UID SEARCH ALL, in ESEARCH's
+// compact form where the server offers it, which costs both sides far
+// less than a FETCH of every message.
+func (c *Conn) UIDs(ctx context.Context) ([]imap.UID, error) {
+	var opts *imap.SearchOptions
+	if c.Has(ctx, imap.CapESearch) {
+		opts = &imap.SearchOptions{ReturnAll: true}
+	}
+	done := c.arm(ctx)
+	defer done()
+	data, err := c.cl.UIDSearch(&imap.SearchCriteria{}, opts).Wait()
+	if err != nil {
+		return nil, c.fail(ctx, "list messages", err)
+	}
+	set, ok := data.All.(imap.UIDSet)
+	if !ok {
+		return nil, nil
+	}
+	uids, ok := set.Nums()
+	if !ok {
+		return nil, &Error{Kind: ErrProtocol, Op: "list messages", Server: c.ep.Addr(), Err: errProtocol,
+			Text: "the server answered SEARCH with an open range"}
+	}
+	return uids, nil
+}
+
+func (c *Conn) fetchMeta(ctx context.Context, uids []imap.UID, headerFields []string, since uint64) ([]MessageMeta, error) {
 	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true, InternalDate: true,
-		ModSeq: c.Has(ctx, imap.CapCondStore)}
+		ModSeq: c.Has(ctx, imap.CapCondStore), ChangedSince: since}
 	if headerFields != nil {
 		opts.BodySection = []*imap.FetchItemBodySection{{
 			Specifier: imap.PartSpecifierHeader, HeaderFields: headerFields, Peek: true}}
@@ -615,37 +675,6 @@ func (t *touchReader) Read(p []byte) (int, error) {
 		t.err = err
 	}
 	return n, err
-}
-
-// Append stores a message of size bytes read from r, with flags and
-// internal date. It returns the new UID and the mailbox's UIDVALIDITY when
-// the server reports them (UIDPLUS), else zeros.
-func (c *Conn) Append(ctx context.Context, mailbox string, size int64, flags []imap.Flag,
-	date time.Time, r io.Reader) (imap.UID, uint32, error) {
-	done := c.arm(ctx)
-	defer done()
-	op := fmt.Sprintf("append to %q", mailbox)
-	cmd := c.cl.Append(mailbox, size, &imap.AppendOptions{Flags: flags, Time: date})
-	n, werr := io.Copy(cmd, &touchReader{r: r, c: c})
-	if werr == nil && n != size {
-		werr = fmt.Errorf("message body is %d bytes, expected %d", n, size)
-	}
-	cerr := cmd.Close()
-	data, err := cmd.Wait()
-	if err != nil {
-		// The server's NO (over quota, too big) is the useful part.
-		return 0, 0, c.fail(ctx, op, err)
-	}
-	if werr != nil {
-		return 0, 0, c.fail(ctx, op, werr)
-	}
-	if cerr != nil {
-		return 0, 0, c.fail(ctx, op, cerr)
-	}
-	if data == nil || !c.cl.Caps().Has(imap.CapUIDPlus) {
-		return 0, 0, nil
-	}
-	return data.UID, data.UIDValidity, nil
 }
 
 // Store adds or removes flags on uids of the selected mailbox, silently.

@@ -54,6 +54,16 @@ type guard struct {
 	buf     []byte
 	r, w    int
 	readErr error
+
+	// A command imapconn writes itself (see Conn.Append) takes its own
+	// replies: lines starting with divertTag, and continuation requests,
+	// go to diverted instead of go-imap, which knows nothing of the
+	// command. divLine holds such a line until its end arrives.
+	divertTag    []byte
+	diverted     chan []byte
+	divertStop   chan struct{}
+	divLine      []byte
+	afterLiteral bool // the rest of a line after a literal: never a new response
 }
 
 const (
@@ -73,33 +83,86 @@ func newGuard(c net.Conn) *guard {
 func (g *guard) Read(p []byte) (int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.err != nil {
-		return 0, g.err
-	}
-	if g.r == g.w {
-		if g.readErr != nil {
-			return 0, g.readErr
+	for {
+		if g.err != nil {
+			return 0, g.err
 		}
-		if g.buf == nil {
-			g.buf = make([]byte, 32<<10)
-		}
-		// Not under the lock: problem() may be asked meanwhile.
-		g.mu.Unlock()
-		n, err := g.Conn.Read(g.buf)
-		g.mu.Lock()
-		g.r, g.w, g.readErr = 0, n, err
-		if n == 0 {
+		if g.literalLeft > 0 && g.r == g.w && g.readErr == nil && len(p) >= directRead {
+			// A message body goes from the connection straight into the
+			// caller's buffer: one copy of every body fewer.
+			k := int(min(int64(len(p)), g.literalLeft))
+			g.mu.Unlock()
+			n, err := g.Conn.Read(p[:k])
+			g.mu.Lock()
+			g.literalLeft -= int64(n)
+			g.afterLiteral = g.literalLeft == 0
+			if n > 0 {
+				g.readErr = err
+				return n, nil
+			}
 			return 0, err
 		}
+		if g.r == g.w {
+			if g.readErr != nil {
+				return 0, g.readErr
+			}
+			if err := g.fill(); err != nil && g.r == g.w {
+				return 0, err
+			}
+		}
+		avail := g.buf[g.r:g.w]
+		if g.literalLeft > 0 {
+			k := int(min(int64(len(p)), int64(len(avail)), g.literalLeft))
+			copy(p, avail[:k])
+			g.r += k
+			g.literalLeft -= int64(k)
+			g.afterLiteral = g.literalLeft == 0
+			return k, nil
+		}
+		if g.divertTag != nil && (g.divLine != nil || (g.lineLen == 0 && !g.afterLiteral)) {
+			switch g.divert1() {
+			case divertMore:
+				if g.err == nil && g.readErr != nil {
+					return 0, g.readErr
+				}
+				if g.err == nil {
+					g.fill() // an error is kept in readErr
+				}
+				continue
+			case divertTaken:
+				continue
+			}
+		}
+		return g.pass(p, avail)
 	}
-	avail := g.buf[g.r:g.w]
-	if g.literalLeft > 0 {
-		k := int(min(int64(len(p)), int64(len(avail)), g.literalLeft))
-		copy(p, avail[:k])
-		g.r += k
-		g.literalLeft -= int64(k)
-		return k, nil
+}
+
+// directRead is the smallest read that bypasses the guard's buffer for
+// literal data (go-imap's bufio reads bodies in pieces of this size or
+// larger).
+const directRead = 4 << 10
+
+// fill reads more from the connection behind what is buffered. The lock
+// is released meanwhile, so that problem() can be asked.
+func (g *guard) fill() error {
+	if g.buf == nil {
+		g.buf = make([]byte, 32<<10)
 	}
+	if g.r > 0 {
+		g.w = copy(g.buf, g.buf[g.r:g.w])
+		g.r = 0
+	}
+	buf := g.buf[g.w:]
+	g.mu.Unlock()
+	n, err := g.Conn.Read(buf)
+	g.mu.Lock()
+	g.w += n
+	g.readErr = err
+	return err
+}
+
+// pass hands go-imap the available bytes up to the end of the line.
+func (g *guard) pass(p, avail []byte) (int, error) {
 	n := 0
 	for n < len(p) && n < len(avail) {
 		b := avail[n]
@@ -113,6 +176,7 @@ func (g *guard) Read(p []byte) (int, error) {
 		}
 		g.tail = append(g.tail, b)
 		if b == '\n' {
+			g.afterLiteral = false
 			if size, ok := literalSize(g.tail); ok {
 				if size > g.literalMax {
 					g.err = fmt.Errorf("%w: it announced %d bytes of data where at most %d are expected", errProtocol, size, g.literalMax)
@@ -120,10 +184,7 @@ func (g *guard) Read(p []byte) (int, error) {
 				}
 				g.literalLeft = size
 			} else {
-				if len(g.last) == keepLines {
-					g.last = append(g.last[:0], g.last[1:]...)
-				}
-				g.last = append(g.last, append([]byte(nil), g.cur...))
+				g.keep(g.cur)
 				g.cur = g.cur[:0]
 			}
 			g.lineLen, g.tail = 0, g.tail[:0]
@@ -137,6 +198,89 @@ func (g *guard) Read(p []byte) (int, error) {
 	copy(p, avail[:n])
 	g.r += n
 	return n, nil
+}
+
+// keep remembers the start of a complete line for quoting, in the buffer
+// of the oldest one: every line passes here.
+func (g *guard) keep(line []byte) {
+	if len(line) > keepLine {
+		line = line[:keepLine]
+	}
+	var buf []byte
+	if len(g.last) == keepLines {
+		buf = g.last[0][:0]
+		g.last = append(g.last[:0], g.last[1:]...)
+	}
+	g.last = append(g.last, append(buf, line...))
+}
+
+const (
+	divertNo    = iota // the line is go-imap's
+	divertMore         // undecided or incomplete: more bytes are needed
+	divertTaken        // a diverted line was consumed
+)
+
+// divert1 looks at the line starting at g.r: a continuation request or the
+// diverted command's tagged reply is consumed (and sent on once complete),
+// anything else is left for go-imap.
+func (g *guard) divert1() int {
+	avail := g.buf[g.r:g.w]
+	if g.divLine == nil {
+		tag := g.divertTag
+		n := min(len(avail), len(tag))
+		switch {
+		case len(avail) == 0:
+			return divertMore
+		case avail[0] == '+':
+		case !bytes.Equal(avail[:n], tag[:n]):
+			return divertNo
+		case n < len(tag):
+			return divertMore
+		}
+		g.divLine = []byte{}
+	}
+	end := bytes.IndexByte(avail, '\n')
+	if end < 0 {
+		if len(g.divLine)+len(avail) > MaxLine {
+			g.err = fmt.Errorf("%w: it sent a line longer than %d bytes", errProtocol, MaxLine)
+			return divertMore
+		}
+		g.divLine = append(g.divLine, avail...)
+		g.r = g.w
+		return divertMore
+	}
+	line := append(g.divLine, avail[:end+1]...)
+	g.r += end + 1
+	g.divLine = nil
+	g.keep(line)
+	ch, stop := g.diverted, g.divertStop
+	g.mu.Unlock()
+	select {
+	case ch <- line:
+	case <-stop:
+	}
+	g.mu.Lock()
+	return divertTaken
+}
+
+// divert sends the replies of the command tagged tag (its continuation
+// requests and its tagged reply) to the returned channel instead of go-imap,
+// until undivert. go-imap must have no command of its own in flight.
+func (g *guard) divert(tag string) <-chan []byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.divertTag = []byte(tag + " ")
+	g.diverted = make(chan []byte, 4)
+	g.divertStop = make(chan struct{})
+	return g.diverted
+}
+
+// undivert gives the following lines back to go-imap.
+func (g *guard) undivert() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	close(g.divertStop)
+	g.divertTag, g.diverted, g.divertStop, g.divLine = nil, nil, nil, nil
 }
 
 // literalSize finds "{N}\r\n", "{N+}\r\n" or "~{N}\r\n" at the end of a line.
@@ -248,12 +392,13 @@ func startTLS(ctx context.Context, raw net.Conn, cfg *tls.Config, timeout time.D
 		// the path (CVE-2011-0411-style); nothing may follow the OK.
 		return nil, &Error{Kind: ErrTLS, Op: "STARTTLS", Text: "the server sent data before encryption started"}
 	}
-	tc := tls.Client(raw, cfg)
+	wr := newWire(raw)
+	tc := tls.Client(wr, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, err
 	}
 	raw.SetDeadline(time.Time{})
-	return &replayConn{Conn: tc, r: io.MultiReader(strings.NewReader("* OK encrypted\r\n"), tc)}, nil
+	return &replayConn{Conn: encrypted{tc, wr}, r: io.MultiReader(strings.NewReader("* OK encrypted\r\n"), tc)}, nil
 }
 
 // replayConn reads r (a replayed greeting, then the connection).

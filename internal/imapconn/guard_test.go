@@ -69,3 +69,39 @@ func FuzzLiteralSize(f *testing.F) {
 		}
 	})
 }
+
+// Replies to a command imapconn writes itself (continuation requests and
+// its tagged reply) never reach go-imap; everything else does, literals
+// included, however the bytes arrive.
+func TestGuardDivert(t *testing.T) {
+	in := "* 3 EXISTS\r\n+ go ahead\r\n* 1 FETCH (BODY[] {12}\r\nM1 OK inside)\r\n" +
+		"M12 OK not ours\r\nM1 OK [APPENDUID 7 5:6] done\r\n* OK after\r\n"
+	want := "* 3 EXISTS\r\n* 1 FETCH (BODY[] {12}\r\nM1 OK inside)\r\nM12 OK not ours\r\n* OK after\r\n"
+	for _, step := range []int{1, 2, 7, 4096} {
+		g := newGuard(&readerConn{r: strings.NewReader(in), step: step})
+		lines := g.divert("M1")
+		var got []string
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for l := range lines {
+				got = append(got, string(l))
+				if len(got) == 2 {
+					return
+				}
+			}
+		}()
+		passed, err := io.ReadAll(g)
+		<-done
+		g.undivert()
+		if err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		if string(passed) != want {
+			t.Errorf("step %d: go-imap got %q, want %q", step, passed, want)
+		}
+		if len(got) != 2 || got[0] != "+ go ahead\r\n" || got[1] != "M1 OK [APPENDUID 7 5:6] done\r\n" {
+			t.Errorf("step %d: diverted %q", step, got)
+		}
+	}
+}

@@ -37,7 +37,7 @@ func New(db *sql.DB) *Metrics {
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "mailmigrate_bytes_copied_total",
 			Help: "Bytes of messages this process copied into the hosting."}),
 		appends: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mailmigrate_append_seconds",
-			Help:    "Time of one APPEND into the hosting, from the command to its answer.",
+			Help:    "Time of one APPEND command into the hosting (one message, or a folder's batch with MULTIAPPEND), from the command to its answer.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12)}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailmigrate_task_failures_total",
 			Help: "Tasks that ended failed or paused, by the kind of failure (auth, connect, over_quota, ...)."}, []string{"kind"}),
@@ -63,7 +63,7 @@ func (m *Metrics) Copied(messages int, bytes int64) {
 	m.bytes.Add(float64(bytes))
 }
 
-// Appended observes one APPEND's time.
+// Appended observes one APPEND command's time.
 func (m *Metrics) Appended(took time.Duration) {
 	if m == nil {
 		return

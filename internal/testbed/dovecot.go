@@ -672,6 +672,10 @@ func (d *Dovecot) Stop() error {
 	return errors.Join(d.proc.stop(), removeDir(d.Dir))
 }
 
+// ConfigPath is the instance's configuration file, for Dovecot's own tools
+// (doveadm -c).
+func (d *Dovecot) ConfigPath() string { return d.configPath }
+
 // IMAPSAddr returns the implicit-TLS address, "127.0.0.1:port".
 func (d *Dovecot) IMAPSAddr() string {
 	return net.JoinHostPort(d.Host, strconv.Itoa(d.IMAPSPort))

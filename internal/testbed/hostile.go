@@ -3,6 +3,7 @@ package testbed
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -51,6 +52,36 @@ type HostileConfig struct {
 	// after Folders. They are made up when asked for, never stored, so
 	// that a LIST of 100,000 folders costs the server nothing.
 	ExtraFolders int
+
+	// As a migration's destination, the server takes CREATE, SUBSCRIBE
+	// and APPEND, and stores what is appended in memory. Caps adds to the
+	// capability list: "MULTIAPPEND" (several messages per APPEND, all or
+	// none), "LITERAL+" and "UIDPLUS" (APPENDUID in the tagged OK).
+	Caps []string
+	// AppendFaults make APPENDs fail, each when a message of the command
+	// contains its Match; the first that applies wins.
+	AppendFaults []AppendFault
+	// CapabilityGate, when set, holds the answer to every CAPABILITY after
+	// login until it is closed: a slow server, as slow as a test needs.
+	CapabilityGate <-chan struct{}
+}
+
+// AppendFault is one way an APPEND fails.
+type AppendFault struct {
+	Match []byte
+	// Times is how often the fault fires; 0 means every time.
+	Times int
+	// Reply answers the command instead of OK, storing nothing: "NO
+	// [OVERQUOTA] Quota exceeded", "NO [TOOBIG] Message too large".
+	Reply string
+	// Cut closes the connection as soon as the message has arrived,
+	// before the rest of the command: nothing is stored.
+	Cut bool
+	// LoseAnswer stores the command's messages, then closes the
+	// connection without answering.
+	LoseAnswer bool
+	// NoAppendUID stores them and answers OK without APPENDUID.
+	NoAppendUID bool
 }
 
 // HostileFolder is one folder of a hostile server's account.
@@ -97,6 +128,10 @@ type Hostile struct {
 	order   []string                  // wire names in LIST order
 
 	sent atomic.Int64 // bytes written to clients
+
+	// data guards the folders' message lists and the folders created.
+	data   sync.RWMutex
+	faults []int // how often each AppendFault may still fire; <0: always
 
 	mu       sync.Mutex
 	commands []string
@@ -150,6 +185,9 @@ func StartHostile(t testing.TB, cfg HostileConfig) *Hostile {
 		h.folders[name] = &f
 		h.order = append(h.order, name)
 	}
+	for _, f := range cfg.AppendFaults {
+		h.faults = append(h.faults, cmp.Or(f.Times, -1))
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -175,6 +213,16 @@ func (h *Hostile) Writes() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return slices.Clone(h.writes)
+}
+
+// Messages returns what a folder holds now: as a destination, what was
+// appended to it.
+func (h *Hostile) Messages(folder string) []HostileMessage {
+	f := h.folder(wireName(folder))
+	if f == nil {
+		return nil
+	}
+	return slices.Clone(h.messages(f))
 }
 
 // BytesSent returns how many bytes the server has written to its clients;
@@ -242,7 +290,10 @@ func (h *Hostile) folder(name string) *HostileFolder {
 	if strings.EqualFold(name, "INBOX") {
 		name = "INBOX"
 	}
-	if f := h.folders[name]; f != nil {
+	h.data.RLock()
+	f := h.folders[name]
+	h.data.RUnlock()
+	if f != nil {
 		return f
 	}
 	if n, ok := strings.CutPrefix(name, "Folder "); ok && len(n) == 6 {
@@ -353,7 +404,10 @@ func (s *hostileSession) run(name string, args []arg) (ok string, err error) {
 	done := name + " completed"
 	switch name {
 	case "CAPABILITY":
-		s.w.WriteString("* CAPABILITY " + hostileCaps + "\r\n")
+		if s.authed && s.h.cfg.CapabilityGate != nil {
+			<-s.h.cfg.CapabilityGate
+		}
+		s.w.WriteString("* CAPABILITY " + strings.Join(append([]string{hostileCaps}, s.h.cfg.Caps...), " ") + "\r\n")
 		return done, nil
 	case "NOOP":
 		return done, nil
@@ -390,6 +444,12 @@ func (s *hostileSession) run(name string, args []arg) (ok string, err error) {
 		return "[READ-WRITE] " + done, s.open(args)
 	case "FETCH", "UID FETCH":
 		return done, s.fetch(args, name == "UID FETCH")
+	case "CREATE":
+		return done, s.create(args)
+	case "SUBSCRIBE":
+		return done, nil
+	case "APPEND":
+		return s.append(args)
 	}
 	return "", commandError("BAD " + name + " is not supported by this server")
 }
@@ -488,8 +548,11 @@ func (s *hostileSession) list(args []arg, lsub bool) error {
 		}
 		fmt.Fprintf(s.w, "* %s (%s) \"/\" %s\r\n", resp, strings.Join(attrs, " "), quote(name))
 	}
-	for _, name := range s.h.order {
-		emit(name, s.h.folders[name])
+	s.h.data.RLock()
+	order := slices.Clone(s.h.order)
+	s.h.data.RUnlock()
+	for _, name := range order {
+		emit(name, s.h.folder(name))
 	}
 	extra := &HostileFolder{}
 	for i := 1; i <= s.h.cfg.ExtraFolders; i++ {
@@ -507,20 +570,21 @@ func (s *hostileSession) status(args []arg) error {
 		return commandError("NO [NONEXISTENT] Mailbox doesn't exist: " + args[0].s)
 	}
 	uidValidity := s.h.uidValidity(f, false)
+	msgs := s.h.messages(f)
 	var items []string
 	for _, it := range args[1].list {
 		item := strings.ToUpper(it.s)
 		var v uint32
 		switch item {
 		case "MESSAGES":
-			v = uint32(len(f.Messages))
+			v = uint32(len(msgs))
 		case "RECENT":
 		case "UIDNEXT":
-			v = uidNext(f)
+			v = uidNext(msgs)
 		case "UIDVALIDITY":
 			v = uidValidity
 		case "UNSEEN":
-			for _, m := range f.Messages {
+			for _, m := range msgs {
 				if !slices.ContainsFunc(m.Flags, func(fl string) bool { return strings.EqualFold(fl, `\Seen`) }) {
 					v++
 				}
@@ -540,11 +604,18 @@ func (s *hostileSession) status(args []arg) error {
 	return nil
 }
 
-func uidNext(f *HostileFolder) uint32 {
-	if len(f.Messages) == 0 {
+func uidNext(msgs []HostileMessage) uint32 {
+	if len(msgs) == 0 {
 		return 1
 	}
-	return f.Messages[len(f.Messages)-1].UID + 1
+	return msgs[len(msgs)-1].UID + 1
+}
+
+// messages is a folder's message list now.
+func (h *Hostile) messages(f *HostileFolder) []HostileMessage {
+	h.data.RLock()
+	defer h.data.RUnlock()
+	return f.Messages
 }
 
 func (s *hostileSession) open(args []arg) error {
@@ -557,12 +628,126 @@ func (s *hostileSession) open(args []arg) error {
 		return commandError("NO [NONEXISTENT] Mailbox doesn't exist: " + args[0].s)
 	}
 	s.sel = f
+	msgs := s.h.messages(f)
 	fmt.Fprintf(s.w, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"+
 		"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n"+
 		"* %d EXISTS\r\n* 0 RECENT\r\n"+
 		"* OK [UIDVALIDITY %d] UIDs valid\r\n* OK [UIDNEXT %d] Predicted next UID\r\n",
-		len(f.Messages), s.h.uidValidity(f, true), uidNext(f))
+		len(msgs), s.h.uidValidity(f, true), uidNext(msgs))
 	return nil
+}
+
+// create makes a folder (as a destination).
+func (s *hostileSession) create(args []arg) error {
+	if len(args) != 1 || args[0].kind == listArg {
+		return commandError("BAD CREATE wants a mailbox")
+	}
+	name := strings.TrimSuffix(args[0].s, "/")
+	if strings.EqualFold(name, "INBOX") {
+		name = "INBOX"
+	}
+	h := s.h
+	h.data.Lock()
+	defer h.data.Unlock()
+	if h.folders[name] != nil {
+		return commandError("NO [ALREADYEXISTS] Mailbox exists")
+	}
+	h.folders[name] = &HostileFolder{Name: name, UIDValidity: 1}
+	h.order = append(h.order, name)
+	return nil
+}
+
+// errCut closes a connection in the middle of a command (AppendFault.Cut).
+var errCut = errors.New("connection cut")
+
+// fault returns the AppendFault a message triggers (using one of its
+// turns), or -1; cut chooses between the faults that cut the connection
+// while the message arrives and the others.
+func (h *Hostile) fault(msg []byte, cut bool) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, f := range h.cfg.AppendFaults {
+		if f.Cut == cut && h.faults[i] != 0 && bytes.Contains(msg, f.Match) {
+			if h.faults[i] > 0 {
+				h.faults[i]--
+			}
+			return i
+		}
+	}
+	return -1
+}
+
+// append stores one message, or several under MULTIAPPEND (all or none),
+// unless a fault says otherwise: APPEND mailbox [(flags)] ["date"] literal
+// [[(flags)] ["date"] literal ...].
+func (s *hostileSession) append(args []arg) (string, error) {
+	caps := s.h.cfg.Caps
+	if len(args) < 2 || args[0].kind == listArg {
+		return "", commandError("BAD APPEND wants a mailbox and a message")
+	}
+	f := s.h.folder(args[0].s)
+	if f == nil {
+		return "", commandError("NO [TRYCREATE] Mailbox doesn't exist: " + args[0].s)
+	}
+	var msgs []HostileMessage
+	var m HostileMessage
+	for _, a := range args[1:] {
+		switch a.kind {
+		case listArg:
+			for _, fl := range a.list {
+				m.Flags = append(m.Flags, fl.s)
+			}
+		case stringArg:
+			d, err := time.Parse("_2-Jan-2006 15:04:05 -0700", a.s)
+			if err != nil {
+				return "", commandError("BAD invalid date " + a.s)
+			}
+			m.InternalDate = d
+		case literalArg:
+			m.Body = []byte(a.s)
+			msgs = append(msgs, m)
+			m = HostileMessage{}
+		default:
+			return "", commandError("BAD unexpected APPEND argument " + a.s)
+		}
+	}
+	if len(msgs) == 0 || m.Flags != nil || !m.InternalDate.IsZero() {
+		return "", commandError("BAD APPEND wants a message after its flags and date")
+	}
+	if len(msgs) > 1 && !slices.Contains(caps, "MULTIAPPEND") {
+		return "", commandError("BAD one message per APPEND")
+	}
+	var fault AppendFault
+	for _, m := range msgs {
+		if i := s.h.fault(m.Body, false); i >= 0 {
+			fault = s.h.cfg.AppendFaults[i]
+			break
+		}
+	}
+	if fault.Reply != "" {
+		return "", commandError(fault.Reply)
+	}
+	s.h.data.Lock()
+	first := uidNext(f.Messages)
+	for i := range msgs {
+		msgs[i].UID = first + uint32(i)
+		if msgs[i].InternalDate.IsZero() {
+			msgs[i].InternalDate = time.Now()
+		}
+	}
+	f.Messages = append(f.Messages, msgs...)
+	s.h.data.Unlock()
+	switch {
+	case fault.LoseAnswer:
+		return "", errCut
+	case fault.NoAppendUID || !slices.Contains(caps, "UIDPLUS"):
+		return "APPEND completed", nil
+	}
+	set := strconv.Itoa(int(first))
+	if len(msgs) > 1 {
+		set += ":" + strconv.Itoa(int(first)+len(msgs)-1)
+	}
+	return fmt.Sprintf("[APPENDUID %d %s] APPEND completed", f.UIDValidity, set), nil
 }
 
 // fetchItems is what a FETCH asks for.
@@ -589,7 +774,7 @@ func (s *hostileSession) fetch(args []arg, byUID bool) error {
 	if err != nil {
 		return err
 	}
-	msgs := s.sel.Messages
+	msgs := s.h.messages(s.sel)
 	var last uint32
 	if len(msgs) > 0 {
 		last = uint32(len(msgs))
@@ -909,6 +1094,7 @@ type argKind int
 const (
 	atomArg argKind = iota
 	stringArg
+	literalArg // a string sent as a literal
 	listArg
 )
 
@@ -983,7 +1169,7 @@ func (s *hostileSession) readArgs(rec *strings.Builder, depth int) ([]arg, error
 			if err != nil {
 				return nil, err
 			}
-			args = append(args, arg{kind: stringArg, s: str})
+			args = append(args, arg{kind: literalArg, s: str})
 		case c == '\r' || c == '\n' || c == ')':
 			return nil, fmt.Errorf("%w: unexpected %q", errSyntax, c)
 		default:
@@ -1074,6 +1260,9 @@ func (s *hostileSession) readLiteral(rec *strings.Builder) (string, error) {
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(s.r, buf); err != nil {
 		return "", err
+	}
+	if s.h.fault(buf, true) >= 0 {
+		return "", errCut
 	}
 	return string(buf), nil
 }

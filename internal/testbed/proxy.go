@@ -26,6 +26,7 @@ type Proxy struct {
 type proxyRule struct {
 	pattern []byte
 	times   int // how often the rule may still fire; <0 = always
+	skip    int // occurrences of pattern still to let through first
 	stall   bool
 }
 
@@ -57,6 +58,13 @@ func (p *Proxy) CutOn(pattern []byte, times int) { p.add(&proxyRule{pattern: pat
 // connection open) once the client has sent pattern, at most times times.
 func (p *Proxy) StallOn(pattern []byte, times int) {
 	p.add(&proxyRule{pattern: pattern, times: times, stall: true})
+}
+
+// StallOnNth is StallOn for the nth time the client sends pattern
+// (counted over all connections), once: what comes before goes through,
+// so that a test can stop a copy part-way whatever its speed.
+func (p *Proxy) StallOnNth(pattern []byte, n int) {
+	p.add(&proxyRule{pattern: pattern, times: 1, skip: n - 1, stall: true})
 }
 
 func (p *Proxy) add(r *proxyRule) {
@@ -175,6 +183,10 @@ func (p *Proxy) match(window []byte) *proxyRule {
 	defer p.mu.Unlock()
 	for _, r := range p.rules {
 		if r.times != 0 && bytes.Contains(window, r.pattern) {
+			if r.skip > 0 {
+				r.skip--
+				continue
+			}
 			if r.times > 0 {
 				r.times--
 			}
