@@ -22,8 +22,8 @@ func runCheck(ctx context.Context, args []string) int {
 			"Logs in to both servers and shows the folder plan; copies nothing.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	accounts, code := parseAccounts(fs, &ef, args)
-	if code != exitOK {
+	accounts, code, ok := parseAccounts(fs, &ef, args)
+	if !ok {
 		return code
 	}
 	opt := engine.Options{Conn: imapconn.Options{Timeout: ef.timeout}}

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -25,9 +28,13 @@ func TestBinaryHasNoTestCode(t *testing.T) {
 // Asking for help is a success, for every command; the admin's help lists
 // its subcommands; version prints the version.
 func TestHelpAndVersion(t *testing.T) {
+	// Help does nothing else: no state file, no database in the home.
+	home := t.TempDir()
 	for _, args := range [][]string{{"--help"}, {"help"}, {"migrate", "--help"}, {"check", "-h"}, {"discover", "--help"},
 		{"dnscheck", "--help"}, {"demo", "--help"}, {"serve", "--help"}, {"admin", "--help"}, {"version"}} {
-		out, err := exec.Command(binary, args...).CombinedOutput()
+		cmd := exec.Command(binary, args...)
+		cmd.Env = append(os.Environ(), "HOME="+home, "XDG_STATE_HOME=")
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Errorf("mailmigrate %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
@@ -49,4 +56,10 @@ func TestHelpAndVersion(t *testing.T) {
 	if err := exec.Command(binary, "admin", "frobnicate").Run(); err == nil {
 		t.Error("an unknown admin command succeeded")
 	}
+	filepath.WalkDir(home, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			t.Errorf("a help or version command wrote %s", path)
+		}
+		return nil
+	})
 }

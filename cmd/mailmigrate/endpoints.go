@@ -125,18 +125,19 @@ func firstLine(flagName, file string) (string, error) {
 	return line, nil
 }
 
-// parseAccounts parses a command's flags and returns its accounts; on
-// failure it returns the exit code to end with.
-func parseAccounts(fs *flag.FlagSet, ef *endpointFlags, args []string) ([]engine.Account, int) {
+// parseAccounts parses a command's flags and returns its accounts; when
+// the command ends here (--help, or an error) ok is false and code is its
+// exit code.
+func parseAccounts(fs *flag.FlagSet, ef *endpointFlags, args []string) (accounts []engine.Account, code int, ok bool) {
 	if err := fs.Parse(args); err != nil {
-		return nil, parseExit(err)
+		return nil, parseExit(err), false
 	}
 	if fs.NArg() > 0 {
-		return nil, fail(usagef("unexpected argument %q (flags start with --)", fs.Arg(0)))
+		return nil, fail(usagef("unexpected argument %q (flags start with --)", fs.Arg(0))), false
 	}
 	accounts, err := ef.accountList()
 	if err != nil {
-		return nil, fail(err)
+		return nil, fail(err), false
 	}
-	return accounts, exitOK
+	return accounts, exitOK, true
 }

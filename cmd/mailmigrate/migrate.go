@@ -40,8 +40,8 @@ func runMigrate(ctx context.Context, args []string) int {
 			"       mailmigrate migrate --source URL --dest URL --accounts FILE [flags]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	accounts, code := parseAccounts(fs, &ef, args)
-	if code != exitOK {
+	accounts, code, ok := parseAccounts(fs, &ef, args)
+	if !ok {
 		return code
 	}
 	if *workers < 1 || *workers > 16 {

@@ -26,6 +26,7 @@ import (
 	"mailmigrate/internal/imapconn"
 	"mailmigrate/internal/jobs"
 	"mailmigrate/internal/secret"
+	"mailmigrate/internal/slots"
 	"mailmigrate/internal/store"
 )
 
@@ -80,6 +81,9 @@ type Config struct {
 	// HandoffKey, if set, lets the hosting's own panel sign its customers
 	// in here (GET /handoff).
 	HandoffKey *HandoffKey
+	// Slots keeps what every server must know: the hosting panel's links
+	// already taken. Nil: this process's own.
+	Slots slots.Slots
 }
 
 // API serves /api/v1.
@@ -89,8 +93,6 @@ type API struct {
 	// streams counts the open event streams per tenant.
 	streamsMu sync.Mutex
 	streams   map[int64]int
-	// handoffUsed are the hosting panel's tokens already taken.
-	handoffUsed *usedTokens
 	// checks are the logins each tenant checked in the last hour.
 	checksMu sync.Mutex
 	checks   map[int64][]checkCount
@@ -116,8 +118,10 @@ func NewAPI(cfg Config) *API {
 	if failed == nil {
 		failed = diagnose.NewFailedLogins(nil)
 	}
-	a := &API{cfg: cfg, failed: failed, streams: map[int64]int{}, checks: map[int64][]checkCount{},
-		handoffUsed: &usedTokens{seen: map[string]time.Time{}}}
+	if cfg.Slots == nil {
+		cfg.Slots = slots.NewMemory()
+	}
+	a := &API{cfg: cfg, failed: failed, streams: map[int64]int{}, checks: map[int64][]checkCount{}}
 	a.tryLogin, a.inspect = a.login, engine.Check
 	return a
 }

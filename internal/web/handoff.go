@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"mailmigrate/internal/hosting"
+	"mailmigrate/internal/slots"
 	"mailmigrate/internal/store"
 )
 
@@ -59,29 +59,6 @@ type handoffClaims struct {
 	jwt.RegisteredClaims
 }
 
-// usedTokens remembers the IDs of tokens taken, until they expire, so that
-// a link works once.
-type usedTokens struct {
-	mu   sync.Mutex
-	seen map[string]time.Time
-}
-
-func (u *usedTokens) use(id string, expires time.Time) bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	now := time.Now()
-	for k, exp := range u.seen {
-		if now.After(exp) {
-			delete(u.seen, k)
-		}
-	}
-	if _, ok := u.seen[id]; ok {
-		return false
-	}
-	u.seen[id] = expires
-	return true
-}
-
 // handoff takes a token from the hosting's panel.
 func (p *Panel) handoff(w http.ResponseWriter, r *http.Request) {
 	refuse := func(reason string) {
@@ -108,7 +85,17 @@ func (p *Panel) handoff(w http.ResponseWriter, r *http.Request) {
 	case c.IssuedAt == nil || c.ExpiresAt.Sub(c.IssuedAt.Time) > maxHandoffLife:
 		refuse("the token lives longer than " + maxHandoffLife.String())
 		return
-	case !p.api.handoffUsed.use(c.ID, c.ExpiresAt.Time.Add(time.Minute)):
+	}
+	// A link works once, on whichever server it reaches: its ID holds a
+	// slot of its own until the link has expired.
+	taken, _, err := p.api.cfg.Slots.Take(r.Context(), []slots.Limit{{Key: "handoff " + c.ID, Max: 1}}, "handoff",
+		c.ExpiresAt.Time.Add(time.Minute))
+	if err != nil {
+		p.api.cfg.Logf("handoff: %v", err)
+		http.Error(w, tr(r, "error.server"), http.StatusInternalServerError)
+		return
+	}
+	if taken == nil {
 		refuse("the token " + c.ID + " was used before")
 		return
 	}

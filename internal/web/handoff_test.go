@@ -46,6 +46,8 @@ func TestHandoff(t *testing.T) {
 				t.Fatal(err)
 			}
 			p.api.cfg.HandoffKey = key
+			// Links taken are kept in the database that all servers share.
+			p.api.cfg.Slots = st.(*store.DB).Slots()
 			ctx := context.Background()
 			other, _ := st.CreateTenant(ctx, "Jiná firma", store.KindCustomer)
 			st.CreateDomain(ctx, store.Domain{TenantID: other.ID, Name: "jina.test"})
@@ -77,6 +79,12 @@ func TestHandoff(t *testing.T) {
 			h.ServeHTTP(page, req)
 			if page.Code != 200 || !strings.Contains(page.Body.String(), "petr@firma.test") {
 				t.Errorf("the handed-off session: %d", page.Code)
+			}
+			// Another web server on the same database refuses it too.
+			elsewhere := httptest.NewRecorder()
+			NewPanel(NewAPI(p.api.cfg)).Handler().ServeHTTP(elsewhere, httptest.NewRequest("GET", "/handoff?token="+url.QueryEscape(good), nil))
+			if elsewhere.Code != http.StatusForbidden {
+				t.Errorf("a token taken on one server, replayed on another: %d", elsewhere.Code)
 			}
 			otherSecret, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claims(nil)).SignedString([]byte("another secret, not the hosting's, 48 bytes long"))
 			noneToken, _ := jwt.NewWithClaims(jwt.SigningMethodNone, claims(nil)).SignedString(jwt.UnsafeAllowNoneSignatureType)
