@@ -55,6 +55,10 @@ type Options struct {
 	// Appended, if set, hears how long each APPEND command took (one
 	// message, or a batch with MULTIAPPEND), for a service's metrics.
 	Appended func(took time.Duration)
+	// SourceLogin, if set, hears how the login to the old server went
+	// (nil: it worked) as soon as it is known, for a service that counts
+	// login attempts while the copy goes on.
+	SourceLogin func(err error)
 	// MaxMessageSize, when set, is the largest message the destination
 	// takes (the hosting's own limit); bigger ones are listed as skipped
 	// before the copy, as with the server's APPENDLIMIT.
@@ -262,7 +266,11 @@ func (m *migration) dial(ctx context.Context, side Side) (*imapconn.Conn, error)
 	if err != nil {
 		return nil, &SideError{side, user, err}
 	}
-	if err := c.Login(ctx, user, pass); err != nil {
+	err = c.Login(ctx, user, pass)
+	if side == SideSource && m.opt.SourceLogin != nil {
+		m.opt.SourceLogin(err)
+	}
+	if err != nil {
 		c.Close()
 		return nil, &SideError{side, user, err}
 	}

@@ -544,6 +544,10 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 	if loginDone == nil {
 		return river.JobSnooze(wait)
 	}
+	// The attempt ends when the login is answered, not when the copy
+	// does: a copy that runs for hours (or whose server is killed) must
+	// not count as an attempt all that time. A run that ends before it
+	// logs in (a claim lost, a secret that does not open) was no attempt.
 	authFailed := false
 	defer func() { loginDone(authFailed) }()
 	t, ok, err := st.ClaimTask(ctx, t.ID, job.ID)
@@ -576,6 +580,7 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 	opt := r.cfg.Engine
 	opt.Progress = progress
 	opt.Appended = r.cfg.Metrics.Appended
+	opt.SourceLogin = func(err error) { loginDone(imapconn.KindOf(err) == imapconn.ErrAuth) }
 	log := taskLog(r.cfg.Log, t)
 	opt.Logf = func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) }
 	stopProgress := w.watch(t.ID, lease, progress, cancel)

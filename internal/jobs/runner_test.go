@@ -15,6 +15,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"mailmigrate/internal/diagnose"
 	"mailmigrate/internal/engine"
 	"mailmigrate/internal/secret"
 	"mailmigrate/internal/store"
@@ -593,4 +594,36 @@ func TestDatabaseAwayWaits(t *testing.T) {
 	if got := b.task(task.ID); got.State != store.StateQueued {
 		t.Errorf("task after its last attempt met the database away: %s, want still queued", got.State)
 	}
+}
+
+// A login attempt counts until the old server answers it, not for the
+// whole copy: a long copy, or one whose server is killed, must not hold
+// the login's and the server's allowance of attempts.
+func TestLoginAttemptEndsWithTheLogin(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st *store.DB) {
+		ctx := context.Background()
+		failed := diagnose.NewFailedLogins(st.Slots())
+		failed.PerAccount = 1
+		b := newBench(t, st, Config{FailedLogins: failed})
+		b.holdQueue()
+		task := b.submit()
+		m, _ := st.Migration(ctx, task.MigrationID)
+		server := failed.Server(ctx, m.SourceHost, m.SourcePort)
+		during := make(chan bool, 1)
+		b.r.run = func(_ context.Context, a engine.Account, _ engine.Ledger, opt engine.Options) (*engine.Report, error) {
+			opt.SourceLogin(nil)
+			done, _, err := failed.Begin(ctx, b.d.TenantID, server, a.SourceUser)
+			if done != nil {
+				done(false)
+			}
+			during <- done != nil && err == nil
+			return &engine.Report{Status: engine.StatusDone}, nil
+		}
+		if err := (&taskWorker{r: b.r}).Work(ctx, jobOf(task, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if !<-during {
+			t.Error("a copy that logged in still held its login attempt")
+		}
+	})
 }
