@@ -795,6 +795,9 @@ func (w *expireWorker) Work(ctx context.Context, _ *river.Job[expireArgs]) error
 	if err := w.r.db.SweepSlots(ctx); err != nil {
 		return err
 	}
+	if err := w.r.db.Backoffs().Sweep(ctx, time.Now().Add(-24*time.Hour)); err != nil {
+		return err
+	}
 	n, err := w.r.cfg.Store.ExpireSecrets(ctx, time.Now().Add(-w.r.cfg.SecretRetention))
 	if n > 0 {
 		w.r.cfg.Log.Info("deleted the stored passwords of finished tasks", "tasks", n)

@@ -47,6 +47,10 @@ var steps = []step{
 		postgres: script(`ALTER TABLE tenant ADD COLUMN disabled BIGINT NOT NULL DEFAULT 0;
 		ALTER TABLE app_user ADD COLUMN disabled BIGINT NOT NULL DEFAULT 0;
 		ALTER TABLE api_token ADD COLUMN last_used BIGINT NOT NULL DEFAULT 0`)},
+	// 6: failure counts of the panel's sign-in (see Backoffs), shared by
+	// every web server.
+	{sqlite: script(`CREATE TABLE backoff (key TEXT PRIMARY KEY, failures INTEGER NOT NULL, last INTEGER NOT NULL)`),
+		postgres: script(`CREATE TABLE backoff (key TEXT PRIMARY KEY, failures INTEGER NOT NULL, last BIGINT NOT NULL)`)},
 }
 
 // script is a step of fixed statements.

@@ -154,3 +154,38 @@ func TestClaimMachine(t *testing.T) {
 		claim("a", time.Hour, "b")
 	})
 }
+
+// Failure counts grow within the window, start again after it, and are
+// forgotten on Clear and Sweep.
+func TestBackoffs(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s *DB) {
+		ctx := context.Background()
+		b := s.Backoffs()
+		t0 := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+		window := time.Hour
+		for i := range 3 {
+			if err := b.Fail(ctx, []string{"pair", "addr"}, t0.Add(time.Duration(i)*time.Minute), t0.Add(-window)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, last, err := b.Failures(ctx, "pair", t0.Add(-window)); n != 3 || !last.Equal(t0.Add(2*time.Minute)) || err != nil {
+			t.Fatalf("failures: %d, last %v, %v", n, last, err)
+		}
+		later := t0.Add(2 * window)
+		if n, _, _ := b.Failures(ctx, "pair", later.Add(-window)); n != 0 {
+			t.Errorf("failures outside the window still count: %d", n)
+		}
+		b.Fail(ctx, []string{"pair"}, later, later.Add(-window))
+		if n, _, _ := b.Failures(ctx, "pair", later.Add(-window)); n != 1 {
+			t.Errorf("a failure after the window counts %d, want 1", n)
+		}
+		b.Clear(ctx, "pair")
+		if n, _, _ := b.Failures(ctx, "pair", t0.Add(-window)); n != 0 {
+			t.Errorf("cleared failures count %d", n)
+		}
+		b.Sweep(ctx, later)
+		if n, _, _ := b.Failures(ctx, "addr", t0.Add(-window)); n != 0 {
+			t.Errorf("swept failures count %d", n)
+		}
+	})
+}

@@ -84,6 +84,9 @@ type Config struct {
 	// Slots keeps what every server must know: the hosting panel's links
 	// already taken. Nil: this process's own.
 	Slots slots.Slots
+	// Backoffs counts the panel's failed sign-ins (store.DB.Backoffs, so
+	// that all web servers count together). Nil: this process's own.
+	Backoffs Backoffs
 }
 
 // API serves /api/v1.

@@ -38,7 +38,7 @@ type Panel struct {
 
 // NewPanel makes the panel on top of the API's logic.
 func NewPanel(api *API) *Panel {
-	p := &Panel{api: api, tmpl: map[i18n.Lang]*template.Template{}, limiter: newLoginLimiter()}
+	p := &Panel{api: api, tmpl: map[i18n.Lang]*template.Template{}, limiter: newLoginLimiter(api.cfg.Backoffs)}
 	for _, l := range i18n.All {
 		pr := i18n.New(l)
 		p.tmpl[l] = template.Must(template.New("").Funcs(template.FuncMap{
@@ -236,7 +236,13 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(status)
 		p.render(w, r, "login", map[string]any{"Title": tr(r, "signin.title"), "Error": msg, "Email": email, "Next": next})
 	}
-	if wait := p.limiter.allow(ip, email); wait > 0 {
+	wait, err := p.limiter.allow(r.Context(), ip, email)
+	if err != nil {
+		p.api.cfg.Logf("sign-in limits: %v", err)
+		http.Error(w, tr(r, "error.server"), http.StatusInternalServerError)
+		return
+	}
+	if wait > 0 {
 		secs := int((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		fail(http.StatusTooManyRequests, catalog.T(printerOf(r), "signin.limited", catalog.M("n.seconds", i18n.Count(secs))))
@@ -248,11 +254,15 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 		hash = dummyHash()
 	}
 	if !VerifyPassword(hash, r.PostFormValue("password")) || err != nil {
-		p.limiter.failed(ip, email)
+		if err := p.limiter.failed(r.Context(), ip, email); err != nil {
+			p.api.cfg.Logf("sign-in limits: %v", err)
+		}
 		fail(http.StatusUnauthorized, tr(r, "signin.failed"))
 		return
 	}
-	p.limiter.succeeded(ip, email)
+	if err := p.limiter.succeeded(r.Context(), ip, email); err != nil {
+		p.api.cfg.Logf("sign-in limits: %v", err)
+	}
 	// Said only to whoever knows the password.
 	if off, err := p.disabled(r.Context(), u); err != nil || off {
 		if err != nil {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/netip"
@@ -57,16 +58,23 @@ func (a *API) secure(r *http.Request) bool {
 // after each one (1 s after the third, doubling up to a quarter of an
 // hour), while the owner signs in from elsewhere as usual; an address that
 // fails for many accounts (a spray) waits the same way. Nothing is kept
-// longer than the window.
+// longer than the window. The counts are in the database, so that several
+// web servers behind one address do not give a guesser several allowances.
 type loginLimiter struct {
-	mu    sync.Mutex
-	state map[string]*backoff
-	now   func() time.Time
+	counts Backoffs
+	now    func() time.Time
 }
 
-type backoff struct {
-	failures int
-	last     time.Time
+// Backoffs keeps failure counts per key with the time of the last
+// failure: the store's (store.DB.Backoffs), or this process's own.
+type Backoffs interface {
+	// Failures is how often key failed since windowStart, and when last.
+	Failures(ctx context.Context, key string, windowStart time.Time) (int, time.Time, error)
+	// Fail counts a failure of each key at now; a key whose last failure
+	// was before windowStart starts again from one.
+	Fail(ctx context.Context, keys []string, now, windowStart time.Time) error
+	// Clear forgets a key's failures.
+	Clear(ctx context.Context, key string) error
 }
 
 const (
@@ -76,61 +84,94 @@ const (
 	maxLoginBackoff = 15 * time.Minute
 )
 
-func newLoginLimiter() *loginLimiter {
-	return &loginLimiter{state: map[string]*backoff{}, now: time.Now}
+func newLoginLimiter(counts Backoffs) *loginLimiter {
+	if counts == nil {
+		counts = &memoryBackoffs{state: map[string]backoff{}}
+	}
+	return &loginLimiter{counts: counts, now: time.Now}
 }
 
-func (l *loginLimiter) wait(key string, free int) time.Duration {
-	b := l.state[key]
-	if b == nil {
-		return 0
-	}
+func (l *loginLimiter) wait(ctx context.Context, key string, free int) (time.Duration, error) {
 	now := l.now()
-	if now.Sub(b.last) > limiterWindow {
-		delete(l.state, key)
-		return 0
+	failures, last, err := l.counts.Failures(ctx, key, now.Add(-limiterWindow))
+	if err != nil || failures < free {
+		return 0, err
 	}
-	if b.failures < free {
-		return 0
-	}
-	d := min(time.Second<<min(b.failures-free, 20), maxLoginBackoff)
-	return max(0, b.last.Add(d).Sub(now))
+	d := min(time.Second<<min(failures-free, 20), maxLoginBackoff)
+	return max(0, last.Add(d).Sub(now)), nil
 }
+
+func pairKey(addr, email string) string { return "signin pair " + email + " " + addr }
+func addrKey(addr string) string        { return "signin addr " + addr }
 
 // allow says how long a sign-in of email from addr must wait (0: now).
-func (l *loginLimiter) allow(addr, email string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return max(l.wait("pair "+email+" "+addr, freeFailures), l.wait("addr "+addr, sprayFailures))
+func (l *loginLimiter) allow(ctx context.Context, addr, email string) (time.Duration, error) {
+	pair, err := l.wait(ctx, pairKey(addr, email), freeFailures)
+	if err != nil {
+		return 0, err
+	}
+	spray, err := l.wait(ctx, addrKey(addr), sprayFailures)
+	return max(pair, spray), err
 }
 
-func (l *loginLimiter) failed(addr, email string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+func (l *loginLimiter) failed(ctx context.Context, addr, email string) error {
 	now := l.now()
-	for _, key := range []string{"pair " + email + " " + addr, "addr " + addr} {
-		b := l.state[key]
-		if b == nil || now.Sub(b.last) > limiterWindow {
-			b = &backoff{}
-			l.state[key] = b
+	return l.counts.Fail(ctx, []string{pairKey(addr, email), addrKey(addr)}, now, now.Add(-limiterWindow))
+}
+
+func (l *loginLimiter) succeeded(ctx context.Context, addr, email string) error {
+	return l.counts.Clear(ctx, pairKey(addr, email))
+}
+
+// memoryBackoffs are the counts of a panel without a shared database.
+type memoryBackoffs struct {
+	mu    sync.Mutex
+	state map[string]backoff
+}
+
+type backoff struct {
+	failures int
+	last     time.Time
+}
+
+func (m *memoryBackoffs) Failures(_ context.Context, key string, windowStart time.Time) (int, time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.state[key]
+	if !ok || b.last.Before(windowStart) {
+		return 0, time.Time{}, nil
+	}
+	return b.failures, b.last, nil
+}
+
+func (m *memoryBackoffs) Fail(_ context.Context, keys []string, now, windowStart time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, key := range keys {
+		b := m.state[key]
+		if b.last.Before(windowStart) {
+			b = backoff{}
 		}
 		b.failures++
 		b.last = now
+		m.state[key] = b
 	}
 	// A spray of distinct accounts must not grow the map without bound.
-	if len(l.state) > 100_000 {
-		for k, b := range l.state {
-			if now.Sub(b.last) > limiterWindow {
-				delete(l.state, k)
+	if len(m.state) > 100_000 {
+		for k, b := range m.state {
+			if b.last.Before(windowStart) {
+				delete(m.state, k)
 			}
 		}
 	}
+	return nil
 }
 
-func (l *loginLimiter) succeeded(addr, email string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.state, "pair "+email+" "+addr)
+func (m *memoryBackoffs) Clear(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.state, key)
+	return nil
 }
 
 // dummyHash is verified against for an unknown e-mail, so that a sign-in
