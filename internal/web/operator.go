@@ -103,6 +103,15 @@ func firstError(err error) error {
 	return err
 }
 
+// firstSentence is the first sentence of a text: a list names what went
+// wrong, and the task's page says the rest.
+func firstSentence(text string) string {
+	if i := strings.Index(text, ". "); i >= 0 {
+		return text[:i+1]
+	}
+	return text
+}
+
 // operatorPage is a panel page that only the operator may see; for
 // anybody else it does not exist.
 func (p *Panel) operatorPage(fn func(w http.ResponseWriter, r *http.Request, v viewer) error) func(w http.ResponseWriter, r *http.Request, v viewer) error {

@@ -432,6 +432,9 @@ func TestOperatorTaskPages(t *testing.T) {
 			t.Errorf("the list lacks %q", want)
 		}
 	}
+	if strings.Contains(page, "app password") {
+		t.Error("the list shows whole failures, not their first sentence")
+	}
 	_, page = w.get(w.op, fmt.Sprintf("/operator/tasks?state=failed&customer=%d&domain=&source_host=old", w.firma.ID), i18n.English)
 	if got := rowsOf(page); !slices.Equal(got, []string{"a@firma.test"}) || !strings.Contains(page, `<option value="failed" selected>`) ||
 		!strings.Contains(page, fmt.Sprintf(`<option value="%d" selected>Firma</option>`, w.firma.ID)) || !strings.Contains(page, `name="source_host" value="old"`) {
@@ -443,7 +446,7 @@ func TestOperatorTaskPages(t *testing.T) {
 
 	a := w.tasks["a@firma.test"]
 	for lang, want := range map[i18n.Lang][]string{
-		i18n.English: {"The old server rejected the login", "The server may be overloaded", "authentication failed", "Restart", "Failure"},
+		i18n.English: {"The old server rejected the login", "app password", "The server may be overloaded", "authentication failed", "Restart", "Failure"},
 		i18n.Czech:   {"Původní server odmítl", "Server může být přetížený", "authentication failed", "Spustit znovu", "Chyba"},
 	} {
 		code, page := w.get(w.op, fmt.Sprintf("/operator/tasks/%d", a.ID), lang)

@@ -54,6 +54,7 @@ func NewPanel(api *API) *Panel {
 			"lang":      func() i18n.Lang { return l },
 			"langs":     func() []i18n.Lang { return i18n.All },
 			"manageBox": manageBox,
+			"sentence":  firstSentence,
 			// A template function has no request; the look-up is one row.
 			"schedule": func(id int64) (scheduleView, error) { return api.scheduleOf(context.Background(), id) }}).ParseFS(assets, "templates/*.html"))
 	}
