@@ -46,10 +46,13 @@ func taskFilter(q url.Values) (store.TaskFilter, error) {
 		into(n)
 		return nil
 	}
-	return f, errors.Join(
-		number("customer", 1, 1<<62, func(n int64) { f.TenantID = n }),
-		number("limit", 1, maxTaskPage, func(n int64) { f.Limit = int(n) }),
-		number("offset", 0, 1<<31, func(n int64) { f.Offset = int(n) }))
+	if err := number("customer", 1, 1<<62, func(n int64) { f.TenantID = n }); err != nil {
+		return f, err
+	}
+	if err := number("limit", 1, maxTaskPage, func(n int64) { f.Limit = int(n) }); err != nil {
+		return f, err
+	}
+	return f, number("offset", 0, 1<<31, func(n int64) { f.Offset = int(n) })
 }
 
 // listTasks is one page of the operator's list, in the printer's
@@ -78,7 +81,7 @@ func (a *API) listAllTasks(w http.ResponseWriter, r *http.Request, t store.Tenan
 	}
 	f, err := taskFilter(r.URL.Query())
 	if err != nil {
-		return firstError(err)
+		return err
 	}
 	rows, more, err := a.listTasks(r.Context(), printerOf(r), f)
 	if err != nil {
@@ -93,14 +96,6 @@ func (a *API) listAllTasks(w http.ResponseWriter, r *http.Request, t store.Tenan
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
-}
-
-// firstError is the first of joined errors: an answer says one thing.
-func firstError(err error) error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
-		return j.Unwrap()[0]
-	}
-	return err
 }
 
 // firstSentence is the first sentence of a text: a list names what went
@@ -170,7 +165,7 @@ func (p *Panel) operatorTasks(w http.ResponseWriter, r *http.Request, v viewer) 
 	f, err := taskFilter(q)
 	if err != nil {
 		var ae *apiError
-		if !errors.As(firstError(err), &ae) {
+		if !errors.As(err, &ae) {
 			return err
 		}
 		w.WriteHeader(http.StatusBadRequest)
