@@ -278,13 +278,13 @@ const taskCols = `id, migration_id, kind, source_user, dest_user, state, job_id,
 	messages_total, messages_done, bytes_total, bytes_done, report, failure, source_secret, dest_secret,
 	created, started, finished`
 
-func scanTask(row interface{ Scan(...any) error }) (Task, error) {
+func scanTask(row interface{ Scan(...any) error }, extra ...any) (Task, error) {
 	var t Task
 	var report, failure string
 	var created, started, finished int64
-	err := row.Scan(&t.ID, &t.MigrationID, &t.Kind, &t.SourceUser, &t.DestUser, &t.State, &t.JobID,
+	err := row.Scan(append([]any{&t.ID, &t.MigrationID, &t.Kind, &t.SourceUser, &t.DestUser, &t.State, &t.JobID,
 		&t.FoldersTotal, &t.FoldersDone, &t.MessagesTotal, &t.MessagesDone, &t.BytesTotal, &t.BytesDone,
-		&report, &failure, &t.SourceSecret, &t.DestSecret, &created, &started, &finished)
+		&report, &failure, &t.SourceSecret, &t.DestSecret, &created, &started, &finished}, extra...)...)
 	if err != nil {
 		return t, notFound(err)
 	}

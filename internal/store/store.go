@@ -312,6 +312,19 @@ type Store interface {
 	// UnfinishedTasks lists the tasks that still have work to do (queued or
 	// copying), to check their jobs.
 	UnfinishedTasks(ctx context.Context) ([]Task, error)
+	// ListTasks lists the tasks of every customer that the filter selects,
+	// newest first, for the operator.
+	ListTasks(ctx context.Context, f TaskFilter) ([]TaskRow, error)
+
+	// RecordTaskAction records what the operator did to a task on its
+	// customer's behalf, and returns the record.
+	RecordTaskAction(ctx context.Context, a TaskAction) (TaskAction, error)
+	// TaskActions lists the operator's actions on a task, oldest first.
+	TaskActions(ctx context.Context, taskID int64) ([]TaskAction, error)
+	// CurrentTaskActions returns, for each task of a migration that the
+	// operator last restarted, resumed or cancelled, that action, unless
+	// the task ran again since (it then has another job).
+	CurrentTaskActions(ctx context.Context, migrationID int64) (map[int64]TaskAction, error)
 
 	// Every change of a task's state below is conditional and says whether
 	// it happened: a task that was cancelled meanwhile stays cancelled.

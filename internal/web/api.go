@@ -154,6 +154,7 @@ func (a *API) Handler() http.Handler {
 	h("POST /api/v1/migrations/{id}/schedule", a.schedule)
 	h("DELETE /api/v1/migrations/{id}/schedule", a.schedule)
 	h("GET /api/v1/migrations/{id}/events", a.events)
+	h("GET /api/v1/tasks", a.listAllTasks)
 	h("GET /api/v1/tasks/{id}", a.getTask)
 	h("POST /api/v1/tasks/{id}/{action}", a.taskAction)
 	h("GET /api/v1/tasks/{id}/report", a.report)
@@ -518,6 +519,40 @@ func (a *API) getTask(w http.ResponseWriter, r *http.Request, t store.Tenant) er
 	return nil
 }
 
+// actor is who asks for an action: a customer acts for itself, the
+// operator on a customer's behalf, and that is recorded (see actAs).
+type actor struct {
+	Tenant store.Tenant
+	User   store.User // the person signed in to the panel; zero through the API
+}
+
+// actAs applies an action to one task and records it when the operator
+// took it.
+func (a *API) actAs(ctx context.Context, task store.Task, action string, by actor) error {
+	if err := a.act(ctx, task, action); err != nil {
+		return err
+	}
+	if !isOperator(by.Tenant) {
+		return nil
+	}
+	after, err := a.cfg.Store.Task(ctx, task.ID)
+	if err != nil {
+		return err
+	}
+	// Only what the action did is recorded: a restart of a task that was
+	// running already, or a cancel of a finished one, changes nothing.
+	did := after.JobID != task.JobID
+	if action == "cancel" {
+		did = !store.Finished(task.State) && after.State == store.StateCancelled
+	}
+	if !did {
+		return nil
+	}
+	_, err = a.cfg.Store.RecordTaskAction(ctx, store.TaskAction{TaskID: task.ID, JobID: after.JobID, Action: action,
+		TenantID: by.Tenant.ID, UserID: by.User.ID, UserEmail: by.User.Email})
+	return err
+}
+
 // act applies restart, resume or cancel to one task.
 func (a *API) act(ctx context.Context, task store.Task, action string) error {
 	switch action {
@@ -545,7 +580,7 @@ func (a *API) taskAction(w http.ResponseWriter, r *http.Request, t store.Tenant)
 	if err != nil {
 		return err
 	}
-	if err := a.act(r.Context(), task, r.PathValue("action")); err != nil {
+	if err := a.actAs(r.Context(), task, r.PathValue("action"), actor{Tenant: t}); err != nil {
 		return err
 	}
 	task, err = a.cfg.Store.Task(r.Context(), task.ID)
@@ -561,7 +596,7 @@ func (a *API) migrationAction(w http.ResponseWriter, r *http.Request, t store.Te
 	if err != nil {
 		return err
 	}
-	if err := a.actAll(r.Context(), m, r.PathValue("action")); err != nil {
+	if err := a.actAll(r.Context(), m, r.PathValue("action"), actor{Tenant: t}); err != nil {
 		return err
 	}
 	v, err := a.view(r.Context(), printerOf(r), m, d)
@@ -575,7 +610,7 @@ func (a *API) migrationAction(w http.ResponseWriter, r *http.Request, t store.Te
 // actAll applies an action to every task of a migration it fits. A
 // mailbox that another migration copies into now is skipped; the others
 // go on, and the refusal is reported after them.
-func (a *API) actAll(ctx context.Context, m store.Migration, action string) error {
+func (a *API) actAll(ctx context.Context, m store.Migration, action string, by actor) error {
 	tasks, err := a.cfg.Store.Tasks(ctx, m.ID)
 	if err != nil {
 		return err
@@ -588,7 +623,7 @@ func (a *API) actAll(ctx context.Context, m store.Migration, action string) erro
 		if action == "restart" && !store.Finished(task.State) {
 			continue
 		}
-		err := a.act(ctx, task, action)
+		err := a.actAs(ctx, task, action, by)
 		var ae *apiError
 		if errors.As(err, &ae) && ae.Code == "mailbox_busy" {
 			busy = cmp.Or(busy, err)

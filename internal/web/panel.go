@@ -54,6 +54,7 @@ func NewPanel(api *API) *Panel {
 			"lang":      func() i18n.Lang { return l },
 			"langs":     func() []i18n.Lang { return i18n.All },
 			"manageBox": manageBox,
+			"sentence":  firstSentence,
 			// A template function has no request; the look-up is one row.
 			"schedule": func(id int64) (scheduleView, error) { return api.scheduleOf(context.Background(), id) }}).ParseFS(assets, "templates/*.html"))
 	}
@@ -115,6 +116,9 @@ type viewer struct {
 	Printer *i18n.Printer
 }
 
+// actor is the signed-in person as the one who asks for an action.
+func (v viewer) actor() actor { return actor{Tenant: v.Tenant, User: v.User} }
+
 // Handler routes the pages. Cross-origin form posts are refused by the
 // standard library's protection (Sec-Fetch-Site / Origin), which makes
 // CSRF tokens unnecessary.
@@ -145,6 +149,12 @@ func (p *Panel) Handler() http.Handler {
 	page("GET /tasks/{id}/runs/{run}/report", p.runReportPage)
 	page("GET /domains/{domain}/mailboxes/{address}", p.mailboxPage)
 	page("POST /domains/{domain}/mailboxes/{address}/{op}", p.mailboxPost)
+	page("GET /operator/tasks", p.operatorPage(p.operatorTasks))
+	page("GET /operator/tasks/{id}", p.operatorPage(p.operatorTask))
+	page("POST /operator/tasks/{id}/{action}", p.operatorPage(p.operatorTaskAction))
+	page("GET /operator/customers", p.operatorPage(p.operatorCustomers))
+	page("POST /operator/customers/{id}/{op}", p.operatorPage(p.operatorCustomerSwitch))
+	page("POST /operator/tokens/{id}/revoke", p.operatorPage(p.operatorRevokeToken))
 	return http.NewCrossOriginProtection().Handler(p.securityHeaders(mux))
 }
 
@@ -680,8 +690,14 @@ func (p *Panel) migrationPage(w http.ResponseWriter, r *http.Request, v viewer) 
 	if err != nil {
 		return err
 	}
+	// The customer learns which of its mailboxes the hosting restarted or
+	// cancelled, so that a state it did not choose is not a mystery.
+	acted, err := p.api.cfg.Store.CurrentTaskActions(r.Context(), m.ID)
+	if err != nil {
+		return err
+	}
 	p.render(w, r, "migration", map[string]any{"Title": d.Name, "User": v.User, "M": mv, "Labels": labels, "Manage": manage,
-		"Runs": runs})
+		"Runs": runs, "Acted": acted})
 	return nil
 }
 
@@ -698,7 +714,7 @@ func (p *Panel) taskAction(w http.ResponseWriter, r *http.Request, v viewer) err
 	if err != nil {
 		return err
 	}
-	if err := p.api.act(r.Context(), task, r.PathValue("action")); err != nil {
+	if err := p.api.actAs(r.Context(), task, r.PathValue("action"), v.actor()); err != nil {
 		if noPasswords(w, r, task.MigrationID, err) {
 			return nil
 		}
@@ -713,7 +729,7 @@ func (p *Panel) migrationAction(w http.ResponseWriter, r *http.Request, v viewer
 	if err != nil {
 		return err
 	}
-	if err := p.api.actAll(r.Context(), m, r.PathValue("action")); err != nil {
+	if err := p.api.actAll(r.Context(), m, r.PathValue("action"), v.actor()); err != nil {
 		if noPasswords(w, r, m.ID, err) {
 			return nil
 		}

@@ -54,7 +54,7 @@ func (a *API) missingSecrets(task store.Task) bool {
 // unknown, and matches it against the mailbox by content (Message-ID,
 // Date, From, To, Cc, Subject and size), so nothing already copied is
 // copied again, but that first run reads every message's headers once.
-func (a *API) correct(ctx context.Context, m store.Migration, in *correctIn) error {
+func (a *API) correct(ctx context.Context, m store.Migration, in *correctIn, by actor) error {
 	bad := badRequest("correct.invalid")
 	field := func(f string, reason i18n.Message) { bad.Fields = append(bad.Fields, fieldError{f, reason}) }
 	var mi migrationIn
@@ -135,7 +135,7 @@ func (a *API) correct(ctx context.Context, m store.Migration, in *correctIn) err
 		return err
 	}
 	a.cfg.Logf("migration %d corrected: source %s:%d, new passwords for %d mailbox(es)", m.ID, ep.Host, ep.Port, len(secrets))
-	return a.actAll(ctx, m, "restart")
+	return a.actAll(ctx, m, "restart", by)
 }
 
 // runningError is the answer to a change refused because a task runs.
@@ -154,7 +154,7 @@ func (a *API) correctMigration(w http.ResponseWriter, r *http.Request, tn store.
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	if err := a.correct(r.Context(), m, &in); err != nil {
+	if err := a.correct(r.Context(), m, &in, actor{Tenant: tn}); err != nil {
 		return err
 	}
 	m, err = a.cfg.Store.Migration(r.Context(), m.ID)

@@ -90,7 +90,7 @@ func (p *Panel) correctPost(w http.ResponseWriter, r *http.Request, v viewer) er
 			HostingPassword string `json:"hosting_password"`
 		}{task.ID, r.PostFormValue("sp:" + id), r.PostFormValue("hp:" + id)})
 	}
-	err = p.api.correct(ctx, m, &in)
+	err = p.api.correct(ctx, m, &in, v.actor())
 	if err == nil && r.PostFormValue("schedule") != "" {
 		err = p.api.startSchedule(ctx, m)
 	}
