@@ -7,7 +7,9 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"mailmigrate/internal/i18n"
 )
@@ -136,13 +138,47 @@ func TestUntrustedDialRefusesLocalSpellings(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
 	port := ln.Addr().(*net.TCPAddr).Port
-	for _, host := range []string{"127.0.0.1", "0.0.0.0", "::ffff:127.0.0.1", "localhost"} {
+	// This machine, its networks and the other internal ranges, spelt as
+	// a customer might type them to reach the hosting's own services.
+	hosts := []string{"127.0.0.1", "127.0.0.2", "127.1.2.3", "127.255.255.254", "127.000.000.001", "0127.0.0.1",
+		"0.0.0.0", "0.1.2.3", "localhost", "LOCALHOST", "LocalHost", "localhost.", "ip6-localhost",
+		"::1", "[::1]", "0:0:0:0:0:0:0:1", "0000:0000:0000:0000:0000:0000:0000:0001", "::", "::0",
+		"::ffff:127.0.0.1", "::ffff:7f00:1", "0:0:0:0:0:ffff:7f00:1", "::FFFF:127.0.0.1", "::127.0.0.1", "::7f00:1",
+		"64:ff9b::127.0.0.1", "64:ff9b::7f00:1", "64:ff9b:1::7f00:1", "2002:7f00:1::1", "2001:0:7f00:1::1",
+		"fe80::1", "fec0::1", "fc00::1", "fd12:3456::1", "ff02::1",
+		"10.0.0.1", "10.255.255.255", "172.16.0.1", "172.31.255.254", "192.168.0.1", "192.168.255.255",
+		"169.254.169.254", "169.254.0.1", "100.64.0.1", "100.127.255.254", "192.0.0.1", "192.0.2.1",
+		"198.18.0.1", "198.19.255.254", "198.51.100.1", "203.0.113.1", "224.0.0.1", "239.255.255.250",
+		"240.0.0.1", "255.255.255.255", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "::ffff:192.168.1.1",
+		"64:ff9b::a00:1", "64:ff9b::169.254.169.254", "2002:a00:1::", "2002:c0a8:101::1", "::10.0.0.1",
+		"0:0:0:0:0:ffff:a9fe:a9fe", "::ffff:0.0.0.0"}
+	for _, host := range hosts {
 		ep := Endpoint{Host: host, Port: port, Security: Plain, Untrusted: true}
-		if _, err := Dial(context.Background(), ep, Options{}); !errors.Is(err, ErrForbiddenAddress) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, err := Dial(ctx, ep, Options{})
+		cancel()
+		if err == nil {
+			t.Errorf("dial to %s succeeded", ep.Addr())
+		} else if ip := net.ParseIP(host); ip != nil && !errors.Is(err, ErrForbiddenAddress) {
 			t.Errorf("dial to %s: %v, want ErrForbiddenAddress", ep.Addr(), err)
 		}
 	}
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("%d of %d spellings of internal addresses reached a listener", n, len(hosts))
+	}
+	t.Logf("%d spellings of internal addresses: %d connections", len(hosts), accepted.Load())
 }
 
 func TestCheckPort(t *testing.T) {
