@@ -35,7 +35,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"mailmigrate/internal/diagnose"
 	"mailmigrate/internal/engine"
 	"mailmigrate/internal/hosting"
 	"mailmigrate/internal/testbed"
@@ -64,28 +63,18 @@ type setup struct {
 	cli      bool
 	postgres bool
 	workers  int // worker processes (PostgreSQL); 1 otherwise
-	slots    int // tasks River may run at once, in all processes together
-	copies   int // copies at once: slots, capped by the source host limit
+	parallel int // tasks at once, in all processes together
 }
 
 func (s setup) label() string {
 	switch {
 	case s.cli:
-		return fmt.Sprintf("CLI --parallel %d", s.copies)
+		return fmt.Sprintf("CLI --parallel %d", s.parallel)
 	case s.postgres:
 		return fmt.Sprintf("PostgreSQL, web + %d worker(s)", s.workers)
 	}
 	return "SQLite, 1 process"
 }
-
-// maxCopiesPerHost is the most copies one customer can run from one old
-// server at once, whatever sources.host_limit says: a copy holds one of
-// the failed-login limiter's slots of its server (PerHost, not
-// configurable) for as long as it runs, and a task that finds them all
-// taken is put off until the limiter's window (15 minutes) has passed.
-// sources.host_limit is capped at it, so that extra tasks wait for the
-// host slot instead (retried every 2 s at most).
-var maxCopiesPerHost = diagnose.NewFailedLogins(nil).PerHost
 
 // procMem is the memory of one process of a run.
 type procMem struct {
@@ -163,28 +152,26 @@ func (b *bed) service(ctx context.Context) error {
 	jobsPer := max(cfg.jobs, 1)
 	var setups []setup
 	// CLI and service alternate, so that a slow minute of the shared
-	// machine does not land on one side only; the CLI runs at the copies
-	// the service can run at once.
+	// machine does not land on one side only.
 	for workers := 1; workers <= 3; workers++ {
-		slots := workers * jobsPer
-		copies := min(slots, maxCopiesPerHost)
-		setups = append(setups, setup{name: "cli", cli: true, workers: 1, slots: copies, copies: copies})
+		par := workers * jobsPer
+		setups = append(setups, setup{name: "cli", cli: true, workers: 1, parallel: par})
 		if workers == 1 {
-			setups = append(setups, setup{name: "sqlite", workers: 1, slots: slots, copies: copies})
+			setups = append(setups, setup{name: "sqlite", workers: 1, parallel: par})
 		}
-		setups = append(setups, setup{name: fmt.Sprintf("pg%d", workers), postgres: true, workers: workers, slots: slots, copies: copies})
+		setups = append(setups, setup{name: fmt.Sprintf("pg%d", workers), postgres: true, workers: workers, parallel: par})
 	}
 	// A first copy warms the servers (auth caches, the passwd-file's
 	// parse, the page cache of the old mailboxes) for all that follow.
 	if dests, err := s.mailboxes(ctx, "warm-up.test", min(len(s.sources), 2*jobsPer)); err != nil {
 		return err
-	} else if r, err := s.runCLI(setup{name: "cli", cli: true, workers: 1, slots: jobsPer, copies: jobsPer}, dests); err != nil || r.verify != nil {
+	} else if r, err := s.runCLI(setup{name: "cli", cli: true, workers: 1, parallel: jobsPer}, dests); err != nil || r.verify != nil {
 		return fmt.Errorf("warm-up: %v %v", err, r.verify)
 	}
 	var runs []svcRun
 	for round := range cfg.runs {
 		for _, st := range setups {
-			domain := fmt.Sprintf("%s%d-r%d.test", st.name, st.copies, round+1)
+			domain := fmt.Sprintf("%s%d-r%d.test", st.name, st.parallel, round+1)
 			dests, err := s.mailboxes(ctx, domain, len(s.sources))
 			if err != nil {
 				return err
@@ -284,7 +271,7 @@ func (s *svcBench) mailboxes(ctx context.Context, domain string, n int) ([]strin
 // server, TLS to the hosting.
 func (s *svcBench) runCLI(st setup, dests []string) (svcRun, error) {
 	r := svcRun{setup: st}
-	tag := fmt.Sprintf("cli%d-%d", st.copies, time.Now().UnixNano())
+	tag := fmt.Sprintf("cli%d-%d", st.parallel, time.Now().UnixNano())
 	lines := []string{"source_user,source_password,dest_user,dest_password"}
 	for i, d := range dests {
 		lines = append(lines, fmt.Sprintf("%s,%s,%s,%s", s.sources[i].user, password, d, password))
@@ -296,7 +283,7 @@ func (s *svcBench) runCLI(st setup, dests []string) (svcRun, error) {
 	report := filepath.Join(s.dir, tag+".json")
 	cmd := exec.Command(s.bin, "migrate", "--source", "imap://"+s.src.IMAPAddr(), "--allow-plaintext",
 		"--dest", "imaps://"+s.dst.IMAPSAddr(), "--ca-file", s.dst.CAFile, "--accounts", list,
-		"--parallel", strconv.Itoa(st.copies), "--state", filepath.Join(s.dir, tag+".db"),
+		"--parallel", strconv.Itoa(st.parallel), "--state", filepath.Join(s.dir, tag+".db"),
 		"--report", report, "--quiet")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -317,7 +304,7 @@ func (s *svcBench) runCLI(st setup, dests []string) (svcRun, error) {
 		r.mmCPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	r.dbCPU, r.dovecot, r.busy = after.db-before.db, after.dovecot-before.dovecot, after.busy-before.busy
-	r.procs = []procMem{{name: "migrate", tasks: st.copies, peak: peak}}
+	r.procs = []procMem{{name: "migrate", tasks: st.parallel, peak: peak}}
 	data, err := os.ReadFile(report)
 	if err != nil {
 		return r, err
@@ -445,7 +432,7 @@ sources.allow_plaintext = true
 sources.host_limit = %d
 jobs.workers = %d
 `, port, filepath.Join(dir, "data"), s.dst.IMAPSAddr(), s.dst.CAFile, s.dst.PasswdFile, uid, gid, s.home,
-		st.copies, st.slots/st.workers)
+		st.parallel, st.parallel/st.workers)
 	var dbName string
 	if st.postgres {
 		var dbURL string
@@ -498,7 +485,7 @@ jobs.workers = %d
 		return s.startProc(p, dir, confPath, args...)
 	}
 	if !st.postgres {
-		if err := start(&svcProc{name: "all", tasks: st.slots, url: base}); err != nil {
+		if err := start(&svcProc{name: "all", tasks: st.parallel, url: base}); err != nil {
 			return r, err
 		}
 	} else {
@@ -513,7 +500,7 @@ jobs.workers = %d
 				return r, err
 			}
 			addr := fmt.Sprintf("127.0.0.1:%d", wp)
-			if err := start(&svcProc{name: fmt.Sprintf("worker%d", i+1), tasks: st.slots / st.workers, url: "http://" + addr},
+			if err := start(&svcProc{name: fmt.Sprintf("worker%d", i+1), tasks: st.parallel / st.workers, url: "http://" + addr},
 				"--role", "worker", "--listen", addr); err != nil {
 				return r, err
 			}
@@ -843,7 +830,7 @@ func (s *svcBench) print(w io.Writer, setups []setup, runs []svcRun) {
 	fmt.Fprintf(w, "\n%s, %s, %d CPUs, servers' mail on %s, %d mailboxes × %d messages (%d), jobs.workers = %d, %d round(s) (median), load average before: %s\n\n",
 		time.Now().Format("2006-01-02"), runtime.Version(), runtime.NumCPU(), os.TempDir(), tasks, s.cfg.perAccount, msgs,
 		max(s.cfg.jobs, 1), s.cfg.runs, loadAverage())
-	fmt.Fprintln(w, "| setup | slots / copies at once | wall s | submission s | msgs/s | × CLI | overhead ms/task | engine s/task | slot time outside the engine ms/task | mailmigrate CPU s | database CPU s | Dovecot CPU s | machine CPU s | peak RSS MB per process (idle) | MB per running task | verify |")
+	fmt.Fprintln(w, "| setup | tasks at once | wall s | submission s | msgs/s | × CLI | overhead ms/task | engine s/task | slot time outside the engine ms/task | mailmigrate CPU s | database CPU s | Dovecot CPU s | machine CPU s | peak RSS MB per process (idle) | MB per running task | verify |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|")
 	cliWall := map[int]time.Duration{}
 	for _, st := range setups {
@@ -859,10 +846,10 @@ func (s *svcBench) print(w io.Writer, setups []setup, runs []svcRun) {
 		slices.SortFunc(mine, func(a, b svcRun) int { return int(a.wall - b.wall) })
 		m := mine[len(mine)/2]
 		if st.cli {
-			cliWall[st.copies] = m.wall
+			cliWall[st.parallel] = m.wall
 		}
 		ratio, over := "–", "–"
-		if c, ok := cliWall[st.copies]; ok && !st.cli {
+		if c, ok := cliWall[st.parallel]; ok && !st.cli {
 			ratio = fmt.Sprintf("%.2f", m.wall.Seconds()/c.Seconds())
 			over = fmt.Sprintf("%.0f", float64((m.wall-c).Milliseconds())/float64(tasks))
 		}
@@ -882,9 +869,9 @@ func (s *svcBench) print(w io.Writer, setups []setup, runs []svcRun) {
 		if !st.cli {
 			submit = fmt.Sprintf("%.2f", m.submit.Seconds())
 		}
-		outside := (time.Duration(st.copies)*m.wall - m.engine) / time.Duration(tasks)
-		fmt.Fprintf(w, "| %s | %d / %d | %.2f | %s | %.0f | %s | %s | %.2f | %d | %.2f | %.2f | %.2f | %.2f | %s | %.1f | %s |\n",
-			st.label(), st.slots, st.copies, m.wall.Seconds(), submit, float64(m.messages)/m.wall.Seconds(), ratio, over,
+		outside := (time.Duration(st.parallel)*m.wall - m.engine) / time.Duration(tasks)
+		fmt.Fprintf(w, "| %s | %d | %.2f | %s | %.0f | %s | %s | %.2f | %d | %.2f | %.2f | %.2f | %.2f | %s | %.1f | %s |\n",
+			st.label(), st.parallel, m.wall.Seconds(), submit, float64(m.messages)/m.wall.Seconds(), ratio, over,
 			m.engine.Seconds()/float64(tasks), outside.Milliseconds(), m.mmCPU.Seconds(), m.dbCPU.Seconds(), m.dovecot.Seconds(), m.busy.Seconds(),
 			strings.Join(mem, ", "), perTask, okOr(m.verify))
 	}
