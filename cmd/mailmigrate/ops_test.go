@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"mailmigrate/internal/testbed"
 )
 
 // A hosting set up wrong stops serve at start with the key to fix; a
@@ -107,6 +110,9 @@ func TestServeMetrics(t *testing.T) {
 // stored password unreadable; the operator restores the key, or tells the
 // service to forget the passwords.
 func TestServeKeyGuard(t *testing.T) {
+	if onPostgres {
+		t.Skip("the key file of an SQLite data directory; servers on PostgreSQL are given their key (TestServeRefusesWithoutSharedKey)")
+	}
 	s := newService(t, "10m", false)
 	firma := s.customer("Firma s.r.o.", "firma.test", 10)
 	a := account{srcUser: "jana@old.test", srcPass: "Janino-stare-heslo-1", mailbox: "jana@firma.test", hostPW: "Janino-tady-heslo-1"}
@@ -157,4 +163,29 @@ func serveRefuses(t *testing.T, conf, want string) {
 	if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(string(out), want) {
 		t.Errorf("serve with %s: %v, want a refusal saying %q:\n%s", conf, err, want, out)
 	}
+}
+
+// Servers that share a PostgreSQL database are given their key: none is
+// made up, and a key other than the one the stored passwords were sealed
+// with is refused, naming both fingerprints.
+func TestServeRefusesWithoutSharedKey(t *testing.T) {
+	s := newServiceWith(t, "10m", false, "database = "+testbed.PostgresT(t)+"\n")
+	firma := s.customer("Firma s.r.o.", "firma.test", 10)
+	a := account{srcUser: "jana@old.test", srcPass: "Janino-stare-heslo-2", mailbox: "jana@firma.test", hostPW: "Janino-tady-heslo-2"}
+	a.messages = s.sourceAccount(a.srcUser, a.srcPass, 79, 5)
+	if err := s.driver.Create(context.Background(), a.mailbox, a.hostPW, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MAILMIGRATE_SECRET_KEY", "")
+	serveRefuses(t, s.conf, "servers that share a database must all use the same key")
+	if _, err := os.Stat(filepath.Join(s.dir, "data", "secret.key")); err == nil {
+		t.Error("a key was made up for a shared database")
+	}
+	t.Setenv("MAILMIGRATE_SECRET_KEY", base64.StdEncoding.EncodeToString([]byte("the first server's key, 32 bytes")))
+	s.start()
+	s.wait(firma, s.syncMigration(firma, a).ID) // its passwords stay stored
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+	t.Setenv("MAILMIGRATE_SECRET_KEY", base64.StdEncoding.EncodeToString([]byte("another server's key, 32 bytes..")))
+	serveRefuses(t, s.conf, "is not the one this database's passwords were sealed with")
 }

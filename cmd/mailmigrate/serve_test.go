@@ -683,6 +683,12 @@ func TestServeAPI(t *testing.T) {
 // A server killed with SIGKILL mid-copy resumes when started again; the
 // mailbox ends with every message exactly once.
 func TestServeKilledMidCopy(t *testing.T) {
+	if onPostgres {
+		// A killed server's copies on a shared database are taken over
+		// after jobs.rescue_after (the slice and 5 minutes here), by any
+		// server: TestClusterSurvivesKills.
+		t.Skip("on PostgreSQL, kills are TestClusterSurvivesKills' matter")
+	}
 	s := newService(t, "10m", false)
 	ctx := context.Background()
 	firma := s.customer("Firma", "firma.test", 0)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -150,7 +151,13 @@ func TestNewMailboxFailedLoginInBrowser(t *testing.T) {
 	if lines := p.eval(`document.getElementById("new_mailboxes").value`); strings.TrimSpace(lines) != lea.srcUser {
 		t.Errorf("the form keeps %q, want only the failed line's login", lines)
 	}
-	if names := mailboxNames(t, s); !slices.Equal(names, []string{ivo.mailbox}) {
+	// The started line's mailbox is created by its copy, which a worker
+	// takes up within a poll of the job queue.
+	names := mailboxNames(t, s)
+	for deadline := time.Now().Add(10 * time.Second); len(names) == 0 && time.Now().Before(deadline); names = mailboxNames(t, s) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !slices.Equal(names, []string{ivo.mailbox}) {
 		t.Errorf("mailboxes on the hosting after one failed login: %v", names)
 	}
 	p.shot("new-failed-login")
