@@ -85,17 +85,20 @@ type procMem struct {
 
 // svcRun is one measured run of a setup.
 type svcRun struct {
-	setup    setup
-	wall     time.Duration // submission (or start) to the last mailbox's end
-	submit   time.Duration // the POST: the service logs in to both sides of every row first
-	engine   time.Duration // the engine's own time, summed over the mailboxes
-	mmCPU    time.Duration // every mailmigrate process
-	dbCPU    time.Duration // the PostgreSQL cluster
-	dovecot  time.Duration // both Dovecots
-	busy     time.Duration // the whole machine
-	messages int
-	procs    []procMem
-	verify   error
+	setup  setup
+	wall   time.Duration // submission (or start) to the last mailbox's end
+	submit time.Duration // the POST: the service logs in to both sides of every row first
+	engine time.Duration // the engine's own time, summed over the mailboxes
+	// handover is the median time a freed slot waits for its next task
+	// to start; wrap the mean time a task takes beyond its engine run.
+	handover, wrap time.Duration
+	mmCPU          time.Duration // every mailmigrate process
+	dbCPU          time.Duration // the PostgreSQL cluster
+	dovecot        time.Duration // both Dovecots
+	busy           time.Duration // the whole machine
+	messages       int
+	procs          []procMem
+	verify         error
 }
 
 // srcAccount is a mailbox of the old server and what the hosting must
@@ -186,8 +189,8 @@ func (b *bed) service(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", st.label(), err)
 			}
-			logf("%s: %.2f s (submission %.2f s), %d messages, mailmigrate CPU %.2f s, database CPU %.2f s, Dovecot CPU %.2f s, machine %.2f s, verify %v",
-				st.label(), r.wall.Seconds(), r.submit.Seconds(), r.messages, r.mmCPU.Seconds(), r.dbCPU.Seconds(),
+			logf("%s: %.2f s (submission %.2f s, handover %d ms, beyond the engine %d ms), %d messages, mailmigrate CPU %.2f s, database CPU %.2f s, Dovecot CPU %.2f s, machine %.2f s, verify %v",
+				st.label(), r.wall.Seconds(), r.submit.Seconds(), r.handover.Milliseconds(), r.wrap.Milliseconds(), r.messages, r.mmCPU.Seconds(), r.dbCPU.Seconds(),
 				r.dovecot.Seconds(), r.busy.Seconds(), okOr(r.verify))
 			runs = append(runs, r)
 		}
@@ -314,7 +317,9 @@ func (s *svcBench) runCLI(st setup, dests []string) (svcRun, error) {
 		return r, err
 	}
 	reps := make([]taskReport, len(rep.Accounts))
+	var spans []span
 	for i, a := range rep.Accounts {
+		spans = append(spans, span{a.Started, a.Finished})
 		reps[i] = taskReport{Started: a.Started, Finished: a.Finished, Status: string(a.Status)}
 		reps[i].Totals.Copied = a.Totals.Copied
 		for _, f := range a.Folders {
@@ -322,6 +327,7 @@ func (s *svcBench) runCLI(st setup, dests []string) (svcRun, error) {
 		}
 	}
 	r.engine, r.messages, r.verify = s.check(dests, reps)
+	r.handover = handover(spans, st.parallel)
 	return r, nil
 }
 
@@ -537,6 +543,7 @@ jobs.workers = %d
 		ID       int64     `json:"id"`
 		State    string    `json:"state"`
 		Dest     string    `json:"destination"`
+		Started  time.Time `json:"started"`
 		Finished time.Time `json:"finished"`
 	}
 	var m struct {
@@ -590,7 +597,39 @@ jobs.workers = %d
 		}
 	}
 	r.engine, r.messages, r.verify = s.check(dests, reps)
+	var spans []span
+	var wrap time.Duration
+	for i, t := range m.Tasks {
+		spans = append(spans, span{t.Started, t.Finished})
+		wrap += t.Finished.Sub(t.Started) - reps[i].Finished.Sub(reps[i].Started)
+	}
+	r.handover, r.wrap = handover(spans, st.parallel), wrap/time.Duration(len(spans))
 	return r, nil
+}
+
+// span is when a task ran.
+type span struct{ start, end time.Time }
+
+// handover is the median time from a slot's freeing to the start of the
+// task that takes it. With at most parallel tasks at once, the start that
+// comes (parallel+k)-th needs the k-th end before it: the gap between
+// the two is what the slot stood idle.
+func handover(spans []span, parallel int) time.Duration {
+	var starts, ends []time.Time
+	for _, s := range spans {
+		starts, ends = append(starts, s.start), append(ends, s.end)
+	}
+	slices.SortFunc(starts, time.Time.Compare)
+	slices.SortFunc(ends, time.Time.Compare)
+	var gaps []time.Duration
+	for k := 0; parallel+k < len(starts); k++ {
+		gaps = append(gaps, max(0, starts[parallel+k].Sub(ends[k])))
+	}
+	if len(gaps) == 0 {
+		return 0
+	}
+	slices.Sort(gaps)
+	return gaps[len(gaps)/2]
 }
 
 // startProc runs serve and waits until its /healthz answers.
@@ -830,8 +869,8 @@ func (s *svcBench) print(w io.Writer, setups []setup, runs []svcRun) {
 	fmt.Fprintf(w, "\n%s, %s, %d CPUs, servers' mail on %s, %d mailboxes × %d messages (%d), jobs.workers = %d, %d round(s) (median), load average before: %s\n\n",
 		time.Now().Format("2006-01-02"), runtime.Version(), runtime.NumCPU(), os.TempDir(), tasks, s.cfg.perAccount, msgs,
 		max(s.cfg.jobs, 1), s.cfg.runs, loadAverage())
-	fmt.Fprintln(w, "| setup | tasks at once | wall s | submission s | msgs/s | × CLI | overhead ms/task | engine s/task | slot time outside the engine ms/task | mailmigrate CPU s | database CPU s | Dovecot CPU s | machine CPU s | peak RSS MB per process (idle) | MB per running task | verify |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|")
+	fmt.Fprintln(w, "| setup | tasks at once | wall s | submission s | msgs/s | × CLI | overhead ms/task | engine s/task | slot time outside the engine ms/task | handover ms (median) | task beyond engine ms | mailmigrate CPU s | database CPU s | Dovecot CPU s | machine CPU s | peak RSS MB per process (idle) | MB per running task (above idle) | verify |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|")
 	cliWall := map[int]time.Duration{}
 	for _, st := range setups {
 		var mine []svcRun
@@ -854,7 +893,9 @@ func (s *svcBench) print(w io.Writer, setups []setup, runs []svcRun) {
 			over = fmt.Sprintf("%.0f", float64((m.wall-c).Milliseconds())/float64(tasks))
 		}
 		var mem []string
-		perTask := 0.0
+		// Above idle as well: most of an idle process is the binary's
+		// pages (RssFile), which every process on the machine shares.
+		perTask, aboveIdle := 0.0, 0.0
 		for _, p := range m.procs {
 			if p.idle > 0 {
 				mem = append(mem, fmt.Sprintf("%s %.1f (%.1f)", p.name, mb(p.peak), mb(p.idle)))
@@ -863,6 +904,7 @@ func (s *svcBench) print(w io.Writer, setups []setup, runs []svcRun) {
 			}
 			if p.tasks > 0 {
 				perTask = max(perTask, mb(p.peak)/float64(p.tasks))
+				aboveIdle = max(aboveIdle, mb(p.peak-p.idle)/float64(p.tasks))
 			}
 		}
 		submit := "–"
@@ -870,9 +912,18 @@ func (s *svcBench) print(w io.Writer, setups []setup, runs []svcRun) {
 			submit = fmt.Sprintf("%.2f", m.submit.Seconds())
 		}
 		outside := (time.Duration(st.parallel)*m.wall - m.engine) / time.Duration(tasks)
-		fmt.Fprintf(w, "| %s | %d | %.2f | %s | %.0f | %s | %s | %.2f | %d | %.2f | %.2f | %.2f | %.2f | %s | %.1f | %s |\n",
+		fmt.Fprintf(w, "| %s | %d | %.2f | %s | %.0f | %s | %s | %.2f | %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %s | %.1f (%s) | %s |\n",
 			st.label(), st.parallel, m.wall.Seconds(), submit, float64(m.messages)/m.wall.Seconds(), ratio, over,
-			m.engine.Seconds()/float64(tasks), outside.Milliseconds(), m.mmCPU.Seconds(), m.dbCPU.Seconds(), m.dovecot.Seconds(), m.busy.Seconds(),
-			strings.Join(mem, ", "), perTask, okOr(m.verify))
+			m.engine.Seconds()/float64(tasks), outside.Milliseconds(), m.handover.Milliseconds(), m.wrap.Milliseconds(), m.mmCPU.Seconds(), m.dbCPU.Seconds(), m.dovecot.Seconds(), m.busy.Seconds(),
+			strings.Join(mem, ", "), perTask, idleNote(st.cli, aboveIdle), okOr(m.verify))
 	}
+}
+
+// idleNote is the memory per running task above the process's idle
+// size; the CLI has no idle moment to measure.
+func idleNote(cli bool, aboveIdle float64) string {
+	if cli {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", aboveIdle)
 }
