@@ -542,7 +542,10 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 		return err
 	}
 	if loginDone == nil {
-		return river.JobSnooze(wait)
+		// Held back by failures, the wait is the window's; by logins of
+		// other copies still in progress, seconds. Looking again every
+		// minute costs nothing and is refused again while failures last.
+		return river.JobSnooze(min(wait, time.Minute))
 	}
 	// The attempt ends when the login is answered, not when the copy
 	// does: a copy that runs for hours (or whose server is killed) must
