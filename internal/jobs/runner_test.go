@@ -438,7 +438,8 @@ func TestCopyStopsWhenItsSlotLapsed(t *testing.T) {
 		ctx := context.Background()
 		b := newBench(t, st, Config{LeaseTTL: 300 * time.Millisecond})
 		b.r.every = 10 * time.Millisecond
-		b.holdQueue()
+		// Not started: River must not run the job beside this test's run
+		// (a paused queue may take it before the pause).
 		stopped := make(chan error, 1)
 		b.r.run = func(ctx context.Context, _ engine.Account, _ engine.Ledger, _ engine.Options) (*engine.Report, error) {
 			// What a server cut off from the database would not see: its
