@@ -49,6 +49,7 @@ type guard struct {
 	tail        []byte   // the last bytes of the line, to find a literal's size
 	err         error    // why the guard cut the connection
 	secrets     []string
+	slow        bool // a tagged OK carried [THROTTLED]
 
 	// What was read from the connection and not yet handed out.
 	buf     []byte
@@ -203,6 +204,9 @@ func (g *guard) pass(p, avail []byte) (int, error) {
 // keep remembers the start of a complete line for quoting, in the buffer
 // of the oldest one: every line passes here.
 func (g *guard) keep(line []byte) {
+	if throttledOK(line) {
+		g.slow = true
+	}
 	if len(line) > keepLine {
 		line = line[:keepLine]
 	}
@@ -299,6 +303,28 @@ func literalSize(tail []byte) (int64, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// throttledOK tells a tagged OK with the response code [THROTTLED]: the
+// command was carried out, and the server asks for fewer of them.
+func throttledOK(line []byte) bool {
+	tag, rest, ok := bytes.Cut(line, []byte(" "))
+	if !ok || len(tag) == 0 || tag[0] == '*' || tag[0] == '+' || len(rest) < 3 ||
+		!bytes.EqualFold(rest[:3], []byte("OK ")) {
+		return false
+	}
+	code, _, _ := bytes.Cut(bytes.TrimLeft(rest[3:], " "), []byte("]"))
+	return bytes.EqualFold(code, []byte("[THROTTLED"))
+}
+
+// slowedDown tells, once, whether a tagged OK since the last call asked
+// for fewer commands.
+func (g *guard) slowedDown() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.slow
+	g.slow = false
+	return s
 }
 
 // setLiteralMax sets the bound for literals of the commands that follow.
