@@ -64,6 +64,11 @@ type HostileConfig struct {
 	// CapabilityGate, when set, holds the answer to every CAPABILITY after
 	// login until it is closed: a slow server, as slow as a test needs.
 	CapabilityGate <-chan struct{}
+
+	// intercept, when set (by servers built on this one, such as the
+	// Exchange-like server), sees every command first and may answer it
+	// itself: handled says it did; an error ends the session as run's do.
+	intercept func(s *hostileSession, tag, name string, args []arg) (handled bool, err error)
 }
 
 // AppendFault is one way an APPEND fails.
@@ -381,6 +386,11 @@ func (s *hostileSession) dispatch(tag string, args []arg, line string) error {
 	s.h.record(name, line, unpeeked)
 
 	cfg := &s.h.cfg
+	if cfg.intercept != nil {
+		if handled, err := cfg.intercept(s, tag, name, args); handled {
+			return err
+		}
+	}
 	if cfg.GarbageOn != "" && strings.EqualFold(name, cfg.GarbageOn) {
 		s.w.WriteString(cfg.GarbageLine + "\r\n")
 	}
