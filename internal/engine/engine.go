@@ -75,6 +75,14 @@ type Options struct {
 	// more is refused before anything is created on the destination.
 	// Default 5,000.
 	MaxFolders int
+	// MaxThrottleWait is the longest wait for a throttling old server
+	// (Exchange's "Request is throttled", a connection cap) that the run
+	// takes itself before going on; a longer one ends the run with a
+	// *ThrottledError saying when to come back. Default 15 minutes.
+	MaxThrottleWait time.Duration
+	// Throttled, if set, hears every throttled answer of the old server
+	// with the time the copy goes on.
+	Throttled func(until time.Time)
 }
 
 // DefaultMaxFolders is Options.MaxFolders when it is not set. Real
@@ -111,6 +119,9 @@ func Run(ctx context.Context, a Account, led Ledger, opt Options) (*Report, erro
 	}
 	if opt.MaxFolders <= 0 {
 		opt.MaxFolders = DefaultMaxFolders
+	}
+	if opt.MaxThrottleWait <= 0 {
+		opt.MaxThrottleWait = DefaultMaxThrottleWait
 	}
 	if opt.Memory == nil {
 		opt.Memory = NewMemory(opt.MemoryBudget)
@@ -149,6 +160,9 @@ func Check(ctx context.Context, a Account, opt Options) (*Report, error) {
 	if opt.MaxFolders <= 0 {
 		opt.MaxFolders = DefaultMaxFolders
 	}
+	if opt.MaxThrottleWait <= 0 {
+		opt.MaxThrottleWait = DefaultMaxThrottleWait
+	}
 	m := &migration{acct: a, opt: opt, rep: &Report{Source: a.Source.String(),
 		SourceUser: a.SourceUser, Dest: a.Dest.String(), DestUser: a.DestUser, Started: time.Now()}}
 	err := m.safely(func() error { return m.check(ctx) })
@@ -169,7 +183,11 @@ func (m *migration) check(ctx context.Context) error {
 		sized := true
 		for _, p := range PlanFolders(m.srcLayout, m.dstLayout, nil) {
 			fr := FolderReport{Source: p.Source, Dest: p.Dest, Role: p.Role, Note: p.Note}
-			st, serr := m.status(ctx, p.Source, imap.StatusOptions{NumMessages: true, Size: true})
+			var st *imap.StatusData
+			serr := m.fromSource(ctx, func(bool) (err error) {
+				st, err = m.status(ctx, p.Source, imap.StatusOptions{NumMessages: true, Size: true})
+				return err
+			})
 			if serr != nil {
 				err = serr
 				break
@@ -249,6 +267,7 @@ type migration struct {
 	singleWriter         bool              // the destination takes one writer per folder at a time
 	created              map[string]string // planned destination -> the name it got ("" none)
 	createErr            map[string]error  // why a planned destination got no name
+	throttles            int               // throttled answers of the source so far
 }
 
 func (m *migration) logf(format string, args ...any) {
@@ -298,7 +317,7 @@ func (m *migration) close() {
 // connect logs in to both sides and reads their folder layouts.
 func (m *migration) connect(ctx context.Context) error {
 	var err error
-	if m.src, err = m.dial(ctx, SideSource); err != nil {
+	if m.src, err = m.dialSource(ctx); err != nil {
 		return err
 	}
 	if m.dst, err = m.dial(ctx, SideDest); err != nil {
@@ -319,7 +338,11 @@ func (m *migration) connect(ctx context.Context) error {
 		}
 		return l, nil
 	}
-	if m.srcLayout, err = read(m.src, SideSource, m.acct.SourceUser); err != nil {
+	err = m.fromSource(ctx, func(bool) (err error) {
+		m.srcLayout, err = read(m.src, SideSource, m.acct.SourceUser)
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	if m.dstLayout, err = read(m.dst, SideDest, m.acct.DestUser); err != nil {
@@ -365,8 +388,12 @@ func (m *migration) run(ctx context.Context) error {
 	// Totals first, so that progress has a denominator from the start.
 	stats := make([]*imap.StatusData, len(plans))
 	for i, p := range plans {
-		st, err := m.status(ctx, p.Source, imap.StatusOptions{NumMessages: true,
-			UIDNext: true, UIDValidity: true, HighestModSeq: true, Size: true})
+		var st *imap.StatusData
+		err := m.fromSource(ctx, func(bool) (err error) {
+			st, err = m.status(ctx, p.Source, imap.StatusOptions{NumMessages: true,
+				UIDNext: true, UIDValidity: true, HighestModSeq: true, Size: true})
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -501,7 +528,7 @@ func (m *migration) retry(ctx context.Context, works []*folderWork) error {
 		u := w.retry
 		w.reset()
 		m.logf("%s: retrying %d message(s) on fresh connections", w.plan.Source, len(u))
-		if err := m.examine(ctx, w); err != nil {
+		if err := m.fromSource(ctx, func(bool) error { return m.examine(ctx, w) }); err != nil {
 			return &SideError{SideSource, m.acct.SourceUser, err}
 		}
 		entries, err := m.led.Entries(ctx, m.key, w.plan.Source, w.uidValidity)
@@ -545,6 +572,10 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		}
 		return nil, nil, nil
 	}
+	if p.NonMail && *st.NumMessages == 0 && !m.dstFolders[p.Dest] {
+		fr.Note = catalog.M("note.not_mail")
+		return nil, nil, nil
+	}
 	w := &folderWork{plan: p, fr: fr, st: st, started: time.Now(), sizes: map[imap.UID]int64{}}
 	if !m.dstFolders[p.Dest] {
 		dest, err := m.createFolder(ctx, p)
@@ -582,8 +613,11 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		}
 		m.subscribed[p.Dest] = true
 	}
-	sel, err := m.src.Examine(ctx, p.Source)
-	if err != nil {
+	var sel *imap.SelectData
+	if err := m.fromSource(ctx, func(bool) (err error) {
+		sel, err = m.src.Examine(ctx, p.Source)
+		return err
+	}); err != nil {
 		return nil, nil, srcErr(err)
 	}
 	w.uidValidity = sel.UIDValidity
@@ -607,14 +641,21 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 	// folder: an incremental run's cost follows the new mail.
 	changedOnly := havePrev && prev.SrcUIDValidity == sel.UIDValidity && prev.SrcHighestModSeq != 0 && sel.HighestModSeq != 0
 	var srcMsgs []imapconn.MessageMeta
-	switch {
-	case sel.NumMessages == 0:
-	case changedOnly:
-		if srcMsgs, err = m.src.FetchChanged(ctx, prev.SrcHighestModSeq); err != nil {
-			return nil, nil, srcErr(err)
-		}
-	default:
-		if srcMsgs, err = m.src.FetchMeta(ctx, nil, nil); err != nil {
+	if sel.NumMessages > 0 {
+		err := m.fromSource(ctx, func(reopened bool) (err error) {
+			if reopened {
+				if err := m.examine(ctx, w); err != nil {
+					return err
+				}
+			}
+			if changedOnly {
+				srcMsgs, err = m.src.FetchChanged(ctx, prev.SrcHighestModSeq)
+			} else {
+				srcMsgs, err = m.src.FetchMeta(ctx, nil, nil)
+			}
+			return err
+		})
+		if err != nil {
 			return nil, nil, srcErr(err)
 		}
 	}
@@ -747,10 +788,15 @@ func (m *migration) createFolder(ctx context.Context, p FolderPlan) (string, err
 // on the destination as failed, so that the report adds up; the other
 // folders are copied.
 func (m *migration) failFolder(ctx context.Context, w *folderWork) error {
-	if _, err := m.src.Examine(ctx, w.plan.Source); err != nil {
-		return &SideError{SideSource, m.acct.SourceUser, err}
-	}
-	msgs, err := m.src.FetchMeta(ctx, nil, nil)
+	var msgs []imapconn.MessageMeta
+	err := m.fromSource(ctx, func(bool) error {
+		if _, err := m.src.Examine(ctx, w.plan.Source); err != nil {
+			return err
+		}
+		var err error
+		msgs, err = m.src.FetchMeta(ctx, nil, nil)
+		return err
+	})
 	if err != nil {
 		return &SideError{SideSource, m.acct.SourceUser, err}
 	}
@@ -782,7 +828,7 @@ func (m *migration) skipTooBig(ctx context.Context, w *folderWork, uids []imap.U
 	if len(big) == 0 {
 		return uids, nil
 	}
-	meta, err := m.src.FetchMeta(ctx, big, IdentityFields)
+	meta, err := m.srcMeta(ctx, w, big)
 	if err != nil {
 		return nil, &SideError{SideSource, m.acct.SourceUser, err}
 	}
@@ -868,7 +914,7 @@ func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID, e
 		id := IdentityOf(d.Header)
 		pool[id] = append(pool[id], sized{d.UID, d.Size})
 	}
-	smeta, err := m.src.FetchMeta(ctx, uids, IdentityFields)
+	smeta, err := m.srcMeta(ctx, w, uids)
 	if err != nil {
 		return nil, &SideError{SideSource, m.acct.SourceUser, err}
 	}
@@ -1079,10 +1125,25 @@ func (m *migration) fetchChunk(ctx context.Context, w *folderWork, uids []imap.U
 	return 0, 0, nil, err
 }
 
+// srcMeta reads the metadata and identity fields of messages of a work's
+// folder, which the source connection has open.
+func (m *migration) srcMeta(ctx context.Context, w *folderWork, uids []imap.UID) (meta []imapconn.MessageMeta, err error) {
+	err = m.fromSource(ctx, func(reopened bool) error {
+		if reopened {
+			if err := m.examine(ctx, w); err != nil {
+				return err
+			}
+		}
+		meta, err = m.src.FetchMeta(ctx, uids, IdentityFields)
+		return err
+	})
+	return meta, err
+}
+
 // reconnectSource replaces a broken source connection.
 func (m *migration) reconnectSource(ctx context.Context) error {
 	m.src.Close()
-	c, err := m.dial(ctx, SideSource)
+	c, err := m.dialSource(ctx)
 	if err != nil {
 		return err
 	}

@@ -230,10 +230,40 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 			}
 			var big errOversized
 			var reset errFolderReset
+			_, throttled := imapconn.ThrottleWait(err)
 			switch {
 			case err == nil:
 			case p.ctx.Err() != nil:
 				return context.Cause(p.ctx)
+			case throttled:
+				// Not the folder's fault: wait as asked, on a new
+				// connection if the server closed this one, and go on
+				// where the chunk was. A refused EXAMINE left no folder
+				// open.
+				selected = ""
+				if err := m.backOff(p.ctx, &SideError{SideSource, m.acct.SourceUser, err}); err != nil {
+					return err
+				}
+				if m.src.Dead() {
+					if err := reconnect(); err != nil {
+						return err
+					}
+				}
+				next = append(next, c)
+				continue
+			case imapconn.KindOf(err) == imapconn.ErrTooBig && !m.src.Dead():
+				// The old server refuses to hand out a message as too
+				// large (Exchange's own size limit): one at a time finds
+				// it, it is reported, and the rest of the folder is copied.
+				if !c.single {
+					c.single = true
+				} else {
+					p.results <- result{work: c.w, out: missed, lost: &fetchLost{uids: c.uids[:1], err: err}}
+					c.uids, c.single = c.uids[1:], false
+				}
+				m.logf("%s: %v", c.w.plan.Source, err)
+				next = append(next, c)
+				continue
 			case errors.As(err, &big):
 				// The connection was dropped mid-literal: refuse that one
 				// message, then go on with the rest on a new connection.
@@ -348,6 +378,8 @@ func (p *pipeline) lost(w *folderWork, l *fetchLost) {
 		reason = big.message()
 	case errors.Is(l.err, errNotSent):
 		reason = catalog.M("reason.not_sent")
+	case imapconn.KindOf(l.err) == imapconn.ErrTooBig:
+		reason = catalog.M("reason.source_too_big", errText(l.err))
 	default:
 		reason = catalog.M("reason.unreadable", errText(l.err))
 	}
