@@ -233,7 +233,17 @@ func (c *Conn) fail(ctx context.Context, op string, err error) error {
 	}
 	err = classify(op, c.ep.Addr(), err)
 	var e *Error
-	if errors.As(err, &e) && e.Kind == ErrThrottled {
+	if errors.As(err, &e) && e.Kind == ErrConnLost {
+		// A server that hangs up on a command for its load or a
+		// connection cap says why in its BYE (Dovecot's "Maximum number
+		// of connections", Exchange's "Too many simultaneous connections").
+		if text, ok := c.guard.bye(); ok {
+			if wait, throttled := ThrottleHint("", text); throttled {
+				e.Kind, e.Text, e.Wait = ErrThrottled, text, wait
+			}
+		}
+	}
+	if e != nil && e.Kind == ErrThrottled {
 		if e.Wait <= 0 {
 			e.Wait = c.opt.ThrottleWait
 		}

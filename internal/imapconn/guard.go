@@ -317,6 +317,21 @@ func throttledOK(line []byte) bool {
 	return bytes.EqualFold(code, []byte("[THROTTLED"))
 }
 
+// bye returns the text of the last complete line when it was an untagged
+// BYE: why the server hung up in the middle of a command.
+func (g *guard) bye() (string, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.last) == 0 {
+		return "", false
+	}
+	line := printable(string(g.last[len(g.last)-1]))
+	if !hasPrefixFold(line, "* BYE") {
+		return "", false
+	}
+	return strings.TrimSpace(line[len("* BYE"):]), true
+}
+
 // slowedDown tells, once, whether a tagged OK since the last call asked
 // for fewer commands.
 func (g *guard) slowedDown() bool {
