@@ -34,7 +34,7 @@ var texts = map[string]string{
 	"failure.over_quota.more": "The destination mailbox is full. The messages copied so far are kept. Enlarge the mailbox quota (or delete mail in the old mailbox), then run the migration again: it copies only the rest. About %s more is needed for the rest of the mail.",
 	"failure.other.source":    "The migration stopped because of an error on the old server. What was copied so far is kept; run the migration again to continue.",
 	"failure.other.dest":      "The migration stopped because of an error on the destination mailbox server. What was copied so far is kept; run the migration again to continue.",
-	"failure.throttled":       "The old provider is slowing the copy down (it answers that it is busy, which large providers such as Microsoft 365 do to spread their load). Nothing failed and what was copied so far is kept; the copy continues at %s by itself.",
+	"failure.throttled":       "The old provider is slowing the copy down (it answers that it is busy, which large providers such as Microsoft 365 do to spread their load). Nothing failed and what was copied so far is kept; the copy continues at %s.",
 	"note.not_mail":           "a calendar, contacts, tasks or notes folder of the old server, holding no messages: not created in the new mailbox",
 	"reason.source_too_big":   "the old server refuses to hand out this message as larger than its limit (%s); save it from the old provider's webmail or mail program and send it to yourself again",
 	"failure.other":           "The migration stopped because of an error. What was copied so far is kept; run the migration again to continue.",

@@ -30,7 +30,7 @@ var textsCS = map[string]string{
 	"failure.over_quota.more": "Cílová schránka je plná. Dosud zkopírované zprávy zůstávají zachovány. Zvětšete kvótu schránky (nebo smažte poštu v původní schránce) a poté spusťte migraci znovu: zkopíruje už jen zbytek. Pro zbývající poštu je potřeba zhruba o %s více místa.",
 	"failure.other.source":    "Migrace se zastavila kvůli chybě na původním serveru. Vše, co se dosud zkopírovalo, zůstává zachováno; pro pokračování spusťte migraci znovu.",
 	"failure.other.dest":      "Migrace se zastavila kvůli chybě na cílovém serveru schránky. Vše, co se dosud zkopírovalo, zůstává zachováno; pro pokračování spusťte migraci znovu.",
-	"failure.throttled":       "Původní poskytovatel kopírování zpomaluje (odpovídá, že je přetížený; velcí poskytovatelé jako Microsoft 365 tak rozkládají zátěž). Nic se nepokazilo a vše, co se dosud zkopírovalo, zůstává zachováno; kopírování samo pokračuje v %s.",
+	"failure.throttled":       "Původní poskytovatel kopírování zpomaluje (odpovídá, že je přetížený; velcí poskytovatelé jako Microsoft 365 tak rozkládají zátěž). Nic se nepokazilo a vše, co se dosud zkopírovalo, zůstává zachováno; kopírování pokračuje v %s.",
 	"note.not_mail":           "složka kalendáře, kontaktů, úkolů nebo poznámek z původního serveru bez zpráv: v nové schránce se nevytváří",
 	"reason.source_too_big":   "původní server tuto zprávu odmítá vydat, protože je větší než jeho limit (%s); uložte si ji z webmailu nebo poštovního programu původního poskytovatele a pošlete si ji znovu",
 	"failure.other":           "Migrace se zastavila kvůli chybě. Vše, co se dosud zkopírovalo, zůstává zachováno; pro pokračování spusťte migraci znovu.",
