@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"text/tabwriter"
+	"time"
 
 	"mailmigrate/internal/bulk"
 	"mailmigrate/internal/engine"
@@ -100,7 +101,18 @@ func runMigrate(ctx context.Context, args []string) int {
 			aopt.Logf = func(format string, args ...any) {
 				disp.logf("%s: "+format, append([]any{a.SourceUser}, args...)...)
 			}
-			reports[i], _ = engine.Run(ctx, a, led, aopt)
+			aopt.Throttled = func(until time.Time) {
+				// A pause of seconds passes unnoticed; a longer one is said.
+				if time.Until(until) >= 5*time.Second {
+					disp.logf("%s: %s", a.SourceUser, catalog.T(out, "throttled", out.Clock(until)))
+				}
+			}
+			var err error
+			reports[i], err = engine.Run(ctx, a, led, aopt)
+			var throttled *engine.ThrottledError
+			if errors.As(err, &throttled) {
+				disp.logf("%s: %s", a.SourceUser, catalog.T(out, "throttled.stopped", out.Clock(throttled.Until)))
+			}
 		})
 	}
 	wg.Wait()
