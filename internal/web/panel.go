@@ -415,7 +415,12 @@ func (p *Panel) domainData(ctx context.Context, v viewer, d store.Domain, f tool
 	if f.Security == "" {
 		f.Security = "tls"
 	}
+	logins := []string{f.DiscoverAddress, f.Lines}
+	for _, mb := range mbs {
+		logins = append(logins, f.SourceUsers[mb.Address])
+	}
 	return map[string]any{"Title": d.Name, "User": v.User, "Domain": d, "Mailboxes": mbs, "Form": f,
+		"Hints": providerHints(v.Printer, f.Host, logins...), "HintTable": hintTable(v.Printer),
 		"Migrations": views, "Master": p.api.cfg.Hosting.MasterUser != "", "AllowPlaintext": p.api.cfg.AllowPlaintext,
 		"Kept": keptRef{}, "KeptMinutes": int(keepChecked / time.Minute)}, nil
 }
