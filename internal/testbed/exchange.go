@@ -51,8 +51,8 @@ const (
 	ThrottleOK
 )
 
-// Throttle answers every Every-th command named On ("LOGIN", "SELECT"
-// (EXAMINE too), "UID FETCH", "FETCH", "STATUS", ...; counted over all
+// Throttle answers every Every-th command named On ("LOGIN"
+// (AUTHENTICATE too), "SELECT" (EXAMINE too), "UID FETCH", "FETCH", "STATUS", ...; counted over all
 // connections) with Reply.
 type Throttle struct {
 	On    string
@@ -155,7 +155,8 @@ func (x *Exchange) throttle(name string) (ThrottleReply, bool) {
 	defer x.mu.Unlock()
 	for i, th := range x.cfg.Throttles {
 		on := strings.ToUpper(th.On)
-		if on != name && !(on == "SELECT" && name == "EXAMINE") || th.Every <= 0 {
+		same := on == name || (on == "SELECT" && name == "EXAMINE") || (on == "LOGIN" && name == "AUTHENTICATE")
+		if !same || th.Every <= 0 {
 			continue
 		}
 		x.counts[i]++
