@@ -66,6 +66,14 @@ type setup struct {
 	parallel int // tasks at once, in all processes together
 }
 
+// key names the setup for -setups: cli4, sqlite, pg2.
+func (s setup) key() string {
+	if s.cli {
+		return fmt.Sprintf("cli%d", s.parallel)
+	}
+	return s.name
+}
+
 func (s setup) label() string {
 	switch {
 	case s.cli:
@@ -163,6 +171,16 @@ func (b *bed) service(ctx context.Context) error {
 			setups = append(setups, setup{name: "sqlite", workers: 1, parallel: par})
 		}
 		setups = append(setups, setup{name: fmt.Sprintf("pg%d", workers), postgres: true, workers: workers, parallel: par})
+	}
+	if cfg.setups != "" {
+		keep := map[string]bool{}
+		for _, n := range strings.Split(cfg.setups, ",") {
+			keep[strings.TrimSpace(n)] = true
+		}
+		setups = slices.DeleteFunc(setups, func(st setup) bool { return !keep[st.key()] })
+		if len(setups) == 0 {
+			return fmt.Errorf("-setups %q: none of cli4 cli8 cli12 sqlite pg1 pg2 pg3 (with -jobs 4)", cfg.setups)
+		}
 	}
 	// A first copy of every mailbox warms the servers for all that
 	// follow: the setup that came first paid more of Dovecot's CPU for

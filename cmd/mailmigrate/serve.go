@@ -302,7 +302,7 @@ func buildService(ctx context.Context, st *store.DB, box *secret.Box, h jobs.Hos
 		Diagnose: diag, Logf: logf,
 		MaxQuota: cfg.Hosting.MaxQuota, ResyncStopDays: cfg.Jobs.ResyncStopDays,
 		PublicURL: cfg.Web.PublicURL, TrustedProxies: cfg.Web.TrustedProxies, FailedLogins: failed,
-		CheckLines: cfg.Web.CheckLines, ChecksPerHour: cfg.Web.ChecksPerHour, HandoffKey: handoff, Slots: st.Slots(),
+		CheckLines: cfg.Web.CheckLines, ChecksPerHour: cfg.Web.ChecksPerHour, SourceHostLimit: cfg.Sources.HostLimit, HandoffKey: handoff, Slots: st.Slots(),
 		Backoffs: st.Backoffs()})
 	mux.Handle("/api/", api.Handler())
 	mux.Handle("/", web.NewPanel(api).Handler())
