@@ -63,7 +63,7 @@ func main() {
 	flag.IntVar(&cfg.runs, "runs", 3, "runs per phase; the median is reported")
 	flag.IntVar(&cfg.workers, "workers", 0, "pass --workers N to mailmigrate (0: its default)")
 	flag.IntVar(&cfg.parallel, "parallel", 0, "pass --parallel N to mailmigrate in the many-accounts phase (0: all accounts at once)")
-	flag.StringVar(&cfg.profile, "profile", "", "write CPU and heap profiles of the first initial run into this directory")
+	flag.StringVar(&cfg.profile, "profile", "", "write CPU and heap profiles of the first initial run (with -service: of every mailmigrate process) into this directory")
 	flag.IntVar(&cfg.accounts, "accounts", 20, "accounts in the many-accounts phase")
 	flag.IntVar(&cfg.perAccount, "per-account", 250, "messages per account in the many-accounts phase")
 	flag.BoolVar(&cfg.tmpfs, "tmpfs", false, "keep the servers' mail in /dev/shm: removes disk noise, shows the servers' CPU limit")

@@ -160,6 +160,11 @@ func (b *bed) service(ctx context.Context) error {
 		return err
 	}
 
+	if cfg.profile != "" {
+		if err := os.MkdirAll(cfg.profile, 0o755); err != nil {
+			return err
+		}
+	}
 	jobsPer := max(cfg.jobs, 1)
 	var setups []setup
 	// CLI and service alternate, so that a slow minute of the shared
@@ -312,6 +317,10 @@ func (s *svcBench) runCLI(st setup, dests []string) (svcRun, error) {
 		"--dest", "imaps://"+s.dst.IMAPSAddr(), "--ca-file", s.dst.CAFile, "--accounts", list,
 		"--parallel", strconv.Itoa(st.parallel), "--state", filepath.Join(s.dir, tag+".db"),
 		"--report", report, "--quiet")
+	if s.cfg.profile != "" {
+		base := filepath.Join(s.cfg.profile, tag)
+		cmd.Args = append(cmd.Args, "--cpuprofile", base+".cpu", "--memprofile", base+".mem")
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	before := s.snapshot(nil)
@@ -665,6 +674,12 @@ func (s *svcBench) startProc(p *svcProc, dir, conf string, args ...string) error
 		return err
 	}
 	defer f.Close()
+	if s.cfg.profile != "" {
+		// One profile per process and setup; the server writes it when
+		// it stops.
+		base := filepath.Join(s.cfg.profile, filepath.Base(dir)+"-"+p.name)
+		args = append(args, "--cpuprofile", base+".cpu", "--memprofile", base+".mem")
+	}
 	p.cmd = exec.Command(s.bin, append([]string{"serve", "--config", conf}, args...)...)
 	p.cmd.Env = append(os.Environ(), s.env...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
