@@ -79,7 +79,7 @@ func (c *Conn) Append(ctx context.Context, mailbox string, msgs []AppendMessage)
 	defer done()
 	c.tags++
 	tag := "M" + strconv.Itoa(c.tags)
-	replies := c.guard.divert(tag)
+	replies := c.guard.divert(tag, false)
 	defer c.guard.undivert()
 	a := &appendCmd{c: c, tag: tag, replies: replies, op: op,
 		plus: caps.Has(imap.CapLiteralPlus), minus: caps.Has(imap.CapLiteralMinus)}
@@ -192,14 +192,17 @@ func (a *appendCmd) failed(err error) ([]byte, error) {
 
 // wait returns the next diverted line: a continuation request or the
 // tagged reply.
-func (a *appendCmd) wait() ([]byte, error) {
+func (a *appendCmd) wait() ([]byte, error) { return a.c.waitDiverted(a.replies) }
+
+// waitDiverted returns the next line the guard diverted to replies.
+func (c *Conn) waitDiverted(replies <-chan []byte) ([]byte, error) {
 	select {
-	case line := <-a.replies:
+	case line := <-replies:
 		return line, nil
-	case <-a.c.cl.Closed():
+	case <-c.cl.Closed():
 		// A reply may have been diverted just before the end.
 		select {
-		case line := <-a.replies:
+		case line := <-replies:
 			return line, nil
 		default:
 			return nil, errClosed

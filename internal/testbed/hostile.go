@@ -129,6 +129,10 @@ type Hostile struct {
 
 	sent atomic.Int64 // bytes written to clients
 
+	// fetchExt answers FETCH items a server built on this one adds (the
+	// Gmail server's X-GM-*), by upper-case name; set before serving.
+	fetchExt map[string]func(f *HostileFolder, m *HostileMessage) string
+
 	// data guards the folders' message lists and the folders created.
 	data   sync.RWMutex
 	faults []int // how often each AppendFault may still fire; <0: always
@@ -754,6 +758,7 @@ func (s *hostileSession) append(args []arg) (string, error) {
 type fetchItems struct {
 	uid, flags, date, size bool
 	sections               []section
+	ext                    []string // names in Hostile.fetchExt
 }
 
 // section is one BODY[...] item.
@@ -770,7 +775,7 @@ func (s *hostileSession) fetch(args []arg, byUID bool) error {
 	if len(args) != 2 || args[0].kind != atomArg {
 		return commandError("BAD FETCH wants a set and items")
 	}
-	items, err := parseFetchItems(args[1])
+	items, err := parseFetchItems(args[1], s.h.fetchExt)
 	if err != nil {
 		return err
 	}
@@ -820,6 +825,9 @@ func (s *hostileSession) fetchOne(seq int, m *HostileMessage, items fetchItems) 
 	if items.size {
 		parts = append(parts, fmt.Sprintf("RFC822.SIZE %d", len(m.Body)))
 	}
+	for _, x := range items.ext {
+		parts = append(parts, x+" "+s.h.fetchExt[x](s.sel, m))
+	}
 	fmt.Fprintf(s.w, "* %d FETCH (%s", seq, strings.Join(parts, " "))
 	sep := " "
 	if len(parts) == 0 {
@@ -855,7 +863,7 @@ func (s *hostileSession) fetchOne(seq int, m *HostileMessage, items fetchItems) 
 	return nil
 }
 
-func parseFetchItems(a arg) (fetchItems, error) {
+func parseFetchItems(a arg, ext map[string]func(*HostileFolder, *HostileMessage) string) (fetchItems, error) {
 	var it fetchItems
 	list := a.list
 	if a.kind != listArg {
@@ -876,6 +884,10 @@ func parseFetchItems(a arg) (fetchItems, error) {
 		case "RFC822.SIZE":
 			it.size = true
 		default:
+			if ext[u] != nil {
+				it.ext = append(it.ext, u)
+				continue
+			}
 			spec, ok := strings.CutPrefix(u, "BODY.PEEK[")
 			if !ok {
 				spec, ok = strings.CutPrefix(u, "BODY[")
