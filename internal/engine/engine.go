@@ -75,6 +75,11 @@ type Options struct {
 	// more is refused before anything is created on the destination.
 	// Default 5,000.
 	MaxFolders int
+	// GmailOnce copies each message of a Gmail source once, into the
+	// first of its places (INBOX, Sent, Drafts, its user labels by name,
+	// else Archive), with its other user labels as keywords, instead of
+	// once into the folder of each label.
+	GmailOnce bool
 }
 
 // DefaultMaxFolders is Options.MaxFolders when it is not set. Real
@@ -360,6 +365,9 @@ func (m *migration) run(ctx context.Context) error {
 		m.singleWriter = true
 	}
 	m.multiAppend = m.dst.MultiAppend(ctx)
+	if all, ok := m.gmailMode(ctx); ok {
+		return m.runGmail(ctx, all)
+	}
 	plans := PlanFolders(m.srcLayout, m.dstLayout, m.remembered)
 	m.opt.Progress.add(&m.opt.Progress.foldersTotal, int64(len(plans)))
 	// Totals first, so that progress has a denominator from the start.
@@ -396,6 +404,12 @@ func (m *migration) run(ctx context.Context) error {
 		}
 		works, uids = append(works, w), append(uids, u)
 	}
+	return m.copyWorks(ctx, works, uids)
+}
+
+// copyWorks copies the prepared works' messages, retries what failed and
+// verifies what arrived.
+func (m *migration) copyWorks(ctx context.Context, works []*folderWork, uids [][]imap.UID) error {
 	if len(works) == 0 {
 		return nil
 	}
@@ -504,11 +518,11 @@ func (m *migration) retry(ctx context.Context, works []*folderWork) error {
 		if err := m.examine(ctx, w); err != nil {
 			return &SideError{SideSource, m.acct.SourceUser, err}
 		}
-		entries, err := m.led.Entries(ctx, m.key, w.plan.Source, w.uidValidity)
+		known, err := m.knownDst(ctx, w)
 		if err != nil {
 			return err
 		}
-		if u, err = m.adopt(ctx, w, u, entries); err != nil {
+		if u, err = m.adopt(ctx, w, u, known); err != nil {
 			return err
 		}
 		uids = append(uids, u)
@@ -572,15 +586,8 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		}
 		m.remembered[p.Source] = p.Dest
 	}
-	if p.Subscribed && !m.subscribed[p.Dest] {
-		if err := m.dst.Subscribe(ctx, p.Dest); err != nil {
-			if m.dst.Dead() {
-				return nil, nil, dstErr(err)
-			}
-			// Mail matters more than the subscription: go on.
-			m.logf("%s: could not subscribe %q: %v", p.Source, p.Dest, err)
-		}
-		m.subscribed[p.Dest] = true
+	if err := m.subscribe(ctx, p); err != nil {
+		return nil, nil, err
 	}
 	sel, err := m.src.Examine(ctx, p.Source)
 	if err != nil {
@@ -651,7 +658,7 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 			m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
 			m.opt.Progress.add(&m.opt.Progress.bytesDone, msg.Size)
 		}
-		if want := w.filter.apply(msg.Flags); e.DstUID != 0 && flagKey(want) != flagKey(e.Flags) {
+		if want := w.flags(msg.UID, msg.Flags); e.DstUID != 0 && flagKey(want) != flagKey(e.Flags) {
 			add, rem := flagDelta(e.Flags, want)
 			e.Flags = want
 			flagChanged = append(flagChanged, e)
@@ -674,7 +681,7 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		fr.FlagsUpdated = len(flagChanged)
 	}
 	if len(newUIDs) > 0 && dsel.NumMessages > 0 {
-		if newUIDs, err = m.adopt(ctx, w, newUIDs, entries); err != nil {
+		if newUIDs, err = m.adopt(ctx, w, newUIDs, dstUIDs(entries)); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -693,6 +700,22 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		return nil, nil, m.saveFolder(ctx, w)
 	}
 	return w, newUIDs, nil
+}
+
+// subscribe subscribes a plan's destination folder where the source
+// folder is subscribed.
+func (m *migration) subscribe(ctx context.Context, p FolderPlan) error {
+	if p.Subscribed && !m.subscribed[p.Dest] {
+		if err := m.dst.Subscribe(ctx, p.Dest); err != nil {
+			if m.dst.Dead() {
+				return &SideError{SideDest, m.acct.DestUser, err}
+			}
+			// Mail matters more than the subscription: go on.
+			m.logf("%s: could not subscribe %q: %v", p.Source, p.Dest, err)
+		}
+		m.subscribed[p.Dest] = true
+	}
+	return nil
 }
 
 // createFolder makes a plan's destination folder and returns its name.
@@ -800,6 +823,12 @@ func (m *migration) skipTooBig(ctx context.Context, w *folderWork, uids []imap.U
 // saveFolder records a complete pass, which lets the next run skip the
 // folder while nothing changes.
 func (m *migration) saveFolder(ctx context.Context, w *folderWork) error {
+	if w.gm != nil {
+		// Only the destination's generation: a Gmail folder is compared
+		// with the ledger message by message on every run.
+		return m.led.SaveFolder(ctx, m.key, FolderState{SrcFolder: w.gm.key, DstFolder: w.plan.Dest,
+			DstUIDValidity: w.dstUIDValidity})
+	}
 	if len(w.fr.Failed) > 0 || len(w.fr.Skipped) > 0 {
 		return nil
 	}
@@ -818,15 +847,11 @@ func (m *migration) storeFlags(ctx context.Context, uid imap.UID, add, rem []ima
 }
 
 // adopt matches source messages the ledger does not know against
-// destination messages the ledger does not know (entries is what it knows
-// of the folder), by content identity, as multisets. Matches are recorded
+// destination messages the ledger does not know (known are the UIDs of
+// those it does), by content identity, as multisets. Matches are recorded
 // as copied; the rest is returned.
-func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID, entries map[imap.UID]Entry) ([]imap.UID, error) {
-	p, uidValidity, fr := w.plan, w.uidValidity, w.fr
-	known := map[imap.UID]bool{}
-	for _, e := range entries {
-		known[e.DstUID] = true
-	}
+func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID, known map[imap.UID]bool) ([]imap.UID, error) {
+	p, fr := w.plan, w.fr
 	// Open afresh: a mailbox view only learns of messages other
 	// connections appended when the server syncs it, which some servers do
 	// after, not before, the next FETCH. Read-only, because it only reads.
@@ -893,7 +918,7 @@ func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID, e
 				fr.Rewritten++
 			}
 			matched[i] = true
-			adopted = append(adopted, Entry{SrcUID: s.UID, DstUID: cands[j].uid, Identity: id, Flags: w.filter.apply(s.Flags)})
+			adopted = append(adopted, Entry{SrcUID: s.UID, DstUID: cands[j].uid, Identity: id, Flags: w.flags(s.UID, s.Flags)})
 			pool[id] = slices.Delete(cands, j, j+1)
 			m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
 			m.opt.Progress.add(&m.opt.Progress.bytesDone, s.Size)
@@ -906,7 +931,7 @@ func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID, e
 		}
 	}
 	if len(adopted) > 0 {
-		if err := m.led.Record(ctx, m.key, p.Source, uidValidity, adopted); err != nil {
+		if err := m.record(ctx, w, adopted); err != nil {
 			return nil, err
 		}
 		fr.AlreadyPresent += len(adopted)
@@ -1100,12 +1125,12 @@ func (e errFolderReset) Error() string {
 
 // examine opens a work's source folder for fetching.
 func (m *migration) examine(ctx context.Context, w *folderWork) error {
-	sel, err := m.src.Examine(ctx, w.plan.Source)
+	sel, err := m.src.Examine(ctx, w.source())
 	if err != nil {
 		return err
 	}
 	if sel.UIDValidity != w.uidValidity {
-		return errFolderReset{w.plan.Source}
+		return errFolderReset{w.source()}
 	}
 	return nil
 }
@@ -1199,7 +1224,7 @@ func (p *pipeline) appendBatch(conn *imapconn.Conn, jobs []*job) (rs []result, n
 	}
 	msgs := make([]imapconn.AppendMessage, len(jobs))
 	for i, j := range jobs {
-		msgs[i] = imapconn.AppendMessage{Flags: w.filter.apply(j.msg.Flags), Date: j.msg.InternalDate,
+		msgs[i] = imapconn.AppendMessage{Flags: w.flags(j.msg.UID, j.msg.Flags), Date: j.msg.InternalDate,
 			Size: j.body.size, Body: j.body.reader()}
 	}
 	if fits {

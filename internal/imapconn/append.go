@@ -310,7 +310,7 @@ func mailboxArg(name string, utf8Names bool) (string, error) {
 	if utf8Names {
 		name = strings.ReplaceAll(name, "&", "&-")
 	} else {
-		name = encodeUTF7(name)
+		name = EncodeUTF7(name)
 	}
 	if len(name) > 4096 || strings.ContainsAny(name, "\x00\r\n") {
 		return "", fmt.Errorf("the folder name %q cannot be sent as a quoted string", name)
@@ -318,8 +318,8 @@ func mailboxArg(name string, utf8Names bool) (string, error) {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name) + `"`, nil
 }
 
-// encodeUTF7 encodes a mailbox name in modified UTF-7 (RFC 3501 5.1.3).
-func encodeUTF7(s string) string {
+// EncodeUTF7 encodes a mailbox name in modified UTF-7 (RFC 3501 5.1.3).
+func EncodeUTF7(s string) string {
 	var b strings.Builder
 	var run []uint16
 	flush := func() {

@@ -122,6 +122,49 @@ func TestRecordMany(t *testing.T) {
 	})
 }
 
+// Entries keyed by a message's 64-bit id (Gmail's X-GM-MSGID), all bits
+// of it, apart from the UID entries of any folder.
+func TestLedgerIDs(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, open opener) {
+		l, err := open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ctx := context.Background()
+		const acct, key = "a -> b", "X-GM-MSGID INBOX"
+		ids := []uint64{1, 1<<63 + 5, 1<<64 - 1}
+		var entries []engine.Entry
+		for i, id := range ids {
+			entries = append(entries, engine.Entry{ID: id, DstUID: imap.UID(10 + i), Identity: engine.Identity{byte(i)},
+				Flags: []imap.Flag{imap.FlagSeen}})
+		}
+		// The first id twice in one call: the later entry wins.
+		entries = append([]engine.Entry{{ID: 1, DstUID: 10, Flags: []imap.Flag{imap.FlagAnswered}}}, entries...)
+		if err := l.RecordIDs(ctx, acct, key, entries); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Record(ctx, acct, key, 7, []engine.Entry{{SrcUID: 1, DstUID: 99}}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.IDEntries(ctx, acct, key)
+		if err != nil || len(got) != len(ids) {
+			t.Fatalf("entries %+v, %v", got, err)
+		}
+		for i, id := range ids {
+			if e := got[id]; e.ID != id || e.DstUID != imap.UID(10+i) || e.Identity != (engine.Identity{byte(i)}) || len(e.Flags) != 1 {
+				t.Errorf("id %d: %+v", id, e)
+			}
+		}
+		if es, _ := l.Entries(ctx, acct, key, 7); len(es) != 1 || es[1].DstUID != 99 {
+			t.Errorf("UID entries beside them: %+v", es)
+		}
+		if es, _ := l.IDEntries(ctx, acct, "X-GM-MSGID Sent"); len(es) != 0 {
+			t.Errorf("another key sees %+v", es)
+		}
+	})
+}
+
 // BenchmarkRecord is the ledger write of one batch of copied messages.
 func BenchmarkRecord(b *testing.B) {
 	l, err := Open(filepath.Join(b.TempDir(), "state.db"))
