@@ -170,6 +170,9 @@ func Check(ctx context.Context, a Account, opt Options) (*Report, error) {
 func (m *migration) check(ctx context.Context) error {
 	err := m.connect(ctx)
 	if err == nil {
+		if all, ok := m.gmailMode(ctx); ok {
+			return m.checkGmail(ctx, all)
+		}
 		var size int64
 		sized := true
 		for _, p := range PlanFolders(m.srcLayout, m.dstLayout, nil) {

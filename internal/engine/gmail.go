@@ -209,9 +209,17 @@ func (m *migration) newGmailPlaces(sources []*gmailSource) *gmailPlaces {
 	ps.role[RoleArchive] = ps.add("Archive", all.name, imap.MailboxAttrArchive, all).mbox.Name
 	ps.add("INBOX", "INBOX", "", all)
 	// User labels: the folders that are neither INBOX nor a system folder
-	// (those carry SPECIAL-USE attributes), and any label on a message.
+	// (those carry SPECIAL-USE attributes, and are beside All Mail in
+	// "[Gmail]" or however the account's language names it), and any
+	// label on a message.
+	system := ""
+	if p := m.srcLayout.path(all.name); len(p) > 1 {
+		system, _ = m.srcLayout.name(p[:len(p)-1])
+		system += string(m.srcLayout.Delim)
+	}
 	for _, mb := range m.srcLayout.Mailboxes {
-		if !mb.NoSelect() && !strings.EqualFold(mb.Name, "INBOX") && !gmailSystemFolder(mb) {
+		if !mb.NoSelect() && !strings.EqualFold(mb.Name, "INBOX") && !gmailSystemFolder(mb) &&
+			(system == "" || !strings.HasPrefix(mb.Name, system)) {
 			ps.add(mb.Name, mb.Name, "", all)
 		}
 	}
@@ -286,13 +294,16 @@ type gmailTarget struct {
 	msgs   []gmailMsg
 	extra  map[imap.UID][]imap.Flag
 	placed map[uint64]bool
+	// archive: the archived mail of All Mail, not a label's
+	archive bool
 }
 
-// runGmail copies a Gmail account (see the comment at the top).
-func (m *migration) runGmail(ctx context.Context, all string) error {
+// planGmail reads a Gmail account and returns what goes into each
+// destination folder from each source folder, in the plan's order.
+func (m *migration) planGmail(ctx context.Context, all string) ([]*gmailTarget, error) {
 	sources, err := m.readGmail(ctx, all)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ps := m.newGmailPlaces(sources)
 	syn := Layout{Delim: '/'}
@@ -309,7 +320,7 @@ func (m *migration) runGmail(ctx context.Context, all string) error {
 	}
 	// Where each message was copied before, for GmailOnce.
 	copiedTo := map[uint64]string{}
-	if m.opt.GmailOnce {
+	if m.opt.GmailOnce && m.led != nil {
 		var keys []string
 		for k := range m.remembered {
 			if strings.HasPrefix(k, gmailMsgKey) {
@@ -320,7 +331,7 @@ func (m *migration) runGmail(ctx context.Context, all string) error {
 		for _, k := range keys {
 			es, err := m.led.IDEntries(ctx, m.key, k)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			for id := range es {
 				if _, ok := copiedTo[id]; !ok {
@@ -406,24 +417,61 @@ func (m *migration) runGmail(ctx context.Context, all string) error {
 			}
 		}
 	}
-	m.opt.Progress.add(&m.opt.Progress.foldersTotal, int64(len(order)))
-	m.rep.Folders = make([]FolderReport, len(order))
+	out := make([]*gmailTarget, len(order))
 	for i, k := range order {
-		t := targets[k]
+		out[i] = targets[k]
+		out[i].archive = out[i].plan.Role == RoleArchive && out[i].src == sources[0]
+	}
+	return out, nil
+}
+
+// report is the target's row in the report, before the copy.
+func (t *gmailTarget) report() FolderReport {
+	fr := FolderReport{Source: strings.Join(t.shown, ", "), Dest: t.plan.Dest, Role: t.plan.Role,
+		Note: t.plan.Note, SourceMessages: len(t.msgs)}
+	if t.archive {
+		fr.Note = catalog.M("note.gmail_archive")
+	}
+	return fr
+}
+
+// checkGmail lists what the copy of a Gmail account would put into each
+// destination folder, and its size, copying nothing.
+func (m *migration) checkGmail(ctx context.Context, all string) error {
+	targets, err := m.planGmail(ctx, all)
+	if err != nil {
+		return err
+	}
+	var size int64
+	for _, t := range targets {
+		m.rep.Folders = append(m.rep.Folders, t.report())
+		for _, g := range t.msgs {
+			size += g.meta.Size
+		}
+	}
+	m.rep.SourceBytes = size
+	return m.checkSpace(ctx, size)
+}
+
+// runGmail copies a Gmail account (see the comment at the top).
+func (m *migration) runGmail(ctx context.Context, all string) error {
+	targets, err := m.planGmail(ctx, all)
+	if err != nil {
+		return err
+	}
+	m.opt.Progress.add(&m.opt.Progress.foldersTotal, int64(len(targets)))
+	m.rep.Folders = make([]FolderReport, len(targets))
+	for i, t := range targets {
 		m.opt.Progress.add(&m.opt.Progress.msgsTotal, int64(len(t.msgs)))
 		for _, g := range t.msgs {
 			m.opt.Progress.add(&m.opt.Progress.bytesTotal, g.meta.Size)
 		}
-		m.rep.Folders[i] = FolderReport{Source: strings.Join(t.shown, ", "), Dest: t.plan.Dest, Role: t.plan.Role,
-			Note: t.plan.Note, SourceMessages: len(t.msgs)}
-		if t.plan.Role == RoleArchive && t.src == sources[0] {
-			m.rep.Folders[i].Note = catalog.M("note.gmail_archive")
-		}
+		m.rep.Folders[i] = t.report()
 	}
 	var works []*folderWork
 	var uids [][]imap.UID
-	for i, k := range order {
-		w, u, err := m.prepareGmail(ctx, targets[k], &m.rep.Folders[i])
+	for i, t := range targets {
+		w, u, err := m.prepareGmail(ctx, t, &m.rep.Folders[i])
 		if err != nil {
 			return err
 		}

@@ -186,6 +186,27 @@ func TestGmailSource(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			g := testbed.StartGmail(t, testbed.GmailConfig{User: srcUser, Password: srcPass, Locale: c.locale, Messages: gmailAccount()})
 			r := newGmailRun(t, g, c.dst, fmt.Sprintf("gmail%d@new.test", i))
+			// The pre-flight check lists the same plan, copying nothing.
+			chk, err := engine.Check(context.Background(), r.acct, engine.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			planned := map[string]int{}
+			var size int64
+			for _, f := range chk.Folders {
+				planned[f.Dest] += f.SourceMessages
+			}
+			want := map[string]int{}
+			for f, msgs := range gmailWant(c.sep) {
+				want[f] = len(msgs)
+				// A message of two labels is counted (and copied) twice.
+				for _, m := range msgs {
+					size += int64(len(gmailAccount()[m.msg-1].Body))
+				}
+			}
+			if !maps.Equal(planned, want) || chk.SourceBytes != size {
+				t.Errorf("check plans %v and %d bytes, want %v", planned, chk.SourceBytes, want)
+			}
 			rep := r.run(engine.Options{})
 			r.wantHeld(gmailWant(c.sep))
 			if rep.Totals.Copied != 11 || rep.Totals.SourceMessages != 11 {
