@@ -193,8 +193,9 @@ func (m *migration) newGmailPlaces(sources []*gmailSource) *gmailPlaces {
 	for _, r := range []struct {
 		attr imap.MailboxAttr
 		role Role
-	}{{imap.MailboxAttrSent, RoleSent}, {imap.MailboxAttrDrafts, RoleDrafts}} {
-		name, shown := string(r.role), string(r.role)
+		name string // when Gmail lists no such folder
+	}{{imap.MailboxAttrSent, RoleSent, "Sent"}, {imap.MailboxAttrDrafts, RoleDrafts, "Drafts"}} {
+		name, shown := r.name, r.name
 		for _, mb := range m.srcLayout.Mailboxes {
 			if mb.HasAttr(r.attr) {
 				name, shown = leaf(mb.Name), mb.Name
@@ -293,7 +294,6 @@ type gmailTarget struct {
 	shown  []string
 	msgs   []gmailMsg
 	extra  map[imap.UID][]imap.Flag
-	placed map[uint64]bool
 	// archive: the archived mail of All Mail, not a label's
 	archive bool
 }
@@ -340,6 +340,7 @@ func (m *migration) planGmail(ctx context.Context, all string) ([]*gmailTarget, 
 			}
 		}
 	}
+	placed := map[string]map[uint64]bool{} // destination -> messages going there
 	// Targets by destination folder and source, in the plan's order.
 	targets := map[[2]string]*gmailTarget{}
 	var order [][2]string
@@ -348,7 +349,7 @@ func (m *migration) planGmail(ctx context.Context, all string) ([]*gmailTarget, 
 		k := [2]string{p.Dest, src.name}
 		t := targets[k]
 		if t == nil {
-			t = &gmailTarget{plan: p, src: src, extra: map[imap.UID][]imap.Flag{}, placed: map[uint64]bool{}}
+			t = &gmailTarget{plan: p, src: src, extra: map[imap.UID][]imap.Flag{}}
 			targets[k] = t
 			order = append(order, k)
 		}
@@ -402,10 +403,14 @@ func (m *migration) planGmail(ctx context.Context, all string) ([]*gmailTarget, 
 			}
 			for _, pl := range places {
 				t := target(pl, s)
-				if t.placed[g.id] {
+				d := t.plan.Dest
+				if placed[d] == nil {
+					placed[d] = map[uint64]bool{}
+				}
+				if placed[d][g.id] {
 					continue // two labels of one destination folder
 				}
-				t.placed[g.id] = true
+				placed[d][g.id] = true
 				t.msgs = append(t.msgs, g)
 				extra := slices.Clone(keywords)
 				if slices.ContainsFunc(g.labels, func(l string) bool { return strings.EqualFold(l, labelStarred) }) {

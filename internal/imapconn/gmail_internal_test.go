@@ -116,3 +116,16 @@ func TestGuardDivertFetchBounded(t *testing.T) {
 		t.Fatal("a literal larger than a line may be was taken")
 	}
 }
+
+// The guard's test of a line's start never panics, and a line it took for
+// a FETCH response stays one however it goes on.
+func FuzzUntaggedFetch(f *testing.F) {
+	for _, s := range []string{"* 1 FETCH (", "* 12 fetch", "* OK", "*", "* 1", "* 99999999999 FETCH "} {
+		f.Add([]byte(s), []byte("x"))
+	}
+	f.Fuzz(func(t *testing.T, b, more []byte) {
+		if untaggedFetch(b) == divertTaken && untaggedFetch(append(b, more...)) != divertTaken {
+			t.Fatalf("%q taken, %q not", b, append(b, more...))
+		}
+	})
+}
