@@ -30,8 +30,8 @@ import (
 //     folders themselves (All Mail, Starred, Important, ...) are not
 //     copied as folders.
 //
-// With Options.GmailOnce each message goes to one place only (see
-// gmailOnce) and its other user labels become keywords.
+// With Options.GmailOnce each message goes to one place only, the first
+// of gmailPlaces.places, and its other user labels become keywords.
 //
 // The ledger keys these copies by destination folder and X-GM-MSGID
 // (Ledger.IDEntries), which a message keeps whatever happens to its
@@ -40,9 +40,11 @@ import (
 // lost where they are (the source is never changed, and neither is what
 // the destination holds).
 
-// Ledger keys of a Gmail account: where a place went (the plan), and the
-// messages copied into a destination folder. IMAP folder names of a
-// non-Gmail run of the same account do not start this way.
+// Ledger keys of a Gmail account, in place of source folder names: where
+// a place went (the plan), and the messages copied into a destination
+// folder. Real folders (by which a folder-by-folder run of the same
+// account keys its entries, should All Mail be hidden one day) are not
+// named like this.
 const (
 	gmailPlaceKey = "X-GM-LABELS "
 	gmailMsgKey   = "X-GM-MSGID "
