@@ -119,12 +119,12 @@ func StartGmail(t testing.TB, cfg GmailConfig) *Gmail {
 		g.msgs = append(g.msgs, m)
 	}
 	g.Hostile = StartHostile(t, HostileConfig{User: cfg.User, Password: cfg.Password,
-		Caps: []string{"X-GM-EXT-1", "UIDPLUS", "ID", "CHILDREN"}})
-	g.fetchExt = map[string]func(*HostileFolder, *HostileMessage) string{
-		"X-GM-MSGID":  func(f *HostileFolder, m *HostileMessage) string { return strconv.FormatUint(g.message(f, m).MsgID, 10) },
-		"X-GM-THRID":  func(f *HostileFolder, m *HostileMessage) string { return strconv.FormatUint(g.message(f, m).ThrID, 10) },
-		"X-GM-LABELS": func(f *HostileFolder, m *HostileMessage) string { return gmailLabels(g.message(f, m).Labels) },
-	}
+		Caps: []string{"X-GM-EXT-1", "UIDPLUS", "ID", "CHILDREN"},
+		fetchExt: map[string]func(*HostileFolder, *HostileMessage) string{
+			"X-GM-MSGID":  func(f *HostileFolder, m *HostileMessage) string { return strconv.FormatUint(g.message(f, m).MsgID, 10) },
+			"X-GM-THRID":  func(f *HostileFolder, m *HostileMessage) string { return strconv.FormatUint(g.message(f, m).ThrID, 10) },
+			"X-GM-LABELS": func(f *HostileFolder, m *HostileMessage) string { return gmailLabels(g.message(f, m).Labels) },
+		}})
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.build()

@@ -64,6 +64,10 @@ type HostileConfig struct {
 	// CapabilityGate, when set, holds the answer to every CAPABILITY after
 	// login until it is closed: a slow server, as slow as a test needs.
 	CapabilityGate <-chan struct{}
+
+	// fetchExt answers FETCH items a server built on this one adds (the
+	// Gmail server's X-GM-*), by upper-case name.
+	fetchExt map[string]func(f *HostileFolder, m *HostileMessage) string
 }
 
 // AppendFault is one way an APPEND fails.
@@ -128,10 +132,6 @@ type Hostile struct {
 	order   []string                  // wire names in LIST order
 
 	sent atomic.Int64 // bytes written to clients
-
-	// fetchExt answers FETCH items a server built on this one adds (the
-	// Gmail server's X-GM-*), by upper-case name; set before serving.
-	fetchExt map[string]func(f *HostileFolder, m *HostileMessage) string
 
 	// data guards the folders' message lists and the folders created.
 	data   sync.RWMutex
@@ -758,7 +758,7 @@ func (s *hostileSession) append(args []arg) (string, error) {
 type fetchItems struct {
 	uid, flags, date, size bool
 	sections               []section
-	ext                    []string // names in Hostile.fetchExt
+	ext                    []string // names in HostileConfig.fetchExt
 }
 
 // section is one BODY[...] item.
@@ -775,7 +775,7 @@ func (s *hostileSession) fetch(args []arg, byUID bool) error {
 	if len(args) != 2 || args[0].kind != atomArg {
 		return commandError("BAD FETCH wants a set and items")
 	}
-	items, err := parseFetchItems(args[1], s.h.fetchExt)
+	items, err := parseFetchItems(args[1], s.h.cfg.fetchExt)
 	if err != nil {
 		return err
 	}
@@ -826,7 +826,7 @@ func (s *hostileSession) fetchOne(seq int, m *HostileMessage, items fetchItems) 
 		parts = append(parts, fmt.Sprintf("RFC822.SIZE %d", len(m.Body)))
 	}
 	for _, x := range items.ext {
-		parts = append(parts, x+" "+s.h.fetchExt[x](s.sel, m))
+		parts = append(parts, x+" "+s.h.cfg.fetchExt[x](s.sel, m))
 	}
 	fmt.Fprintf(s.w, "* %d FETCH (%s", seq, strings.Join(parts, " "))
 	sep := " "
