@@ -466,6 +466,11 @@ func (m *migration) runGmail(ctx context.Context, all string) error {
 	if err != nil {
 		return err
 	}
+	how := "once per label"
+	if m.opt.GmailOnce {
+		how = "once each, other labels as keywords"
+	}
+	m.logf("the source is Gmail: copying %s from %s", how, all)
 	m.opt.Progress.add(&m.opt.Progress.foldersTotal, int64(len(targets)))
 	m.rep.Folders = make([]FolderReport, len(targets))
 	for i, t := range targets {

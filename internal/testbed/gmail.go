@@ -119,7 +119,7 @@ func StartGmail(t testing.TB, cfg GmailConfig) *Gmail {
 		g.msgs = append(g.msgs, m)
 	}
 	g.Hostile = StartHostile(t, HostileConfig{User: cfg.User, Password: cfg.Password,
-		Caps: []string{"X-GM-EXT-1", "UIDPLUS", "ID", "CHILDREN"},
+		Caps: []string{"X-GM-EXT-1", "UIDPLUS", "CHILDREN"},
 		fetchExt: map[string]func(*HostileFolder, *HostileMessage) string{
 			"X-GM-MSGID":  func(f *HostileFolder, m *HostileMessage) string { return strconv.FormatUint(g.message(f, m).MsgID, 10) },
 			"X-GM-THRID":  func(f *HostileFolder, m *HostileMessage) string { return strconv.FormatUint(g.message(f, m).ThrID, 10) },
