@@ -284,3 +284,41 @@ func TestGmailOnce(t *testing.T) {
 	}
 	r.wantHeld(want)
 }
+
+// Into a mailbox that has only INBOX, the special places get folders
+// named as the customer knew them in Gmail (in Czech here), and no
+// [Gmail] folder is made.
+func TestGmailIntoBareDestination(t *testing.T) {
+	g := testbed.StartGmail(t, testbed.GmailConfig{User: srcUser, Password: srcPass, Locale: "cs", Messages: gmailAccount()})
+	dst := testbed.StartHostile(t, testbed.HostileConfig{User: dstUser, Password: dstPass,
+		Folders: []testbed.HostileFolder{{Name: "INBOX", UIDValidity: 21}}, Caps: []string{"UIDPLUS"}})
+	led, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { led.Close() })
+	acct := engine.Account{
+		Source: imapconn.Endpoint{Host: "127.0.0.1", Port: g.Port, Security: imapconn.Plain}, SourceUser: srcUser, SourcePassword: srcPass,
+		Dest: imapconn.Endpoint{Host: "127.0.0.1", Port: dst.Port, Security: imapconn.Plain}, DestUser: dstUser, DestPassword: dstPass}
+	rep, err := engine.Run(context.Background(), acct, led, engine.Options{Conn: imapconn.Options{Timeout: 5 * time.Second}})
+	if err != nil {
+		t.Fatalf("run: %v (%+v)", err, rep.Failure)
+	}
+	var created []string
+	for _, c := range dst.Commands() {
+		if name, ok := strings.CutPrefix(c, "CREATE "); ok {
+			created = append(created, name)
+		}
+	}
+	slices.Sort(created)
+	want := []string{`"Archive"`, `"Ko&AWE-"`, `"Koncepty"`, `"Odeslan&AOE- po&AWE-ta"`, `"Pr&AOE-ce"`, `"Spam"`, `"Work"`, `"Work/Clients"`}
+	if !slices.Equal(created, want) {
+		t.Errorf("created %v, want %v", created, want)
+	}
+	for folder, n := range map[string]int{"INBOX": 2, "Work": 1, "Work/Clients": 1, "Práce": 1, "Archive": 2,
+		"Odeslaná pošta": 1, "Koncepty": 1, "Spam": 1, "Koš": 1} {
+		if got := len(dst.Messages(folder)); got != n {
+			t.Errorf("%s holds %d messages, want %d", folder, got, n)
+		}
+	}
+}
