@@ -231,9 +231,10 @@ func (p *gmParser) number() (uint64, error) {
 	return strconv.ParseUint(string(p.b[start:p.i]), 10, 64)
 }
 
+// eol consumes the line ending, if any.
 func (p *gmParser) eol() {
-	if p.word("\r\n") || p.word("\n") {
-		return
+	if !p.word("\r\n") {
+		p.word("\n")
 	}
 }
 
