@@ -88,7 +88,7 @@ func (c *Conn) fetchGmail(ctx context.Context, set string) ([]GmailMessage, erro
 			m, ok, err := parseGmailFetch(line)
 			if err != nil {
 				c.drop()
-				return nil, &Error{Kind: ErrProtocol, Op: op, Server: c.ep.Addr(), Err: err, Text: printable(string(line))}
+				return nil, &Error{Kind: ErrProtocol, Op: op, Server: c.ep.Addr(), Err: err, Text: quoteLine(line)}
 			}
 			if ok {
 				out = append(out, m)
@@ -104,9 +104,18 @@ func (c *Conn) fetchGmail(ctx context.Context, set string) ([]GmailMessage, erro
 				return nil, &imap.Error{Type: imap.StatusResponseType(status), Code: imap.ResponseCode(code), Text: text}
 			}
 			c.drop()
-			return nil, &Error{Kind: ErrProtocol, Op: op, Server: c.ep.Addr(), Err: errProtocol, Text: printable(string(line))}
+			return nil, &Error{Kind: ErrProtocol, Op: op, Server: c.ep.Addr(), Err: errProtocol, Text: quoteLine(line)}
 		}
 	}
+}
+
+// quoteLine is the start of a server's line for an error, as the guard
+// keeps lines for quoting.
+func quoteLine(line []byte) string {
+	if len(line) > keepLine {
+		return printable(string(line[:keepLine])) + "…"
+	}
+	return printable(string(line))
 }
 
 // maxGmailDepth bounds the nesting of lists in a FETCH response.

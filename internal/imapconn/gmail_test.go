@@ -2,8 +2,10 @@ package imapconn_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,5 +71,33 @@ func TestFetchGmail(t *testing.T) {
 	}
 	if w := g.Writes(); len(w) > 0 {
 		t.Errorf("the source was written to: %q", w)
+	}
+}
+
+// A FETCH response FetchGmail cannot read is a protocol error quoting the
+// server, not a lost connection.
+func TestFetchGmailBrokenReply(t *testing.T) {
+	h := testbed.StartHostile(t, testbed.HostileConfig{User: "eva", Password: "heslo", GarbageOn: "UID FETCH",
+		GarbageLine: `* 1 FETCH (UID 1 X-GM-MSGID 7 X-GM-LABELS ("open`, Caps: []string{"X-GM-EXT-1"},
+		Folders: []testbed.HostileFolder{{Name: "INBOX", Messages: []testbed.HostileMessage{{UID: 1, Body: []byte("Subject: a\r\n\r\na\r\n")}}}}})
+	ctx := context.Background()
+	c, err := imapconn.Dial(ctx, imapconn.Endpoint{Host: "127.0.0.1", Port: h.Port, Security: imapconn.Plain}, imapconn.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(ctx, "eva", "heslo"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Examine(ctx, "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.FetchGmail(ctx, nil)
+	var e *imapconn.Error
+	if !errors.As(err, &e) || e.Kind != imapconn.ErrProtocol || !strings.Contains(e.Text, `X-GM-LABELS ("open`) {
+		t.Fatalf("got %v, want a protocol error quoting the line", err)
+	}
+	if !c.Dead() {
+		t.Error("the connection stays open after an unreadable reply")
 	}
 }
