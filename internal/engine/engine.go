@@ -787,7 +787,8 @@ func (m *migration) failFolder(ctx context.Context, w *folderWork) error {
 		w.fr.Failed = append(w.fr.Failed, MessageIssue{UID: uint32(mm.UID), Size: mm.Size, Reason: reason})
 		m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
 	}
-	m.opt.Progress.add(&m.opt.Progress.foldersDone, 1)
+	// The folder is done: run counts it, as it counts every folder that
+	// prepare leaves nothing to copy in.
 	return nil
 }
 

@@ -61,6 +61,9 @@ type HostileConfig struct {
 	// AppendFaults make APPENDs fail, each when a message of the command
 	// contains its Match; the first that applies wins.
 	AppendFaults []AppendFault
+	// CreateRefused are folder names whose CREATE is answered with this
+	// NO, as Microsoft 365 refuses reserved names ("Files").
+	CreateRefused map[string]string
 	// CapabilityGate, when set, holds the answer to every CAPABILITY after
 	// login until it is closed: a slow server, as slow as a test needs.
 	CapabilityGate <-chan struct{}
@@ -651,6 +654,9 @@ func (s *hostileSession) create(args []arg) error {
 		name = "INBOX"
 	}
 	h := s.h
+	if reply, ok := h.cfg.CreateRefused[name]; ok {
+		return commandError(reply)
+	}
 	h.data.Lock()
 	defer h.data.Unlock()
 	if h.folders[name] != nil {
