@@ -32,6 +32,7 @@ func runMigrate(ctx context.Context, args []string) int {
 	workers := fs.Int("workers", 4, "parallel destination connections per account")
 	maxFolders := fs.Int("max-folders", engine.DefaultMaxFolders, "refuse a source mailbox with more folders than this")
 	parallel := fs.Int("parallel", 2, "accounts migrated at the same time with --accounts")
+	gmailOnce := fs.Bool("gmail-once", false, "from Gmail, copy each message once: into INBOX, Sent, Drafts or its first label's folder, in that order, with its other labels as keywords (default: once into the folder of every label)")
 	quiet := fs.Bool("quiet", false, "no progress display or log lines, only the final report")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file (for performance work)")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file at the end (for performance work)")
@@ -88,7 +89,7 @@ func runMigrate(ctx context.Context, args []string) int {
 	disp := newDisplay(os.Stderr, &progress, *quiet)
 	disp.start()
 	opt := engine.Options{Conn: imapconn.Options{Timeout: ef.timeout}, AppendWorkers: *workers,
-		MaxFolders: *maxFolders, Progress: &progress, Logf: disp.logf, Memory: engine.NewMemory(budget)}
+		MaxFolders: *maxFolders, GmailOnce: *gmailOnce, Progress: &progress, Logf: disp.logf, Memory: engine.NewMemory(budget)}
 
 	reports := make([]*engine.Report, len(accounts))
 	sem := make(chan struct{}, *parallel)

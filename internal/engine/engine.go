@@ -83,6 +83,11 @@ type Options struct {
 	// Throttled, if set, hears every throttled answer of the old server
 	// with the time the copy goes on.
 	Throttled func(until time.Time)
+	// GmailOnce copies each message of a Gmail source once, into the
+	// first of its places (INBOX, Sent, Drafts, its user labels by name,
+	// else Archive), with its other user labels as keywords, instead of
+	// once into the folder of each label.
+	GmailOnce bool
 }
 
 // DefaultMaxFolders is Options.MaxFolders when it is not set. Real
@@ -179,6 +184,9 @@ func Check(ctx context.Context, a Account, opt Options) (*Report, error) {
 func (m *migration) check(ctx context.Context) error {
 	err := m.connect(ctx)
 	if err == nil {
+		if all, ok := m.gmailMode(ctx); ok {
+			return m.checkGmail(ctx, all)
+		}
 		var size int64
 		sized := true
 		for _, p := range PlanFolders(m.srcLayout, m.dstLayout, nil) {
@@ -383,6 +391,9 @@ func (m *migration) run(ctx context.Context) error {
 		m.singleWriter = true
 	}
 	m.multiAppend = m.dst.MultiAppend(ctx)
+	if all, ok := m.gmailMode(ctx); ok {
+		return m.runGmail(ctx, all)
+	}
 	plans := PlanFolders(m.srcLayout, m.dstLayout, m.remembered)
 	m.opt.Progress.add(&m.opt.Progress.foldersTotal, int64(len(plans)))
 	// Totals first, so that progress has a denominator from the start.
@@ -423,6 +434,12 @@ func (m *migration) run(ctx context.Context) error {
 		}
 		works, uids = append(works, w), append(uids, u)
 	}
+	return m.copyWorks(ctx, works, uids)
+}
+
+// copyWorks copies the prepared works' messages, retries what failed and
+// verifies what arrived.
+func (m *migration) copyWorks(ctx context.Context, works []*folderWork, uids [][]imap.UID) error {
 	if len(works) == 0 {
 		return nil
 	}
@@ -531,11 +548,11 @@ func (m *migration) retry(ctx context.Context, works []*folderWork) error {
 		if err := m.fromSource(ctx, func(bool) error { return m.examine(ctx, w) }); err != nil {
 			return &SideError{SideSource, m.acct.SourceUser, err}
 		}
-		entries, err := m.led.Entries(ctx, m.key, w.plan.Source, w.uidValidity)
+		known, err := m.knownDst(ctx, w)
 		if err != nil {
 			return err
 		}
-		if u, err = m.adopt(ctx, w, u, entries); err != nil {
+		if u, err = m.adopt(ctx, w, u, known); err != nil {
 			return err
 		}
 		uids = append(uids, u)
@@ -603,15 +620,8 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		}
 		m.remembered[p.Source] = p.Dest
 	}
-	if p.Subscribed && !m.subscribed[p.Dest] {
-		if err := m.dst.Subscribe(ctx, p.Dest); err != nil {
-			if m.dst.Dead() {
-				return nil, nil, dstErr(err)
-			}
-			// Mail matters more than the subscription: go on.
-			m.logf("%s: could not subscribe %q: %v", p.Source, p.Dest, err)
-		}
-		m.subscribed[p.Dest] = true
+	if err := m.subscribe(ctx, p); err != nil {
+		return nil, nil, err
 	}
 	var sel *imap.SelectData
 	if err := m.fromSource(ctx, func(bool) (err error) {
@@ -692,7 +702,7 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 			m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
 			m.opt.Progress.add(&m.opt.Progress.bytesDone, msg.Size)
 		}
-		if want := w.filter.apply(msg.Flags); e.DstUID != 0 && flagKey(want) != flagKey(e.Flags) {
+		if want := w.flags(msg.UID, msg.Flags); e.DstUID != 0 && flagKey(want) != flagKey(e.Flags) {
 			add, rem := flagDelta(e.Flags, want)
 			e.Flags = want
 			flagChanged = append(flagChanged, e)
@@ -715,7 +725,7 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		fr.FlagsUpdated = len(flagChanged)
 	}
 	if len(newUIDs) > 0 && dsel.NumMessages > 0 {
-		if newUIDs, err = m.adopt(ctx, w, newUIDs, entries); err != nil {
+		if newUIDs, err = m.adopt(ctx, w, newUIDs, dstUIDs(entries)); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -734,6 +744,22 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		return nil, nil, m.saveFolder(ctx, w)
 	}
 	return w, newUIDs, nil
+}
+
+// subscribe subscribes a plan's destination folder where the source
+// folder is subscribed.
+func (m *migration) subscribe(ctx context.Context, p FolderPlan) error {
+	if p.Subscribed && !m.subscribed[p.Dest] {
+		if err := m.dst.Subscribe(ctx, p.Dest); err != nil {
+			if m.dst.Dead() {
+				return &SideError{SideDest, m.acct.DestUser, err}
+			}
+			// Mail matters more than the subscription: go on.
+			m.logf("%s: could not subscribe %q: %v", p.Source, p.Dest, err)
+		}
+		m.subscribed[p.Dest] = true
+	}
+	return nil
 }
 
 // createFolder makes a plan's destination folder and returns its name.
@@ -807,7 +833,8 @@ func (m *migration) failFolder(ctx context.Context, w *folderWork) error {
 		w.fr.Failed = append(w.fr.Failed, MessageIssue{UID: uint32(mm.UID), Size: mm.Size, Reason: reason})
 		m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
 	}
-	m.opt.Progress.add(&m.opt.Progress.foldersDone, 1)
+	// The folder is done: run counts it, as it counts every folder that
+	// prepare leaves nothing to copy in.
 	return nil
 }
 
@@ -846,6 +873,12 @@ func (m *migration) skipTooBig(ctx context.Context, w *folderWork, uids []imap.U
 // saveFolder records a complete pass, which lets the next run skip the
 // folder while nothing changes.
 func (m *migration) saveFolder(ctx context.Context, w *folderWork) error {
+	if w.gm != nil {
+		// Only the destination's generation: a Gmail folder is compared
+		// with the ledger message by message on every run.
+		return m.led.SaveFolder(ctx, m.key, FolderState{SrcFolder: w.gm.key, DstFolder: w.plan.Dest,
+			DstUIDValidity: w.dstUIDValidity})
+	}
 	if len(w.fr.Failed) > 0 || len(w.fr.Skipped) > 0 {
 		return nil
 	}
@@ -864,15 +897,11 @@ func (m *migration) storeFlags(ctx context.Context, uid imap.UID, add, rem []ima
 }
 
 // adopt matches source messages the ledger does not know against
-// destination messages the ledger does not know (entries is what it knows
-// of the folder), by content identity, as multisets. Matches are recorded
+// destination messages the ledger does not know (known are the UIDs of
+// those it does), by content identity, as multisets. Matches are recorded
 // as copied; the rest is returned.
-func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID, entries map[imap.UID]Entry) ([]imap.UID, error) {
-	p, uidValidity, fr := w.plan, w.uidValidity, w.fr
-	known := map[imap.UID]bool{}
-	for _, e := range entries {
-		known[e.DstUID] = true
-	}
+func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID, known map[imap.UID]bool) ([]imap.UID, error) {
+	p, fr := w.plan, w.fr
 	// Open afresh: a mailbox view only learns of messages other
 	// connections appended when the server syncs it, which some servers do
 	// after, not before, the next FETCH. Read-only, because it only reads.
@@ -939,7 +968,7 @@ func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID, e
 				fr.Rewritten++
 			}
 			matched[i] = true
-			adopted = append(adopted, Entry{SrcUID: s.UID, DstUID: cands[j].uid, Identity: id, Flags: w.filter.apply(s.Flags)})
+			adopted = append(adopted, Entry{SrcUID: s.UID, DstUID: cands[j].uid, Identity: id, Flags: w.flags(s.UID, s.Flags)})
 			pool[id] = slices.Delete(cands, j, j+1)
 			m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
 			m.opt.Progress.add(&m.opt.Progress.bytesDone, s.Size)
@@ -952,7 +981,7 @@ func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID, e
 		}
 	}
 	if len(adopted) > 0 {
-		if err := m.led.Record(ctx, m.key, p.Source, uidValidity, adopted); err != nil {
+		if err := m.record(ctx, w, adopted); err != nil {
 			return nil, err
 		}
 		fr.AlreadyPresent += len(adopted)
@@ -1161,12 +1190,12 @@ func (e errFolderReset) Error() string {
 
 // examine opens a work's source folder for fetching.
 func (m *migration) examine(ctx context.Context, w *folderWork) error {
-	sel, err := m.src.Examine(ctx, w.plan.Source)
+	sel, err := m.src.Examine(ctx, w.source())
 	if err != nil {
 		return err
 	}
 	if sel.UIDValidity != w.uidValidity {
-		return errFolderReset{w.plan.Source}
+		return errFolderReset{w.source()}
 	}
 	return nil
 }
@@ -1260,7 +1289,7 @@ func (p *pipeline) appendBatch(conn *imapconn.Conn, jobs []*job) (rs []result, n
 	}
 	msgs := make([]imapconn.AppendMessage, len(jobs))
 	for i, j := range jobs {
-		msgs[i] = imapconn.AppendMessage{Flags: w.filter.apply(j.msg.Flags), Date: j.msg.InternalDate,
+		msgs[i] = imapconn.AppendMessage{Flags: w.flags(j.msg.UID, j.msg.Flags), Date: j.msg.InternalDate,
 			Size: j.body.size, Body: j.body.reader()}
 	}
 	if fits {

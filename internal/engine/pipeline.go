@@ -28,6 +28,7 @@ type folderWork struct {
 	filter         flagFilter
 	sizes          map[imap.UID]int64
 	started        time.Time
+	gm             *gmailWork // a Gmail destination folder's messages
 
 	// Owned by the collector.
 	sent, received int
@@ -43,6 +44,30 @@ type copiedMsg struct {
 	size  int64
 	date  time.Time
 	flags []imap.Flag // as given to the destination
+}
+
+// source is the folder the work's messages are read from.
+func (w *folderWork) source() string {
+	if w.gm != nil {
+		return w.gm.source
+	}
+	return w.plan.Source
+}
+
+// extra are the flags a message gets beyond its own (a Gmail label's).
+func (w *folderWork) extra(uid imap.UID) []imap.Flag {
+	if w.gm == nil {
+		return nil
+	}
+	return w.gm.extra[uid]
+}
+
+// flags are the flags to give the destination's copy of a source message.
+func (w *folderWork) flags(uid imap.UID, flags []imap.Flag) []imap.Flag {
+	if x := w.extra(uid); len(x) > 0 {
+		flags = append(slices.Clone(flags), x...)
+	}
+	return w.filter.apply(flags)
 }
 
 // reset prepares a work for another pass (the retry).
@@ -213,13 +238,13 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 				continue
 			}
 			err := p.ctx.Err()
-			if err == nil && selected != c.w.plan.Source {
+			if err == nil && selected != c.w.source() {
 				err = m.examine(p.ctx, c.w)
 			}
 			var consumed, sent int
 			var missing []imap.UID
 			if err == nil {
-				selected = c.w.plan.Source
+				selected = c.w.source()
 				consumed, sent, missing, err = m.fetchChunk(p.ctx, c.w, c.uids, c.single, p.chunks)
 			}
 			// reconnect replaces the source connection; the folder must be
@@ -393,15 +418,16 @@ func (p *pipeline) record(r result) {
 	m, w, j := p.m, r.work, r.job
 	switch r.out {
 	case copied:
+		flags := w.flags(j.msg.UID, j.msg.Flags)
 		w.batch = append(w.batch, Entry{SrcUID: j.msg.UID, DstUID: r.dstUID,
-			Identity: IdentityOf(j.body.header()), Flags: w.filter.apply(j.msg.Flags)})
+			Identity: IdentityOf(j.body.header()), Flags: flags})
 		w.fr.Copied++
 		w.fr.BytesCopied += j.body.size
 		if r.dstUID != 0 {
 			w.copied = append(w.copied, copiedMsg{dst: r.dstUID, size: j.body.size, date: j.msg.InternalDate,
-				flags: w.filter.apply(j.msg.Flags)})
+				flags: flags})
 		}
-		for _, k := range w.filter.dropped(j.msg.Flags) {
+		for _, k := range w.filter.dropped(append(slices.Clone(j.msg.Flags), w.extra(j.msg.UID)...)) {
 			if !slices.Contains(w.fr.KeywordsDropped, k) && len(w.fr.KeywordsDropped) < maxListed {
 				w.fr.KeywordsDropped = append(w.fr.KeywordsDropped, k)
 			}
@@ -437,7 +463,7 @@ func (p *pipeline) flush(w *folderWork) {
 	if len(w.batch) == 0 {
 		return
 	}
-	err := p.m.led.Record(context.WithoutCancel(p.ctx), p.m.key, w.plan.Source, w.uidValidity, w.batch)
+	err := p.m.record(context.WithoutCancel(p.ctx), w, w.batch)
 	if err != nil && p.err == nil {
 		p.err = err
 		p.cancel(err)

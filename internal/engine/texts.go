@@ -40,6 +40,7 @@ var texts = map[string]string{
 	"failure.other":           "The migration stopped because of an error. What was copied so far is kept; run the migration again to continue.",
 	"space.short":             "The mail to copy (%s) does not fit into the destination mailbox: %s of its %s are used, so %s more space is needed. Enlarge its quota first, or the migration will pause when it is full.",
 	"note.lookalike":          "a folder name contained the destination's hierarchy separator; it was replaced by a look-alike character",
+	"note.gmail_archive":      "messages archived in Gmail: in All Mail without a label (Inbox, Sent, Drafts or one of yours)",
 	"note.created_as":         "the destination server cannot create %q; the folder was created as %q instead",
 	"remark.rewritten":        "the destination server stores %d message with slightly different bytes than the old server (it repairs line endings or replaces 8-bit characters in headers); the content is the same|the destination server stores %d messages with slightly different bytes than the old server (it repairs line endings or replaces 8-bit characters in headers); the content is the same",
 	"remark.dates":            "the destination server did not keep the original arrival date of %d message|the destination server did not keep the original arrival date of %d messages",

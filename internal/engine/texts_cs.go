@@ -36,6 +36,7 @@ var textsCS = map[string]string{
 	"failure.other":           "Migrace se zastavila kvůli chybě. Vše, co se dosud zkopírovalo, zůstává zachováno; pro pokračování spusťte migraci znovu.",
 	"space.short":             "Pošta ke zkopírování (%s) se do cílové schránky nevejde: je v ní obsazeno %s z %s, takže je potřeba o %s více místa. Nejprve zvětšete kvótu schránky, jinak se migrace po jejím zaplnění pozastaví.",
 	"note.lookalike":          "název složky obsahoval znak, který cílový server používá jako oddělovač podsložek; byl nahrazen podobně vypadajícím znakem",
+	"note.gmail_archive":      "zprávy archivované v Gmailu: jsou ve Všech zprávách bez štítku (Doručená pošta, Odeslaná pošta, Koncepty ani žádný váš)",
 	"note.created_as":         "cílový server nemůže vytvořit složku %q, proto byla vytvořena jako %q",
 	"remark.rewritten":        "cílový server ukládá %d zprávu v mírně odlišné bajtové podobě než původní server (opravuje konce řádků nebo nahrazuje 8bitové znaky v hlavičkách); obsah je stejný|cílový server ukládá %d zprávy v mírně odlišné bajtové podobě než původní server (opravuje konce řádků nebo nahrazuje 8bitové znaky v hlavičkách); obsah je stejný|cílový server ukládá %d zpráv v mírně odlišné bajtové podobě než původní server (opravuje konce řádků nebo nahrazuje 8bitové znaky v hlavičkách); obsah je stejný",
 	"remark.dates":            "cílový server nezachoval původní datum přijetí u %d zprávy|cílový server nezachoval původní datum přijetí u %d zpráv|cílový server nezachoval původní datum přijetí u %d zpráv",

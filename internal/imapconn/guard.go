@@ -65,6 +65,11 @@ type guard struct {
 	divertStop   chan struct{}
 	divLine      []byte
 	afterLiteral bool // the rest of a line after a literal: never a new response
+	// divertFetch also diverts untagged FETCH responses (see
+	// Conn.FetchGmail: go-imap gives up on items it does not know).
+	divertFetch bool
+	divLit      int64 // bytes of a literal in divLine still to come
+	divSeg      int   // where the part of divLine after its last literal starts
 }
 
 const (
@@ -224,37 +229,54 @@ const (
 	divertTaken        // a diverted line was consumed
 )
 
-// divert1 looks at the line starting at g.r: a continuation request or the
-// diverted command's tagged reply is consumed (and sent on once complete),
-// anything else is left for go-imap.
+// divert1 looks at the line starting at g.r: a continuation request, the
+// diverted command's tagged reply or (with divertFetch) an untagged FETCH
+// response is consumed, literals and all (the whole bounded by MaxLine),
+// and sent on once complete; anything else is left for go-imap.
 func (g *guard) divert1() int {
 	avail := g.buf[g.r:g.w]
 	if g.divLine == nil {
-		tag := g.divertTag
-		n := min(len(avail), len(tag))
-		switch {
-		case len(avail) == 0:
-			return divertMore
-		case avail[0] == '+':
-		case !bytes.Equal(avail[:n], tag[:n]):
-			return divertNo
-		case n < len(tag):
+		if d := g.divertStart(avail); d != divertTaken {
+			return d
+		}
+		g.divLine, g.divLit, g.divSeg = []byte{}, 0, 0
+	}
+	for {
+		if g.divLit > 0 {
+			k := int(min(int64(len(avail)), g.divLit))
+			g.divLine = append(g.divLine, avail[:k]...)
+			g.r += k
+			avail = avail[k:]
+			if g.divLit -= int64(k); g.divLit > 0 {
+				return divertMore
+			}
+			g.divSeg = len(g.divLine)
+		}
+		end := bytes.IndexByte(avail, '\n')
+		if end < 0 {
+			if len(g.divLine)+len(avail) > MaxLine {
+				g.err = fmt.Errorf("%w: it sent a line longer than %d bytes", errProtocol, MaxLine)
+				return divertMore
+			}
+			g.divLine = append(g.divLine, avail...)
+			g.r = g.w
 			return divertMore
 		}
-		g.divLine = []byte{}
-	}
-	end := bytes.IndexByte(avail, '\n')
-	if end < 0 {
-		if len(g.divLine)+len(avail) > MaxLine {
+		g.divLine = append(g.divLine, avail[:end+1]...)
+		g.r += end + 1
+		avail = avail[end+1:]
+		// Only FETCH data carries literals; a tagged reply ends at its line.
+		size, ok := literalSize(g.divLine[g.divSeg:])
+		if !ok || g.divLine[0] != '*' {
+			break
+		}
+		if int64(len(g.divLine))+size > MaxLine {
 			g.err = fmt.Errorf("%w: it sent a line longer than %d bytes", errProtocol, MaxLine)
 			return divertMore
 		}
-		g.divLine = append(g.divLine, avail...)
-		g.r = g.w
-		return divertMore
+		g.divLit, g.divSeg = size, len(g.divLine)
 	}
-	line := append(g.divLine, avail[:end+1]...)
-	g.r += end + 1
+	line := g.divLine
 	g.divLine = nil
 	g.keep(line)
 	ch, stop := g.diverted, g.divertStop
@@ -267,13 +289,67 @@ func (g *guard) divert1() int {
 	return divertTaken
 }
 
+// divertStart decides whether the line starting with avail is diverted
+// (divertTaken), is go-imap's (divertNo), or needs more bytes to tell.
+func (g *guard) divertStart(avail []byte) int {
+	tag := g.divertTag
+	n := min(len(avail), len(tag))
+	switch {
+	case len(avail) == 0:
+		return divertMore
+	case avail[0] == '+':
+		return divertTaken
+	case g.divertFetch && avail[0] == '*':
+		return untaggedFetch(avail)
+	case !bytes.Equal(avail[:n], tag[:n]):
+		return divertNo
+	case n < len(tag):
+		return divertMore
+	}
+	return divertTaken
+}
+
+// untaggedFetch tells whether a line starts "* <number> FETCH ".
+func untaggedFetch(avail []byte) int {
+	const word = " FETCH "
+	switch {
+	case len(avail) < 2:
+		return divertMore
+	case avail[1] != ' ':
+		return divertNo
+	}
+	i := 2
+	digits := 0
+	for ; i < len(avail) && avail[i] >= '0' && avail[i] <= '9'; i++ {
+		if digits++; digits > 10 {
+			return divertNo
+		}
+	}
+	if i == len(avail) {
+		return divertMore
+	}
+	if digits == 0 {
+		return divertNo
+	}
+	rest := avail[i:]
+	n := min(len(rest), len(word))
+	if !bytes.EqualFold(rest[:n], []byte(word[:n])) {
+		return divertNo
+	}
+	if n < len(word) {
+		return divertMore
+	}
+	return divertTaken
+}
+
 // divert sends the replies of the command tagged tag (its continuation
 // requests and its tagged reply) to the returned channel instead of go-imap,
 // until undivert. go-imap must have no command of its own in flight.
-func (g *guard) divert(tag string) <-chan []byte {
+func (g *guard) divert(tag string, fetches bool) <-chan []byte {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.divertTag = []byte(tag + " ")
+	g.divertFetch = fetches
 	g.diverted = make(chan []byte, 4)
 	g.divertStop = make(chan struct{})
 	return g.diverted
@@ -284,7 +360,7 @@ func (g *guard) undivert() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	close(g.divertStop)
-	g.divertTag, g.diverted, g.divertStop, g.divLine = nil, nil, nil, nil
+	g.divertTag, g.diverted, g.divertStop, g.divLine, g.divertFetch = nil, nil, nil, nil, false
 }
 
 // literalSize finds "{N}\r\n", "{N+}\r\n" or "~{N}\r\n" at the end of a line.

@@ -229,7 +229,7 @@ func (x *Exchange) tooBig(s *hostileSession, byUID bool, args []arg) bool {
 	if len(args) != 2 || args[0].kind != atomArg {
 		return false
 	}
-	items, err := parseFetchItems(args[1])
+	items, err := parseFetchItems(args[1], nil)
 	if err != nil || !hasWhole(items) {
 		return false
 	}

@@ -61,6 +61,9 @@ type HostileConfig struct {
 	// AppendFaults make APPENDs fail, each when a message of the command
 	// contains its Match; the first that applies wins.
 	AppendFaults []AppendFault
+	// CreateRefused are folder names whose CREATE is answered with this
+	// NO, as Microsoft 365 refuses reserved names ("Files").
+	CreateRefused map[string]string
 	// CapabilityGate, when set, holds the answer to every CAPABILITY after
 	// login until it is closed: a slow server, as slow as a test needs.
 	CapabilityGate <-chan struct{}
@@ -69,6 +72,9 @@ type HostileConfig struct {
 	// Exchange-like server), sees every command first and may answer it
 	// itself: handled says it did; an error ends the session as run's do.
 	intercept func(s *hostileSession, tag, name string, args []arg) (handled bool, err error)
+	// fetchExt answers FETCH items a server built on this one adds (the
+	// Gmail server's X-GM-*), by upper-case name.
+	fetchExt map[string]func(f *HostileFolder, m *HostileMessage) string
 }
 
 // AppendFault is one way an APPEND fails.
@@ -657,6 +663,9 @@ func (s *hostileSession) create(args []arg) error {
 		name = "INBOX"
 	}
 	h := s.h
+	if reply, ok := h.cfg.CreateRefused[name]; ok {
+		return commandError(reply)
+	}
 	h.data.Lock()
 	defer h.data.Unlock()
 	if h.folders[name] != nil {
@@ -764,6 +773,7 @@ func (s *hostileSession) append(args []arg) (string, error) {
 type fetchItems struct {
 	uid, flags, date, size bool
 	sections               []section
+	ext                    []string // names in HostileConfig.fetchExt
 }
 
 // section is one BODY[...] item.
@@ -780,7 +790,7 @@ func (s *hostileSession) fetch(args []arg, byUID bool) error {
 	if len(args) != 2 || args[0].kind != atomArg {
 		return commandError("BAD FETCH wants a set and items")
 	}
-	items, err := parseFetchItems(args[1])
+	items, err := parseFetchItems(args[1], s.h.cfg.fetchExt)
 	if err != nil {
 		return err
 	}
@@ -830,6 +840,9 @@ func (s *hostileSession) fetchOne(seq int, m *HostileMessage, items fetchItems) 
 	if items.size {
 		parts = append(parts, fmt.Sprintf("RFC822.SIZE %d", len(m.Body)))
 	}
+	for _, x := range items.ext {
+		parts = append(parts, x+" "+s.h.cfg.fetchExt[x](s.sel, m))
+	}
 	fmt.Fprintf(s.w, "* %d FETCH (%s", seq, strings.Join(parts, " "))
 	sep := " "
 	if len(parts) == 0 {
@@ -865,7 +878,7 @@ func (s *hostileSession) fetchOne(seq int, m *HostileMessage, items fetchItems) 
 	return nil
 }
 
-func parseFetchItems(a arg) (fetchItems, error) {
+func parseFetchItems(a arg, ext map[string]func(*HostileFolder, *HostileMessage) string) (fetchItems, error) {
 	var it fetchItems
 	list := a.list
 	if a.kind != listArg {
@@ -886,6 +899,10 @@ func parseFetchItems(a arg) (fetchItems, error) {
 		case "RFC822.SIZE":
 			it.size = true
 		default:
+			if ext[u] != nil {
+				it.ext = append(it.ext, u)
+				continue
+			}
 			spec, ok := strings.CutPrefix(u, "BODY.PEEK[")
 			if !ok {
 				spec, ok = strings.CutPrefix(u, "BODY[")
