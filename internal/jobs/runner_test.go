@@ -73,8 +73,17 @@ func (b *bench) holdQueue() {
 		b.t.Fatal(err)
 	}
 	b.t.Cleanup(func() { b.r.Stop(ctx) })
+	// The producer hears of the pause through a channel: until it has,
+	// it may still fetch a job submitted after QueuePause returned.
+	paused, stop := b.r.client.Subscribe(river.EventKindQueuePaused)
+	defer stop()
 	if err := b.r.client.QueuePause(ctx, river.QueueDefault, nil); err != nil {
 		b.t.Fatal(err)
+	}
+	select {
+	case <-paused:
+	case <-time.After(10 * time.Second):
+		b.t.Fatal("River's producer did not pause the queue in 10 s")
 	}
 }
 
