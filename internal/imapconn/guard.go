@@ -49,6 +49,7 @@ type guard struct {
 	tail        []byte   // the last bytes of the line, to find a literal's size
 	err         error    // why the guard cut the connection
 	secrets     []string
+	bye         []byte // the start of the server's BYE, once it sent one
 
 	// What was read from the connection and not yet handed out.
 	buf     []byte
@@ -185,6 +186,9 @@ func (g *guard) pass(p, avail []byte) (int, error) {
 				g.literalLeft = size
 			} else {
 				g.keep(g.cur)
+				if len(g.cur) > 5 && strings.EqualFold(string(g.cur[:5]), "* BYE") {
+					g.bye = append(g.bye[:0], g.cur...)
+				}
 				g.cur = g.cur[:0]
 			}
 			g.lineLen, g.tail = 0, g.tail[:0]
@@ -330,14 +334,29 @@ func (g *guard) problem() (error, string) {
 	if len(line) == 0 && len(g.last) > 0 {
 		line = g.last[len(g.last)-1]
 	}
-	s := printable(string(line))
-	for _, sec := range g.secrets {
-		s = strings.ReplaceAll(s, sec, "***")
-	}
+	s := g.quote(line)
 	if len(line) == keepLine {
 		s += "…"
 	}
 	return g.err, s
+}
+
+// byeLine returns the server's BYE, printable and without secrets, or ""
+// when it sent none.
+func (g *guard) byeLine() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.quote(g.bye)
+}
+
+// quote makes a server line printable and takes the secrets out; g.mu
+// is held.
+func (g *guard) quote(line []byte) string {
+	s := printable(string(line))
+	for _, sec := range g.secrets {
+		s = strings.ReplaceAll(s, sec, "***")
+	}
+	return s
 }
 
 // parseFailure reports whether go-imap gave up on a reply it could not
