@@ -28,9 +28,16 @@ type Account struct {
 	Source         imapconn.Endpoint
 	SourceUser     string
 	SourcePassword string
-	Dest           imapconn.Endpoint
-	DestUser       string
-	DestPassword   string
+	// SourceToken, when set, signs in to the source with an OAuth2 access
+	// token instead of SourcePassword. It is asked on every connection;
+	// rejected is the token the server just refused or ended a session
+	// for ("" when none), which it must not return again. An error that
+	// has a SignInAgain() bool method saying true means the customer must
+	// sign in with the provider again.
+	SourceToken  func(ctx context.Context, rejected string) (string, error)
+	Dest         imapconn.Endpoint
+	DestUser     string
+	DestPassword string
 }
 
 // Key names the account pair in the ledger. Passwords are not part of it.
@@ -209,7 +216,11 @@ func (m *migration) safely(fn func() error) (err error) {
 // once the server's STATUS replies proved unreadable.
 func (m *migration) status(ctx context.Context, name string, opts imap.StatusOptions) (*imap.StatusData, error) {
 	if !m.noStatus {
-		st, err := m.src.Status(ctx, name, opts)
+		var st *imap.StatusData
+		err := m.fromSource(ctx, nil, func() (err error) {
+			st, err = m.src.Status(ctx, name, opts)
+			return err
+		})
 		if err == nil {
 			return st, nil
 		}
@@ -222,7 +233,11 @@ func (m *migration) status(ctx context.Context, name string, opts imap.StatusOpt
 			return nil, err
 		}
 	}
-	st, err := m.src.ExamineStatus(ctx, name)
+	var st *imap.StatusData
+	err := m.fromSource(ctx, nil, func() (err error) {
+		st, err = m.src.ExamineStatus(ctx, name)
+		return err
+	})
 	if err != nil {
 		return nil, &SideError{SideSource, m.acct.SourceUser, err}
 	}
@@ -246,6 +261,7 @@ type migration struct {
 	appendLimit          int64             // the destination's APPENDLIMIT, 0 if unknown
 	remembered           map[string]string // where the ledger says each folder went
 	noStatus             bool              // the source's STATUS replies are unreadable
+	srcToken             string            // the access token of the source connection
 	singleWriter         bool              // the destination takes one writer per folder at a time
 	created              map[string]string // planned destination -> the name it got ("" none)
 	createErr            map[string]error  // why a planned destination got no name
@@ -257,7 +273,9 @@ func (m *migration) logf(format string, args ...any) {
 	}
 }
 
-func (m *migration) dial(ctx context.Context, side Side) (*imapconn.Conn, error) {
+// dial connects to one side and logs in; rejected is the access token the
+// source's last session ended for, if it did.
+func (m *migration) dial(ctx context.Context, side Side, rejected string) (*imapconn.Conn, error) {
 	ep, user, pass := m.acct.Source, m.acct.SourceUser, m.acct.SourcePassword
 	if side == SideDest {
 		ep, user, pass = m.acct.Dest, m.acct.DestUser, m.acct.DestPassword
@@ -266,7 +284,11 @@ func (m *migration) dial(ctx context.Context, side Side) (*imapconn.Conn, error)
 	if err != nil {
 		return nil, &SideError{side, user, err}
 	}
-	err = c.Login(ctx, user, pass)
+	if side == SideSource && m.acct.SourceToken != nil {
+		err = m.signIn(ctx, c, rejected)
+	} else {
+		err = c.Login(ctx, user, pass)
+	}
 	if side == SideSource && m.opt.SourceLogin != nil {
 		m.opt.SourceLogin(err)
 	}
@@ -275,6 +297,56 @@ func (m *migration) dial(ctx context.Context, side Side) (*imapconn.Conn, error)
 		return nil, &SideError{side, user, err}
 	}
 	return c, nil
+}
+
+// signIn logs in to the source with an access token. A token the server
+// refuses may have expired by its clock before ours: one fresh token is
+// tried before the refusal counts.
+func (m *migration) signIn(ctx context.Context, c *imapconn.Conn, rejected string) error {
+	tok, err := m.acct.SourceToken(ctx, rejected)
+	if err != nil {
+		return &SignInError{Err: err}
+	}
+	m.srcToken = tok
+	err = c.LoginToken(ctx, m.acct.SourceUser, tok)
+	if imapconn.KindOf(err) == imapconn.ErrAuth && !errors.Is(err, imapconn.ErrNoOAuth) && !c.Dead() {
+		if tok, err = m.acct.SourceToken(ctx, tok); err != nil {
+			return &SignInError{Err: err}
+		}
+		m.srcToken = tok
+		err = c.LoginToken(ctx, m.acct.SourceUser, tok)
+	}
+	if imapconn.KindOf(err) == imapconn.ErrAuth {
+		return &SignInError{Err: err}
+	}
+	return err
+}
+
+// maxRenewals bounds the sessions in a row that end for an expired token
+// without a command getting through in between: a token source that hands
+// out dead tokens must not keep the run reconnecting.
+const maxRenewals = 3
+
+// fromSource runs op, which uses the source connection. When the server
+// ended the session because the access token expired, it signs in again
+// with a fresh token, opens w's folder again (when w is set: op expects it
+// selected) and runs op once more.
+func (m *migration) fromSource(ctx context.Context, w *folderWork, op func() error) error {
+	for renewals := 0; ; renewals++ {
+		err := op()
+		if !errors.Is(err, imapconn.ErrTokenExpired) || renewals == maxRenewals {
+			return err
+		}
+		m.logf("the old server ended the session because the access token expired; signing in again")
+		if err := m.reconnectSource(ctx); err != nil {
+			return err
+		}
+		if w != nil {
+			if err := m.examine(ctx, w); err != nil {
+				return &SideError{SideSource, m.acct.SourceUser, err}
+			}
+		}
+	}
 }
 
 func (m *migration) close() {
@@ -298,10 +370,10 @@ func (m *migration) close() {
 // connect logs in to both sides and reads their folder layouts.
 func (m *migration) connect(ctx context.Context) error {
 	var err error
-	if m.src, err = m.dial(ctx, SideSource); err != nil {
+	if m.src, err = m.dial(ctx, SideSource, ""); err != nil {
 		return err
 	}
-	if m.dst, err = m.dial(ctx, SideDest); err != nil {
+	if m.dst, err = m.dial(ctx, SideDest, ""); err != nil {
 		return err
 	}
 	read := func(c *imapconn.Conn, side Side, user string) (Layout, error) {
@@ -319,7 +391,11 @@ func (m *migration) connect(ctx context.Context) error {
 		}
 		return l, nil
 	}
-	if m.srcLayout, err = read(m.src, SideSource, m.acct.SourceUser); err != nil {
+	err = m.fromSource(ctx, nil, func() (err error) {
+		m.srcLayout, err = read(m.src, SideSource, m.acct.SourceUser)
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	if m.dstLayout, err = read(m.dst, SideDest, m.acct.DestUser); err != nil {
@@ -471,7 +547,7 @@ func (m *migration) checkSpace(ctx context.Context, toCopy int64) error {
 		// QUOTA reply is unreadable is copied into without it.
 		m.logf("the destination's quota reply is unreadable (%v); going on without the space check", err)
 		m.dst.Close()
-		if m.dst, err = m.dial(ctx, SideDest); err != nil {
+		if m.dst, err = m.dial(ctx, SideDest, ""); err != nil {
 			return err
 		}
 		return nil
@@ -501,7 +577,7 @@ func (m *migration) retry(ctx context.Context, works []*folderWork) error {
 		u := w.retry
 		w.reset()
 		m.logf("%s: retrying %d message(s) on fresh connections", w.plan.Source, len(u))
-		if err := m.examine(ctx, w); err != nil {
+		if err := m.fromSource(ctx, nil, func() error { return m.examine(ctx, w) }); err != nil {
 			return &SideError{SideSource, m.acct.SourceUser, err}
 		}
 		entries, err := m.led.Entries(ctx, m.key, w.plan.Source, w.uidValidity)
@@ -582,8 +658,11 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		}
 		m.subscribed[p.Dest] = true
 	}
-	sel, err := m.src.Examine(ctx, p.Source)
-	if err != nil {
+	var sel *imap.SelectData
+	if err := m.fromSource(ctx, nil, func() (err error) {
+		sel, err = m.src.Examine(ctx, p.Source)
+		return err
+	}); err != nil {
 		return nil, nil, srcErr(err)
 	}
 	w.uidValidity = sel.UIDValidity
@@ -610,11 +689,17 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 	switch {
 	case sel.NumMessages == 0:
 	case changedOnly:
-		if srcMsgs, err = m.src.FetchChanged(ctx, prev.SrcHighestModSeq); err != nil {
+		if err := m.fromSource(ctx, w, func() (err error) {
+			srcMsgs, err = m.src.FetchChanged(ctx, prev.SrcHighestModSeq)
+			return err
+		}); err != nil {
 			return nil, nil, srcErr(err)
 		}
 	default:
-		if srcMsgs, err = m.src.FetchMeta(ctx, nil, nil); err != nil {
+		if err := m.fromSource(ctx, w, func() (err error) {
+			srcMsgs, err = m.src.FetchMeta(ctx, nil, nil)
+			return err
+		}); err != nil {
 			return nil, nil, srcErr(err)
 		}
 	}
@@ -747,10 +832,15 @@ func (m *migration) createFolder(ctx context.Context, p FolderPlan) (string, err
 // on the destination as failed, so that the report adds up; the other
 // folders are copied.
 func (m *migration) failFolder(ctx context.Context, w *folderWork) error {
-	if _, err := m.src.Examine(ctx, w.plan.Source); err != nil {
-		return &SideError{SideSource, m.acct.SourceUser, err}
-	}
-	msgs, err := m.src.FetchMeta(ctx, nil, nil)
+	var msgs []imapconn.MessageMeta
+	err := m.fromSource(ctx, nil, func() error {
+		if _, err := m.src.Examine(ctx, w.plan.Source); err != nil {
+			return err
+		}
+		var err error
+		msgs, err = m.src.FetchMeta(ctx, nil, nil)
+		return err
+	})
 	if err != nil {
 		return &SideError{SideSource, m.acct.SourceUser, err}
 	}
@@ -782,7 +872,11 @@ func (m *migration) skipTooBig(ctx context.Context, w *folderWork, uids []imap.U
 	if len(big) == 0 {
 		return uids, nil
 	}
-	meta, err := m.src.FetchMeta(ctx, big, IdentityFields)
+	var meta []imapconn.MessageMeta
+	err := m.fromSource(ctx, w, func() (err error) {
+		meta, err = m.src.FetchMeta(ctx, big, IdentityFields)
+		return err
+	})
 	if err != nil {
 		return nil, &SideError{SideSource, m.acct.SourceUser, err}
 	}
@@ -868,7 +962,11 @@ func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID, e
 		id := IdentityOf(d.Header)
 		pool[id] = append(pool[id], sized{d.UID, d.Size})
 	}
-	smeta, err := m.src.FetchMeta(ctx, uids, IdentityFields)
+	var smeta []imapconn.MessageMeta
+	err = m.fromSource(ctx, w, func() (err error) {
+		smeta, err = m.src.FetchMeta(ctx, uids, IdentityFields)
+		return err
+	})
 	if err != nil {
 		return nil, &SideError{SideSource, m.acct.SourceUser, err}
 	}
@@ -1079,10 +1177,16 @@ func (m *migration) fetchChunk(ctx context.Context, w *folderWork, uids []imap.U
 	return 0, 0, nil, err
 }
 
-// reconnectSource replaces a broken source connection.
+// reconnectSource replaces a broken source connection; when the server
+// ended the session for an expired token, the new one signs in with
+// another.
 func (m *migration) reconnectSource(ctx context.Context) error {
+	rejected := ""
+	if m.src.TokenExpired() {
+		rejected = m.srcToken
+	}
 	m.src.Close()
-	c, err := m.dial(ctx, SideSource)
+	c, err := m.dial(ctx, SideSource, rejected)
 	if err != nil {
 		return err
 	}
@@ -1191,7 +1295,7 @@ func (p *pipeline) appendBatch(conn *imapconn.Conn, jobs []*job) (rs []result, n
 		return rs, conn
 	}
 	if conn == nil || conn.Dead() {
-		c, err := m.dial(ctx, SideDest)
+		c, err := m.dial(ctx, SideDest, "")
 		if err != nil {
 			return each(fatal, err), nil
 		}

@@ -186,8 +186,8 @@ func (c *Conn) fail(ctx context.Context, op string, err error) error {
 		return &Error{Kind: ErrTimeout, Op: op, Server: c.ep.Addr(),
 			Err: fmt.Errorf("no answer within %s", c.timeout)}
 	}
-	if bye := c.guard.byeLine(); tokenExpiredBye.MatchString(bye) {
-		return &Error{Kind: ErrConnLost, Op: op, Server: c.ep.Addr(), Text: bye, Err: ErrTokenExpired}
+	if c.TokenExpired() {
+		return &Error{Kind: ErrConnLost, Op: op, Server: c.ep.Addr(), Text: c.guard.byeLine(), Err: ErrTokenExpired}
 	}
 	if cut, line := c.guard.problem(); cut != nil || parseFailure(err) {
 		// Retrying on a fresh connection would get the same reply.

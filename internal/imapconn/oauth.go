@@ -65,6 +65,10 @@ func (c *Conn) LoginToken(ctx context.Context, user, token string) error {
 	return c.settle(ctx, op)
 }
 
+// TokenExpired reports whether the server ended this session because its
+// access token expired.
+func (c *Conn) TokenExpired() bool { return tokenExpiredBye.MatchString(c.guard.byeLine()) }
+
 // xoauth2Client is the client side of XOAUTH2. A refused token is
 // answered with a challenge (a JSON status, base64), to which the client
 // sends an empty response; then the server says NO.

@@ -244,18 +244,36 @@ func (s *OAuthServer) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, "unsupported_grant_type")
 		return
 	}
-	at := oauthRandom("at-")
-	s.access[at] = oauthGrant{user: user, expires: time.Now().Add(s.cfg.Lifetime)}
-	s.issued++
+	at, rt := s.issue(user, rotate)
 	resp := map[string]any{"access_token": at, "token_type": "Bearer",
 		"expires_in": max(1, int(s.cfg.Lifetime/time.Second))}
-	if rotate {
-		rt := oauthRandom("rt-")
-		s.refresh[rt] = user
+	if rt != "" {
 		resp["refresh_token"] = rt
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(resp)
+}
+
+// issue makes an access token for user, and a refresh token with
+// withRefresh; s.mu is held.
+func (s *OAuthServer) issue(user string, withRefresh bool) (access, refresh string) {
+	access = oauthRandom("at-")
+	s.access[access] = oauthGrant{user: user, expires: time.Now().Add(s.cfg.Lifetime)}
+	s.issued++
+	if withRefresh {
+		refresh = oauthRandom("rt-")
+		s.refresh[refresh] = user
+	}
+	return access, refresh
+}
+
+// Grant issues an access and a refresh token for the configured user, as
+// if they had just signed in, and the access token's expiry.
+func (s *OAuthServer) Grant() (access, refresh string, expiry time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	access, refresh = s.issue(s.cfg.User, true)
+	return access, refresh, s.access[access].expires
 }
 
 func oauthError(w http.ResponseWriter, code string) {
