@@ -168,6 +168,10 @@ type Task struct {
 	Report  *engine.Report  `json:"-"`
 	Failure *engine.Failure `json:"failure,omitempty"`
 
+	// SourceSignIn is the provider the old mailbox is signed in to with
+	// (package oauth: "google", "microsoft"), "" for a password; with one,
+	// SourceSecret is the sealed refresh token.
+	SourceSignIn string `json:"source_sign_in,omitempty"`
 	// Sealed by internal/secret; never leave the server.
 	SourceSecret []byte `json:"-"`
 	DestSecret   []byte `json:"-"`
@@ -351,6 +355,11 @@ type Store interface {
 	// ExpireSecrets clears the secrets of tasks finished before the time,
 	// except those of migrations with a re-sync schedule: it needs them.
 	ExpireSecrets(ctx context.Context, finishedBefore time.Time) (int, error)
+
+	// SetSourceSecret replaces the sealed source secret of a task that
+	// still has one (a refresh token the provider rotated); false when it
+	// was deleted meanwhile.
+	SetSourceSecret(ctx context.Context, taskID int64, sealed []byte) (bool, error)
 
 	// CorrectMigration changes a migration's source server and the sealed
 	// passwords of its tasks in one transaction. While a task of it is

@@ -1,0 +1,49 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+)
+
+// A task signed in to with its provider keeps the provider; its sealed
+// refresh token is replaced when the provider rotates it, but not brought
+// back once the secrets were deleted.
+func TestSourceSignIn(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s *DB) {
+		ctx := context.Background()
+		cust, _ := s.CreateTenant(ctx, "Firma", KindCustomer)
+		d, err := s.CreateDomain(ctx, Domain{TenantID: cust.ID, Name: "firma.cz"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, tasks, err := s.CreateMigration(ctx, Migration{DomainID: d.ID, SourceHost: "outlook.office365.com", SourcePort: 993, SourceSecurity: "tls"},
+			[]Task{{Kind: TaskSync, SourceUser: "a@firma.cz", DestUser: "a@firma.cz", SourceSignIn: "microsoft"},
+				{Kind: TaskSync, SourceUser: "b@firma.cz", DestUser: "b@firma.cz"}},
+			func(_ *sql.Tx, tasks []Task) error {
+				for i := range tasks {
+					tasks[i].SourceSecret, tasks[i].DestSecret = []byte("sealed-1"), []byte("d")
+				}
+				return nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.SetSourceSecret(ctx, tasks[0].ID, []byte("sealed-2")); !ok || err != nil {
+			t.Fatalf("set: %v %v", ok, err)
+		}
+		got, err := s.Task(ctx, tasks[0].ID)
+		if err != nil || got.SourceSignIn != "microsoft" || string(got.SourceSecret) != "sealed-2" {
+			t.Errorf("task %q %q %v", got.SourceSignIn, got.SourceSecret, err)
+		}
+		if other, _ := s.Task(ctx, tasks[1].ID); other.SourceSignIn != "" || string(other.SourceSecret) != "sealed-1" {
+			t.Errorf("the other task: %q %q", other.SourceSignIn, other.SourceSecret)
+		}
+		if _, err := s.ForgetSecrets(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.SetSourceSecret(ctx, tasks[0].ID, []byte("sealed-3")); ok || err != nil {
+			t.Errorf("a deleted secret came back: %v %v", ok, err)
+		}
+	})
+}
