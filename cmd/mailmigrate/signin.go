@@ -29,6 +29,20 @@ func oauthProvider(cfg config.Config, id string) (*oauth.Provider, error) {
 		AuthURL: c.AuthURL, TokenURL: c.TokenURL, DeviceURL: c.DeviceURL})
 }
 
+// oauthProviders are the providers the configuration registers the
+// hosting with, by ID, for the service.
+func oauthProviders(cfg config.Config) (map[string]*oauth.Provider, error) {
+	out := map[string]*oauth.Provider{}
+	for id := range cfg.OAuth {
+		p, err := oauthProvider(cfg, id)
+		if err != nil {
+			return nil, fmt.Errorf("oauth.%s: %w", id, err)
+		}
+		out[id] = p
+	}
+	return out, nil
+}
+
 // signInFailure is a sign-in at the command line that did not happen, in
 // the reader's words.
 type signInFailure struct {

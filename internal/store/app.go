@@ -450,6 +450,17 @@ func (l *DB) SetSourceSecret(ctx context.Context, taskID int64, sealed []byte) (
 	return ok, nil
 }
 
+// RenewSignIn implements Store.
+func (l *DB) RenewSignIn(ctx context.Context, taskID int64, provider string, sealed []byte) (bool, error) {
+	cond, states := inStates([]string{StateDone, StateWarnings, StateFailed, StatePaused, StateCancelled})
+	ok, err := changed(l.exec(ctx, `UPDATE task SET source_secret = ? WHERE id = ? AND source_sign_in = ? AND `+cond,
+		append([]any{sealed, taskID, provider}, states...)...))
+	if err != nil {
+		return false, fmt.Errorf("renew the sign-in of task %d: %w", taskID, err)
+	}
+	return ok, nil
+}
+
 // SetTaskProgress implements Store.
 func (l *DB) SetTaskProgress(ctx context.Context, id int64, p Progress) (bool, error) {
 	ok, err := changed(l.exec(ctx, `UPDATE task SET folders_total = ?, folders_done = ?,

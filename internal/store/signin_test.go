@@ -45,5 +45,24 @@ func TestSourceSignIn(t *testing.T) {
 		if ok, err := s.SetSourceSecret(ctx, tasks[0].ID, []byte("sealed-3")); ok || err != nil {
 			t.Errorf("a deleted secret came back: %v %v", ok, err)
 		}
+		// A new sign-in renews it, for a finished task of that provider.
+		if ok, err := s.RenewSignIn(ctx, tasks[0].ID, "microsoft", []byte("sealed-4")); ok || err != nil {
+			t.Errorf("renewed a queued task: %v %v", ok, err)
+		}
+		if ok, err := s.TransitionTask(ctx, tasks[0].ID, []string{StateQueued}, StateFailed, nil); !ok || err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			id       int64
+			provider string
+			want     bool
+		}{{tasks[0].ID, "google", false}, {tasks[1].ID, "microsoft", false}, {tasks[0].ID, "microsoft", true}} {
+			if ok, err := s.RenewSignIn(ctx, tc.id, tc.provider, []byte("sealed-4")); ok != tc.want || err != nil {
+				t.Errorf("renew task %d with %s: %v %v", tc.id, tc.provider, ok, err)
+			}
+		}
+		if got, _ := s.Task(ctx, tasks[0].ID); string(got.SourceSecret) != "sealed-4" {
+			t.Errorf("after renewal: %q", got.SourceSecret)
+		}
 	})
 }

@@ -360,6 +360,10 @@ type Store interface {
 	// still has one (a refresh token the provider rotated); false when it
 	// was deleted meanwhile.
 	SetSourceSecret(ctx context.Context, taskID int64, sealed []byte) (bool, error)
+	// RenewSignIn replaces the sealed refresh token of a finished task
+	// signed in to with provider, after the customer signed in again;
+	// false when there is no such task.
+	RenewSignIn(ctx context.Context, taskID int64, provider string, sealed []byte) (bool, error)
 
 	// CorrectMigration changes a migration's source server and the sealed
 	// passwords of its tasks in one transaction. While a task of it is
