@@ -42,7 +42,7 @@ func TestOAuthCallbackBoundToSession(t *testing.T) {
 	var logs strings.Builder
 	api := NewAPI(Config{Store: st, Jobs: noJobs{}, Box: box, OAuth: map[string]*oauth.Provider{oauth.Microsoft: prov},
 		Hosting: jobs.Hosting{Driver: fakeDriver{[]hosting.Mailbox{{Address: "jana@firma.test"}}}},
-		Logf: func(f string, a ...any) { logs.WriteString(f) }})
+		Logf:    func(f string, a ...any) { logs.WriteString(f) }})
 	api.tryLogin = acceptAll
 	h := NewPanel(api).Handler()
 	do := func(method, path string, form url.Values, c *http.Cookie) *httptest.ResponseRecorder {
