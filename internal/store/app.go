@@ -580,6 +580,8 @@ func (l *DB) recordEvent(ctx context.Context, tx txn, taskID int64) error {
 			n.Kind = NotifyLoginFailed
 		case f.Kind == imapconn.ErrAuth.Code() && f.Side == engine.SideDest:
 			n.Kind = NotifyHostingLoginFailed
+		case f.Kind == engine.KindSignInAgain:
+			n.Kind = NotifySignInAgain
 		default:
 			return nil
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"testing"
+
+	"mailmigrate/internal/engine"
 )
 
 // A task signed in to with its provider keeps the provider; its sealed
@@ -63,6 +65,43 @@ func TestSourceSignIn(t *testing.T) {
 		}
 		if got, _ := s.Task(ctx, tasks[0].ID); string(got.SourceSecret) != "sealed-4" {
 			t.Errorf("after renewal: %q", got.SourceSecret)
+		}
+	})
+}
+
+// A mailbox whose sign-in was withdrawn tells the customer to sign in
+// again, while the migration's other mailboxes still run.
+func TestSignInAgainNotification(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s *DB) {
+		ctx := context.Background()
+		cust, _ := s.CreateTenant(ctx, "Firma", KindCustomer)
+		d, _ := s.CreateDomain(ctx, Domain{TenantID: cust.ID, Name: "firma.cz"})
+		var kinds []string
+		s.SetNotificationQueue(func(_ context.Context, _ *sql.Tx, n Notification) error {
+			kinds = append(kinds, n.Kind)
+			return nil
+		})
+		_, tasks, err := s.CreateMigration(ctx, Migration{DomainID: d.ID, SourceHost: "imap.gmail.com", SourcePort: 993},
+			[]Task{{Kind: TaskSync, SourceUser: "a@gmail.com", DestUser: "a@firma.cz", SourceSignIn: "google"},
+				{Kind: TaskSync, SourceUser: "b@gmail.com", DestUser: "b@firma.cz", SourceSignIn: "google"}},
+			func(_ *sql.Tx, tasks []Task) error {
+				for i := range tasks {
+					tasks[i].JobID = int64(900 + i)
+				}
+				return nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := s.ClaimTask(ctx, tasks[0].ID, tasks[0].JobID); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		f := &engine.Failure{Kind: engine.KindSignInAgain, Side: engine.SideSource}
+		if ok, err := s.FinishTask(ctx, tasks[0].ID, TaskEnd{State: StateFailed, Failure: f}); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		if len(kinds) != 1 || kinds[0] != NotifySignInAgain {
+			t.Errorf("notifications %v, want %s", kinds, NotifySignInAgain)
 		}
 	})
 }

@@ -223,6 +223,10 @@ const (
 	// existing mailbox (its password was changed since the start); the
 	// customer enters the current password and restarts.
 	NotifyHostingLoginFailed = "hosting_login_failed"
+	// NotifySignInAgain: the sign-in with the old mailbox's provider was
+	// withdrawn or expired; the customer signs in again, which resumes
+	// the copy.
+	NotifySignInAgain = "sign_in_again"
 )
 
 // Notification is one event the customer is told about, by mail and on
