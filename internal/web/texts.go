@@ -332,6 +332,7 @@ var texts = map[string]string{
 	"oauth.denied":              "The sign-in was cancelled or refused at the provider; the old mailbox is not signed in.",
 	"oauth.failed":              "The sign-in with the provider could not be completed. Try again.",
 	"oauth.renewed":             "Signed in again: the mailbox's copy continues where it stopped.",
+	"oauth.correct":             "%s signs in with its provider: to renew it, use the sign-in button on the migration's page instead of a password.",
 }
 
 // catalog holds the panel's texts in every language.

@@ -329,4 +329,5 @@ var textsCS = map[string]string{
 	"oauth.denied":              "Přihlášení bylo u poskytovatele zrušeno nebo odmítnuto; k původní schránce nejste přihlášeni.",
 	"oauth.failed":              "Přihlášení u poskytovatele se nepodařilo dokončit. Zkuste to znovu.",
 	"oauth.renewed":             "Znovu přihlášeno: kopírování schránky pokračuje tam, kde skončilo.",
+	"oauth.correct":             "Schránka %s se přihlašuje přes svého poskytovatele: místo hesla ji obnovte tlačítkem pro přihlášení na stránce migrace.",
 }
