@@ -53,6 +53,7 @@ type config struct {
 	perAccount  int
 	service     bool
 	jobs        int
+	setups      string
 }
 
 func main() {
@@ -62,12 +63,13 @@ func main() {
 	flag.IntVar(&cfg.runs, "runs", 3, "runs per phase; the median is reported")
 	flag.IntVar(&cfg.workers, "workers", 0, "pass --workers N to mailmigrate (0: its default)")
 	flag.IntVar(&cfg.parallel, "parallel", 0, "pass --parallel N to mailmigrate in the many-accounts phase (0: all accounts at once)")
-	flag.StringVar(&cfg.profile, "profile", "", "write CPU and heap profiles of the first initial run into this directory")
+	flag.StringVar(&cfg.profile, "profile", "", "write CPU and heap profiles of the first initial run (with -service: of every mailmigrate process) into this directory")
 	flag.IntVar(&cfg.accounts, "accounts", 20, "accounts in the many-accounts phase")
 	flag.IntVar(&cfg.perAccount, "per-account", 250, "messages per account in the many-accounts phase")
 	flag.BoolVar(&cfg.tmpfs, "tmpfs", false, "keep the servers' mail in /dev/shm: removes disk noise, shows the servers' CPU limit")
 	flag.BoolVar(&cfg.serve, "serve", false, "load the corpus, print a migrate command line and keep the servers running until interrupted (for profiling)")
 	flag.BoolVar(&cfg.service, "service", false, "the service instead: mailboxes submitted through serve's API (SQLite; PostgreSQL with 1-3 workers) against the CLI at the same parallelism (see service.go)")
+	flag.StringVar(&cfg.setups, "setups", "", "with -service: only these setups, comma-separated (cli4,sqlite,pg1,cli8,pg2,cli12,pg3 with -jobs 4)")
 	flag.IntVar(&cfg.jobs, "jobs", 4, "with -service: jobs.workers, the tasks at once in each copying process")
 	flag.Parse()
 	if cfg.service {

@@ -66,6 +66,14 @@ type setup struct {
 	parallel int // tasks at once, in all processes together
 }
 
+// key names the setup for -setups: cli4, sqlite, pg2.
+func (s setup) key() string {
+	if s.cli {
+		return fmt.Sprintf("cli%d", s.parallel)
+	}
+	return s.name
+}
+
 func (s setup) label() string {
 	switch {
 	case s.cli:
@@ -152,6 +160,11 @@ func (b *bed) service(ctx context.Context) error {
 		return err
 	}
 
+	if cfg.profile != "" {
+		if err := os.MkdirAll(cfg.profile, 0o755); err != nil {
+			return err
+		}
+	}
 	jobsPer := max(cfg.jobs, 1)
 	var setups []setup
 	// CLI and service alternate, so that a slow minute of the shared
@@ -163,6 +176,16 @@ func (b *bed) service(ctx context.Context) error {
 			setups = append(setups, setup{name: "sqlite", workers: 1, parallel: par})
 		}
 		setups = append(setups, setup{name: fmt.Sprintf("pg%d", workers), postgres: true, workers: workers, parallel: par})
+	}
+	if cfg.setups != "" {
+		keep := map[string]bool{}
+		for _, n := range strings.Split(cfg.setups, ",") {
+			keep[strings.TrimSpace(n)] = true
+		}
+		setups = slices.DeleteFunc(setups, func(st setup) bool { return !keep[st.key()] })
+		if len(setups) == 0 {
+			return fmt.Errorf("-setups %q: none of cli4 cli8 cli12 sqlite pg1 pg2 pg3 (with -jobs 4)", cfg.setups)
+		}
 	}
 	// A first copy of every mailbox warms the servers for all that
 	// follow: the setup that came first paid more of Dovecot's CPU for
@@ -294,6 +317,10 @@ func (s *svcBench) runCLI(st setup, dests []string) (svcRun, error) {
 		"--dest", "imaps://"+s.dst.IMAPSAddr(), "--ca-file", s.dst.CAFile, "--accounts", list,
 		"--parallel", strconv.Itoa(st.parallel), "--state", filepath.Join(s.dir, tag+".db"),
 		"--report", report, "--quiet")
+	if s.cfg.profile != "" {
+		base := filepath.Join(s.cfg.profile, tag)
+		cmd.Args = append(cmd.Args, "--cpuprofile", base+".cpu", "--memprofile", base+".mem")
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	before := s.snapshot(nil)
@@ -556,11 +583,12 @@ jobs.workers = %d
 		State string    `json:"state"`
 		Tasks []taskOut `json:"tasks"`
 	}
-	// Polled often enough to end the run close to its last mailbox; the
-	// wall time is taken from the tasks' own finish times anyway.
+	// The wall time is taken from the tasks' own finish times, so the
+	// poll can be as rare as a watching client's: every 100 ms the service
+	// listed 200 tasks ten times a second, CPU that the CLI does not spend.
 	deadline := time.Now().Add(time.Duration(len(dests)) * 5 * time.Second)
 	for {
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(time.Second)
 		if _, raw, err := s.call(token, "GET", fmt.Sprintf("%s/api/v1/migrations/%d", base, created.ID), nil, &m); err != nil {
 			return r, fmt.Errorf("%w: %s", err, raw)
 		}
@@ -646,6 +674,12 @@ func (s *svcBench) startProc(p *svcProc, dir, conf string, args ...string) error
 		return err
 	}
 	defer f.Close()
+	if s.cfg.profile != "" {
+		// One profile per process and setup; the server writes it when
+		// it stops.
+		base := filepath.Join(s.cfg.profile, filepath.Base(dir)+"-"+p.name)
+		args = append(args, "--cpuprofile", base+".cpu", "--memprofile", base+".mem")
+	}
 	p.cmd = exec.Command(s.bin, append([]string{"serve", "--config", conf}, args...)...)
 	p.cmd.Env = append(os.Environ(), s.env...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f

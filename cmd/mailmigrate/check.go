@@ -15,6 +15,7 @@ func runCheck(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	var ef endpointFlags
 	ef.register(fs)
+	gmailOnce := fs.Bool("gmail-once", false, "from Gmail, copy each message once: into INBOX, Sent, Drafts or its first label's folder, in that order, with its other labels as keywords (default: once into the folder of every label)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: mailmigrate check --source URL --source-user LOGIN --source-password-file F \\\n"+
 			"                         --dest URL --dest-user LOGIN --dest-password-file F [flags]\n"+
@@ -26,7 +27,7 @@ func runCheck(ctx context.Context, args []string) int {
 	if !ok {
 		return code
 	}
-	opt := engine.Options{Conn: imapconn.Options{Timeout: ef.timeout}}
+	opt := engine.Options{Conn: imapconn.Options{Timeout: ef.timeout}, GmailOnce: *gmailOnce}
 	reports := make([]*engine.Report, len(accounts))
 	for i, a := range accounts {
 		reports[i], _ = engine.Check(ctx, a, opt)

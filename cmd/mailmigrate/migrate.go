@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"text/tabwriter"
+	"time"
 
 	"mailmigrate/internal/bulk"
 	"mailmigrate/internal/engine"
@@ -31,6 +32,7 @@ func runMigrate(ctx context.Context, args []string) int {
 	workers := fs.Int("workers", 4, "parallel destination connections per account")
 	maxFolders := fs.Int("max-folders", engine.DefaultMaxFolders, "refuse a source mailbox with more folders than this")
 	parallel := fs.Int("parallel", 2, "accounts migrated at the same time with --accounts")
+	gmailOnce := fs.Bool("gmail-once", false, "from Gmail, copy each message once: into INBOX, Sent, Drafts or its first label's folder, in that order, with its other labels as keywords (default: once into the folder of every label)")
 	quiet := fs.Bool("quiet", false, "no progress display or log lines, only the final report")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file (for performance work)")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file at the end (for performance work)")
@@ -87,7 +89,7 @@ func runMigrate(ctx context.Context, args []string) int {
 	disp := newDisplay(os.Stderr, &progress, *quiet)
 	disp.start()
 	opt := engine.Options{Conn: imapconn.Options{Timeout: ef.timeout}, AppendWorkers: *workers,
-		MaxFolders: *maxFolders, Progress: &progress, Logf: disp.logf, Memory: engine.NewMemory(budget)}
+		MaxFolders: *maxFolders, GmailOnce: *gmailOnce, Progress: &progress, Logf: disp.logf, Memory: engine.NewMemory(budget)}
 
 	reports := make([]*engine.Report, len(accounts))
 	sem := make(chan struct{}, *parallel)
@@ -100,7 +102,18 @@ func runMigrate(ctx context.Context, args []string) int {
 			aopt.Logf = func(format string, args ...any) {
 				disp.logf("%s: "+format, append([]any{a.SourceUser}, args...)...)
 			}
-			reports[i], _ = engine.Run(ctx, a, led, aopt)
+			aopt.Throttled = func(until time.Time) {
+				// A pause of seconds passes unnoticed; a longer one is said.
+				if time.Until(until) >= 5*time.Second {
+					disp.logf("%s: %s", a.SourceUser, catalog.T(out, "throttled", out.Clock(until)))
+				}
+			}
+			var err error
+			reports[i], err = engine.Run(ctx, a, led, aopt)
+			var throttled *engine.ThrottledError
+			if errors.As(err, &throttled) {
+				disp.logf("%s: %s", a.SourceUser, catalog.T(out, "throttled.stopped", out.Clock(throttled.Until)))
+			}
 		})
 	}
 	wg.Wait()

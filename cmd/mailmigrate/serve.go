@@ -112,6 +112,8 @@ func runServe(ctx context.Context, args []string) int {
 	cfgPath := fs.String("config", "", "configuration file (see mailmigrate.conf.example); without it: data in "+config.Default().DataDir+", listening on "+config.Default().Listen)
 	listen := fs.String("listen", "", "address to listen on instead of the configuration's listen; a worker listens only when given one, and serves there only /healthz, /readyz and /metrics")
 	role := fs.String("role", roleAll, "what this process does: all (panel, API and copies), web (panel and API) or worker (copies); web and worker need a PostgreSQL database")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until the server stops (for performance work)")
+	memProfile := fs.String("memprofile", "", "write a heap profile to this file when the server stops (for performance work)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: mailmigrate serve [--config FILE] [--listen ADDR] [--role all|web|worker]\n\n"+
 			"Runs the migration service: the panel, the JSON API under /api/v1 and the copies. With a PostgreSQL\n"+
@@ -160,6 +162,12 @@ func runServe(ctx context.Context, args []string) int {
 		return fail(err)
 	}
 	defer st.Close()
+	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		return fail(err)
+	}
+	// After the copies have stopped (deferred calls run last in, first out).
+	defer stopProfiles()
 	// A hosting set up wrong is said now, naming what to fix, not in a
 	// customer's first migration.
 	if err := checkHosting(ctx, h, someMailbox(ctx, st, h.Driver)); err != nil {
@@ -307,7 +315,7 @@ func buildService(ctx context.Context, st *store.DB, box *secret.Box, h jobs.Hos
 		Diagnose: diag, Logf: logf,
 		MaxQuota: cfg.Hosting.MaxQuota, ResyncStopDays: cfg.Jobs.ResyncStopDays,
 		PublicURL: cfg.Web.PublicURL, TrustedProxies: cfg.Web.TrustedProxies, FailedLogins: failed,
-		CheckLines: cfg.Web.CheckLines, ChecksPerHour: cfg.Web.ChecksPerHour, HandoffKey: handoff, Slots: st.Slots(),
+		CheckLines: cfg.Web.CheckLines, ChecksPerHour: cfg.Web.ChecksPerHour, SourceHostLimit: cfg.Sources.HostLimit, HandoffKey: handoff, Slots: st.Slots(),
 		Backoffs: st.Backoffs(), OAuth: providers})
 	mux.Handle("/api/", api.Handler())
 	mux.Handle("/", web.NewPanel(api).Handler())

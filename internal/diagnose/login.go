@@ -108,6 +108,11 @@ func Login(ctx context.Context, a LoginAttempt) *Diagnosis {
 	case imapconn.ErrTimeout, imapconn.ErrConnLost:
 		d.Summary = catalog.M("summary.timeout", host)
 		d.add("busy", catalog.M("reason.busy"))
+	case imapconn.ErrThrottled:
+		// Not the password's fault: the provider spreads its load
+		// (Exchange Online) or counts the mailbox's connections.
+		d.Summary = catalog.M("summary.unavailable", host)
+		d.add("busy", catalog.M("reason.busy"))
 	case imapconn.ErrTLS:
 		d.Summary = catalog.M("summary.tls", host)
 		d.Certificate = certificateOf(a.Err)

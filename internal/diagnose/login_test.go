@@ -173,6 +173,18 @@ func TestServerCodes(t *testing.T) {
 	}
 }
 
+// A throttled login (Exchange's backoff, a connection cap) is the
+// provider's load, not a wrong password: no password advice.
+func TestThrottledLogin(t *testing.T) {
+	for _, text := range []string{"Request is throttled. Suggested Backoff Time: 299609 milliseconds", "Too many simultaneous connections."} {
+		err := &imapconn.Error{Kind: imapconn.ErrThrottled, Text: text}
+		d := Login(context.Background(), LoginAttempt{Server: imapconn.Endpoint{Host: "outlook.office365.com"}, User: "a@firma.cz", Err: err})
+		if got := codes(d); !strings.Contains(got, "busy") || strings.Contains(got, "password") || d.Kind != "throttled" {
+			t.Errorf("%q: kind %s, reasons %s; want busy and no password advice", text, d.Kind, got)
+		}
+	}
+}
+
 // Failed logins are counted per customer and per resolved server: one
 // customer's typos do not hold back another's, several spellings of one
 // server are one server, and parallel attempts are counted before they

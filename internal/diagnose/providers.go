@@ -246,6 +246,27 @@ func ProviderForDomain(domain string) *Provider {
 	return nil
 }
 
+// ProviderForHost returns the provider whose IMAP server this is
+// (imap.seznam.cz → Seznam), or nil; the first where providers share one.
+func ProviderForHost(host string) *Provider {
+	host = normName(host)
+	for i := range Providers {
+		if host != "" && Providers[i].Host == host {
+			return &Providers[i]
+		}
+	}
+	return nil
+}
+
+// Hint is what the customer must do at this provider before a migration
+// can log in there, as a sentence; zero when nothing special.
+func (p *Provider) Hint() i18n.Message {
+	if p == nil || p.Needs.IsZero() {
+		return i18n.Message{}
+	}
+	return catalog.M("hint.needs", p.Name, p.Needs)
+}
+
 // ProviderForMX returns the provider an MX host belongs to
 // (aspmx.l.google.com → Google Workspace), or nil.
 func ProviderForMX(host string) *Provider {

@@ -33,6 +33,7 @@ var texts = map[string]string{
 	"reason.no_domain":          "The login %q has no domain. Most servers want the full address, such as %s@yourdomain.tld.",
 	"reason.old_service_name":   "This is the server of this hosting. If you move mail between two of its services, log in with the old service's name, or with its identifier if the name was removed, such as mailbox@w123456.",
 	"reason.oauth":              "%s no longer accepts passwords for IMAP: it needs a sign-in with %s (OAuth2), which this migration cannot do with a password.",
+	"hint.needs":                "%s needs %s before the migration can log in there.",
 	"reason.app_password":       "%s needs %s before other programs may log in.",
 	"reason.password":           "The password may be old or mistyped. Check it by signing in to the old provider's webmail with the same login.",
 	"reason.removed_service":    "A login like mailbox@w123456 works only on this hosting's own server, for a service whose name was removed.",

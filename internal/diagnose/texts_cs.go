@@ -28,6 +28,7 @@ var textsCS = map[string]string{
 	"reason.no_domain":          "Přihlašovací jméno %q neobsahuje doménu. Většina serverů vyžaduje celou adresu, například %s@vasedomena.cz.",
 	"reason.old_service_name":   "Toto je server tohoto hostingu. Pokud přesouváte poštu mezi dvěma jeho službami, přihlaste se názvem původní služby, nebo jejím identifikátorem, pokud byl název odstraněn, například schranka@w123456.",
 	"reason.oauth":              "%s už pro IMAP nepřijímá hesla: vyžaduje přihlášení přes %s (OAuth2), které tato migrace s heslem provést nemůže.",
+	"hint.needs":                "Služba %s vyžaduje %s, než se k ní migrace bude moci přihlásit.",
 	"reason.app_password":       "Služba %s vyžaduje %s, než se k ní mohou přihlásit jiné programy.",
 	"reason.password":           "Heslo může být staré nebo chybně zadané. Ověřte ho přihlášením do webmailu původního poskytovatele se stejným přihlašovacím jménem.",
 	"reason.removed_service":    "Přihlašovací jméno ve tvaru schranka@w123456 funguje jen na vlastním serveru tohoto hostingu, a to u služby, jejíž název byl odstraněn.",

@@ -200,3 +200,50 @@ func TestDestinationAppend(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedFolder: a folder the destination will not create is reported
+// message by message, the other folders are copied, and the progress
+// counts the folder once.
+func TestRefusedFolder(t *testing.T) {
+	src := testbed.StartHostile(t, testbed.HostileConfig{User: srcUser, Password: srcPass, Folders: []testbed.HostileFolder{
+		{Name: "INBOX", UIDValidity: 11, Messages: hostileMessages("INBOX", 12)},
+		{Name: "Files", UIDValidity: 12, Messages: hostileMessages("Files", 6)},
+	}})
+	dst := testbed.StartHostile(t, testbed.HostileConfig{User: dstUser, Password: dstPass,
+		Folders:       []testbed.HostileFolder{{Name: "INBOX", UIDValidity: 21}},
+		CreateRefused: map[string]string{"Files": "NO Folder name is reserved"}})
+	led, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer led.Close()
+	d := &destRun{t: t, src: src, dst: dst, led: led, acct: engine.Account{
+		Source: imapconn.Endpoint{Host: "127.0.0.1", Port: src.Port, Security: imapconn.Plain}, SourceUser: srcUser, SourcePassword: srcPass,
+		Dest: imapconn.Endpoint{Host: "127.0.0.1", Port: dst.Port, Security: imapconn.Plain}, DestUser: dstUser, DestPassword: dstPass}}
+	progress := new(engine.Progress)
+	r, err := d.run(engine.Options{Progress: progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != engine.StatusWarnings {
+		t.Errorf("status %s, want warnings", r.Status)
+	}
+	for _, f := range r.Folders {
+		switch f.Source {
+		case "INBOX":
+			if f.Copied != 12 {
+				t.Errorf("INBOX: %d copied, want 12", f.Copied)
+			}
+		case "Files":
+			if len(f.Failed) != 6 || !strings.Contains(f.Failed[0].Reason.String(), "reserved") {
+				t.Errorf("Files: failed %+v, want its 6 messages with the server's reason", f.Failed)
+			}
+		}
+	}
+	if n := len(dst.Messages("INBOX")); n != 12 {
+		t.Errorf("destination INBOX has %d messages, want 12", n)
+	}
+	if s := progress.Snapshot(); s.FoldersDone != s.FoldersTotal || s.FoldersTotal != 2 {
+		t.Errorf("progress: %d of %d folders done, want 2 of 2", s.FoldersDone, s.FoldersTotal)
+	}
+}

@@ -82,6 +82,19 @@ type Options struct {
 	// more is refused before anything is created on the destination.
 	// Default 5,000.
 	MaxFolders int
+	// MaxThrottleWait is the longest wait for a throttling old server
+	// (Exchange's "Request is throttled", a connection cap) that the run
+	// takes itself before going on; a longer one ends the run with a
+	// *ThrottledError saying when to come back. Default 15 minutes.
+	MaxThrottleWait time.Duration
+	// Throttled, if set, hears every throttled answer of the old server
+	// with the time the copy goes on.
+	Throttled func(until time.Time)
+	// GmailOnce copies each message of a Gmail source once, into the
+	// first of its places (INBOX, Sent, Drafts, its user labels by name,
+	// else Archive), with its other user labels as keywords, instead of
+	// once into the folder of each label.
+	GmailOnce bool
 }
 
 // DefaultMaxFolders is Options.MaxFolders when it is not set. Real
@@ -118,6 +131,9 @@ func Run(ctx context.Context, a Account, led Ledger, opt Options) (*Report, erro
 	}
 	if opt.MaxFolders <= 0 {
 		opt.MaxFolders = DefaultMaxFolders
+	}
+	if opt.MaxThrottleWait <= 0 {
+		opt.MaxThrottleWait = DefaultMaxThrottleWait
 	}
 	if opt.Memory == nil {
 		opt.Memory = NewMemory(opt.MemoryBudget)
@@ -156,6 +172,9 @@ func Check(ctx context.Context, a Account, opt Options) (*Report, error) {
 	if opt.MaxFolders <= 0 {
 		opt.MaxFolders = DefaultMaxFolders
 	}
+	if opt.MaxThrottleWait <= 0 {
+		opt.MaxThrottleWait = DefaultMaxThrottleWait
+	}
 	m := &migration{acct: a, opt: opt, rep: &Report{Source: a.Source.String(),
 		SourceUser: a.SourceUser, Dest: a.Dest.String(), DestUser: a.DestUser, Started: time.Now()}}
 	err := m.safely(func() error { return m.check(ctx) })
@@ -172,11 +191,18 @@ func Check(ctx context.Context, a Account, opt Options) (*Report, error) {
 func (m *migration) check(ctx context.Context) error {
 	err := m.connect(ctx)
 	if err == nil {
+		if all, ok := m.gmailMode(ctx); ok {
+			return m.checkGmail(ctx, all)
+		}
 		var size int64
 		sized := true
 		for _, p := range PlanFolders(m.srcLayout, m.dstLayout, nil) {
 			fr := FolderReport{Source: p.Source, Dest: p.Dest, Role: p.Role, Note: p.Note}
-			st, serr := m.status(ctx, p.Source, imap.StatusOptions{NumMessages: true, Size: true})
+			var st *imap.StatusData
+			serr := m.fromSource(ctx, func(bool) (err error) {
+				st, err = m.status(ctx, p.Source, imap.StatusOptions{NumMessages: true, Size: true})
+				return err
+			})
 			if serr != nil {
 				err = serr
 				break
@@ -217,7 +243,7 @@ func (m *migration) safely(fn func() error) (err error) {
 func (m *migration) status(ctx context.Context, name string, opts imap.StatusOptions) (*imap.StatusData, error) {
 	if !m.noStatus {
 		var st *imap.StatusData
-		err := m.fromSource(ctx, nil, func() (err error) {
+		err := m.fromSource(ctx, func(bool) (err error) {
 			st, err = m.src.Status(ctx, name, opts)
 			return err
 		})
@@ -234,7 +260,7 @@ func (m *migration) status(ctx context.Context, name string, opts imap.StatusOpt
 		}
 	}
 	var st *imap.StatusData
-	err := m.fromSource(ctx, nil, func() (err error) {
+	err := m.fromSource(ctx, func(bool) (err error) {
 		st, err = m.src.ExamineStatus(ctx, name)
 		return err
 	})
@@ -265,6 +291,7 @@ type migration struct {
 	singleWriter         bool              // the destination takes one writer per folder at a time
 	created              map[string]string // planned destination -> the name it got ("" none)
 	createErr            map[string]error  // why a planned destination got no name
+	throttles            int               // throttled answers of the source so far
 }
 
 func (m *migration) logf(format string, args ...any) {
@@ -327,28 +354,6 @@ func (m *migration) signIn(ctx context.Context, c *imapconn.Conn, rejected strin
 // out dead tokens must not keep the run reconnecting.
 const maxRenewals = 3
 
-// fromSource runs op, which uses the source connection. When the server
-// ended the session because the access token expired, it signs in again
-// with a fresh token, opens w's folder again (when w is set: op expects it
-// selected) and runs op once more.
-func (m *migration) fromSource(ctx context.Context, w *folderWork, op func() error) error {
-	for renewals := 0; ; renewals++ {
-		err := op()
-		if !errors.Is(err, imapconn.ErrTokenExpired) || renewals == maxRenewals {
-			return err
-		}
-		m.logf("the old server ended the session because the access token expired; signing in again")
-		if err := m.reconnectSource(ctx); err != nil {
-			return err
-		}
-		if w != nil {
-			if err := m.examine(ctx, w); err != nil {
-				return &SideError{SideSource, m.acct.SourceUser, err}
-			}
-		}
-	}
-}
-
 func (m *migration) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -370,7 +375,7 @@ func (m *migration) close() {
 // connect logs in to both sides and reads their folder layouts.
 func (m *migration) connect(ctx context.Context) error {
 	var err error
-	if m.src, err = m.dial(ctx, SideSource, ""); err != nil {
+	if m.src, err = m.dialSource(ctx, ""); err != nil {
 		return err
 	}
 	if m.dst, err = m.dial(ctx, SideDest, ""); err != nil {
@@ -391,7 +396,7 @@ func (m *migration) connect(ctx context.Context) error {
 		}
 		return l, nil
 	}
-	err = m.fromSource(ctx, nil, func() (err error) {
+	err = m.fromSource(ctx, func(bool) (err error) {
 		m.srcLayout, err = read(m.src, SideSource, m.acct.SourceUser)
 		return err
 	})
@@ -436,13 +441,20 @@ func (m *migration) run(ctx context.Context) error {
 		m.singleWriter = true
 	}
 	m.multiAppend = m.dst.MultiAppend(ctx)
+	if all, ok := m.gmailMode(ctx); ok {
+		return m.runGmail(ctx, all)
+	}
 	plans := PlanFolders(m.srcLayout, m.dstLayout, m.remembered)
 	m.opt.Progress.add(&m.opt.Progress.foldersTotal, int64(len(plans)))
 	// Totals first, so that progress has a denominator from the start.
 	stats := make([]*imap.StatusData, len(plans))
 	for i, p := range plans {
-		st, err := m.status(ctx, p.Source, imap.StatusOptions{NumMessages: true,
-			UIDNext: true, UIDValidity: true, HighestModSeq: true, Size: true})
+		var st *imap.StatusData
+		err := m.fromSource(ctx, func(bool) (err error) {
+			st, err = m.status(ctx, p.Source, imap.StatusOptions{NumMessages: true,
+				UIDNext: true, UIDValidity: true, HighestModSeq: true, Size: true})
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -472,6 +484,12 @@ func (m *migration) run(ctx context.Context) error {
 		}
 		works, uids = append(works, w), append(uids, u)
 	}
+	return m.copyWorks(ctx, works, uids)
+}
+
+// copyWorks copies the prepared works' messages, retries what failed and
+// verifies what arrived.
+func (m *migration) copyWorks(ctx context.Context, works []*folderWork, uids [][]imap.UID) error {
 	if len(works) == 0 {
 		return nil
 	}
@@ -577,14 +595,14 @@ func (m *migration) retry(ctx context.Context, works []*folderWork) error {
 		u := w.retry
 		w.reset()
 		m.logf("%s: retrying %d message(s) on fresh connections", w.plan.Source, len(u))
-		if err := m.fromSource(ctx, nil, func() error { return m.examine(ctx, w) }); err != nil {
+		if err := m.fromSource(ctx, func(bool) error { return m.examine(ctx, w) }); err != nil {
 			return &SideError{SideSource, m.acct.SourceUser, err}
 		}
-		entries, err := m.led.Entries(ctx, m.key, w.plan.Source, w.uidValidity)
+		known, err := m.knownDst(ctx, w)
 		if err != nil {
 			return err
 		}
-		if u, err = m.adopt(ctx, w, u, entries); err != nil {
+		if u, err = m.adopt(ctx, w, u, known); err != nil {
 			return err
 		}
 		uids = append(uids, u)
@@ -621,6 +639,10 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		}
 		return nil, nil, nil
 	}
+	if p.NonMail && *st.NumMessages == 0 && !m.dstFolders[p.Dest] {
+		fr.Note = catalog.M("note.not_mail")
+		return nil, nil, nil
+	}
 	w := &folderWork{plan: p, fr: fr, st: st, started: time.Now(), sizes: map[imap.UID]int64{}}
 	if !m.dstFolders[p.Dest] {
 		dest, err := m.createFolder(ctx, p)
@@ -648,18 +670,11 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		}
 		m.remembered[p.Source] = p.Dest
 	}
-	if p.Subscribed && !m.subscribed[p.Dest] {
-		if err := m.dst.Subscribe(ctx, p.Dest); err != nil {
-			if m.dst.Dead() {
-				return nil, nil, dstErr(err)
-			}
-			// Mail matters more than the subscription: go on.
-			m.logf("%s: could not subscribe %q: %v", p.Source, p.Dest, err)
-		}
-		m.subscribed[p.Dest] = true
+	if err := m.subscribe(ctx, p); err != nil {
+		return nil, nil, err
 	}
 	var sel *imap.SelectData
-	if err := m.fromSource(ctx, nil, func() (err error) {
+	if err := m.fromSource(ctx, func(bool) (err error) {
 		sel, err = m.src.Examine(ctx, p.Source)
 		return err
 	}); err != nil {
@@ -686,20 +701,21 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 	// folder: an incremental run's cost follows the new mail.
 	changedOnly := havePrev && prev.SrcUIDValidity == sel.UIDValidity && prev.SrcHighestModSeq != 0 && sel.HighestModSeq != 0
 	var srcMsgs []imapconn.MessageMeta
-	switch {
-	case sel.NumMessages == 0:
-	case changedOnly:
-		if err := m.fromSource(ctx, w, func() (err error) {
-			srcMsgs, err = m.src.FetchChanged(ctx, prev.SrcHighestModSeq)
+	if sel.NumMessages > 0 {
+		err := m.fromSource(ctx, func(reopened bool) (err error) {
+			if reopened {
+				if err := m.examine(ctx, w); err != nil {
+					return err
+				}
+			}
+			if changedOnly {
+				srcMsgs, err = m.src.FetchChanged(ctx, prev.SrcHighestModSeq)
+			} else {
+				srcMsgs, err = m.src.FetchMeta(ctx, nil, nil)
+			}
 			return err
-		}); err != nil {
-			return nil, nil, srcErr(err)
-		}
-	default:
-		if err := m.fromSource(ctx, w, func() (err error) {
-			srcMsgs, err = m.src.FetchMeta(ctx, nil, nil)
-			return err
-		}); err != nil {
+		})
+		if err != nil {
 			return nil, nil, srcErr(err)
 		}
 	}
@@ -736,7 +752,7 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 			m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
 			m.opt.Progress.add(&m.opt.Progress.bytesDone, msg.Size)
 		}
-		if want := w.filter.apply(msg.Flags); e.DstUID != 0 && flagKey(want) != flagKey(e.Flags) {
+		if want := w.flags(msg.UID, msg.Flags); e.DstUID != 0 && flagKey(want) != flagKey(e.Flags) {
 			add, rem := flagDelta(e.Flags, want)
 			e.Flags = want
 			flagChanged = append(flagChanged, e)
@@ -759,7 +775,7 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		fr.FlagsUpdated = len(flagChanged)
 	}
 	if len(newUIDs) > 0 && dsel.NumMessages > 0 {
-		if newUIDs, err = m.adopt(ctx, w, newUIDs, entries); err != nil {
+		if newUIDs, err = m.adopt(ctx, w, newUIDs, dstUIDs(entries)); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -778,6 +794,22 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 		return nil, nil, m.saveFolder(ctx, w)
 	}
 	return w, newUIDs, nil
+}
+
+// subscribe subscribes a plan's destination folder where the source
+// folder is subscribed.
+func (m *migration) subscribe(ctx context.Context, p FolderPlan) error {
+	if p.Subscribed && !m.subscribed[p.Dest] {
+		if err := m.dst.Subscribe(ctx, p.Dest); err != nil {
+			if m.dst.Dead() {
+				return &SideError{SideDest, m.acct.DestUser, err}
+			}
+			// Mail matters more than the subscription: go on.
+			m.logf("%s: could not subscribe %q: %v", p.Source, p.Dest, err)
+		}
+		m.subscribed[p.Dest] = true
+	}
+	return nil
 }
 
 // createFolder makes a plan's destination folder and returns its name.
@@ -833,7 +865,7 @@ func (m *migration) createFolder(ctx context.Context, p FolderPlan) (string, err
 // folders are copied.
 func (m *migration) failFolder(ctx context.Context, w *folderWork) error {
 	var msgs []imapconn.MessageMeta
-	err := m.fromSource(ctx, nil, func() error {
+	err := m.fromSource(ctx, func(bool) error {
 		if _, err := m.src.Examine(ctx, w.plan.Source); err != nil {
 			return err
 		}
@@ -851,7 +883,8 @@ func (m *migration) failFolder(ctx context.Context, w *folderWork) error {
 		w.fr.Failed = append(w.fr.Failed, MessageIssue{UID: uint32(mm.UID), Size: mm.Size, Reason: reason})
 		m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
 	}
-	m.opt.Progress.add(&m.opt.Progress.foldersDone, 1)
+	// The folder is done: run counts it, as it counts every folder that
+	// prepare leaves nothing to copy in.
 	return nil
 }
 
@@ -872,11 +905,7 @@ func (m *migration) skipTooBig(ctx context.Context, w *folderWork, uids []imap.U
 	if len(big) == 0 {
 		return uids, nil
 	}
-	var meta []imapconn.MessageMeta
-	err := m.fromSource(ctx, w, func() (err error) {
-		meta, err = m.src.FetchMeta(ctx, big, IdentityFields)
-		return err
-	})
+	meta, err := m.srcMeta(ctx, w, big)
 	if err != nil {
 		return nil, &SideError{SideSource, m.acct.SourceUser, err}
 	}
@@ -894,6 +923,12 @@ func (m *migration) skipTooBig(ctx context.Context, w *folderWork, uids []imap.U
 // saveFolder records a complete pass, which lets the next run skip the
 // folder while nothing changes.
 func (m *migration) saveFolder(ctx context.Context, w *folderWork) error {
+	if w.gm != nil {
+		// Only the destination's generation: a Gmail folder is compared
+		// with the ledger message by message on every run.
+		return m.led.SaveFolder(ctx, m.key, FolderState{SrcFolder: w.gm.key, DstFolder: w.plan.Dest,
+			DstUIDValidity: w.dstUIDValidity})
+	}
 	if len(w.fr.Failed) > 0 || len(w.fr.Skipped) > 0 {
 		return nil
 	}
@@ -912,15 +947,11 @@ func (m *migration) storeFlags(ctx context.Context, uid imap.UID, add, rem []ima
 }
 
 // adopt matches source messages the ledger does not know against
-// destination messages the ledger does not know (entries is what it knows
-// of the folder), by content identity, as multisets. Matches are recorded
+// destination messages the ledger does not know (known are the UIDs of
+// those it does), by content identity, as multisets. Matches are recorded
 // as copied; the rest is returned.
-func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID, entries map[imap.UID]Entry) ([]imap.UID, error) {
-	p, uidValidity, fr := w.plan, w.uidValidity, w.fr
-	known := map[imap.UID]bool{}
-	for _, e := range entries {
-		known[e.DstUID] = true
-	}
+func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID, known map[imap.UID]bool) ([]imap.UID, error) {
+	p, fr := w.plan, w.fr
 	// Open afresh: a mailbox view only learns of messages other
 	// connections appended when the server syncs it, which some servers do
 	// after, not before, the next FETCH. Read-only, because it only reads.
@@ -962,11 +993,7 @@ func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID, e
 		id := IdentityOf(d.Header)
 		pool[id] = append(pool[id], sized{d.UID, d.Size})
 	}
-	var smeta []imapconn.MessageMeta
-	err = m.fromSource(ctx, w, func() (err error) {
-		smeta, err = m.src.FetchMeta(ctx, uids, IdentityFields)
-		return err
-	})
+	smeta, err := m.srcMeta(ctx, w, uids)
 	if err != nil {
 		return nil, &SideError{SideSource, m.acct.SourceUser, err}
 	}
@@ -991,7 +1018,7 @@ func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID, e
 				fr.Rewritten++
 			}
 			matched[i] = true
-			adopted = append(adopted, Entry{SrcUID: s.UID, DstUID: cands[j].uid, Identity: id, Flags: w.filter.apply(s.Flags)})
+			adopted = append(adopted, Entry{SrcUID: s.UID, DstUID: cands[j].uid, Identity: id, Flags: w.flags(s.UID, s.Flags)})
 			pool[id] = slices.Delete(cands, j, j+1)
 			m.opt.Progress.add(&m.opt.Progress.msgsDone, 1)
 			m.opt.Progress.add(&m.opt.Progress.bytesDone, s.Size)
@@ -1004,7 +1031,7 @@ func (m *migration) adopt(ctx context.Context, w *folderWork, uids []imap.UID, e
 		}
 	}
 	if len(adopted) > 0 {
-		if err := m.led.Record(ctx, m.key, p.Source, uidValidity, adopted); err != nil {
+		if err := m.record(ctx, w, adopted); err != nil {
 			return nil, err
 		}
 		fr.AlreadyPresent += len(adopted)
@@ -1177,6 +1204,21 @@ func (m *migration) fetchChunk(ctx context.Context, w *folderWork, uids []imap.U
 	return 0, 0, nil, err
 }
 
+// srcMeta reads the metadata and identity fields of messages of a work's
+// folder, which the source connection has open.
+func (m *migration) srcMeta(ctx context.Context, w *folderWork, uids []imap.UID) (meta []imapconn.MessageMeta, err error) {
+	err = m.fromSource(ctx, func(reopened bool) error {
+		if reopened {
+			if err := m.examine(ctx, w); err != nil {
+				return err
+			}
+		}
+		meta, err = m.src.FetchMeta(ctx, uids, IdentityFields)
+		return err
+	})
+	return meta, err
+}
+
 // reconnectSource replaces a broken source connection; when the server
 // ended the session for an expired token, the new one signs in with
 // another.
@@ -1186,7 +1228,7 @@ func (m *migration) reconnectSource(ctx context.Context) error {
 		rejected = m.srcToken
 	}
 	m.src.Close()
-	c, err := m.dial(ctx, SideSource, rejected)
+	c, err := m.dialSource(ctx, rejected)
 	if err != nil {
 		return err
 	}
@@ -1204,12 +1246,12 @@ func (e errFolderReset) Error() string {
 
 // examine opens a work's source folder for fetching.
 func (m *migration) examine(ctx context.Context, w *folderWork) error {
-	sel, err := m.src.Examine(ctx, w.plan.Source)
+	sel, err := m.src.Examine(ctx, w.source())
 	if err != nil {
 		return err
 	}
 	if sel.UIDValidity != w.uidValidity {
-		return errFolderReset{w.plan.Source}
+		return errFolderReset{w.source()}
 	}
 	return nil
 }
@@ -1303,7 +1345,7 @@ func (p *pipeline) appendBatch(conn *imapconn.Conn, jobs []*job) (rs []result, n
 	}
 	msgs := make([]imapconn.AppendMessage, len(jobs))
 	for i, j := range jobs {
-		msgs[i] = imapconn.AppendMessage{Flags: w.filter.apply(j.msg.Flags), Date: j.msg.InternalDate,
+		msgs[i] = imapconn.AppendMessage{Flags: w.flags(j.msg.UID, j.msg.Flags), Date: j.msg.InternalDate,
 			Size: j.body.size, Body: j.body.reader()}
 	}
 	if fits {

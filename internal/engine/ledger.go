@@ -29,6 +29,14 @@ type Ledger interface {
 	// Remember records where a source folder goes, before anything is
 	// copied into it.
 	Remember(ctx context.Context, account, srcFolder, dstFolder string) error
+	// IDEntries returns the copied messages recorded under key (used like
+	// a source folder's name) by the id the source gives a message for its
+	// whole life, whatever its folders (Gmail's X-GM-MSGID), instead of by
+	// UID; Entry.SrcUID is 0 in them.
+	IDEntries(ctx context.Context, account, key string) (map[uint64]Entry, error)
+	// RecordIDs inserts or replaces such entries (by Entry.ID) in one
+	// transaction.
+	RecordIDs(ctx context.Context, account, key string, entries []Entry) error
 }
 
 // FolderState is what the ledger remembers of a folder pair.
@@ -45,6 +53,7 @@ type FolderState struct {
 // Entry is one copied (or adopted) message.
 type Entry struct {
 	SrcUID   imap.UID
+	ID       uint64   // the source's own id of the message (Ledger.IDEntries), else 0
 	DstUID   imap.UID // 0 when the destination did not report it (no UIDPLUS)
 	Identity Identity
 	// Flags are the flags the destination was given (at copy or at the

@@ -59,6 +59,33 @@ func init() {
 	}
 }
 
+// nonMailNames are the folders Exchange (and Outlook over IMAP) lists for
+// its calendars, contacts, tasks, notes, journal and synchronisation
+// logs, in the languages we serve and their neighbours'. They hold no mail
+// over IMAP, so they are not created empty on the destination; with
+// messages in them they are copied as any folder. Their subfolders
+// (Calendar/Birthdays) count as theirs.
+var nonMailNames = map[string]bool{}
+
+func init() {
+	for _, n := range []string{
+		"Calendar", "Contacts", "Tasks", "Notes", "Journal", "Sync Issues", "Sync Issues (This computer only)",
+		"Kalendář", "Kontakty", "Úkoly", "Poznámky", "Deník", "Problémy se synchronizací",
+		"Problémy se synchronizací (pouze tento počítač)",
+		"Kalendár", "Úlohy", "Denník", "Problémy so synchronizáciou",
+		"Kalender", "Kontakte", "Aufgaben", "Notizen", "Synchronisierungsprobleme",
+	} {
+		nonMailNames[strings.ToLower(n)] = true
+	}
+}
+
+// nonMail tells a folder that is, or sits under, one of nonMailNames at
+// the top level.
+func (s Layout) nonMail(name string) bool {
+	p := s.path(name)
+	return len(p) > 0 && nonMailNames[strings.ToLower(p[0])]
+}
+
 // Layout describes one server's folder layout.
 type Layout struct {
 	Prefix    string // personal namespace prefix, e.g. "INBOX."
@@ -78,6 +105,9 @@ type FolderPlan struct {
 	// Note explains a name change the customer would not expect, such as a
 	// separator character inside a folder name.
 	Note i18n.Message
+	// NonMail marks a calendar, contacts, tasks or notes folder
+	// (Exchange's): not created on the destination while it is empty.
+	NonMail bool
 }
 
 // lookalike replaces a hierarchy delimiter that appears inside a folder
@@ -242,7 +272,7 @@ func PlanFolders(src, dst Layout, remembered map[string]string) []FolderPlan {
 	for _, m := range mboxes {
 		path := src.path(m.Name)
 		plain, renamed := dst.name(path)
-		p := FolderPlan{Source: m.Name, Role: src.roleOf(m), Subscribed: m.Subscribed}
+		p := FolderPlan{Source: m.Name, Role: src.roleOf(m), Subscribed: m.Subscribed, NonMail: src.nonMail(m.Name)}
 		rolesDest, hasRole := dstRoles[p.Role]
 		switch remember, ok := remembered[m.Name]; {
 		case ok && remember != "":

@@ -74,6 +74,57 @@ func TestPlanFolders(t *testing.T) {
 	}
 }
 
+// Exchange's folders, as Exchange Online lists them in an English and a
+// Czech mailbox (special-use attributes on some, names only on others),
+// land on the hosting's special folders; its calendar, contacts, tasks,
+// notes and sync-log folders are marked as not mail, with their subfolders.
+func TestPlanFoldersExchange(t *testing.T) {
+	dst := Layout{Delim: '/', Mailboxes: []imapconn.Mailbox{
+		mbox("INBOX"), mbox("Sent", imap.MailboxAttrSent), mbox("Drafts", imap.MailboxAttrDrafts),
+		mbox("Trash", imap.MailboxAttrTrash), mbox("Spam", imap.MailboxAttrJunk)}}
+	for _, tc := range []struct {
+		name    string
+		src     []imapconn.Mailbox
+		want    map[string]string
+		nonMail []string
+	}{
+		{"english", []imapconn.Mailbox{mbox("INBOX"), mbox("Sent Items", imap.MailboxAttrSent), mbox("Deleted Items", imap.MailboxAttrTrash),
+			mbox("Junk Email", imap.MailboxAttrJunk), mbox("Drafts", imap.MailboxAttrDrafts), mbox("Archive", imap.MailboxAttrArchive),
+			mbox("Outbox"), mbox("Conversation History"), mbox("Calendar"), mbox("Calendar/Birthdays"), mbox("Contacts"),
+			mbox("Tasks"), mbox("Notes"), mbox("Journal"), mbox("Sync Issues", imap.MailboxAttrNoSelect), mbox("Sync Issues/Conflicts")},
+			map[string]string{"INBOX": "INBOX", "Sent Items": "Sent", "Deleted Items": "Trash", "Junk Email": "Spam",
+				"Drafts": "Drafts", "Archive": "Archive", "Outbox": "Outbox", "Conversation History": "Conversation History"},
+			[]string{"Calendar", "Calendar/Birthdays", "Contacts", "Tasks", "Notes", "Journal", "Sync Issues/Conflicts"}},
+		{"czech, names only", []imapconn.Mailbox{mbox("INBOX"), mbox("Odeslaná pošta"), mbox("Odstraněná pošta"),
+			mbox("Nevyžádaná pošta"), mbox("Koncepty"), mbox("Archiv"), mbox("Pošta k odeslání"), mbox("Kalendář"),
+			mbox("Kalendář/Narozeniny"), mbox("Kontakty"), mbox("Úkoly"), mbox("Poznámky"), mbox("Deník"),
+			mbox("Problémy se synchronizací/Místní selhání")},
+			map[string]string{"Odeslaná pošta": "Sent", "Odstraněná pošta": "Trash", "Nevyžádaná pošta": "Spam",
+				"Koncepty": "Drafts", "Archiv": "Archiv", "Pošta k odeslání": "Pošta k odeslání"},
+			[]string{"Kalendář", "Kalendář/Narozeniny", "Kontakty", "Úkoly", "Poznámky", "Deník", "Problémy se synchronizací/Místní selhání"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, nonMail := map[string]string{}, map[string]bool{}
+			for _, p := range PlanFolders(Layout{Delim: '/', Mailboxes: tc.src}, dst, nil) {
+				got[p.Source], nonMail[p.Source] = p.Dest, p.NonMail
+			}
+			for src, want := range tc.want {
+				if got[src] != want || nonMail[src] {
+					t.Errorf("%q -> %q (not mail: %v), want %q, mail", src, got[src], nonMail[src], want)
+				}
+			}
+			for _, src := range tc.nonMail {
+				if !nonMail[src] {
+					t.Errorf("%q is not marked as a non-mail folder", src)
+				}
+			}
+			if _, ok := got["Sync Issues"]; ok {
+				t.Error("the \\NoSelect Sync Issues was planned")
+			}
+		})
+	}
+}
+
 func TestPlanFoldersNotesRename(t *testing.T) {
 	src := Layout{Delim: '/', Mailboxes: []imapconn.Mailbox{mbox("Projekty/v1.2")}}
 	dst := Layout{Delim: '.', Mailboxes: []imapconn.Mailbox{mbox("INBOX")}}

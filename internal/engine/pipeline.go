@@ -28,6 +28,7 @@ type folderWork struct {
 	filter         flagFilter
 	sizes          map[imap.UID]int64
 	started        time.Time
+	gm             *gmailWork // a Gmail destination folder's messages
 
 	// Owned by the collector.
 	sent, received int
@@ -43,6 +44,30 @@ type copiedMsg struct {
 	size  int64
 	date  time.Time
 	flags []imap.Flag // as given to the destination
+}
+
+// source is the folder the work's messages are read from.
+func (w *folderWork) source() string {
+	if w.gm != nil {
+		return w.gm.source
+	}
+	return w.plan.Source
+}
+
+// extra are the flags a message gets beyond its own (a Gmail label's).
+func (w *folderWork) extra(uid imap.UID) []imap.Flag {
+	if w.gm == nil {
+		return nil
+	}
+	return w.gm.extra[uid]
+}
+
+// flags are the flags to give the destination's copy of a source message.
+func (w *folderWork) flags(uid imap.UID, flags []imap.Flag) []imap.Flag {
+	if x := w.extra(uid); len(x) > 0 {
+		flags = append(slices.Clone(flags), x...)
+	}
+	return w.filter.apply(flags)
 }
 
 // reset prepares a work for another pass (the retry).
@@ -214,13 +239,13 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 				continue
 			}
 			err := p.ctx.Err()
-			if err == nil && selected != c.w.plan.Source {
+			if err == nil && selected != c.w.source() {
 				err = m.examine(p.ctx, c.w)
 			}
 			var consumed, sent int
 			var missing []imap.UID
 			if err == nil {
-				selected = c.w.plan.Source
+				selected = c.w.source()
 				consumed, sent, missing, err = m.fetchChunk(p.ctx, c.w, c.uids, c.single, p.chunks)
 			}
 			// reconnect replaces the source connection; the folder must be
@@ -231,10 +256,40 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 			}
 			var big errOversized
 			var reset errFolderReset
+			_, throttled := imapconn.ThrottleWait(err)
 			switch {
 			case err == nil:
 			case p.ctx.Err() != nil:
 				return context.Cause(p.ctx)
+			case throttled:
+				// Not the folder's fault: wait as asked, on a new
+				// connection if the server closed this one, and go on
+				// where the chunk was. A refused EXAMINE left no folder
+				// open.
+				selected = ""
+				if err := m.backOff(p.ctx, &SideError{SideSource, m.acct.SourceUser, err}); err != nil {
+					return err
+				}
+				if m.src.Dead() {
+					if err := reconnect(); err != nil {
+						return err
+					}
+				}
+				next = append(next, c)
+				continue
+			case imapconn.KindOf(err) == imapconn.ErrTooBig && !m.src.Dead():
+				// The old server refuses to hand out a message as too
+				// large (Exchange's own size limit): one at a time finds
+				// it, it is reported, and the rest of the folder is copied.
+				if !c.single {
+					c.single = true
+				} else {
+					p.results <- result{work: c.w, out: missed, lost: &fetchLost{uids: c.uids[:1], err: err}}
+					c.uids, c.single = c.uids[1:], false
+				}
+				m.logf("%s: %v", c.w.plan.Source, err)
+				next = append(next, c)
+				continue
 			case errors.As(err, &big):
 				// The connection was dropped mid-literal: refuse that one
 				// message, then go on with the rest on a new connection.
@@ -361,6 +416,8 @@ func (p *pipeline) lost(w *folderWork, l *fetchLost) {
 		reason = big.message()
 	case errors.Is(l.err, errNotSent):
 		reason = catalog.M("reason.not_sent")
+	case imapconn.KindOf(l.err) == imapconn.ErrTooBig:
+		reason = catalog.M("reason.source_too_big", errText(l.err))
 	default:
 		reason = catalog.M("reason.unreadable", errText(l.err))
 	}
@@ -374,15 +431,16 @@ func (p *pipeline) record(r result) {
 	m, w, j := p.m, r.work, r.job
 	switch r.out {
 	case copied:
+		flags := w.flags(j.msg.UID, j.msg.Flags)
 		w.batch = append(w.batch, Entry{SrcUID: j.msg.UID, DstUID: r.dstUID,
-			Identity: IdentityOf(j.body.header()), Flags: w.filter.apply(j.msg.Flags)})
+			Identity: IdentityOf(j.body.header()), Flags: flags})
 		w.fr.Copied++
 		w.fr.BytesCopied += j.body.size
 		if r.dstUID != 0 {
 			w.copied = append(w.copied, copiedMsg{dst: r.dstUID, size: j.body.size, date: j.msg.InternalDate,
-				flags: w.filter.apply(j.msg.Flags)})
+				flags: flags})
 		}
-		for _, k := range w.filter.dropped(j.msg.Flags) {
+		for _, k := range w.filter.dropped(append(slices.Clone(j.msg.Flags), w.extra(j.msg.UID)...)) {
 			if !slices.Contains(w.fr.KeywordsDropped, k) && len(w.fr.KeywordsDropped) < maxListed {
 				w.fr.KeywordsDropped = append(w.fr.KeywordsDropped, k)
 			}
@@ -418,7 +476,7 @@ func (p *pipeline) flush(w *folderWork) {
 	if len(w.batch) == 0 {
 		return
 	}
-	err := p.m.led.Record(context.WithoutCancel(p.ctx), p.m.key, w.plan.Source, w.uidValidity, w.batch)
+	err := p.m.record(context.WithoutCancel(p.ctx), w, w.batch)
 	if err != nil && p.err == nil {
 		p.err = err
 		p.cancel(err)

@@ -246,6 +246,11 @@ func Explain(err error) *Failure {
 	if errors.As(err, &ie) {
 		return &Failure{Kind: KindInternal, Detail: err.Error(), Text: catalog.M("failure.internal")}
 	}
+	var throttled *ThrottledError
+	if errors.As(err, &throttled) {
+		return &Failure{Kind: imapconn.ErrThrottled.Code(), Side: SideSource, Detail: err.Error(),
+			Text: catalog.M("failure.throttled", i18n.Clock(throttled.Until))}
+	}
 	var many *TooManyFoldersError
 	if errors.As(err, &many) {
 		f := &Failure{Kind: KindTooManyFolders, Side: many.Side, Detail: err.Error()}

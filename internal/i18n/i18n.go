@@ -136,6 +136,16 @@ func (p *Printer) Time(t time.Time) string {
 	return t.Format("2006-01-02 15:04")
 }
 
+// Clock writes a time of day in the local time zone: "09:04" in English,
+// "9:04" in Czech.
+func (p *Printer) Clock(t time.Time) string {
+	t = t.Local()
+	if p.Lang == Czech {
+		return strconv.Itoa(t.Hour()) + t.Format(":04")
+	}
+	return t.Format("15:04")
+}
+
 // Date writes a day: "2026-11-27", "27. 11. 2026".
 func (p *Printer) Date(t time.Time) string {
 	if t.IsZero() {

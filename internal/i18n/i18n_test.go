@@ -128,6 +128,16 @@ func TestMessage(t *testing.T) {
 	if got := back.In(New(Czech)); got != "platnost skončila 5. 3. 2026" {
 		t.Errorf("date message: %q (json %s)", got, data)
 	}
+	clock := NewCatalog("clocktest", map[string]string{"c": "continuing at %s"}, map[string]string{"c": "pokračujeme v %s"})
+	at := time.Date(2026, 3, 5, 9, 7, 0, 0, time.Local)
+	data, _ = json.Marshal(clock.M("c", Clock(at)))
+	json.Unmarshal(data, &back)
+	if got := back.In(New(Czech)); got != "pokračujeme v 9:07" {
+		t.Errorf("clock message: %q (json %s)", got, data)
+	}
+	if got := back.In(New(English)); got != "continuing at 09:07" {
+		t.Errorf("clock message: %q (json %s)", got, data)
+	}
 	n := c.M("n", Count(3))
 	data, _ = json.Marshal(n)
 	json.Unmarshal(data, &back)

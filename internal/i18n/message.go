@@ -33,6 +33,10 @@ type Size int64
 // Day is a date, written as "2026-11-27" or "27. 11. 2026".
 type Day time.Time
 
+// Clock is a time of day, written as "09:05" or "9:05" in the server's
+// time zone: when something happens later today ("continuing at 14:05").
+type Clock time.Time
+
 // Count is a number that a plural text's forms are chosen by: a Message
 // whose text has forms ("%d folder|%d folders") takes it as its first
 // argument.
@@ -78,6 +82,8 @@ func (m Message) In(p *Printer) string {
 			args[i] = p.Bytes(int64(a))
 		case Day:
 			args[i] = p.Date(time.Time(a))
+		case Clock:
+			args[i] = p.Clock(time.Time(a))
 		case Message:
 			args[i] = a.In(p)
 		case Count:
@@ -107,6 +113,7 @@ func (m Message) String() string { return m.In(New(English)) }
 type jsonArg struct {
 	Size  *int64     `json:"size,omitempty"`
 	Day   *time.Time `json:"day,omitempty"`
+	Clock *time.Time `json:"clock,omitempty"`
 	Count *int       `json:"count,omitempty"`
 	Msg   *Message   `json:"msg,omitempty"`
 }
@@ -130,6 +137,9 @@ func (m Message) MarshalJSON() ([]byte, error) {
 		case Day:
 			d := time.Time(a)
 			out.Args[i] = jsonArg{Day: &d}
+		case Clock:
+			d := time.Time(a)
+			out.Args[i] = jsonArg{Clock: &d}
 		case Message:
 			out.Args[i] = jsonArg{Msg: &a}
 		case string, int, int64, uint32, int32:
@@ -176,6 +186,8 @@ func (m *Message) UnmarshalJSON(data []byte) error {
 				v = Count(*ja.Count)
 			case ja.Day != nil:
 				v = Day(*ja.Day)
+			case ja.Clock != nil:
+				v = Clock(ja.Clock.Local())
 			case ja.Msg != nil:
 				v = *ja.Msg
 			}

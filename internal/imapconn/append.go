@@ -79,7 +79,7 @@ func (c *Conn) Append(ctx context.Context, mailbox string, msgs []AppendMessage)
 	defer done()
 	c.tags++
 	tag := "M" + strconv.Itoa(c.tags)
-	replies := c.guard.divert(tag)
+	replies := c.guard.divert(tag, false)
 	defer c.guard.undivert()
 	a := &appendCmd{c: c, tag: tag, replies: replies, op: op,
 		plus: caps.Has(imap.CapLiteralPlus), minus: caps.Has(imap.CapLiteralMinus)}
@@ -192,14 +192,17 @@ func (a *appendCmd) failed(err error) ([]byte, error) {
 
 // wait returns the next diverted line: a continuation request or the
 // tagged reply.
-func (a *appendCmd) wait() ([]byte, error) {
+func (a *appendCmd) wait() ([]byte, error) { return a.c.waitDiverted(a.replies) }
+
+// waitDiverted returns the next line the guard diverted to replies.
+func (c *Conn) waitDiverted(replies <-chan []byte) ([]byte, error) {
 	select {
-	case line := <-a.replies:
+	case line := <-replies:
 		return line, nil
-	case <-a.c.cl.Closed():
+	case <-c.cl.Closed():
 		// A reply may have been diverted just before the end.
 		select {
-		case line := <-a.replies:
+		case line := <-replies:
 			return line, nil
 		default:
 			return nil, errClosed
@@ -307,7 +310,7 @@ func mailboxArg(name string, utf8Names bool) (string, error) {
 	if utf8Names {
 		name = strings.ReplaceAll(name, "&", "&-")
 	} else {
-		name = encodeUTF7(name)
+		name = EncodeUTF7(name)
 	}
 	if len(name) > 4096 || strings.ContainsAny(name, "\x00\r\n") {
 		return "", fmt.Errorf("the folder name %q cannot be sent as a quoted string", name)
@@ -315,8 +318,8 @@ func mailboxArg(name string, utf8Names bool) (string, error) {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name) + `"`, nil
 }
 
-// encodeUTF7 encodes a mailbox name in modified UTF-7 (RFC 3501 5.1.3).
-func encodeUTF7(s string) string {
+// EncodeUTF7 encodes a mailbox name in modified UTF-7 (RFC 3501 5.1.3).
+func EncodeUTF7(s string) string {
 	var b strings.Builder
 	var run []uint16
 	flush := func() {

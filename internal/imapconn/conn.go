@@ -29,6 +29,17 @@ type Options struct {
 	Timeout time.Duration
 	// DialTimeout bounds connecting and the TLS handshake. Default 20 s.
 	DialTimeout time.Duration
+	// ThrottleWait is the wait of a throttled answer that suggests none
+	// (Exchange's "Server Unavailable", a connection cap). Default 30 s.
+	ThrottleWait time.Duration
+	// MaxThrottleWait bounds the wait a server suggests. Default 15 min.
+	MaxThrottleWait time.Duration
+	// Pause is how long the connection rests after a command whose OK
+	// carried [THROTTLED]: the server did it but asks for fewer commands.
+	// Default 1 s.
+	Pause time.Duration
+	// Paused, if set, hears each such rest (for a service's metrics).
+	Paused func(time.Duration)
 }
 
 func (o Options) withDefaults() Options {
@@ -37,6 +48,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = 20 * time.Second
+	}
+	if o.ThrottleWait <= 0 {
+		o.ThrottleWait = 30 * time.Second
+	}
+	if o.MaxThrottleWait <= 0 {
+		o.MaxThrottleWait = 15 * time.Minute
+	}
+	if o.Pause <= 0 {
+		o.Pause = time.Second
 	}
 	return o
 }
@@ -47,6 +67,7 @@ type Conn struct {
 	ep      Endpoint
 	cl      *imapclient.Client
 	timeout time.Duration
+	opt     Options
 
 	guard *guard
 	tags  int           // commands imapconn wrote itself (Append), for their tags
@@ -92,7 +113,7 @@ func Dial(ctx context.Context, ep Endpoint, opt Options) (*Conn, error) {
 		}
 		return nil, e
 	}
-	c := &Conn{ep: ep, timeout: opt.Timeout}
+	c := &Conn{ep: ep, timeout: opt.Timeout, opt: opt}
 	clOpts := &imapclient.Options{TLSConfig: ep.tlsConfig()}
 	var plain net.Conn // what go-imap reads: the guard watches it
 	switch ep.Security {
@@ -163,6 +184,23 @@ func (c *Conn) arm(ctx context.Context) func() {
 		c.mu.Lock()
 		c.timer = nil
 		c.mu.Unlock()
+		if c.guard != nil && c.guard.slowedDown() {
+			c.pause(ctx)
+		}
+	}
+}
+
+// pause rests after an OK that asked for fewer commands ([THROTTLED]), so
+// that the next command comes later, without failing this one.
+func (c *Conn) pause(ctx context.Context) {
+	if c.opt.Paused != nil {
+		c.opt.Paused(c.opt.Pause)
+	}
+	t := time.NewTimer(c.opt.Pause)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 
@@ -186,8 +224,8 @@ func (c *Conn) fail(ctx context.Context, op string, err error) error {
 		return &Error{Kind: ErrTimeout, Op: op, Server: c.ep.Addr(),
 			Err: fmt.Errorf("no answer within %s", c.timeout)}
 	}
-	if c.TokenExpired() {
-		return &Error{Kind: ErrConnLost, Op: op, Server: c.ep.Addr(), Text: c.guard.byeLine(), Err: ErrTokenExpired}
+	if text, ok := c.guard.bye(); ok && tokenExpiredBye.MatchString(text) {
+		return &Error{Kind: ErrConnLost, Op: op, Server: c.ep.Addr(), Text: text, Err: ErrTokenExpired}
 	}
 	if cut, line := c.guard.problem(); cut != nil || parseFailure(err) {
 		// Retrying on a fresh connection would get the same reply.
@@ -196,7 +234,25 @@ func (c *Conn) fail(ctx context.Context, op string, err error) error {
 		}
 		return &Error{Kind: ErrProtocol, Op: op, Server: c.ep.Addr(), Text: line, Err: err}
 	}
-	return classify(op, c.ep.Addr(), err)
+	err = classify(op, c.ep.Addr(), err)
+	var e *Error
+	if errors.As(err, &e) && e.Kind == ErrConnLost {
+		// A server that hangs up on a command for its load or a
+		// connection cap says why in its BYE (Dovecot's "Maximum number
+		// of connections", Exchange's "Too many simultaneous connections").
+		if text, ok := c.guard.bye(); ok {
+			if wait, throttled := ThrottleHint("", text); throttled {
+				e.Kind, e.Text, e.Wait = ErrThrottled, text, wait
+			}
+		}
+	}
+	if e != nil && e.Kind == ErrThrottled {
+		if e.Wait <= 0 {
+			e.Wait = c.opt.ThrottleWait
+		}
+		e.Wait = min(e.Wait, c.opt.MaxThrottleWait)
+	}
+	return err
 }
 
 // Dead reports whether the connection is closed (after a timeout, a

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 )
@@ -30,13 +32,14 @@ const (
 	ErrServer                // the server answered NO/BAD to a command
 	ErrConnLost              // the connection dropped
 	ErrProtocol              // the server's reply breaks the protocol; a retry gets the same
+	ErrThrottled             // the server asks us to slow down and come back later (Error.Wait)
 )
 
 var kindNames = map[Kind]string{
 	ErrOther: "error", ErrResolve: "cannot resolve", ErrConnect: "cannot connect",
 	ErrTLS: "TLS failure", ErrAuth: "authentication failed", ErrTimeout: "timeout",
 	ErrOverQuota: "over quota", ErrTooBig: "message too big", ErrServer: "server error",
-	ErrConnLost: "connection lost", ErrProtocol: "reply not understood",
+	ErrConnLost: "connection lost", ErrProtocol: "reply not understood", ErrThrottled: "throttled",
 }
 
 func (k Kind) Error() string { return kindNames[k] }
@@ -44,7 +47,7 @@ func (k Kind) Error() string { return kindNames[k] }
 // Code is a stable machine-readable name for the kind (reports, API).
 func (k Kind) Code() string {
 	return [...]string{"other", "resolve", "connect", "tls", "auth", "timeout",
-		"over_quota", "too_big", "server", "connection_lost", "protocol"}[k]
+		"over_quota", "too_big", "server", "connection_lost", "protocol", "throttled"}[k]
 }
 
 // Error is a classified IMAP failure. It never holds a password: the server
@@ -56,7 +59,10 @@ type Error struct {
 	Server string // host:port
 	Code   imap.ResponseCode
 	Text   string // the server's own words, if any
-	Err    error
+	// Wait is how long a throttled connection should stay away: the
+	// server's suggestion, else a default, bounded (see Options).
+	Wait time.Duration
+	Err  error
 }
 
 func (e *Error) Error() string {
@@ -123,6 +129,10 @@ func classify(op, server string, err error) error {
 	if errors.As(err, &ie) {
 		e.Code, e.Text = ie.Code, strings.TrimSpace(ie.Text)
 		e.Kind = ErrServer
+		if wait, ok := ThrottleHint(ie.Code, ie.Text); ok {
+			e.Kind, e.Wait = ErrThrottled, wait
+			return e
+		}
 		switch {
 		case ie.Code == imap.ResponseCodeTooBig || tooBigText.MatchString(ie.Text):
 			e.Kind = ErrTooBig
@@ -155,4 +165,61 @@ func classify(op, server string, err error) error {
 		e.Kind = ErrTimeout
 	}
 	return e
+}
+
+// ResponseCodeThrottled is Gmail's response code for a command it carried
+// out but wants fewer of: in an OK, slow down; in a NO, come back later.
+const ResponseCodeThrottled imap.ResponseCode = "THROTTLED"
+
+var (
+	// Exchange Online: "Request is throttled. Suggested Backoff Time:
+	// 299609 milliseconds" (NO, or BAD followed by BYE), and "Server
+	// Unavailable. 15" when a backend is overloaded.
+	throttledText = regexp.MustCompile(`(?i)request is throttled|server unavailable\.|too many (simultaneous |concurrent |open |parallel )?(connections|sessions|logins)|maximum number of connections|connection limit (exceeded|reached)`)
+	backoffText   = regexp.MustCompile(`(?i)backoff time:?\s*([0-9]+)\s*(milliseconds|millisecond|ms|seconds|second|s)\b`)
+)
+
+// ThrottleHint tells whether a NO or BAD answer (its response code and
+// text) asks the client to slow down, and the wait it suggests (0 when it
+// suggests none).
+func ThrottleHint(code imap.ResponseCode, text string) (wait time.Duration, throttled bool) {
+	if !strings.EqualFold(string(code), string(ResponseCodeThrottled)) && !throttledText.MatchString(text) {
+		return 0, false
+	}
+	return SuggestedWait(text), true
+}
+
+// SuggestedWait reads the backoff a server names in its answer ("Suggested
+// Backoff Time: 299609 milliseconds"); 0 when it names none. A number too
+// large to be meant is returned as it is: the caller bounds it.
+func SuggestedWait(text string) time.Duration {
+	m := backoffText.FindStringSubmatch(text)
+	if m == nil {
+		return 0
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return maxWait // only digits: a number too large
+	}
+	unit := time.Millisecond
+	if u := strings.ToLower(m[2]); strings.HasPrefix(u, "s") {
+		unit = time.Second
+	}
+	if n > int64(maxWait/unit) {
+		return maxWait
+	}
+	return time.Duration(n) * unit
+}
+
+// maxWait bounds any parsed wait before the connection's own bound.
+const maxWait = 24 * time.Hour
+
+// ThrottleWait returns the wait of a throttled failure anywhere in err's
+// chain.
+func ThrottleWait(err error) (time.Duration, bool) {
+	var e *Error
+	if errors.As(err, &e) && e.Kind == ErrThrottled {
+		return e.Wait, true
+	}
+	return 0, false
 }

@@ -49,7 +49,7 @@ type guard struct {
 	tail        []byte   // the last bytes of the line, to find a literal's size
 	err         error    // why the guard cut the connection
 	secrets     []string
-	bye         []byte // the start of the server's BYE, once it sent one
+	slow        bool // a tagged OK carried [THROTTLED]
 
 	// What was read from the connection and not yet handed out.
 	buf     []byte
@@ -65,6 +65,11 @@ type guard struct {
 	divertStop   chan struct{}
 	divLine      []byte
 	afterLiteral bool // the rest of a line after a literal: never a new response
+	// divertFetch also diverts untagged FETCH responses (see
+	// Conn.FetchGmail: go-imap gives up on items it does not know).
+	divertFetch bool
+	divLit      int64 // bytes of a literal in divLine still to come
+	divSeg      int   // where the part of divLine after its last literal starts
 }
 
 const (
@@ -186,9 +191,6 @@ func (g *guard) pass(p, avail []byte) (int, error) {
 				g.literalLeft = size
 			} else {
 				g.keep(g.cur)
-				if len(g.cur) > 5 && strings.EqualFold(string(g.cur[:5]), "* BYE") {
-					g.bye = append(g.bye[:0], g.cur...)
-				}
 				g.cur = g.cur[:0]
 			}
 			g.lineLen, g.tail = 0, g.tail[:0]
@@ -207,6 +209,9 @@ func (g *guard) pass(p, avail []byte) (int, error) {
 // keep remembers the start of a complete line for quoting, in the buffer
 // of the oldest one: every line passes here.
 func (g *guard) keep(line []byte) {
+	if throttledOK(line) {
+		g.slow = true
+	}
 	if len(line) > keepLine {
 		line = line[:keepLine]
 	}
@@ -224,37 +229,54 @@ const (
 	divertTaken        // a diverted line was consumed
 )
 
-// divert1 looks at the line starting at g.r: a continuation request or the
-// diverted command's tagged reply is consumed (and sent on once complete),
-// anything else is left for go-imap.
+// divert1 looks at the line starting at g.r: a continuation request, the
+// diverted command's tagged reply or (with divertFetch) an untagged FETCH
+// response is consumed, literals and all (the whole bounded by MaxLine),
+// and sent on once complete; anything else is left for go-imap.
 func (g *guard) divert1() int {
 	avail := g.buf[g.r:g.w]
 	if g.divLine == nil {
-		tag := g.divertTag
-		n := min(len(avail), len(tag))
-		switch {
-		case len(avail) == 0:
-			return divertMore
-		case avail[0] == '+':
-		case !bytes.Equal(avail[:n], tag[:n]):
-			return divertNo
-		case n < len(tag):
+		if d := g.divertStart(avail); d != divertTaken {
+			return d
+		}
+		g.divLine, g.divLit, g.divSeg = []byte{}, 0, 0
+	}
+	for {
+		if g.divLit > 0 {
+			k := int(min(int64(len(avail)), g.divLit))
+			g.divLine = append(g.divLine, avail[:k]...)
+			g.r += k
+			avail = avail[k:]
+			if g.divLit -= int64(k); g.divLit > 0 {
+				return divertMore
+			}
+			g.divSeg = len(g.divLine)
+		}
+		end := bytes.IndexByte(avail, '\n')
+		if end < 0 {
+			if len(g.divLine)+len(avail) > MaxLine {
+				g.err = fmt.Errorf("%w: it sent a line longer than %d bytes", errProtocol, MaxLine)
+				return divertMore
+			}
+			g.divLine = append(g.divLine, avail...)
+			g.r = g.w
 			return divertMore
 		}
-		g.divLine = []byte{}
-	}
-	end := bytes.IndexByte(avail, '\n')
-	if end < 0 {
-		if len(g.divLine)+len(avail) > MaxLine {
+		g.divLine = append(g.divLine, avail[:end+1]...)
+		g.r += end + 1
+		avail = avail[end+1:]
+		// Only FETCH data carries literals; a tagged reply ends at its line.
+		size, ok := literalSize(g.divLine[g.divSeg:])
+		if !ok || g.divLine[0] != '*' {
+			break
+		}
+		if int64(len(g.divLine))+size > MaxLine {
 			g.err = fmt.Errorf("%w: it sent a line longer than %d bytes", errProtocol, MaxLine)
 			return divertMore
 		}
-		g.divLine = append(g.divLine, avail...)
-		g.r = g.w
-		return divertMore
+		g.divLit, g.divSeg = size, len(g.divLine)
 	}
-	line := append(g.divLine, avail[:end+1]...)
-	g.r += end + 1
+	line := g.divLine
 	g.divLine = nil
 	g.keep(line)
 	ch, stop := g.diverted, g.divertStop
@@ -267,13 +289,67 @@ func (g *guard) divert1() int {
 	return divertTaken
 }
 
+// divertStart decides whether the line starting with avail is diverted
+// (divertTaken), is go-imap's (divertNo), or needs more bytes to tell.
+func (g *guard) divertStart(avail []byte) int {
+	tag := g.divertTag
+	n := min(len(avail), len(tag))
+	switch {
+	case len(avail) == 0:
+		return divertMore
+	case avail[0] == '+':
+		return divertTaken
+	case g.divertFetch && avail[0] == '*':
+		return untaggedFetch(avail)
+	case !bytes.Equal(avail[:n], tag[:n]):
+		return divertNo
+	case n < len(tag):
+		return divertMore
+	}
+	return divertTaken
+}
+
+// untaggedFetch tells whether a line starts "* <number> FETCH ".
+func untaggedFetch(avail []byte) int {
+	const word = " FETCH "
+	switch {
+	case len(avail) < 2:
+		return divertMore
+	case avail[1] != ' ':
+		return divertNo
+	}
+	i := 2
+	digits := 0
+	for ; i < len(avail) && avail[i] >= '0' && avail[i] <= '9'; i++ {
+		if digits++; digits > 10 {
+			return divertNo
+		}
+	}
+	if i == len(avail) {
+		return divertMore
+	}
+	if digits == 0 {
+		return divertNo
+	}
+	rest := avail[i:]
+	n := min(len(rest), len(word))
+	if !bytes.EqualFold(rest[:n], []byte(word[:n])) {
+		return divertNo
+	}
+	if n < len(word) {
+		return divertMore
+	}
+	return divertTaken
+}
+
 // divert sends the replies of the command tagged tag (its continuation
 // requests and its tagged reply) to the returned channel instead of go-imap,
 // until undivert. go-imap must have no command of its own in flight.
-func (g *guard) divert(tag string) <-chan []byte {
+func (g *guard) divert(tag string, fetches bool) <-chan []byte {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.divertTag = []byte(tag + " ")
+	g.divertFetch = fetches
 	g.diverted = make(chan []byte, 4)
 	g.divertStop = make(chan struct{})
 	return g.diverted
@@ -284,7 +360,7 @@ func (g *guard) undivert() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	close(g.divertStop)
-	g.divertTag, g.diverted, g.divertStop, g.divLine = nil, nil, nil, nil
+	g.divertTag, g.diverted, g.divertStop, g.divLine, g.divertFetch = nil, nil, nil, nil, false
 }
 
 // literalSize finds "{N}\r\n", "{N+}\r\n" or "~{N}\r\n" at the end of a line.
@@ -303,6 +379,43 @@ func literalSize(tail []byte) (int64, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// throttledOK tells a tagged OK with the response code [THROTTLED]: the
+// command was carried out, and the server asks for fewer of them.
+func throttledOK(line []byte) bool {
+	tag, rest, ok := bytes.Cut(line, []byte(" "))
+	if !ok || len(tag) == 0 || tag[0] == '*' || tag[0] == '+' || len(rest) < 3 ||
+		!bytes.EqualFold(rest[:3], []byte("OK ")) {
+		return false
+	}
+	code, _, _ := bytes.Cut(bytes.TrimLeft(rest[3:], " "), []byte("]"))
+	return bytes.EqualFold(code, []byte("[THROTTLED"))
+}
+
+// bye returns the text of the last complete line when it was an untagged
+// BYE: why the server hung up in the middle of a command.
+func (g *guard) bye() (string, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.last) == 0 {
+		return "", false
+	}
+	line := g.quote(g.last[len(g.last)-1])
+	if !hasPrefixFold(line, "* BYE") {
+		return "", false
+	}
+	return strings.TrimSpace(line[len("* BYE"):]), true
+}
+
+// slowedDown tells, once, whether a tagged OK since the last call asked
+// for fewer commands.
+func (g *guard) slowedDown() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.slow
+	g.slow = false
+	return s
 }
 
 // setLiteralMax sets the bound for literals of the commands that follow.
@@ -339,14 +452,6 @@ func (g *guard) problem() (error, string) {
 		s += "…"
 	}
 	return g.err, s
-}
-
-// byeLine returns the server's BYE, printable and without secrets, or ""
-// when it sent none.
-func (g *guard) byeLine() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.quote(g.bye)
 }
 
 // quote makes a server line printable and takes the secrets out; g.mu

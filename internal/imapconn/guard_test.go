@@ -79,7 +79,7 @@ func TestGuardDivert(t *testing.T) {
 	want := "* 3 EXISTS\r\n* 1 FETCH (BODY[] {12}\r\nM1 OK inside)\r\nM12 OK not ours\r\n* OK after\r\n"
 	for _, step := range []int{1, 2, 7, 4096} {
 		g := newGuard(&readerConn{r: strings.NewReader(in), step: step})
-		lines := g.divert("M1")
+		lines := g.divert("M1", false)
 		var got []string
 		done := make(chan struct{})
 		go func() {

@@ -24,9 +24,9 @@ var ErrNoOAuth = errors.New("the server offers no sign-in with an OAuth2 access 
 // new session with a fresh token goes on.
 var ErrTokenExpired = errors.New("the server ended the session: the access token expired")
 
-// tokenExpiredBye recognises the BYE of a server ending a session whose
-// token expired.
-var tokenExpiredBye = regexp.MustCompile(`(?i)^\*\s+BYE\b.*(AccessTokenExpired|token\W+(has\W+)?expired)`)
+// tokenExpiredBye recognises the text of the BYE of a server ending a
+// session whose token expired.
+var tokenExpiredBye = regexp.MustCompile(`(?i)AccessTokenExpired|token\W+(has\W+)?expired`)
 
 // LoginToken signs in with an OAuth2 access token: OAUTHBEARER where the
 // server offers it, else XOAUTH2. A refused token is ErrAuth, a server
@@ -67,7 +67,10 @@ func (c *Conn) LoginToken(ctx context.Context, user, token string) error {
 
 // TokenExpired reports whether the server ended this session because its
 // access token expired.
-func (c *Conn) TokenExpired() bool { return tokenExpiredBye.MatchString(c.guard.byeLine()) }
+func (c *Conn) TokenExpired() bool {
+	text, ok := c.guard.bye()
+	return ok && tokenExpiredBye.MatchString(text)
+}
 
 // xoauth2Client is the client side of XOAUTH2. A refused token is
 // answered with a challenge (a JSON status, base64), to which the client

@@ -27,6 +27,7 @@ type Metrics struct {
 	appends  prometheus.Histogram
 	failures *prometheus.CounterVec
 	sessions *prometheus.GaugeVec
+	throttle *prometheus.CounterVec
 }
 
 // New makes the metrics of a process whose tasks are in db.
@@ -43,8 +44,10 @@ func New(db *sql.DB) *Metrics {
 			Help: "Tasks that ended failed or paused, by the kind of failure (auth, connect, over_quota, ...)."}, []string{"kind"}),
 		sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailmigrate_source_sessions",
 			Help: "Copies this process runs now, by old server."}, []string{"host"}),
+		throttle: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailmigrate_source_throttled_total",
+			Help: "Throttling answers of old servers, by server and answer: wait (a command refused with a backoff, such as Exchange's \"Request is throttled\", or a connection cap) or slow_down (an OK [THROTTLED])."}, []string{"host", "answer"}),
 	}
-	m.reg.MustRegister(m.messages, m.bytes, m.appends, m.failures, m.sessions, &taskCollector{db: db},
+	m.reg.MustRegister(m.messages, m.bytes, m.appends, m.failures, m.sessions, m.throttle, &taskCollector{db: db},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -85,6 +88,15 @@ func (m *Metrics) Session(host string, delta int) {
 		return
 	}
 	m.sessions.WithLabelValues(host).Add(float64(delta))
+}
+
+// Throttled counts a throttling answer of an old server: "wait" or
+// "slow_down".
+func (m *Metrics) Throttled(host, answer string) {
+	if m == nil {
+		return
+	}
+	m.throttle.WithLabelValues(host, answer).Inc()
 }
 
 // taskCollector reads the tasks by state when Prometheus asks: the

@@ -135,10 +135,6 @@ func (t txn) commit() error { return t.tx.Commit() }
 // does nothing.
 func (t txn) rollback() { _ = t.tx.Rollback() }
 
-func (t txn) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
-	return t.tx.PrepareContext(ctx, t.dialect.rebind(query))
-}
-
 // lockKey names a lock that PostgreSQL transactions take (see txn.lock).
 type lockKey int64
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -76,8 +77,51 @@ func (l *DB) Entries(ctx context.Context, account, srcFolder string, uidValidity
 	return out, nil
 }
 
+// IDEntries implements engine.Ledger: the entries are those of a folder
+// key under UIDVALIDITY 0, which IMAP never gives (RFC 3501: a non-zero
+// number), with the id's bits as the source UID.
+func (l *DB) IDEntries(ctx context.Context, account, key string) (map[uint64]engine.Entry, error) {
+	rows, err := l.query(ctx, `SELECT m.src_uid, m.dst_uid, m.identity, m.flags
+		FROM ledger_message m JOIN ledger_folder f ON f.id = m.folder_id
+		WHERE f.account = ? AND f.src_folder = ? AND m.src_uidvalidity = 0`, account, key)
+	if err != nil {
+		return nil, fmt.Errorf("read ledger of %q: %w", key, err)
+	}
+	defer rows.Close()
+	out := map[uint64]engine.Entry{}
+	for rows.Next() {
+		var e engine.Entry
+		var id int64
+		var ident []byte
+		var flags string
+		if err := rows.Scan(&id, &e.DstUID, &ident, &flags); err != nil {
+			return nil, fmt.Errorf("read ledger of %q: %w", key, err)
+		}
+		e.ID = uint64(id)
+		copy(e.Identity[:], ident)
+		for _, f := range strings.Fields(flags) {
+			e.Flags = append(e.Flags, imap.Flag(f))
+		}
+		out[e.ID] = e
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read ledger of %q: %w", key, err)
+	}
+	return out, nil
+}
+
+// RecordIDs implements engine.Ledger.
+func (l *DB) RecordIDs(ctx context.Context, account, key string, entries []engine.Entry) error {
+	return l.record(ctx, account, key, 0, entries, func(e engine.Entry) int64 { return int64(e.ID) })
+}
+
 // Record implements engine.Ledger.
 func (l *DB) Record(ctx context.Context, account, srcFolder string, uidValidity uint32, entries []engine.Entry) error {
+	return l.record(ctx, account, srcFolder, uidValidity, entries, func(e engine.Entry) int64 { return int64(e.SrcUID) })
+}
+
+// record writes entries under (srcFolder, uidValidity) with src_uid key(e).
+func (l *DB) record(ctx context.Context, account, srcFolder string, uidValidity uint32, entries []engine.Entry, key func(engine.Entry) int64) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -93,21 +137,27 @@ func (l *DB) Record(ctx context.Context, account, srcFolder string, uidValidity 
 	if err != nil {
 		return fmt.Errorf("record copied messages: %w", err)
 	}
-	stmt, err := t.prepare(ctx, `INSERT INTO ledger_message
-		(folder_id, src_uidvalidity, src_uid, dst_uid, identity, flags) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (folder_id, src_uidvalidity, src_uid) DO UPDATE SET dst_uid = excluded.dst_uid,
-		identity = excluded.identity, flags = excluded.flags`)
-	if err != nil {
-		return fmt.Errorf("record copied messages: %w", err)
-	}
-	defer stmt.Close()
-	for _, e := range entries {
-		flags := make([]string, len(e.Flags))
-		for i, f := range e.Flags {
-			flags[i] = string(f)
+	// Many rows per statement: one a message cost PostgreSQL a round trip
+	// and a statement each, a fifth of the service's statements.
+	for batch := range slices.Chunk(latest(entries, key), recordRows) {
+		var q strings.Builder
+		q.WriteString(`INSERT INTO ledger_message
+			(folder_id, src_uidvalidity, src_uid, dst_uid, identity, flags) VALUES `)
+		args := make([]any, 0, 6*len(batch))
+		for i, e := range batch {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?, ?, ?, ?)")
+			flags := make([]string, len(e.Flags))
+			for i, f := range e.Flags {
+				flags[i] = string(f)
+			}
+			args = append(args, folderID, uidValidity, key(e), e.DstUID, e.Identity[:], strings.Join(flags, " "))
 		}
-		if _, err := stmt.ExecContext(ctx, folderID, uidValidity, e.SrcUID, e.DstUID,
-			e.Identity[:], strings.Join(flags, " ")); err != nil {
+		q.WriteString(` ON CONFLICT (folder_id, src_uidvalidity, src_uid) DO UPDATE SET dst_uid = excluded.dst_uid,
+			identity = excluded.identity, flags = excluded.flags`)
+		if _, err := t.exec(ctx, q.String(), args...); err != nil {
 			return fmt.Errorf("record copied messages: %w", err)
 		}
 	}
@@ -115,6 +165,27 @@ func (l *DB) Record(ctx context.Context, account, srcFolder string, uidValidity 
 		return fmt.Errorf("record copied messages: %w", err)
 	}
 	return nil
+}
+
+// recordRows is how many entries one INSERT writes: 600 parameters, far
+// below SQLite's and PostgreSQL's limits.
+const recordRows = 100
+
+// latest keeps the last of entries with the same key (source UID or id):
+// one INSERT may not change a row twice (PostgreSQL refuses it), as one
+// per entry could.
+func latest(entries []engine.Entry, key func(engine.Entry) int64) []engine.Entry {
+	at := make(map[int64]int, len(entries))
+	out := make([]engine.Entry, 0, len(entries))
+	for _, e := range entries {
+		if i, ok := at[key(e)]; ok {
+			out[i] = e
+			continue
+		}
+		at[key(e)] = len(out)
+		out = append(out, e)
+	}
+	return out
 }
 
 // Forget implements engine.Ledger.

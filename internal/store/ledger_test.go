@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -75,6 +76,91 @@ func TestLedger(t *testing.T) {
 		}
 		if _, ok, _ := l.Folder(ctx, acct, folder); ok {
 			t.Error("folder state after Forget")
+		}
+	})
+}
+
+// TestRecordMany writes more entries than one statement takes, one source
+// UID twice (the later wins), in the same transaction.
+func TestRecordMany(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, open opener) {
+		l, err := open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ctx := context.Background()
+		const n = 2*recordRows + 17
+		var entries []engine.Entry
+		for i := range n {
+			entries = append(entries, engine.Entry{SrcUID: imap.UID(i + 1), DstUID: imap.UID(1000 + i),
+				Identity: engine.Identity{byte(i), byte(i >> 8)}, Flags: []imap.Flag{imap.FlagSeen}})
+		}
+		// The same message again among the first statement's rows, as a
+		// copy whose flags changed before its entry was written.
+		entries = slices.Insert(entries, 10, engine.Entry{SrcUID: 5, DstUID: 1004, Identity: engine.Identity{4}, Flags: []imap.Flag{imap.FlagAnswered}})
+		if err := l.Record(ctx, "a -> b", "INBOX", 3, entries); err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.Entries(ctx, "a -> b", "INBOX", 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != n {
+			t.Fatalf("%d entries, want %d", len(got), n)
+		}
+		for i := range n {
+			e := got[imap.UID(i+1)]
+			want := []imap.Flag{imap.FlagSeen}
+			if i+1 == 5 {
+				want = []imap.Flag{imap.FlagAnswered}
+			}
+			if e.DstUID != imap.UID(1000+i) || e.Identity != (engine.Identity{byte(i), byte(i >> 8)}) || len(e.Flags) != 1 || e.Flags[0] != want[0] {
+				t.Fatalf("entry %d: %+v", i+1, e)
+			}
+		}
+	})
+}
+
+// Entries keyed by a message's 64-bit id (Gmail's X-GM-MSGID), all bits
+// of it, apart from the UID entries of any folder.
+func TestLedgerIDs(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, open opener) {
+		l, err := open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ctx := context.Background()
+		const acct, key = "a -> b", "X-GM-MSGID INBOX"
+		ids := []uint64{1, 1<<63 + 5, 1<<64 - 1}
+		var entries []engine.Entry
+		for i, id := range ids {
+			entries = append(entries, engine.Entry{ID: id, DstUID: imap.UID(10 + i), Identity: engine.Identity{byte(i)},
+				Flags: []imap.Flag{imap.FlagSeen}})
+		}
+		// The first id twice in one call: the later entry wins.
+		entries = append([]engine.Entry{{ID: 1, DstUID: 10, Flags: []imap.Flag{imap.FlagAnswered}}}, entries...)
+		if err := l.RecordIDs(ctx, acct, key, entries); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Record(ctx, acct, key, 7, []engine.Entry{{SrcUID: 1, DstUID: 99}}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.IDEntries(ctx, acct, key)
+		if err != nil || len(got) != len(ids) {
+			t.Fatalf("entries %+v, %v", got, err)
+		}
+		for i, id := range ids {
+			if e := got[id]; e.ID != id || e.DstUID != imap.UID(10+i) || e.Identity != (engine.Identity{byte(i)}) || len(e.Flags) != 1 {
+				t.Errorf("id %d: %+v", id, e)
+			}
+		}
+		if es, _ := l.Entries(ctx, acct, key, 7); len(es) != 1 || es[1].DstUID != 99 {
+			t.Errorf("UID entries beside them: %+v", es)
+		}
+		if es, _ := l.IDEntries(ctx, acct, "X-GM-MSGID Sent"); len(es) != 0 {
+			t.Errorf("another key sees %+v", es)
 		}
 	})
 }

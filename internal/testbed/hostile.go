@@ -61,6 +61,9 @@ type HostileConfig struct {
 	// AppendFaults make APPENDs fail, each when a message of the command
 	// contains its Match; the first that applies wins.
 	AppendFaults []AppendFault
+	// CreateRefused are folder names whose CREATE is answered with this
+	// NO, as Microsoft 365 refuses reserved names ("Files").
+	CreateRefused map[string]string
 	// CapabilityGate, when set, holds the answer to every CAPABILITY after
 	// login until it is closed: a slow server, as slow as a test needs.
 	CapabilityGate <-chan struct{}
@@ -72,6 +75,13 @@ type HostileConfig struct {
 	// server ends the session with "* BYE Session invalidated -
 	// AccessTokenExpired", as Microsoft 365 does when a token expires.
 	CheckToken func(user, token string) bool
+	// intercept, when set (by servers built on this one, such as the
+	// Exchange-like server), sees every command first and may answer it
+	// itself: handled says it did; an error ends the session as run's do.
+	intercept func(s *hostileSession, tag, name string, args []arg) (handled bool, err error)
+	// fetchExt answers FETCH items a server built on this one adds (the
+	// Gmail server's X-GM-*), by upper-case name.
+	fetchExt map[string]func(f *HostileFolder, m *HostileMessage) string
 }
 
 // AppendFault is one way an APPEND fails.
@@ -404,6 +414,11 @@ func (s *hostileSession) dispatch(tag string, args []arg, line string) error {
 	s.h.record(name, line, unpeeked)
 
 	cfg := &s.h.cfg
+	if cfg.intercept != nil {
+		if handled, err := cfg.intercept(s, tag, name, args); handled {
+			return err
+		}
+	}
 	if cfg.GarbageOn != "" && strings.EqualFold(name, cfg.GarbageOn) {
 		s.w.WriteString(cfg.GarbageLine + "\r\n")
 	}
@@ -746,6 +761,9 @@ func (s *hostileSession) create(args []arg) error {
 		name = "INBOX"
 	}
 	h := s.h
+	if reply, ok := h.cfg.CreateRefused[name]; ok {
+		return commandError(reply)
+	}
 	h.data.Lock()
 	defer h.data.Unlock()
 	if h.folders[name] != nil {
@@ -853,6 +871,7 @@ func (s *hostileSession) append(args []arg) (string, error) {
 type fetchItems struct {
 	uid, flags, date, size bool
 	sections               []section
+	ext                    []string // names in HostileConfig.fetchExt
 }
 
 // section is one BODY[...] item.
@@ -869,7 +888,7 @@ func (s *hostileSession) fetch(args []arg, byUID bool) error {
 	if len(args) != 2 || args[0].kind != atomArg {
 		return commandError("BAD FETCH wants a set and items")
 	}
-	items, err := parseFetchItems(args[1])
+	items, err := parseFetchItems(args[1], s.h.cfg.fetchExt)
 	if err != nil {
 		return err
 	}
@@ -919,6 +938,9 @@ func (s *hostileSession) fetchOne(seq int, m *HostileMessage, items fetchItems) 
 	if items.size {
 		parts = append(parts, fmt.Sprintf("RFC822.SIZE %d", len(m.Body)))
 	}
+	for _, x := range items.ext {
+		parts = append(parts, x+" "+s.h.cfg.fetchExt[x](s.sel, m))
+	}
 	fmt.Fprintf(s.w, "* %d FETCH (%s", seq, strings.Join(parts, " "))
 	sep := " "
 	if len(parts) == 0 {
@@ -954,7 +976,7 @@ func (s *hostileSession) fetchOne(seq int, m *HostileMessage, items fetchItems) 
 	return nil
 }
 
-func parseFetchItems(a arg) (fetchItems, error) {
+func parseFetchItems(a arg, ext map[string]func(*HostileFolder, *HostileMessage) string) (fetchItems, error) {
 	var it fetchItems
 	list := a.list
 	if a.kind != listArg {
@@ -975,6 +997,10 @@ func parseFetchItems(a arg) (fetchItems, error) {
 		case "RFC822.SIZE":
 			it.size = true
 		default:
+			if ext[u] != nil {
+				it.ext = append(it.ext, u)
+				continue
+			}
 			spec, ok := strings.CutPrefix(u, "BODY.PEEK[")
 			if !ok {
 				spec, ok = strings.CutPrefix(u, "BODY[")

@@ -73,6 +73,10 @@ type Config struct {
 	// CheckLines and ChecksPerHour cap logins per check and per customer
 	// and hour (0: 500 and 2,000).
 	CheckLines, ChecksPerHour int
+	// SourceHostLimit is how many connections the hosting allows itself
+	// to one old server (sources.host_limit); a check logs in with as
+	// many at once, at least 4.
+	SourceHostLimit int
 	// FailedLogins counts failed logins to old servers; shared with the
 	// job queue. Nil: the API's own.
 	FailedLogins *diagnose.FailedLogins

@@ -302,18 +302,24 @@ func (a *API) sourceLogin(ctx context.Context, tenant int64, ep imapconn.Endpoin
 }
 
 // checkRows logs in to the source (and, for existing mailboxes, to the
-// hosting) for every row, four at a time.
+// hosting) for every row, as many at a time as the old server's limit
+// allows (at least four).
 func (a *API) checkRows(ctx context.Context, tenant int64, ep imapconn.Endpoint, rows []planned, hostingToo bool) []checkResult {
 	out := make([]checkResult, len(rows))
-	sem := make(chan struct{}, 4)
+	sem := make(chan struct{}, max(4, a.cfg.SourceHostLimit))
 	var wg sync.WaitGroup
 	for i, row := range rows {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			res := checkResult{Row: row.field, Mailbox: row.mailbox, SourceUser: row.sourceUser}
+			// The two servers are asked at once: a row waits for the
+			// slower, not for both one after the other.
+			var hosting sync.WaitGroup
 			if hostingToo && row.kind == store.TaskSync && a.cfg.Hosting.MasterUser == "" {
-				res.Hosting, _ = a.tryLogin(ctx, a.cfg.Hosting.IMAP, engine.SideDest, row.mailbox, row.hostPass)
+				hosting.Go(func() {
+					res.Hosting, _ = a.tryLogin(ctx, a.cfg.Hosting.IMAP, engine.SideDest, row.mailbox, row.hostPass)
+				})
 			}
 			switch {
 			case ep.Host == "":
@@ -322,6 +328,7 @@ func (a *API) checkRows(ctx context.Context, tenant int64, ep imapconn.Endpoint,
 			default:
 				res.Source, res.SourceDiagnosis = a.sourceLogin(ctx, tenant, ep, row.sourceUser, row.sourcePass)
 			}
+			hosting.Wait()
 			res.OK = res.Source == nil && res.Hosting == nil
 			out[i] = res
 		})

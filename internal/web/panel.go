@@ -420,12 +420,15 @@ func (p *Panel) domainData(ctx context.Context, v viewer, d store.Domain, f tool
 	// The existing mailboxes whose old login can sign in with its
 	// provider instead of a password: by the old server, or the login.
 	signIn := map[string]string{}
+	logins := []string{f.DiscoverAddress, f.Lines}
 	for _, mb := range mbs {
+		logins = append(logins, f.SourceUsers[mb.Address])
 		if prov := p.api.signInProvider(f.Host, f.SourceUsers[mb.Address]); prov != nil {
 			signIn[mb.Address] = prov.ID
 		}
 	}
 	return map[string]any{"Title": d.Name, "User": v.User, "Domain": d, "Mailboxes": mbs, "Form": f,
+		"Hints": providerHints(v.Printer, f.Host, logins...), "HintTable": hintTable(v.Printer),
 		"Migrations": views, "Master": p.api.cfg.Hosting.MasterUser != "", "AllowPlaintext": p.api.cfg.AllowPlaintext,
 		"Kept": keptRef{}, "KeptMinutes": int(keepChecked / time.Minute), "SignIn": signIn}, nil
 }

@@ -50,7 +50,8 @@
     if (el && !el.dataset.message && el.firstChild && (el.firstChild.nodeValue || "").trim() === failure.message.trim()) return;
     if (el) el.remove();
     el = document.createElement("div");
-    el.className = "failure";
+    // An old provider's throttling is a wait, not an error.
+    el.className = failure.kind === "throttled" ? "failure waiting" : "failure";
     el.dataset.message = failure.message;
     el.textContent = failure.message;
     row.querySelector(".state").appendChild(el);
