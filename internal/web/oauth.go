@@ -158,8 +158,11 @@ func (p *Panel) signInAgain(w http.ResponseWriter, r *http.Request, v viewer) er
 		return err
 	}
 	prov := p.api.cfg.OAuth[task.SourceSignIn]
-	if prov == nil || !store.Finished(task.State) {
+	switch {
+	case prov == nil:
 		return failWith(http.StatusConflict, "no_sign_in", "oauth.unavailable", task.SourceUser)
+	case !store.Finished(task.State):
+		return failWith(http.StatusConflict, "task_running", "correct.running", task.DestUser)
 	}
 	return p.startSignIn(w, r, v, prov, signInPending{TaskID: task.ID}, task.SourceUser)
 }
