@@ -23,7 +23,7 @@ func runCheck(ctx context.Context, args []string) int {
 			"Logs in to both servers and shows the folder plan; copies nothing.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	accounts, code, ok := parseAccounts(fs, &ef, args)
+	accounts, code, ok := parseAccounts(ctx, fs, &ef, args)
 	if !ok {
 		return code
 	}

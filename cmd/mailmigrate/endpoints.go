@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,6 +21,7 @@ type endpointFlags struct {
 	caFile                                         string
 	timeout                                        time.Duration
 	accounts                                       string
+	sourceOAuth, sourceTokenFile, configFile       string
 }
 
 func (f *endpointFlags) register(fs *flag.FlagSet) {
@@ -35,6 +37,9 @@ func (f *endpointFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.insecure, "insecure-skip-verify", false, "accept any TLS certificate (only for servers with a broken certificate that you trust otherwise)")
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of certificates to trust instead of the system's (for self-signed servers)")
 	fs.DurationVar(&f.timeout, "timeout", 60*time.Second, "how long a server may stay silent before the connection is given up")
+	fs.StringVar(&f.sourceOAuth, "source-oauth", "", "sign in to the source with its provider instead of a password: google or microsoft (shows a code to enter on the provider's page; the hosting's client ID comes from --config)")
+	fs.StringVar(&f.sourceTokenFile, "source-oauth-token-file", "", "file with the source's OAuth2 access token (its first line) or a JSON token with a refresh token (then with --source-oauth); with --source-oauth a missing file is created after the sign-in, and kept up to date")
+	fs.StringVar(&f.configFile, "config", "", "configuration file with the oauth.* keys for --source-oauth (see mailmigrate.conf.example)")
 	fs.StringVar(&f.accounts, "accounts", "", "file with many accounts: one 'login@domain.tld password' per line, or CSV with header "+bulkHeader)
 }
 
@@ -79,8 +84,10 @@ func (f *endpointFlags) account() (engine.Account, error) {
 		return engine.Account{}, usagef("--source-user and --dest-user are required (or --accounts FILE for many accounts)")
 	}
 	a := engine.Account{Source: src, SourceUser: f.sourceUser, Dest: dst, DestUser: f.destUser}
-	if a.SourcePassword, err = password("source", f.sourcePassFile, f.sourcePass, "MAILMIGRATE_SOURCE_PASSWORD"); err != nil {
-		return a, err
+	if f.sourceOAuth == "" && f.sourceTokenFile == "" {
+		if a.SourcePassword, err = password("source", f.sourcePassFile, f.sourcePass, "MAILMIGRATE_SOURCE_PASSWORD"); err != nil {
+			return a, err
+		}
 	}
 	if a.DestPassword, err = password("dest", f.destPassFile, f.destPass, "MAILMIGRATE_DEST_PASSWORD"); err != nil {
 		return a, err
@@ -128,7 +135,7 @@ func firstLine(flagName, file string) (string, error) {
 // parseAccounts parses a command's flags and returns its accounts; when
 // the command ends here (--help, or an error) ok is false and code is its
 // exit code.
-func parseAccounts(fs *flag.FlagSet, ef *endpointFlags, args []string) (accounts []engine.Account, code int, ok bool) {
+func parseAccounts(ctx context.Context, fs *flag.FlagSet, ef *endpointFlags, args []string) (accounts []engine.Account, code int, ok bool) {
 	if err := fs.Parse(args); err != nil {
 		return nil, parseExit(err), false
 	}
@@ -138,6 +145,15 @@ func parseAccounts(fs *flag.FlagSet, ef *endpointFlags, args []string) (accounts
 	accounts, err := ef.accountList()
 	if err != nil {
 		return nil, fail(err), false
+	}
+	// Last, so that the customer signs in only for a command line that
+	// is right otherwise.
+	token, err := ef.sourceToken(ctx)
+	if err != nil {
+		return nil, fail(err), false
+	}
+	if token != nil {
+		accounts[0].SourceToken = token
 	}
 	return accounts, exitOK, true
 }

@@ -42,7 +42,7 @@ func runMigrate(ctx context.Context, args []string) int {
 			"       mailmigrate migrate --source URL --dest URL --accounts FILE [flags]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	accounts, code, ok := parseAccounts(fs, &ef, args)
+	accounts, code, ok := parseAccounts(ctx, fs, &ef, args)
 	if !ok {
 		return code
 	}
@@ -207,10 +207,10 @@ func accountExit(r *engine.Report) int {
 		return exitFailure
 	}
 	switch r.Failure.Kind {
-	case imapconn.ErrAuth.Code():
+	case imapconn.ErrAuth.Code(), engine.KindSignInAgain:
 		return exitAuth
 	case imapconn.ErrResolve.Code(), imapconn.ErrConnect.Code(), imapconn.ErrTLS.Code(),
-		imapconn.ErrTimeout.Code(), imapconn.ErrConnLost.Code():
+		imapconn.ErrTimeout.Code(), imapconn.ErrConnLost.Code(), engine.KindSignIn:
 		return exitConnection
 	}
 	return exitFailure

@@ -280,11 +280,16 @@ func buildService(ctx context.Context, st *store.DB, box *secret.Box, h jobs.Hos
 	// logins together, in the database.
 	failed := diagnose.NewFailedLogins(st.Slots())
 	mets := metrics.New(st.DB())
+	providers, err := oauthProviders(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	runner, err := jobs.Open(ctx, st, jobs.Config{Store: st, Box: box, Hosting: h, Engine: eng, FailedLogins: failed, Metrics: mets,
 		SourceHostLimit: cfg.Sources.HostLimit, Workers: cfg.Jobs.Workers, Slice: cfg.Jobs.Slice,
 		RescueAfter: cfg.Jobs.RescueAfter, LeaseTTL: cfg.Jobs.Lease, QueueOnly: role == roleWeb,
 		SecretRetention: cfg.SecretRetention, AllowPrivate: cfg.Sources.AllowPrivate, Diagnose: diag,
-		SingleProcess: st.Dialect() == store.SQLite, Log: log, Notify: mailer, ResyncStopDays: cfg.Jobs.ResyncStopDays})
+		SingleProcess: st.Dialect() == store.SQLite, Log: log, Notify: mailer, ResyncStopDays: cfg.Jobs.ResyncStopDays,
+		OAuth: providers})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -311,7 +316,7 @@ func buildService(ctx context.Context, st *store.DB, box *secret.Box, h jobs.Hos
 		MaxQuota: cfg.Hosting.MaxQuota, ResyncStopDays: cfg.Jobs.ResyncStopDays,
 		PublicURL: cfg.Web.PublicURL, TrustedProxies: cfg.Web.TrustedProxies, FailedLogins: failed,
 		CheckLines: cfg.Web.CheckLines, ChecksPerHour: cfg.Web.ChecksPerHour, SourceHostLimit: cfg.Sources.HostLimit, HandoffKey: handoff, Slots: st.Slots(),
-		Backoffs: st.Backoffs()})
+		Backoffs: st.Backoffs(), OAuth: providers})
 	mux.Handle("/api/", api.Handler())
 	mux.Handle("/", web.NewPanel(api).Handler())
 	return mux, runner, nil

@@ -43,7 +43,24 @@ type Config struct {
 	LogFormat string
 	Notify    Notify
 	Web       Web
+	// OAuth is the hosting's registration with the providers whose
+	// mailboxes take no passwords over IMAP, by provider ("google",
+	// "microsoft"); a provider without a client ID offers no sign-in.
+	OAuth map[string]OAuthClient
 }
+
+// OAuthClient is the hosting's registration (an OAuth2 client) with one
+// provider. Empty URLs are the provider's own.
+type OAuthClient struct {
+	ClientID string
+	// ClientSecret, or the first line of ClientSecretFile; empty for a
+	// public client. Never log it.
+	ClientSecret, ClientSecretFile string
+	AuthURL, TokenURL, DeviceURL   string
+}
+
+// OAuthProviders are the providers the oauth.* keys may name.
+var OAuthProviders = []string{"google", "microsoft"}
 
 // Web is how the panel and the API face the internet.
 type Web struct {
@@ -242,6 +259,9 @@ func (c *Config) set(key, val string) error {
 		*p = d
 		return nil
 	}
+	if rest, ok := strings.CutPrefix(key, "oauth."); ok {
+		return c.setOAuth(rest, val)
+	}
 	switch key {
 	case "listen":
 		return str(&c.Listen)
@@ -406,6 +426,59 @@ func (c *Config) set(key, val string) error {
 		return integer(&c.Jobs.ResyncStopDays)
 	}
 	return fmt.Errorf("unknown key (see mailmigrate.conf.example)")
+}
+
+// setOAuth sets one oauth.<provider>.<field> key.
+func (c *Config) setOAuth(key, val string) error {
+	id, field, _ := strings.Cut(key, ".")
+	if !slices.Contains(OAuthProviders, id) {
+		return fmt.Errorf("unknown provider %q (known: %s)", id, strings.Join(OAuthProviders, ", "))
+	}
+	if c.OAuth == nil {
+		c.OAuth = map[string]OAuthClient{}
+	}
+	o := c.OAuth[id]
+	endpoint := func(p *string) error {
+		u, err := url.Parse(val)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("%q is not an http(s) URL", val)
+		}
+		*p = val
+		return nil
+	}
+	var err error
+	switch field {
+	case "client_id":
+		o.ClientID = val
+	case "client_secret":
+		o.ClientSecret = val
+	case "client_secret_file":
+		o.ClientSecretFile = val
+	case "auth_url":
+		err = endpoint(&o.AuthURL)
+	case "token_url":
+		err = endpoint(&o.TokenURL)
+	case "device_url":
+		err = endpoint(&o.DeviceURL)
+	default:
+		return fmt.Errorf("unknown key (see mailmigrate.conf.example)")
+	}
+	c.OAuth[id] = o
+	return err
+}
+
+// Secret is the client secret: ClientSecret, or the first line of
+// ClientSecretFile.
+func (o OAuthClient) Secret() (string, error) {
+	if o.ClientSecretFile == "" {
+		return o.ClientSecret, nil
+	}
+	data, err := os.ReadFile(o.ClientSecretFile)
+	if err != nil {
+		return "", fmt.Errorf("read the OAuth client secret: %w", err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	return strings.TrimSuffix(line, "\r"), nil
 }
 
 // list splits a comma- or space-separated value.

@@ -166,7 +166,7 @@ func (d *Diagnosis) authReasons(ctx context.Context, a LoginAttempt) {
 			d.add("old_service_name", catalog.M("reason.old_service_name"))
 		}
 	}
-	if p := providerFor(host, user); p != nil {
+	if p := ProviderFor(host, user); p != nil {
 		switch {
 		case p.OAuth:
 			d.add("oauth", catalog.M("reason.oauth", p.Name, p.Name))
@@ -215,8 +215,10 @@ func (d *Diagnosis) serverCodes(ie *imapconn.Error) {
 	}
 }
 
-// providerFor finds the provider by server name or login domain.
-func providerFor(host, user string) *Provider {
+// ProviderFor finds the provider of a mailbox by its server's name or its
+// login's domain, or nil.
+func ProviderFor(host, user string) *Provider {
+	host = strings.ToLower(host)
 	_, domain, _ := strings.Cut(strings.ToLower(user), "@")
 	for i := range Providers {
 		p := &Providers[i]

@@ -267,3 +267,24 @@ func TestFailedLogins(t *testing.T) {
 		t.Error("the window did not pass")
 	}
 }
+
+// The provider to sign in with comes from the server's name or the
+// login's domain.
+func TestProviderSignIn(t *testing.T) {
+	for _, tc := range []struct{ host, user, want string }{
+		{"imap.gmail.com", "jana@firma.cz", "google"},
+		{"imap.example.com", "jana@gmail.com", "google"},
+		{"OUTLOOK.office365.com", "jana@firma.cz", "microsoft"},
+		{"imap.example.com", "jana@hotmail.com", "microsoft"},
+		{"imap.seznam.cz", "jana@seznam.cz", ""},
+		{"imap.example.com", "jana@example.com", ""},
+	} {
+		got := ""
+		if p := ProviderFor(tc.host, tc.user); p != nil {
+			got = p.SignIn
+		}
+		if got != tc.want {
+			t.Errorf("%s, %s: sign in with %q, want %q", tc.host, tc.user, got, tc.want)
+		}
+	}
+}

@@ -29,6 +29,9 @@ type Provider struct {
 	// OAuth means password logins are refused over IMAP (Microsoft 365,
 	// Outlook.com): only a sign-in with the provider works.
 	OAuth bool
+	// SignIn is the provider customers sign in with instead of giving a
+	// password (package oauth: "google", "microsoft"); empty when none.
+	SignIn string
 }
 
 // Providers is the table of well-known providers, most specific first
@@ -43,7 +46,8 @@ var Providers = []Provider{
 		Domains: []string{"gmail.com", "googlemail.com"},
 		Host:    "imap.gmail.com", Port: 993, Security: "tls", LoginForm: "address",
 		// Less secure app access ended for personal accounts on 30 May 2022.
-		Needs: catalog.M("needs.gmail"),
+		Needs:  catalog.M("needs.gmail"),
+		SignIn: "google",
 	},
 	{
 		// A customer's own domain at Google: recognised only by its MX, so
@@ -51,7 +55,8 @@ var Providers = []Provider{
 		ID: "google-workspace", Name: "Google Workspace",
 		MXSuffixes: []string{"google.com", "googlemail.com"},
 		Host:       "imap.gmail.com", Port: 993, Security: "tls", LoginForm: "address",
-		Needs: catalog.M("needs.google_workspace"),
+		Needs:  catalog.M("needs.google_workspace"),
+		SignIn: "google",
 	},
 	{
 		// Basic authentication for IMAP is switched off in all tenants and
@@ -60,8 +65,9 @@ var Providers = []Provider{
 		Domains:    []string{"onmicrosoft.com"},
 		MXSuffixes: []string{"mail.protection.outlook.com"},
 		Host:       "outlook.office365.com", Port: 993, Security: "tls", LoginForm: "address",
-		Needs: catalog.M("needs.microsoft365"),
-		OAuth: true,
+		Needs:  catalog.M("needs.microsoft365"),
+		OAuth:  true,
+		SignIn: "microsoft",
 	},
 	{
 		// Password logins removed for consumer accounts on 16 Sep 2024.
@@ -72,8 +78,9 @@ var Providers = []Provider{
 			"hotmail.co.uk", "live.co.uk"},
 		MXSuffixes: []string{"olc.protection.outlook.com"},
 		Host:       "outlook.office365.com", Port: 993, Security: "tls", LoginForm: "address",
-		Needs: catalog.M("needs.outlook"),
-		OAuth: true,
+		Needs:  catalog.M("needs.outlook"),
+		OAuth:  true,
+		SignIn: "microsoft",
 	},
 	{
 		ID: "yahoo", Name: "Yahoo Mail",

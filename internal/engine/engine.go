@@ -28,9 +28,16 @@ type Account struct {
 	Source         imapconn.Endpoint
 	SourceUser     string
 	SourcePassword string
-	Dest           imapconn.Endpoint
-	DestUser       string
-	DestPassword   string
+	// SourceToken, when set, signs in to the source with an OAuth2 access
+	// token instead of SourcePassword. It is asked on every connection;
+	// rejected is the token the server just refused or ended a session
+	// for ("" when none), which it must not return again. An error that
+	// has a SignInAgain() bool method saying true means the customer must
+	// sign in with the provider again.
+	SourceToken  func(ctx context.Context, rejected string) (string, error)
+	Dest         imapconn.Endpoint
+	DestUser     string
+	DestPassword string
 }
 
 // Key names the account pair in the ledger. Passwords are not part of it.
@@ -235,7 +242,11 @@ func (m *migration) safely(fn func() error) (err error) {
 // once the server's STATUS replies proved unreadable.
 func (m *migration) status(ctx context.Context, name string, opts imap.StatusOptions) (*imap.StatusData, error) {
 	if !m.noStatus {
-		st, err := m.src.Status(ctx, name, opts)
+		var st *imap.StatusData
+		err := m.fromSource(ctx, func(bool) (err error) {
+			st, err = m.src.Status(ctx, name, opts)
+			return err
+		})
 		if err == nil {
 			return st, nil
 		}
@@ -248,7 +259,11 @@ func (m *migration) status(ctx context.Context, name string, opts imap.StatusOpt
 			return nil, err
 		}
 	}
-	st, err := m.src.ExamineStatus(ctx, name)
+	var st *imap.StatusData
+	err := m.fromSource(ctx, func(bool) (err error) {
+		st, err = m.src.ExamineStatus(ctx, name)
+		return err
+	})
 	if err != nil {
 		return nil, &SideError{SideSource, m.acct.SourceUser, err}
 	}
@@ -272,6 +287,7 @@ type migration struct {
 	appendLimit          int64             // the destination's APPENDLIMIT, 0 if unknown
 	remembered           map[string]string // where the ledger says each folder went
 	noStatus             bool              // the source's STATUS replies are unreadable
+	srcToken             string            // the access token of the source connection
 	singleWriter         bool              // the destination takes one writer per folder at a time
 	created              map[string]string // planned destination -> the name it got ("" none)
 	createErr            map[string]error  // why a planned destination got no name
@@ -284,7 +300,9 @@ func (m *migration) logf(format string, args ...any) {
 	}
 }
 
-func (m *migration) dial(ctx context.Context, side Side) (*imapconn.Conn, error) {
+// dial connects to one side and logs in; rejected is the access token the
+// source's last session ended for, if it did.
+func (m *migration) dial(ctx context.Context, side Side, rejected string) (*imapconn.Conn, error) {
 	ep, user, pass := m.acct.Source, m.acct.SourceUser, m.acct.SourcePassword
 	if side == SideDest {
 		ep, user, pass = m.acct.Dest, m.acct.DestUser, m.acct.DestPassword
@@ -293,7 +311,11 @@ func (m *migration) dial(ctx context.Context, side Side) (*imapconn.Conn, error)
 	if err != nil {
 		return nil, &SideError{side, user, err}
 	}
-	err = c.Login(ctx, user, pass)
+	if side == SideSource && m.acct.SourceToken != nil {
+		err = m.signIn(ctx, c, rejected)
+	} else {
+		err = c.Login(ctx, user, pass)
+	}
 	if side == SideSource && m.opt.SourceLogin != nil {
 		m.opt.SourceLogin(err)
 	}
@@ -303,6 +325,34 @@ func (m *migration) dial(ctx context.Context, side Side) (*imapconn.Conn, error)
 	}
 	return c, nil
 }
+
+// signIn logs in to the source with an access token. A token the server
+// refuses may have expired by its clock before ours: one fresh token is
+// tried before the refusal counts.
+func (m *migration) signIn(ctx context.Context, c *imapconn.Conn, rejected string) error {
+	tok, err := m.acct.SourceToken(ctx, rejected)
+	if err != nil {
+		return &SignInError{Err: err}
+	}
+	m.srcToken = tok
+	err = c.LoginToken(ctx, m.acct.SourceUser, tok)
+	if imapconn.KindOf(err) == imapconn.ErrAuth && !errors.Is(err, imapconn.ErrNoOAuth) && !c.Dead() {
+		if tok, err = m.acct.SourceToken(ctx, tok); err != nil {
+			return &SignInError{Err: err}
+		}
+		m.srcToken = tok
+		err = c.LoginToken(ctx, m.acct.SourceUser, tok)
+	}
+	if imapconn.KindOf(err) == imapconn.ErrAuth {
+		return &SignInError{Err: err}
+	}
+	return err
+}
+
+// maxRenewals bounds the sessions in a row that end for an expired token
+// without a command getting through in between: a token source that hands
+// out dead tokens must not keep the run reconnecting.
+const maxRenewals = 3
 
 func (m *migration) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -325,10 +375,10 @@ func (m *migration) close() {
 // connect logs in to both sides and reads their folder layouts.
 func (m *migration) connect(ctx context.Context) error {
 	var err error
-	if m.src, err = m.dialSource(ctx); err != nil {
+	if m.src, err = m.dialSource(ctx, ""); err != nil {
 		return err
 	}
-	if m.dst, err = m.dial(ctx, SideDest); err != nil {
+	if m.dst, err = m.dial(ctx, SideDest, ""); err != nil {
 		return err
 	}
 	read := func(c *imapconn.Conn, side Side, user string) (Layout, error) {
@@ -515,7 +565,7 @@ func (m *migration) checkSpace(ctx context.Context, toCopy int64) error {
 		// QUOTA reply is unreadable is copied into without it.
 		m.logf("the destination's quota reply is unreadable (%v); going on without the space check", err)
 		m.dst.Close()
-		if m.dst, err = m.dial(ctx, SideDest); err != nil {
+		if m.dst, err = m.dial(ctx, SideDest, ""); err != nil {
 			return err
 		}
 		return nil
@@ -1169,10 +1219,16 @@ func (m *migration) srcMeta(ctx context.Context, w *folderWork, uids []imap.UID)
 	return meta, err
 }
 
-// reconnectSource replaces a broken source connection.
+// reconnectSource replaces a broken source connection; when the server
+// ended the session for an expired token, the new one signs in with
+// another.
 func (m *migration) reconnectSource(ctx context.Context) error {
+	rejected := ""
+	if m.src.TokenExpired() {
+		rejected = m.srcToken
+	}
 	m.src.Close()
-	c, err := m.dialSource(ctx)
+	c, err := m.dialSource(ctx, rejected)
 	if err != nil {
 		return err
 	}
@@ -1281,7 +1337,7 @@ func (p *pipeline) appendBatch(conn *imapconn.Conn, jobs []*job) (rs []result, n
 		return rs, conn
 	}
 	if conn == nil || conn.Dead() {
-		c, err := m.dial(ctx, SideDest)
+		c, err := m.dial(ctx, SideDest, "")
 		if err != nil {
 			return each(fatal, err), nil
 		}

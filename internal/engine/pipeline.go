@@ -220,6 +220,7 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 		uids       []imap.UID
 		sent       int
 		reconnects int
+		renewals   int  // sessions in a row ended for an expired token
 		single     bool // fetch one message at a time (to find a bad one)
 	}
 	var active []*cursor
@@ -307,6 +308,17 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 			case errors.As(err, &reset):
 				done(c, &fetchLost{uids: c.uids, err: err})
 				continue
+			case errors.Is(err, imapconn.ErrTokenExpired) && c.renewals < maxRenewals:
+				// Not a failure: the session outlived its access token.
+				// The ledger and the chunks already queued tell what
+				// was fetched, so the folder goes on after them.
+				c.renewals++
+				m.logf("%s: the old server ended the session because the access token expired; signing in again", c.w.plan.Source)
+				if err := reconnect(); err != nil {
+					return err
+				}
+				next = append(next, c)
+				continue
 			case c.reconnects >= maxReconnects || imapconn.KindOf(err) == imapconn.ErrProtocol:
 				// Another try would get the same: the rest of the folder
 				// is reported, the other folders go on.
@@ -331,6 +343,7 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 			}
 			c.sent += sent
 			c.uids = c.uids[consumed:]
+			c.renewals = 0
 			next = append(next, c)
 		}
 		active = next

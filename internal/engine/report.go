@@ -204,6 +204,14 @@ type SideError struct {
 func (e *SideError) Error() string { return fmt.Sprintf("%s server: %v", e.Side, e.Err) }
 func (e *SideError) Unwrap() error { return e.Err }
 
+// SignInError is a failure to sign in to the old server with an access
+// token: the token source's (the provider's) or the server's refusal of
+// the token.
+type SignInError struct{ Err error }
+
+func (e *SignInError) Error() string { return "sign-in with the provider: " + e.Err.Error() }
+func (e *SignInError) Unwrap() error { return e.Err }
+
 // InternalError is a defect of this tool met during a run (a recovered
 // panic). Value says what went wrong, without secrets.
 type InternalError struct{ Value string }
@@ -225,6 +233,11 @@ func (e *TooManyFoldersError) Error() string {
 const (
 	KindInternal       = "internal"
 	KindTooManyFolders = "too_many_folders"
+	// KindSignInAgain: the sign-in with the old mailbox's provider is no
+	// longer valid; only the customer can renew it.
+	KindSignInAgain = "sign_in_again"
+	// KindSignIn: the provider's sign-in service could not be asked.
+	KindSignIn = "sign_in"
 )
 
 // Explain turns an account-level error into a Failure the customer can act on.
@@ -247,6 +260,10 @@ func Explain(err error) *Failure {
 			f.Text = catalog.M("failure.folders.dest", many.Max)
 		}
 		return f
+	}
+	var sie *SignInError
+	if errors.As(err, &sie) {
+		return explainSignIn(err)
 	}
 	f := &Failure{Kind: imapconn.KindOf(err).Code(), Detail: err.Error()}
 	var se *SideError
@@ -295,6 +312,22 @@ func Explain(err error) *Failure {
 		f.Text = catalog.M("failure.over_quota")
 	default:
 		f.Text = bySide("failure.other")
+	}
+	return f
+}
+
+// explainSignIn explains a SignInError: the sign-in must be renewed, the
+// server offers none or refused the token, or the provider did not answer.
+func explainSignIn(err error) *Failure {
+	f := &Failure{Kind: KindSignIn, Side: SideSource, Detail: err.Error(), Text: catalog.M("failure.sign_in")}
+	var again interface{ SignInAgain() bool }
+	switch {
+	case errors.As(err, &again) && again.SignInAgain():
+		f.Kind, f.Text = KindSignInAgain, catalog.M("failure.sign_in_again")
+	case errors.Is(err, imapconn.ErrNoOAuth):
+		f.Kind, f.Text = imapconn.ErrAuth.Code(), catalog.M("failure.no_oauth")
+	case imapconn.KindOf(err) == imapconn.ErrAuth:
+		f.Kind, f.Text = imapconn.ErrAuth.Code(), catalog.M("failure.token_refused")
 	}
 	return f
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -56,10 +57,11 @@ func (m *migration) backOff(ctx context.Context, err error) error {
 }
 
 // dialSource logs in to the source, waiting out throttled logins and
-// connection caps.
-func (m *migration) dialSource(ctx context.Context) (*imapconn.Conn, error) {
+// connection caps; rejected is the access token the last session ended
+// for, if it did.
+func (m *migration) dialSource(ctx context.Context, rejected string) (*imapconn.Conn, error) {
 	for {
-		c, err := m.dial(ctx, SideSource)
+		c, err := m.dial(ctx, SideSource, rejected)
 		if _, throttled := imapconn.ThrottleWait(err); !throttled {
 			return c, err
 		}
@@ -72,15 +74,23 @@ func (m *migration) dialSource(ctx context.Context) (*imapconn.Conn, error) {
 // fromSource runs op, which reads from the source connection. When the
 // source throttles it, the wait is taken (backOff), a connection the
 // server closed is replaced, and op runs again; reopened tells it that the
-// connection is new and its folder must be opened again.
+// connection is new and its folder must be opened again. A session the
+// server ended because its access token expired is replaced the same way,
+// signed in with a fresh token.
 func (m *migration) fromSource(ctx context.Context, op func(reopened bool) error) error {
-	reopened := false
+	reopened, renewals := false, 0
 	for {
 		err := op(reopened)
-		if _, throttled := imapconn.ThrottleWait(err); !throttled {
-			return err
-		}
-		if err := m.backOff(ctx, err); err != nil {
+		_, throttled := imapconn.ThrottleWait(err)
+		switch {
+		case throttled:
+			if err := m.backOff(ctx, err); err != nil {
+				return err
+			}
+		case errors.Is(err, imapconn.ErrTokenExpired) && renewals < maxRenewals:
+			renewals++
+			m.logf("the old server ended the session because the access token expired; signing in again")
+		default:
 			return err
 		}
 		if m.src.Dead() {

@@ -224,6 +224,9 @@ func (c *Conn) fail(ctx context.Context, op string, err error) error {
 		return &Error{Kind: ErrTimeout, Op: op, Server: c.ep.Addr(),
 			Err: fmt.Errorf("no answer within %s", c.timeout)}
 	}
+	if text, ok := c.guard.bye(); ok && tokenExpiredBye.MatchString(text) {
+		return &Error{Kind: ErrConnLost, Op: op, Server: c.ep.Addr(), Text: text, Err: ErrTokenExpired}
+	}
 	if cut, line := c.guard.problem(); cut != nil || parseFailure(err) {
 		// Retrying on a fresh connection would get the same reply.
 		if cut != nil {

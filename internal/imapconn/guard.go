@@ -401,7 +401,7 @@ func (g *guard) bye() (string, bool) {
 	if len(g.last) == 0 {
 		return "", false
 	}
-	line := printable(string(g.last[len(g.last)-1]))
+	line := g.quote(g.last[len(g.last)-1])
 	if !hasPrefixFold(line, "* BYE") {
 		return "", false
 	}
@@ -447,14 +447,21 @@ func (g *guard) problem() (error, string) {
 	if len(line) == 0 && len(g.last) > 0 {
 		line = g.last[len(g.last)-1]
 	}
-	s := printable(string(line))
-	for _, sec := range g.secrets {
-		s = strings.ReplaceAll(s, sec, "***")
-	}
+	s := g.quote(line)
 	if len(line) == keepLine {
 		s += "…"
 	}
 	return g.err, s
+}
+
+// quote makes a server line printable and takes the secrets out; g.mu
+// is held.
+func (g *guard) quote(line []byte) string {
+	s := printable(string(line))
+	for _, sec := range g.secrets {
+		s = strings.ReplaceAll(s, sec, "***")
+	}
+	return s
 }
 
 // parseFailure reports whether go-imap gave up on a reply it could not

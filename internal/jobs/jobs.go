@@ -24,6 +24,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
+	"golang.org/x/oauth2"
 
 	"mailmigrate/internal/diagnose"
 	"mailmigrate/internal/engine"
@@ -31,6 +32,7 @@ import (
 	"mailmigrate/internal/imapconn"
 	"mailmigrate/internal/metrics"
 	"mailmigrate/internal/notify"
+	"mailmigrate/internal/oauth"
 	"mailmigrate/internal/secret"
 	"mailmigrate/internal/slots"
 	"mailmigrate/internal/store"
@@ -86,6 +88,10 @@ type Config struct {
 	// Log receives one line per notable event (no secrets), with the
 	// migration's and the task's IDs as attributes; nil: nothing is logged.
 	Log *slog.Logger
+	// OAuth are the providers old mailboxes may be signed in to with, by
+	// ID (package oauth), as the hosting is registered with them; a task
+	// signed in with another one fails, asking for a password.
+	OAuth map[string]*oauth.Provider
 	// Notify mails the customer's notifications; nil: they are recorded
 	// and shown on the panel only.
 	Notify *notify.Mailer
@@ -637,7 +643,8 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 	}
 	authFailed = imapconn.KindOf(runErr) == imapconn.ErrAuth && rep.Failure != nil && rep.Failure.Side == engine.SideSource
 	var se *engine.SideError
-	if end.Failure != nil && errors.As(runErr, &se) && se.Side == engine.SideSource {
+	var sie *engine.SignInError
+	if end.Failure != nil && errors.As(runErr, &se) && se.Side == engine.SideSource && !errors.As(runErr, &sie) {
 		// A failed login or connection to the old server gets the ranked
 		// causes the check would show.
 		at := r.cfg.Diagnose
@@ -657,7 +664,13 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 		end.State = store.StatePaused
 	default:
 		end.State = store.StateFailed
-		switch imapconn.KindOf(runErr) {
+		kind := imapconn.KindOf(runErr)
+		if rep.Failure != nil && rep.Failure.Kind == engine.KindSignIn {
+			// The provider's sign-in service did not answer: as a
+			// server that did not.
+			kind = imapconn.ErrConnLost
+		}
+		switch kind {
 		case imapconn.ErrConnect, imapconn.ErrTimeout, imapconn.ErrConnLost:
 			// An address this service must not connect to stays one.
 			if job.Attempt < job.MaxAttempts && !errors.Is(runErr, imapconn.ErrForbiddenAddress) {
@@ -773,7 +786,11 @@ func (r *Runner) account(t store.Task, m store.Migration) (engine.Account, error
 		return a, ErrNoSecrets
 	}
 	var err error
-	if a.SourcePassword, err = r.cfg.Box.Open(t.SourceSecret, SecretContext(t.ID, "source")); err != nil {
+	if t.SourceSignIn != "" {
+		if a.SourceToken, err = r.tokenSource(t); err != nil {
+			return a, err
+		}
+	} else if a.SourcePassword, err = r.cfg.Box.Open(t.SourceSecret, SecretContext(t.ID, "source")); err != nil {
 		return a, err
 	}
 	if r.cfg.Hosting.MasterUser != "" && t.Kind == store.TaskSync {
@@ -785,6 +802,32 @@ func (r *Runner) account(t store.Task, m store.Migration) (engine.Account, error
 	}
 	a.DestPassword, err = r.cfg.Box.Open(t.DestSecret, SecretContext(t.ID, "destination"))
 	return a, err
+}
+
+// ErrNoProvider means a task signs in with a provider the hosting is not
+// (or no longer) registered with.
+var ErrNoProvider = errors.New("the task signs in with a provider that is not configured")
+
+// tokenSource gives the access tokens of a task whose old mailbox is
+// signed in to with its provider: refreshed from the sealed refresh
+// token, a rotated one sealed and stored in its place at once, so that the
+// next run (on any server) has the one that works.
+func (r *Runner) tokenSource(t store.Task) (func(context.Context, string) (string, error), error) {
+	p := r.cfg.OAuth[t.SourceSignIn]
+	if p == nil {
+		return nil, fmt.Errorf("%w: %q (oauth.%s.client_id)", ErrNoProvider, t.SourceSignIn, t.SourceSignIn)
+	}
+	refresh, err := r.cfg.Box.Open(t.SourceSecret, SecretContext(t.ID, "source-oauth"))
+	if err != nil {
+		return nil, err
+	}
+	src := p.NewSource(&oauth2.Token{RefreshToken: refresh}, func(ctx context.Context, rotated string) error {
+		// A secret deleted meanwhile stays deleted: the task ended.
+		_, err := r.cfg.Store.SetSourceSecret(context.WithoutCancel(ctx), t.ID,
+			r.cfg.Box.Seal(rotated, SecretContext(t.ID, "source-oauth")))
+		return err
+	})
+	return src.Token, nil
 }
 
 // SecurityOf maps the stored security name to the connection mode.

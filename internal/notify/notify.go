@@ -109,6 +109,8 @@ func Headline(s Summary, p *i18n.Printer) string {
 		return fmt.Sprintf(t(p, "headline.login_failed"), s.SourceHost, s.Mailbox)
 	case store.NotifyHostingLoginFailed:
 		return fmt.Sprintf(t(p, "headline.hosting_login_failed"), s.Mailbox, s.SourceHost)
+	case store.NotifySignInAgain:
+		return fmt.Sprintf(t(p, "headline.sign_in_again"), s.Mailbox, s.SourceHost)
 	case store.NotifyFinished:
 		if s.Action {
 			return fmt.Sprintf(t(p, "headline.finished_action"), s.SourceHost, s.Domain)
@@ -126,6 +128,8 @@ func Action(kind string, p *i18n.Printer) string {
 		return t(p, "action.login_failed")
 	case store.NotifyHostingLoginFailed:
 		return t(p, "action.hosting_login_failed")
+	case store.NotifySignInAgain:
+		return t(p, "action.sign_in_again")
 	}
 	return t(p, "action.finished")
 }
@@ -186,6 +190,10 @@ func (m *Mailer) Compose(e Event, p *i18n.Printer) Message {
 		line(t(p, "todo"), Action(e.Kind, p))
 	case store.NotifyHostingLoginFailed:
 		line(t(p, "intro.hosting_login_failed"), e.Mailbox, e.SourceHost)
+		line("")
+		line(t(p, "todo"), Action(e.Kind, p))
+	case store.NotifySignInAgain:
+		line(t(p, "intro.sign_in_again"), e.Mailbox, e.SourceHost, e.SourceUser)
 		line("")
 		line(t(p, "todo"), Action(e.Kind, p))
 	default:

@@ -51,6 +51,7 @@ func TestCompose(t *testing.T) {
 		store.NotifyPaused:             {"jana@firma.cz is out of space: its migration from imap.old.cz is paused", "press Resume"},
 		store.NotifyLoginFailed:        {"The old server imap.old.cz refused the login for jana@firma.cz", "refused the login jana@old.cz", "press Restart"},
 		store.NotifyHostingLoginFailed: {"The mailbox jana@firma.cz refused the migration's login", "current password", "press Restart"},
+		store.NotifySignInAgain:        {"The copy into jana@firma.cz from imap.old.cz stopped: sign in", "sign-in of jana@old.cz", "sign in with the provider again"},
 	} {
 		msg := m.Compose(event(kind), en)
 		all := msg.Subject + "\n" + msg.Body
@@ -183,7 +184,7 @@ func TestComposeCzech(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs := i18n.New(i18n.Czech)
-	for _, kind := range []string{store.NotifyFinished, store.NotifyPaused, store.NotifyLoginFailed, store.NotifyHostingLoginFailed} {
+	for _, kind := range []string{store.NotifyFinished, store.NotifyPaused, store.NotifyLoginFailed, store.NotifyHostingLoginFailed, store.NotifySignInAgain} {
 		msg := m.Compose(event(kind), cs)
 		all := msg.Subject + "\n" + msg.Body
 		if !strings.Contains(all, "Dobrý den") || missingText.MatchString(all) || msg.ID != "<notification-7.migration-12.cs@panel.hosting.test>" {

@@ -32,6 +32,9 @@ var texts = map[string]string{
 	"state.failed":                  "stopped with an error",
 	"state.paused_over_quota":       "paused: out of space",
 	"state.cancelled":               "cancelled",
+	"headline.sign_in_again":        "The copy into %s from %s stopped: sign in with the old mailbox's provider again",
+	"action.sign_in_again":          "Open the migration page and press the button to sign in with the provider again (as the owner of the old mailbox). The copy then continues where it stopped.",
+	"intro.sign_in_again":           "the copy of mail into %s from %s stopped: the sign-in of %s with its provider was withdrawn or has expired. What was copied stays.",
 }
 
 var catalog = i18n.NewCatalog("notify", texts, textsCS)

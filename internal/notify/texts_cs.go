@@ -28,4 +28,7 @@ var textsCS = map[string]string{
 	"state.failed":                  "zastaveno kvůli chybě",
 	"state.paused_over_quota":       "pozastaveno: nedostatek místa",
 	"state.cancelled":               "zrušeno",
+	"headline.sign_in_again":        "Kopírování do schránky %s ze serveru %s se zastavilo: přihlaste se znovu u poskytovatele původní schránky",
+	"action.sign_in_again":          "Otevřete stránku migrace a tlačítkem se znovu přihlaste u poskytovatele (jako vlastník původní schránky). Kopírování pak bude pokračovat tam, kde skončilo.",
+	"intro.sign_in_again":           "kopírování pošty do schránky %s ze serveru %s bylo zastaveno: přihlášení účtu %s u jeho poskytovatele bylo odvoláno nebo vypršelo. Co už bylo zkopírováno, zůstává.",
 }

@@ -211,8 +211,9 @@ func (l *DB) CreateMigration(ctx context.Context, m Migration, tasks []Task, que
 	for i, t := range tasks {
 		t.MigrationID, t.Created, t.State = m.ID, m.Created, StateQueued
 		err := tx.queryRow(ctx, `INSERT INTO task (migration_id, kind, source_user, dest_user, dest_key, state,
-			created) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			t.MigrationID, t.Kind, t.SourceUser, t.DestUser, MailboxKey(t.DestUser), t.State, unix(t.Created)).Scan(&t.ID)
+			source_sign_in, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			t.MigrationID, t.Kind, t.SourceUser, t.DestUser, MailboxKey(t.DestUser), t.State, t.SourceSignIn,
+			unix(t.Created)).Scan(&t.ID)
 		if isUnique(err) {
 			tx.rollback()
 			return m, nil, l.busy(ctx, t.DestUser)
@@ -275,7 +276,7 @@ func (l *DB) Migrations(ctx context.Context, domainID int64) ([]Migration, error
 }
 
 const taskCols = `id, migration_id, kind, source_user, dest_user, state, job_id, folders_total, folders_done,
-	messages_total, messages_done, bytes_total, bytes_done, report, failure, source_secret, dest_secret,
+	messages_total, messages_done, bytes_total, bytes_done, report, failure, source_sign_in, source_secret, dest_secret,
 	created, started, finished`
 
 func scanTask(row interface{ Scan(...any) error }, extra ...any) (Task, error) {
@@ -284,7 +285,7 @@ func scanTask(row interface{ Scan(...any) error }, extra ...any) (Task, error) {
 	var created, started, finished int64
 	err := row.Scan(append([]any{&t.ID, &t.MigrationID, &t.Kind, &t.SourceUser, &t.DestUser, &t.State, &t.JobID,
 		&t.FoldersTotal, &t.FoldersDone, &t.MessagesTotal, &t.MessagesDone, &t.BytesTotal, &t.BytesDone,
-		&report, &failure, &t.SourceSecret, &t.DestSecret, &created, &started, &finished}, extra...)...)
+		&report, &failure, &t.SourceSignIn, &t.SourceSecret, &t.DestSecret, &created, &started, &finished}, extra...)...)
 	if err != nil {
 		return t, notFound(err)
 	}
@@ -439,6 +440,27 @@ func (l *DB) ClaimTask(ctx context.Context, id, jobID int64) (Task, bool, error)
 	return t, true, nil
 }
 
+// SetSourceSecret implements Store.
+func (l *DB) SetSourceSecret(ctx context.Context, taskID int64, sealed []byte) (bool, error) {
+	ok, err := changed(l.exec(ctx, `UPDATE task SET source_secret = ? WHERE id = ? AND source_secret IS NOT NULL`,
+		sealed, taskID))
+	if err != nil {
+		return false, fmt.Errorf("store the source secret of task %d: %w", taskID, err)
+	}
+	return ok, nil
+}
+
+// RenewSignIn implements Store.
+func (l *DB) RenewSignIn(ctx context.Context, taskID int64, provider string, sealed []byte) (bool, error) {
+	cond, states := inStates([]string{StateDone, StateWarnings, StateFailed, StatePaused, StateCancelled})
+	ok, err := changed(l.exec(ctx, `UPDATE task SET source_secret = ? WHERE id = ? AND source_sign_in = ? AND `+cond,
+		append([]any{sealed, taskID, provider}, states...)...))
+	if err != nil {
+		return false, fmt.Errorf("renew the sign-in of task %d: %w", taskID, err)
+	}
+	return ok, nil
+}
+
 // SetTaskProgress implements Store.
 func (l *DB) SetTaskProgress(ctx context.Context, id int64, p Progress) (bool, error) {
 	ok, err := changed(l.exec(ctx, `UPDATE task SET folders_total = ?, folders_done = ?,
@@ -558,6 +580,8 @@ func (l *DB) recordEvent(ctx context.Context, tx txn, taskID int64) error {
 			n.Kind = NotifyLoginFailed
 		case f.Kind == imapconn.ErrAuth.Code() && f.Side == engine.SideDest:
 			n.Kind = NotifyHostingLoginFailed
+		case f.Kind == engine.KindSignInAgain:
+			n.Kind = NotifySignInAgain
 		default:
 			return nil
 		}

@@ -67,6 +67,11 @@ var steps = []step{
 			action TEXT NOT NULL, tenant_id BIGINT NOT NULL, user_id BIGINT NOT NULL DEFAULT 0,
 			user_email TEXT NOT NULL DEFAULT '', created BIGINT NOT NULL);
 		CREATE INDEX task_action_task ON task_action (task_id, job_id)`)},
+	// 8: a task whose old mailbox is signed in to with its provider
+	// (OAuth2: "google", "microsoft") instead of a password; its
+	// source_secret then holds the refresh token.
+	{sqlite: script(`ALTER TABLE task ADD COLUMN source_sign_in TEXT NOT NULL DEFAULT ''`),
+		postgres: script(`ALTER TABLE task ADD COLUMN source_sign_in TEXT NOT NULL DEFAULT ''`)},
 }
 
 // script is a step of fixed statements.

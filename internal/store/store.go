@@ -168,6 +168,10 @@ type Task struct {
 	Report  *engine.Report  `json:"-"`
 	Failure *engine.Failure `json:"failure,omitempty"`
 
+	// SourceSignIn is the provider the old mailbox is signed in to with
+	// (package oauth: "google", "microsoft"), "" for a password; with one,
+	// SourceSecret is the sealed refresh token.
+	SourceSignIn string `json:"source_sign_in,omitempty"`
 	// Sealed by internal/secret; never leave the server.
 	SourceSecret []byte `json:"-"`
 	DestSecret   []byte `json:"-"`
@@ -219,6 +223,10 @@ const (
 	// existing mailbox (its password was changed since the start); the
 	// customer enters the current password and restarts.
 	NotifyHostingLoginFailed = "hosting_login_failed"
+	// NotifySignInAgain: the sign-in with the old mailbox's provider was
+	// withdrawn or expired; the customer signs in again, which resumes
+	// the copy.
+	NotifySignInAgain = "sign_in_again"
 )
 
 // Notification is one event the customer is told about, by mail and on
@@ -351,6 +359,15 @@ type Store interface {
 	// ExpireSecrets clears the secrets of tasks finished before the time,
 	// except those of migrations with a re-sync schedule: it needs them.
 	ExpireSecrets(ctx context.Context, finishedBefore time.Time) (int, error)
+
+	// SetSourceSecret replaces the sealed source secret of a task that
+	// still has one (a refresh token the provider rotated); false when it
+	// was deleted meanwhile.
+	SetSourceSecret(ctx context.Context, taskID int64, sealed []byte) (bool, error)
+	// RenewSignIn replaces the sealed refresh token of a finished task
+	// signed in to with provider, after the customer signed in again;
+	// false when there is no such task.
+	RenewSignIn(ctx context.Context, taskID int64, provider string, sealed []byte) (bool, error)
 
 	// CorrectMigration changes a migration's source server and the sealed
 	// passwords of its tasks in one transaction. While a task of it is

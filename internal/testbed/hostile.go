@@ -68,6 +68,13 @@ type HostileConfig struct {
 	// login until it is closed: a slow server, as slow as a test needs.
 	CapabilityGate <-chan struct{}
 
+	// CheckToken, when set, makes AUTHENTICATE XOAUTH2 and OAUTHBEARER
+	// accept User with an access token it approves (list "AUTH=XOAUTH2"
+	// or "AUTH=OAUTHBEARER" in Caps to offer them). The token is checked
+	// again before every later command of the session: once it fails, the
+	// server ends the session with "* BYE Session invalidated -
+	// AccessTokenExpired", as Microsoft 365 does when a token expires.
+	CheckToken func(user, token string) bool
 	// intercept, when set (by servers built on this one, such as the
 	// Exchange-like server), sees every command first and may answer it
 	// itself: handled says it did; an error ends the session as run's do.
@@ -138,7 +145,8 @@ type Hostile struct {
 	folders map[string]*HostileFolder // by wire name (modified UTF-7)
 	order   []string                  // wire names in LIST order
 
-	sent atomic.Int64 // bytes written to clients
+	sent    atomic.Int64 // bytes written to clients
+	expired atomic.Int64 // sessions ended for an expired token
 
 	// data guards the folders' message lists and the folders created.
 	data   sync.RWMutex
@@ -235,6 +243,10 @@ func (h *Hostile) Messages(folder string) []HostileMessage {
 	}
 	return slices.Clone(h.messages(f))
 }
+
+// TokenExpiries returns how many sessions the server ended because their
+// access token no longer passed CheckToken.
+func (h *Hostile) TokenExpiries() int { return int(h.expired.Load()) }
 
 // BytesSent returns how many bytes the server has written to its clients;
 // with a lying literal or an endless line it shows how much of it a client
@@ -343,6 +355,7 @@ type hostileSession struct {
 	w      *bufio.Writer
 	authed bool
 	sel    *HostileFolder
+	token  string // the access token the session signed in with
 }
 
 func (s *hostileSession) serve() {
@@ -387,6 +400,15 @@ func (s *hostileSession) dispatch(tag string, args []arg, line string) error {
 	}
 	if name == "LOGIN" {
 		line = "LOGIN ***"
+	}
+	if name == "AUTHENTICATE" && len(args) > 1 {
+		line = "AUTHENTICATE " + args[0].s + " ***"
+	}
+	if s.token != "" && !s.h.cfg.CheckToken(s.h.cfg.User, s.token) {
+		s.h.record(name, line, false)
+		s.h.expired.Add(1)
+		s.w.WriteString("* BYE Session invalidated - AccessTokenExpired\r\n")
+		return errLogout
 	}
 	unpeeked := (name == "FETCH" || name == "UID FETCH") && len(args) > 1 && setsSeen(args[1])
 	s.h.record(name, line, unpeeked)
@@ -436,10 +458,17 @@ func (s *hostileSession) run(name string, args []arg) (ok string, err error) {
 		}
 		return s.login(args[0].s, args[1].s)
 	case "AUTHENTICATE":
-		if len(args) != 1 || !strings.EqualFold(args[0].s, "PLAIN") {
-			return "", commandError("NO only AUTHENTICATE PLAIN is supported")
+		if len(args) == 0 || len(args) > 2 || args[0].kind == listArg {
+			return "", commandError("BAD AUTHENTICATE wants a mechanism")
 		}
-		return s.authenticate()
+		switch mech := strings.ToUpper(args[0].s); {
+		case mech == "PLAIN" && len(args) == 1:
+			return s.authenticate()
+		case (mech == "XOAUTH2" || mech == "OAUTHBEARER") && s.h.cfg.CheckToken != nil &&
+			slices.ContainsFunc(s.h.cfg.Caps, func(c string) bool { return strings.EqualFold(c, "AUTH="+mech) }):
+			return s.authenticateToken(mech, args[1:])
+		}
+		return "", commandError("NO this mechanism is not supported")
 	}
 	if !s.authed {
 		return "", commandError("BAD log in first")
@@ -501,6 +530,75 @@ func (s *hostileSession) authenticate() (string, error) {
 		return "", commandError("BAD malformed PLAIN response")
 	}
 	return s.login(parts[1], parts[2])
+}
+
+// authenticateToken takes an XOAUTH2 or OAUTHBEARER response (given on
+// the command line with SASL-IR, else asked for). A token CheckToken
+// refuses gets the JSON challenge the providers send, then NO.
+func (s *hostileSession) authenticateToken(mech string, ir []arg) (string, error) {
+	resp := ""
+	if len(ir) == 1 {
+		resp = ir[0].s
+	} else {
+		s.w.WriteString("+ \r\n")
+		if err := s.w.Flush(); err != nil {
+			return "", err
+		}
+		var err error
+		if resp, err = s.readLine(64 << 10); err != nil {
+			return "", err
+		}
+	}
+	raw, err := base64.StdEncoding.DecodeString(resp)
+	if err != nil {
+		return "", commandError("BAD malformed " + mech + " response")
+	}
+	user, token, ok := parseTokenResponse(mech, string(raw))
+	if !ok {
+		return "", commandError("BAD malformed " + mech + " response")
+	}
+	if user != s.h.cfg.User || !s.h.cfg.CheckToken(user, token) {
+		challenge := `{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}`
+		if mech == "OAUTHBEARER" {
+			challenge = `{"status":"invalid_token","schemes":"Bearer","scope":"https://mail.google.com/"}`
+		}
+		s.w.WriteString("+ " + base64.StdEncoding.EncodeToString([]byte(challenge)) + "\r\n")
+		if err := s.w.Flush(); err != nil {
+			return "", err
+		}
+		if _, err := s.readLine(8 << 10); err != nil {
+			return "", err
+		}
+		return "", commandError("NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)")
+	}
+	s.authed, s.token = true, token
+	return mech + " authentication successful", nil
+}
+
+// parseTokenResponse reads the user and the token of an XOAUTH2 response
+// ("user=U^Aauth=Bearer T^A^A") or an OAUTHBEARER one ("n,a=U,^Ahost=…^A
+// auth=Bearer T^A^A", RFC 7628).
+func parseTokenResponse(mech, raw string) (user, token string, ok bool) {
+	fields, found := strings.CutSuffix(raw, "\x01\x01")
+	if !found {
+		return "", "", false
+	}
+	parts := strings.Split(fields, "\x01")
+	if mech == "OAUTHBEARER" {
+		gs2 := strings.Split(parts[0], ",")
+		if len(gs2) != 3 || gs2[0] != "n" {
+			return "", "", false
+		}
+		user, _ = strings.CutPrefix(gs2[1], "a=")
+	} else if user, ok = strings.CutPrefix(parts[0], "user="); !ok {
+		return "", "", false
+	}
+	for _, kv := range parts[1:] {
+		if t, isAuth := strings.CutPrefix(kv, "auth=Bearer "); isAuth {
+			token = t
+		}
+	}
+	return user, token, token != ""
 }
 
 // longLine starts an untagged reply that looks like the command's own

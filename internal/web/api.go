@@ -25,6 +25,7 @@ import (
 	"mailmigrate/internal/i18n"
 	"mailmigrate/internal/imapconn"
 	"mailmigrate/internal/jobs"
+	"mailmigrate/internal/oauth"
 	"mailmigrate/internal/secret"
 	"mailmigrate/internal/slots"
 	"mailmigrate/internal/store"
@@ -91,6 +92,9 @@ type Config struct {
 	// Backoffs counts the panel's failed sign-ins (store.DB.Backoffs, so
 	// that all web servers count together). Nil: this process's own.
 	Backoffs Backoffs
+	// OAuth are the providers an old mailbox may be signed in to with
+	// instead of a password, by ID (package oauth); nil: none.
+	OAuth map[string]*oauth.Provider
 }
 
 // API serves /api/v1.

@@ -33,12 +33,39 @@ type keptLogins struct {
 	Sync map[string]keptSync `json:"sync,omitempty"`
 	// Lines is by old login (lower case).
 	Lines map[string]keptLine `json:"lines,omitempty"`
+	// Form is the domain form as it was when the customer left it to sign
+	// in with a provider, to fill it in again on the way back.
+	Form *keptForm `json:"form,omitempty"`
 }
 
 type keptSync struct {
 	SourceUser      string `json:"su"`
 	SourcePassword  string `json:"sp"`
 	HostingPassword string `json:"hp,omitempty"`
+	// SignIn is the old login's sign-in with its provider, instead of
+	// SourcePassword.
+	SignIn *providerSignIn `json:"si,omitempty"`
+}
+
+// keptForm is what the domain form showed, without passwords.
+type keptForm struct {
+	Host, Port, Security, Trust string
+	Selected                    []string
+	SourceUsers                 map[string]string
+	Lines                       string
+}
+
+// toolForm is the form again.
+func (k *keptForm) toolForm() toolForm {
+	f := toolForm{Host: k.Host, Port: k.Port, Security: k.Security, Trust: k.Trust, Lines: k.Lines,
+		Selected: map[string]bool{}, SourceUsers: k.SourceUsers}
+	for _, mb := range k.Selected {
+		f.Selected[mb] = true
+	}
+	if f.SourceUsers == nil {
+		f.SourceUsers = map[string]string{}
+	}
+	return f
 }
 
 type keptLine struct {
@@ -60,7 +87,7 @@ func keptFrom(in *migrationIn, rows []planned, results []checkResult) *keptLogin
 			continue
 		}
 		if row.kind == store.TaskSync {
-			k.Sync[strings.ToLower(row.mailbox)] = keptSync{row.sourceUser, row.sourcePass, row.hostPass}
+			k.Sync[strings.ToLower(row.mailbox)] = keptSync{row.sourceUser, row.sourcePass, row.hostPass, row.signIn}
 		} else {
 			k.Lines[strings.ToLower(row.sourceUser)] = keptLine{row.sourcePass, row.hostPass}
 		}
@@ -86,6 +113,12 @@ func (k *keptLogins) fill(in *migrationIn) {
 		}
 		if s.SourcePassword == "" {
 			s.SourcePassword = kept.SourcePassword
+		}
+		if s.SourcePassword == "" && kept.SignIn != nil {
+			if in.signIns == nil {
+				in.signIns = map[string]*providerSignIn{}
+			}
+			in.signIns[strings.ToLower(strings.TrimSpace(s.Mailbox))] = kept.SignIn
 		}
 		if s.HostingPassword == "" {
 			s.HostingPassword = kept.HostingPassword
@@ -174,13 +207,26 @@ func (p *Panel) drop(ctx context.Context, ref keptRef) error {
 	return p.api.cfg.Store.DropKeptLogins(ctx, h[:])
 }
 
-// SyncKept tells the page which existing mailboxes' passwords are kept.
-func (r keptRef) SyncKept(mailbox string) bool {
+// HostKept and SourceKept tell the page which existing mailboxes'
+// passwords are kept: the hosting's, the old login's.
+func (r keptRef) HostKept(mailbox string) bool { return r.sync(mailbox).HostingPassword != "" }
+
+func (r keptRef) SourceKept(mailbox string) bool { return r.sync(mailbox).SourcePassword != "" }
+
+func (r keptRef) sync(mailbox string) keptSync {
 	if r.logins == nil {
-		return false
+		return keptSync{}
 	}
-	_, ok := r.logins.Sync[strings.ToLower(mailbox)]
-	return ok
+	return r.logins.Sync[strings.ToLower(mailbox)]
+}
+
+// SignedIn is the provider an existing mailbox's old login is signed in
+// to with, "" when none.
+func (r keptRef) SignedIn(mailbox string) string {
+	if s := r.sync(mailbox).SignIn; s != nil {
+		return s.Provider
+	}
+	return ""
 }
 
 // LinesKept tells the page whether any pasted line's passwords are kept.

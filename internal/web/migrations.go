@@ -46,6 +46,9 @@ type migrationIn struct {
 	// (or the CSV format): each mailbox is created with the old login's
 	// name in the domain, then filled from the old login.
 	NewMailboxes string `json:"new_mailboxes"`
+	// signIns are the existing mailboxes (lower case) whose old login the
+	// customer signed in to with its provider in the panel.
+	signIns map[string]*providerSignIn
 }
 
 // planned is one validated row: a task to be.
@@ -56,6 +59,7 @@ type planned struct {
 	sourcePass string
 	mailbox    string
 	hostPass   string
+	signIn     *providerSignIn // instead of sourcePass
 }
 
 // validate checks a whole submission and returns every problem at once.
@@ -100,13 +104,16 @@ func (a *API) validate(ctx context.Context, d store.Domain, in *migrationIn) (im
 		used[strings.ToLower(mb)] = f
 		row := planned{field: f, kind: store.TaskSync, mailbox: mb, hostPass: s.HostingPassword,
 			sourceUser: strings.TrimSpace(s.SourceUser), sourcePass: s.SourcePassword}
+		if row.sourcePass == "" {
+			row.signIn = in.signIns[strings.ToLower(mb)]
+		}
 		if !master && row.hostPass == "" {
 			field(f+".hosting_password", "invalid.sync.hostpw", mb)
 		}
 		if row.sourceUser == "" {
 			field(f+".source_user", "invalid.sync.srcuser")
 		}
-		if row.sourcePass == "" {
+		if row.sourcePass == "" && row.signIn == nil {
 			field(f+".source_password", "invalid.sync.srcpw")
 		}
 		for _, v := range []string{row.hostPass, row.sourceUser, row.sourcePass} {
@@ -314,7 +321,11 @@ func (a *API) checkRows(ctx context.Context, tenant int64, ep imapconn.Endpoint,
 					res.Hosting, _ = a.tryLogin(ctx, a.cfg.Hosting.IMAP, engine.SideDest, row.mailbox, row.hostPass)
 				})
 			}
-			if ep.Host != "" {
+			switch {
+			case ep.Host == "":
+			case row.signIn != nil:
+				res.Source, _ = a.tokenLogin(ctx, ep, row.sourceUser, row.signIn)
+			default:
 				res.Source, res.SourceDiagnosis = a.sourceLogin(ctx, tenant, ep, row.sourceUser, row.sourcePass)
 			}
 			hosting.Wait()
@@ -400,6 +411,9 @@ func (a *API) submit(ctx context.Context, p *i18n.Printer, d store.Domain, in *m
 	tasks := make([]store.Task, len(rows))
 	for i, row := range rows {
 		tasks[i] = store.Task{Kind: row.kind, SourceUser: row.sourceUser, DestUser: row.mailbox}
+		if row.signIn != nil {
+			tasks[i].SourceSignIn = row.signIn.Provider
+		}
 	}
 	// The migration, its tasks, their passwords and their jobs are stored
 	// together or not at all.
@@ -409,7 +423,11 @@ func (a *API) submit(ctx context.Context, p *i18n.Printer, d store.Domain, in *m
 			for i := range tasks {
 				// Sealed with the task's ID, known only now, so that a
 				// stored secret cannot be moved to another task.
-				tasks[i].SourceSecret = a.cfg.Box.Seal(rows[i].sourcePass, jobs.SecretContext(tasks[i].ID, "source"))
+				if s := rows[i].signIn; s != nil {
+					tasks[i].SourceSecret = a.cfg.Box.Seal(s.Refresh, jobs.SecretContext(tasks[i].ID, "source-oauth"))
+				} else {
+					tasks[i].SourceSecret = a.cfg.Box.Seal(rows[i].sourcePass, jobs.SecretContext(tasks[i].ID, "source"))
+				}
 				tasks[i].DestSecret = a.cfg.Box.Seal(rows[i].hostPass, jobs.SecretContext(tasks[i].ID, "destination"))
 			}
 			return a.cfg.Jobs.QueueTx(ctx, tx, tasks)

@@ -141,6 +141,8 @@ func (p *Panel) Handler() http.Handler {
 	page("GET /migrations/{id}", p.migrationPage)
 	page("GET /migrations/{id}/events", p.migrationEvents)
 	page("POST /tasks/{id}/{action}", p.taskAction)
+	page("POST /tasks/{id}/signin", p.signInAgain)
+	page("GET /oauth/callback", p.oauthCallback)
 	page("POST /migrations/{id}/{action}", p.migrationAction)
 	page("GET /migrations/{id}/correct", p.correctPage)
 	page("POST /migrations/{id}/correct", p.correctPost)
@@ -415,14 +417,20 @@ func (p *Panel) domainData(ctx context.Context, v viewer, d store.Domain, f tool
 	if f.Security == "" {
 		f.Security = "tls"
 	}
+	// The existing mailboxes whose old login can sign in with its
+	// provider instead of a password: by the old server, or the login.
+	signIn := map[string]string{}
 	logins := []string{f.DiscoverAddress, f.Lines}
 	for _, mb := range mbs {
 		logins = append(logins, f.SourceUsers[mb.Address])
+		if prov := p.api.signInProvider(f.Host, f.SourceUsers[mb.Address]); prov != nil {
+			signIn[mb.Address] = prov.ID
+		}
 	}
 	return map[string]any{"Title": d.Name, "User": v.User, "Domain": d, "Mailboxes": mbs, "Form": f,
 		"Hints": providerHints(v.Printer, f.Host, logins...), "HintTable": hintTable(v.Printer),
 		"Migrations": views, "Master": p.api.cfg.Hosting.MasterUser != "", "AllowPlaintext": p.api.cfg.AllowPlaintext,
-		"Kept": keptRef{}, "KeptMinutes": int(keepChecked / time.Minute)}, nil
+		"Kept": keptRef{}, "KeptMinutes": int(keepChecked / time.Minute), "SignIn": signIn}, nil
 }
 
 func (p *Panel) domainPage(w http.ResponseWriter, r *http.Request, v viewer) error {
@@ -440,9 +448,26 @@ func (p *Panel) domainPage(w http.ResponseWriter, r *http.Request, v viewer) err
 	if len(ms) > 0 {
 		f.Host, f.Port, f.Security = ms[0].SourceHost, strconv.Itoa(ms[0].SourcePort), ms[0].SourceSecurity
 	}
+	// Back from a sign-in with a provider: the form as it was left.
+	kept, err := p.kept(r.Context(), v, r.URL.Query().Get("kept"))
+	if err != nil {
+		return err
+	}
+	if kept.logins != nil && kept.logins.Form != nil {
+		f = kept.logins.Form.toolForm()
+	}
 	data, err := p.domainData(r.Context(), v, d, f)
 	if err != nil {
 		return err
+	}
+	data["Kept"] = kept
+	switch r.URL.Query().Get("signin") {
+	case "ok":
+		data["Notice"] = tr(r, "oauth.ok")
+	case "denied":
+		data["Errors"] = []string{tr(r, "oauth.denied")}
+	case "failed":
+		data["Errors"] = []string{tr(r, "oauth.failed")}
 	}
 	if err := p.withDomainManage(r, data, d); err != nil {
 		return err
@@ -522,6 +547,13 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	}
 	if len(errs) > 0 {
 		action = "none"
+	}
+	if mb, ok := strings.CutPrefix(action, "signin:"); ok {
+		problem, err := p.signInFromForm(w, r, v, d, f, &in, kept, mb)
+		if err != nil || problem == "" {
+			return err
+		}
+		errs, action = append(errs, problem), "none"
 	}
 	switch action {
 	case "none":
@@ -701,8 +733,18 @@ func (p *Panel) migrationPage(w http.ResponseWriter, r *http.Request, v viewer) 
 	if err != nil {
 		return err
 	}
-	p.render(w, r, "migration", map[string]any{"Title": d.Name, "User": v.User, "M": mv, "Labels": labels, "Manage": manage,
-		"Runs": runs, "Acted": acted})
+	data := map[string]any{"Title": d.Name, "User": v.User, "M": mv, "Labels": labels, "Manage": manage,
+		"Runs": runs, "Acted": acted}
+	// Back from signing a mailbox in again.
+	switch r.URL.Query().Get("signin") {
+	case "ok":
+		data["Notice"] = tr(r, "oauth.renewed")
+	case "denied":
+		data["Problem"] = tr(r, "oauth.denied")
+	case "failed":
+		data["Problem"] = tr(r, "oauth.failed")
+	}
+	p.render(w, r, "migration", data)
 	return nil
 }
 

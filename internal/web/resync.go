@@ -87,7 +87,12 @@ func (a *API) correct(ctx context.Context, m store.Migration, in *correctIn, by 
 			field(f, catalog.M("correct.linebreak", task.DestUser))
 			continue
 		}
-		if src == "" && task.SourceSecret == nil {
+		switch {
+		case task.SourceSignIn != "" && (src != "" || task.SourceSecret == nil):
+			// Its source secret is a refresh token: only a new sign-in
+			// (the migration page's button) renews it.
+			field(f+".source_password", catalog.M("oauth.correct", task.SourceUser))
+		case src == "" && task.SourceSecret == nil:
 			field(f+".source_password", catalog.M("correct.need.source", task.SourceUser))
 		}
 		if !a.needsHostingPassword(task) {

@@ -223,6 +223,9 @@ func (a *API) addPlans(ctx context.Context, ep imapconn.Endpoint, rows []planned
 func (a *API) plan(ctx context.Context, ep imapconn.Endpoint, row planned) *checkPlan {
 	acct := engine.Account{Source: ep, SourceUser: row.sourceUser, SourcePassword: row.sourcePass,
 		Dest: a.cfg.Hosting.IMAP, DestUser: row.mailbox, DestPassword: row.hostPass}
+	if row.signIn != nil {
+		acct.SourceToken = row.signIn.checkToken
+	}
 	if h := a.cfg.Hosting; h.MasterUser != "" {
 		acct.DestUser, acct.DestPassword = row.mailbox+"*"+h.MasterUser, h.MasterPassword
 	}

@@ -319,6 +319,20 @@ var texts = map[string]string{
 	"operator.done.enabled":     "The customer was enabled.",
 	"invalid.state":             "unknown state %q: use running, failed, paused or a task's state (queued, copying, done, done_with_warnings, paused_over_quota, cancelled)",
 	"invalid.number":            "%s must be a whole number from %d to %d, not %q",
+	"oauth.with.google":         "Sign in with Google",
+	"oauth.with.microsoft":      "Sign in with Microsoft",
+	"oauth.signed.google":       "Signed in with Google ✓",
+	"oauth.signed.microsoft":    "Signed in with Microsoft ✓",
+	"oauth.again.google":        "Sign in with Google again",
+	"oauth.again.microsoft":     "Sign in with Microsoft again",
+	"oauth.need_user":           "Enter the old login of %s first, then sign in with its provider.",
+	"oauth.unavailable":         "The old mailbox %s cannot be signed in to with its provider here; give its password (or an app password).",
+	"oauth.expired":             "This sign-in was already completed or has expired. Start it again with the sign-in button.",
+	"oauth.ok":                  "Signed in with the provider: the old mailbox's password is not needed. Check or start the migration.",
+	"oauth.denied":              "The sign-in was cancelled or refused at the provider; the old mailbox is not signed in.",
+	"oauth.failed":              "The sign-in with the provider could not be completed. Try again.",
+	"oauth.renewed":             "Signed in again: the mailbox's copy continues where it stopped.",
+	"oauth.correct":             "%s signs in with its provider: to renew it, use the sign-in button on the migration's page instead of a password.",
 }
 
 // catalog holds the panel's texts in every language.

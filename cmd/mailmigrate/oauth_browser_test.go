@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/emersion/go-imap/v2"
+
+	"mailmigrate/internal/testbed"
+)
+
+// An old mailbox at Microsoft is signed in to from the panel instead of
+// giving its password: the "Sign in with Microsoft" button of its row
+// goes to the provider (here a local authorization server that approves
+// at once) and back to the form as it was, the copy starts with the
+// sealed refresh token, and when the sign-in is withdrawn the task stops
+// in a "sign in again" state whose button signs in again and resumes it:
+// every message once. No token or client secret is in a page or the log.
+func TestSignInWithProviderInBrowser(t *testing.T) {
+	const clientSecret = "panel-client-secret-never-shown"
+	const oldUser, hostPW = "eva@outlook.com", "Eva-tady-heslo-61"
+	srv := testbed.StartOAuthServer(t, testbed.OAuthConfig{ClientID: "mm-panel", ClientSecret: clientSecret,
+		User: oldUser, RotateRefresh: true})
+	src := testbed.StartHostile(t, testbed.HostileConfig{User: oldUser, Caps: []string{"AUTH=XOAUTH2"}, CheckToken: srv.Valid,
+		Folders: []testbed.HostileFolder{{Name: "INBOX", UIDValidity: 5, Messages: oauthMessages(15)}}})
+	bctx := browser(t)
+	s := newServiceWith(t, "10m", false, fmt.Sprintf("oauth.microsoft.client_id = mm-panel\noauth.microsoft.client_secret = %s\n"+
+		"oauth.microsoft.auth_url = %s\noauth.microsoft.token_url = %s\n", clientSecret, srv.AuthURL, srv.TokenURL))
+	s.customer("Firma s.r.o.", "firma.test", 10)
+	s.panelUser("Firma s.r.o.", "jana@firma.test")
+	p := page{t: t, ctx: bctx, logs: s.logs.String}
+	const mailbox = "eva@firma.test"
+	if err := s.driver.Create(context.Background(), mailbox, hostPW, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.secrets = append(s.secrets, hostPW, clientSecret)
+	s.start()
+	p.signIn(s.url, "jana@firma.test", panelPassword)
+	p.openDomain(s)
+
+	form := map[string]string{"#source_host": "127.0.0.1", "#source_port": fmt.Sprint(src.Port), "#source_security": "plain",
+		`input[name="hp:` + mailbox + `"]`: hostPW, `input[name="su:` + mailbox + `"]`: oldUser}
+	// Without a password the check fails; the row now offers the sign-in
+	// (the login is an Outlook.com address).
+	p.setForm(form, mailbox)
+	p.post(`.buttons button[value=check]`, "#errors")
+	signInButton := `button[value="signin:` + mailbox + `"]`
+	if p.eval(fmt.Sprintf(`document.querySelector(%q) ? document.querySelector(%q).textContent : ""`, signInButton, signInButton)) != "Sign in with Microsoft" {
+		t.Fatalf("no sign-in button in the row:\n%s", p.text("#tool"))
+	}
+	p.setForm(map[string]string{`input[name="hp:` + mailbox + `"]`: hostPW}, mailbox)
+	p.post(signInButton, "#signin-notice")
+	if got := p.eval(`document.querySelector(".signedin") ? document.querySelector(".signedin").dataset.mailbox : ""`); got != mailbox {
+		t.Fatalf("the row is not signed in (%q):\n%s", got, p.text("#tool"))
+	}
+	if p.eval(`document.getElementById("source_host").value + ":" + document.getElementById("source_port").value`) != fmt.Sprintf("127.0.0.1:%d", src.Port) ||
+		p.eval(`String(document.querySelector('input[name="sync"][value="`+mailbox+`"]').checked)`) != "true" {
+		t.Errorf("the form did not come back as it was left")
+	}
+	p.shot("oauth-signed-in")
+	p.post(`.buttons button[value=start]`, "#tasks")
+	if states := p.waitFinished(); states != "done" {
+		t.Fatalf("states: %s\n%s", states, s.logs.String())
+	}
+	if n := destMessages(t, s, mailbox, hostPW); n != 15 {
+		t.Fatalf("the mailbox holds %d messages, want 15", n)
+	}
+	migration := p.eval(`location.pathname`)
+
+	// The customer withdraws the access: a restart stops, asking to sign
+	// in again, and the button resumes the task.
+	srv.RevokeAll()
+	p.post(`form[action$="/restart"] button`, "#tasks")
+	// The page as it is rendered once the run ended (the button is not
+	// added by live updates).
+	state := ""
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && state != "failed"; time.Sleep(300 * time.Millisecond) {
+		p.do(chromedp.Navigate(s.url+migration), chromedp.WaitVisible(chromedp.ID("tasks")))
+		state = p.eval(`document.querySelector("#tasks tbody tr[id^=task-]").dataset.state`)
+	}
+	if state != "failed" {
+		t.Fatalf("after the revocation: %s\n%s", state, s.logs.String())
+	}
+	if f := p.text("#tasks .failure"); !strings.Contains(f, "Sign in with the provider again") {
+		t.Errorf("the failure does not ask to sign in again: %s", f)
+	}
+	p.shot("oauth-sign-in-again")
+	p.post(`form.signin-again button`, "#signin-notice")
+	if states := p.waitFinished(); states != "done" {
+		t.Fatalf("after signing in again: %s\n%s", states, s.logs.String())
+	}
+	if n := destMessages(t, s, mailbox, hostPW); n != 15 {
+		t.Errorf("after the resumed copy the mailbox holds %d messages, want 15", n)
+	}
+
+	html := p.eval(`document.documentElement.outerHTML`)
+	for _, sec := range append(append(srv.AccessTokens(), srv.RefreshTokens()...), clientSecret) {
+		if strings.Contains(html, sec) || strings.Contains(s.logs.String(), sec) {
+			t.Fatalf("a token or the client secret is in the page or the log")
+		}
+	}
+}
+
+// destMessages counts the messages of a hosting mailbox's INBOX.
+func destMessages(t *testing.T, s *service, user, pass string) uint32 {
+	t.Helper()
+	c := s.dst.LoginT(t, user, pass)
+	defer c.Close()
+	st, err := c.Status("INBOX", &imap.StatusOptions{NumMessages: true}).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *st.NumMessages
+}
