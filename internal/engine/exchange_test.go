@@ -13,9 +13,11 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"golang.org/x/oauth2"
 
 	"mailmigrate/internal/engine"
 	"mailmigrate/internal/imapconn"
+	"mailmigrate/internal/oauth"
 	"mailmigrate/internal/store"
 	"mailmigrate/internal/testbed"
 )
@@ -88,7 +90,7 @@ func TestExchangeThrottledCopy(t *testing.T) {
 	for _, czech := range []bool{false, true} {
 		t.Run(map[bool]string{false: "english", true: "czech"}[czech], func(t *testing.T) {
 			folders, want, big := exchangeAccount(czech, maxSize)
-			x := testbed.StartExchange(t, testbed.ExchangeConfig{User: srcUser, Password: srcPass, Folders: folders,
+			cfg := testbed.ExchangeConfig{User: srcUser, Password: srcPass, Folders: folders,
 				MaxConnections: 1, CapBye: czech, MaxMessageSize: maxSize, Backoff: 40 * time.Millisecond,
 				Throttles: []testbed.Throttle{
 					{On: "LOGIN", Every: 3, Reply: testbed.ThrottleNo},
@@ -98,7 +100,22 @@ func TestExchangeThrottledCopy(t *testing.T) {
 					{On: "UID FETCH", Every: 9, Reply: testbed.ThrottleOK},
 					{On: "STATUS", Every: 6, Reply: testbed.ThrottleUnavailable},
 					{On: "LIST", Every: 2, Reply: testbed.ThrottleOK},
-				}})
+				}}
+			var token func(context.Context, string) (string, error)
+			if czech {
+				// As Exchange Online: no password opens the mailbox, only
+				// a sign-in with Microsoft (XOAUTH2).
+				srv := testbed.StartOAuthServer(t, testbed.OAuthConfig{ClientID: "mm", User: srcUser, Lifetime: time.Hour})
+				p, err := oauth.New(oauth.Microsoft, oauth.Settings{ClientID: "mm", TokenURL: srv.TokenURL})
+				if err != nil {
+					t.Fatal(err)
+				}
+				access, refresh, expiry := srv.Grant()
+				token = p.NewSource(&oauth2.Token{AccessToken: access, RefreshToken: refresh, Expiry: expiry},
+					func(context.Context, string) error { return nil }).Token
+				cfg.Password, cfg.CheckToken = "", srv.Valid
+			}
+			x := testbed.StartExchange(t, cfg)
 			user := fmt.Sprintf("exchange%d@new.test", hostileUsers.Add(1))
 			if err := dst.AddUser(user, dstPass, 0); err != nil {
 				t.Fatal(err)
@@ -109,7 +126,7 @@ func TestExchangeThrottledCopy(t *testing.T) {
 			}
 			t.Cleanup(func() { led.Close() })
 			acct := engine.Account{Source: imapconn.Endpoint{Host: "127.0.0.1", Port: x.Port, Security: imapconn.Plain},
-				SourceUser: srcUser, SourcePassword: srcPass, Dest: endpoint(t, dst), DestUser: user, DestPassword: dstPass}
+				SourceUser: srcUser, SourcePassword: cfg.Password, SourceToken: token, Dest: endpoint(t, dst), DestUser: user, DestPassword: dstPass}
 			var heard, paused atomic.Int32
 			opt := engine.Options{TempDir: t.TempDir(), MaxThrottleWait: 5 * time.Second,
 				Throttled: func(until time.Time) { heard.Add(1) },

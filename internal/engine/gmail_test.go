@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"golang.org/x/oauth2"
 
 	"mailmigrate/internal/engine"
 	"mailmigrate/internal/imapconn"
+	"mailmigrate/internal/oauth"
 	"mailmigrate/internal/store"
 	"mailmigrate/internal/testbed"
 )
@@ -320,5 +322,44 @@ func TestGmailIntoBareDestination(t *testing.T) {
 		if got := len(dst.Messages(folder)); got != n {
 			t.Errorf("%s holds %d messages, want %d", folder, got, n)
 		}
+	}
+}
+
+// A Gmail account signed in to with Google (XOAUTH2 / OAUTHBEARER, no
+// password accepted) lands as with a password.
+func TestGmailSignedInWithGoogle(t *testing.T) {
+	srv := testbed.StartOAuthServer(t, testbed.OAuthConfig{ClientID: "mm", User: srcUser, Lifetime: time.Hour})
+	g := testbed.StartGmail(t, testbed.GmailConfig{User: srcUser, Messages: gmailAccount(), CheckToken: srv.Valid})
+	dst := testbed.StartHostile(t, testbed.HostileConfig{User: dstUser, Password: dstPass,
+		Folders: []testbed.HostileFolder{{Name: "INBOX", UIDValidity: 21}}, Caps: []string{"UIDPLUS"}})
+	p, err := oauth.New(oauth.Google, oauth.Settings{ClientID: "mm", TokenURL: srv.TokenURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	access, refresh, expiry := srv.Grant()
+	tokens := p.NewSource(&oauth2.Token{AccessToken: access, RefreshToken: refresh, Expiry: expiry},
+		func(context.Context, string) error { return nil })
+	led, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { led.Close() })
+	acct := engine.Account{
+		Source: imapconn.Endpoint{Host: "127.0.0.1", Port: g.Port, Security: imapconn.Plain}, SourceUser: srcUser, SourceToken: tokens.Token,
+		Dest: imapconn.Endpoint{Host: "127.0.0.1", Port: dst.Port, Security: imapconn.Plain}, DestUser: dstUser, DestPassword: dstPass}
+	var log strings.Builder
+	rep, err := engine.Run(context.Background(), acct, led, engine.Options{Conn: imapconn.Options{Timeout: 5 * time.Second},
+		Logf: func(format string, args ...any) { fmt.Fprintf(&log, format+"\n", args...) }})
+	if err != nil {
+		t.Fatalf("run: %v (%+v)", err, rep.Failure)
+	}
+	for folder, n := range map[string]int{"INBOX": 2, "Work": 1, "Work/Clients": 1, "Práce": 1, "Archive": 2,
+		"Sent": 1, "Drafts": 1, "Spam": 1, "Trash": 1} {
+		if got := len(dst.Messages(folder)); got != n {
+			t.Errorf("%s holds %d messages, want %d", folder, got, n)
+		}
+	}
+	if strings.Contains(log.String(), access) || strings.Contains(log.String(), refresh) {
+		t.Error("a token is in the log")
 	}
 }

@@ -600,6 +600,7 @@ func (w *taskWorker) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 	opt.Progress = progress
 	opt.Appended = r.cfg.Metrics.Appended
 	opt.SourceLogin = func(err error) { loginDone(imapconn.KindOf(err) == imapconn.ErrAuth) }
+	opt.GmailOnce = m.GmailOnce
 	if opt.MaxThrottleWait <= 0 {
 		opt.MaxThrottleWait = throttleInline
 	}

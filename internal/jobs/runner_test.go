@@ -29,6 +29,8 @@ type bench struct {
 	box *secret.Box
 	d   store.Domain
 	n   int
+	// gmailOnce is the option of the migrations submit creates.
+	gmailOnce bool
 }
 
 func newBench(t *testing.T, st *store.DB, cfg Config) *bench {
@@ -51,7 +53,8 @@ func newBench(t *testing.T, st *store.DB, cfg Config) *bench {
 func (b *bench) submit() store.Task {
 	b.n++
 	ctx := context.Background()
-	_, tasks, err := b.st.CreateMigration(ctx, store.Migration{DomainID: b.d.ID, SourceHost: "imap.old.test", SourcePort: 993, SourceSecurity: "tls"},
+	_, tasks, err := b.st.CreateMigration(ctx, store.Migration{DomainID: b.d.ID, SourceHost: "imap.old.test", SourcePort: 993,
+		SourceSecurity: "tls", GmailOnce: b.gmailOnce},
 		[]store.Task{{Kind: store.TaskSync, SourceUser: "a@old.test", DestUser: fmt.Sprintf("a%d@firma.test", b.n)}},
 		func(tx *sql.Tx, tasks []store.Task) error {
 			tasks[0].SourceSecret = b.box.Seal("x", SecretContext(tasks[0].ID, "source"))
@@ -154,6 +157,30 @@ func TestCancelRacesProgressAndFinish(t *testing.T) {
 
 // A panic in the engine fails the task with an internal failure, once: the
 // job is not retried.
+// The copy of a migration that asked for Gmail's messages once each runs
+// with the engine's GmailOnce; the others without.
+func TestGmailOnceReachesTheEngine(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st *store.DB) {
+		ctx := context.Background()
+		b := newBench(t, st, Config{})
+		for _, once := range []bool{true, false} {
+			var got *bool
+			b.r.run = func(_ context.Context, _ engine.Account, _ engine.Ledger, opt engine.Options) (*engine.Report, error) {
+				got = &opt.GmailOnce
+				return &engine.Report{Status: engine.StatusDone}, nil
+			}
+			b.gmailOnce = once
+			task := b.submit()
+			if err := (&taskWorker{r: b.r}).Work(ctx, jobOf(task, 1)); err != nil {
+				t.Fatal(err)
+			}
+			if got == nil || *got != once {
+				t.Errorf("migration with gmail_once %v: the engine ran with %v", once, got)
+			}
+		}
+	})
+}
+
 func TestEnginePanicFailsTask(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st *store.DB) {
 		ctx := context.Background()

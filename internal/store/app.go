@@ -170,13 +170,13 @@ func (l *DB) Domains(ctx context.Context, tenantID int64) ([]Domain, error) {
 	return out, rows.Err()
 }
 
-const migrationCols = `id, domain_id, source_host, source_port, source_security, source_fingerprint, created`
+const migrationCols = `id, domain_id, source_host, source_port, source_security, source_fingerprint, gmail_once, created`
 
 func scanMigration(row interface{ Scan(...any) error }) (Migration, error) {
 	var m Migration
-	var created int64
-	err := row.Scan(&m.ID, &m.DomainID, &m.SourceHost, &m.SourcePort, &m.SourceSecurity, &m.SourceFingerprint, &created)
-	m.Created = fromUnix(created)
+	var created, gmailOnce int64
+	err := row.Scan(&m.ID, &m.DomainID, &m.SourceHost, &m.SourcePort, &m.SourceSecurity, &m.SourceFingerprint, &gmailOnce, &created)
+	m.Created, m.GmailOnce = fromUnix(created), gmailOnce != 0
 	return m, notFound(err)
 }
 
@@ -201,9 +201,13 @@ func (l *DB) CreateMigration(ctx context.Context, m Migration, tasks []Task, que
 		return m, nil, ErrDisabled
 	}
 	m.Created = time.Now().UTC().Truncate(time.Millisecond)
+	gmailOnce := 0
+	if m.GmailOnce {
+		gmailOnce = 1
+	}
 	err = tx.queryRow(ctx, `INSERT INTO migration (domain_id, source_host, source_port, source_security,
-		source_fingerprint, created) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, m.DomainID, m.SourceHost, m.SourcePort,
-		m.SourceSecurity, m.SourceFingerprint, unix(m.Created)).Scan(&m.ID)
+		source_fingerprint, gmail_once, created) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, m.DomainID, m.SourceHost, m.SourcePort,
+		m.SourceSecurity, m.SourceFingerprint, gmailOnce, unix(m.Created)).Scan(&m.ID)
 	if err != nil {
 		return m, nil, fmt.Errorf("store migration: %w", err)
 	}

@@ -72,6 +72,10 @@ var steps = []step{
 	// source_secret then holds the refresh token.
 	{sqlite: script(`ALTER TABLE task ADD COLUMN source_sign_in TEXT NOT NULL DEFAULT ''`),
 		postgres: script(`ALTER TABLE task ADD COLUMN source_sign_in TEXT NOT NULL DEFAULT ''`)},
+	// 9: a migration from Gmail that copies each message once (the
+	// engine's GmailOnce) instead of once per label.
+	{sqlite: script(`ALTER TABLE migration ADD COLUMN gmail_once INTEGER NOT NULL DEFAULT 0`),
+		postgres: script(`ALTER TABLE migration ADD COLUMN gmail_once INTEGER NOT NULL DEFAULT 0`)},
 }
 
 // script is a step of fixed statements.

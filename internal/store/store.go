@@ -106,8 +106,11 @@ type Migration struct {
 	SourceSecurity string `json:"source_security"` // tls, starttls, plain
 	// SourceFingerprint is a certificate the customer trusted for this
 	// migration only (SHA-256, hex), or "".
-	SourceFingerprint string    `json:"source_fingerprint,omitempty"`
-	Created           time.Time `json:"created"`
+	SourceFingerprint string `json:"source_fingerprint,omitempty"`
+	// GmailOnce copies each message of a Gmail account once, its other
+	// labels as keywords, instead of once per label.
+	GmailOnce bool      `json:"gmail_once,omitempty"`
+	Created   time.Time `json:"created"`
 }
 
 // Task kinds.

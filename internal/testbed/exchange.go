@@ -16,6 +16,11 @@ import (
 // hostile server with these behaviours on top, on loopback.
 type ExchangeConfig struct {
 	User, Password string
+	// CheckToken, when set, signs in with OAuth2 access tokens
+	// (AUTHENTICATE XOAUTH2, the only way into Exchange Online), checked
+	// by it (OAuthServer.Valid); leave Password empty for an account
+	// without basic authentication.
+	CheckToken func(user, token string) bool
 	// Folders is the account in LIST order; ExchangeFolders gives
 	// Exchange's own, to which tests add messages and folders.
 	Folders []HostileFolder
@@ -123,8 +128,12 @@ func StartExchange(t testing.TB, cfg ExchangeConfig) *Exchange {
 	if x.cfg.Backoff <= 0 {
 		x.cfg.Backoff = time.Millisecond
 	}
+	caps := []string{"UIDPLUS", "LITERAL+", "MOVE", "ID", "UNSELECT", "CHILDREN", "IDLE"}
+	if cfg.CheckToken != nil {
+		caps = append(caps, "AUTH=XOAUTH2")
+	}
 	x.Hostile = StartHostile(t, HostileConfig{User: cfg.User, Password: cfg.Password, Folders: cfg.Folders,
-		Caps: []string{"UIDPLUS", "LITERAL+", "MOVE", "ID", "UNSELECT", "CHILDREN", "IDLE"}, intercept: x.intercept})
+		Caps: caps, CheckToken: cfg.CheckToken, intercept: x.intercept})
 	return x
 }
 

@@ -22,6 +22,10 @@ type GmailConfig struct {
 	Locale string
 	// Messages is the account, each message once.
 	Messages []GmailMessage
+	// CheckToken, when set, also signs in with OAuth2 access tokens
+	// (AUTHENTICATE XOAUTH2 and OAUTHBEARER, as Gmail offers them),
+	// checked by it (OAuthServer.Valid).
+	CheckToken func(user, token string) bool
 }
 
 // GmailMessage is one message of a Gmail account.
@@ -118,8 +122,11 @@ func StartGmail(t testing.TB, cfg GmailConfig) *Gmail {
 		m.Labels, m.Flags = slices.Clone(m.Labels), slices.Clone(m.Flags)
 		g.msgs = append(g.msgs, m)
 	}
-	g.Hostile = StartHostile(t, HostileConfig{User: cfg.User, Password: cfg.Password,
-		Caps: []string{"X-GM-EXT-1", "UIDPLUS", "CHILDREN"},
+	caps := []string{"X-GM-EXT-1", "UIDPLUS", "CHILDREN"}
+	if cfg.CheckToken != nil {
+		caps = append(caps, "AUTH=XOAUTH2", "AUTH=OAUTHBEARER")
+	}
+	g.Hostile = StartHostile(t, HostileConfig{User: cfg.User, Password: cfg.Password, Caps: caps, CheckToken: cfg.CheckToken,
 		fetchExt: map[string]func(*HostileFolder, *HostileMessage) string{
 			"X-GM-MSGID":  func(f *HostileFolder, m *HostileMessage) string { return strconv.FormatUint(g.message(f, m).MsgID, 10) },
 			"X-GM-THRID":  func(f *HostileFolder, m *HostileMessage) string { return strconv.FormatUint(g.message(f, m).ThrID, 10) },

@@ -75,7 +75,7 @@ type Config struct {
 	CheckLines, ChecksPerHour int
 	// SourceHostLimit is how many connections the hosting allows itself
 	// to one old server (sources.host_limit); a check logs in with as
-	// many at once, at least 4.
+	// many at once, at least 4 and at most half of FailedLogins.PerHost.
 	SourceHostLimit int
 	// FailedLogins counts failed logins to old servers; shared with the
 	// job queue. Nil: the API's own.

@@ -53,11 +53,12 @@ type keptForm struct {
 	Selected                    []string
 	SourceUsers                 map[string]string
 	Lines                       string
+	GmailOnce                   bool
 }
 
 // toolForm is the form again.
 func (k *keptForm) toolForm() toolForm {
-	f := toolForm{Host: k.Host, Port: k.Port, Security: k.Security, Trust: k.Trust, Lines: k.Lines,
+	f := toolForm{Host: k.Host, Port: k.Port, Security: k.Security, Trust: k.Trust, Lines: k.Lines, GmailOnce: k.GmailOnce,
 		Selected: map[string]bool{}, SourceUsers: k.SourceUsers}
 	for _, mb := range k.Selected {
 		f.Selected[mb] = true

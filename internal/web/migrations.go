@@ -46,6 +46,10 @@ type migrationIn struct {
 	// (or the CSV format): each mailbox is created with the old login's
 	// name in the domain, then filled from the old login.
 	NewMailboxes string `json:"new_mailboxes"`
+	// GmailOnce copies each message of a Gmail account once, into the
+	// folder of its first label, its other labels as keywords, instead of
+	// once into the folder of each label.
+	GmailOnce bool `json:"gmail_once"`
 	// signIns are the existing mailboxes (lower case) whose old login the
 	// customer signed in to with its provider in the panel.
 	signIns map[string]*providerSignIn
@@ -303,10 +307,13 @@ func (a *API) sourceLogin(ctx context.Context, tenant int64, ep imapconn.Endpoin
 
 // checkRows logs in to the source (and, for existing mailboxes, to the
 // hosting) for every row, as many at a time as the old server's limit
-// allows (at least four).
+// allows (at least four, at most half its allowance of failed logins).
 func (a *API) checkRows(ctx context.Context, tenant int64, ep imapconn.Endpoint, rows []planned, hostingToo bool) []checkResult {
 	out := make([]checkResult, len(rows))
-	sem := make(chan struct{}, max(4, a.cfg.SourceHostLimit))
+	// Logins under way count against the old server's allowance of
+	// failures (diagnose.FailedLogins): more at once than half of it
+	// would refuse the rest as if they had failed.
+	sem := make(chan struct{}, max(1, min(max(4, a.cfg.SourceHostLimit), a.failed.PerHost/2)))
 	var wg sync.WaitGroup
 	for i, row := range rows {
 		wg.Go(func() {
@@ -418,7 +425,7 @@ func (a *API) submit(ctx context.Context, p *i18n.Printer, d store.Domain, in *m
 	// The migration, its tasks, their passwords and their jobs are stored
 	// together or not at all.
 	m, tasks, err := a.cfg.Store.CreateMigration(ctx, store.Migration{DomainID: d.ID, SourceHost: ep.Host,
-		SourcePort: ep.Port, SourceSecurity: sec, SourceFingerprint: ep.TrustFingerprint}, tasks,
+		SourcePort: ep.Port, SourceSecurity: sec, SourceFingerprint: ep.TrustFingerprint, GmailOnce: in.GmailOnce}, tasks,
 		func(tx *sql.Tx, tasks []store.Task) error {
 			for i := range tasks {
 				// Sealed with the task's ID, known only now, so that a

@@ -138,7 +138,7 @@ func (p *Panel) signInFromForm(w http.ResponseWriter, r *http.Request, v viewer,
 	}
 	f.Selected[mailbox] = true
 	logins.Form = &keptForm{Host: f.Host, Port: f.Port, Security: f.Security, Trust: f.Trust,
-		SourceUsers: f.SourceUsers, Lines: f.Lines}
+		SourceUsers: f.SourceUsers, Lines: f.Lines, GmailOnce: f.GmailOnce}
 	for mb, on := range f.Selected {
 		if on {
 			logins.Form.Selected = append(logins.Form.Selected, mb)

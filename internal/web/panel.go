@@ -395,6 +395,7 @@ type toolForm struct {
 	Selected             map[string]bool
 	SourceUsers          map[string]string
 	Lines                string // the pasted lines with the passwords taken out
+	GmailOnce            bool   // a Gmail account's messages once each
 }
 
 func (p *Panel) domainData(ctx context.Context, v viewer, d store.Domain, f toolForm) (map[string]any, error) {
@@ -491,6 +492,8 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	f := toolForm{Host: r.PostFormValue("source_host"), Port: r.PostFormValue("source_port"),
 		Security: r.PostFormValue("source_security"), Selected: map[string]bool{}, SourceUsers: map[string]string{}}
 	in.Source.Host, in.Source.Security = f.Host, f.Security
+	f.GmailOnce = r.PostFormValue("gmail_once") != ""
+	in.GmailOnce = f.GmailOnce
 	f.Trust = r.PostFormValue("trust_fingerprint")
 	in.Source.TrustFingerprint = f.Trust
 	if f.Port != "" {

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"mailmigrate/internal/engine"
 	"mailmigrate/internal/hosting"
@@ -76,5 +79,79 @@ func TestSubmitNewMailboxesFromOldLogins(t *testing.T) {
 	body, _ = json.Marshal(out)
 	if code != http.StatusBadRequest || !strings.Contains(string(body), "into itself") {
 		t.Fatalf("into itself: %d %s", code, body)
+	}
+}
+
+// A migration from Gmail may copy each message once: the choice is stored
+// with the migration and shown with it; without it, once per label.
+func TestSubmitGmailOnce(t *testing.T) {
+	st, _, tok := customerAPI(t)
+	box, _ := secret.New(bytes.Repeat([]byte{7}, 32))
+	api := NewAPI(Config{Store: st, Jobs: noJobs{}, Box: box, AllowPrivate: true, Hosting: jobs.Hosting{MasterUser: "master",
+		IMAP: imapconn.Endpoint{Host: "imap.hosting.test", Port: 993}, Driver: fakeDriver{nil}}})
+	api.tryLogin = acceptAll
+	h := api.Handler()
+	for i, once := range []bool{true, false} {
+		// Each into a mailbox of its own: one mailbox takes one migration
+		// at a time.
+		line := []string{"eva", "adam"}[i] + "@gmail.com heslo-z-gmailu-123\n"
+		body := map[string]any{"source": map[string]any{"host": "imap.gmail.com"}, "new_mailboxes": line}
+		if once {
+			body["gmail_once"] = true
+		}
+		data, _ := json.Marshal(body)
+		req := httptest.NewRequest("POST", "/api/v1/domains/firma.test/migrations", bytes.NewReader(data))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var out struct {
+			ID        int64 `json:"id"`
+			GmailOnce bool  `json:"gmail_once"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); rec.Code != http.StatusCreated || err != nil {
+			t.Fatalf("gmail_once %v: %d %s", once, rec.Code, rec.Body)
+		}
+		m, err := st.Migration(context.Background(), out.ID)
+		if err != nil || m.GmailOnce != once || out.GmailOnce != once {
+			t.Errorf("gmail_once %v: stored %v, answered %v (%v)", once, m.GmailOnce, out.GmailOnce, err)
+		}
+	}
+}
+
+// A check logs in to many mailboxes at once when the old server's limit
+// allows it, but never so many that the logins under way would count as
+// the server's allowance of failures and refuse the rest.
+func TestCheckManyAtOnce(t *testing.T) {
+	st, _, tok := customerAPI(t)
+	box, _ := secret.New(bytes.Repeat([]byte{7}, 32))
+	api := NewAPI(Config{Store: st, Jobs: noJobs{}, Box: box, AllowPrivate: true, SourceHostLimit: 12,
+		Hosting: jobs.Hosting{MasterUser: "master", IMAP: imapconn.Endpoint{Host: "imap.hosting.test", Port: 993}, Driver: fakeDriver{nil}}})
+	var mu sync.Mutex
+	running, most := 0, 0
+	api.tryLogin = func(context.Context, imapconn.Endpoint, engine.Side, string, string) (*engine.Failure, error) {
+		mu.Lock()
+		running++
+		most = max(most, running)
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		mu.Lock()
+		running--
+		mu.Unlock()
+		return nil, nil
+	}
+	var lines strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&lines, "user%d@old.test heslo-uzivatele-%d\n", i, i)
+	}
+	data, _ := json.Marshal(map[string]any{"source": map[string]any{"host": "imap.old.test"}, "new_mailboxes": lines.String()})
+	req := httptest.NewRequest("POST", "/api/v1/domains/firma.test/migrations", bytes.NewReader(data))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	rec := httptest.NewRecorder()
+	api.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusCreated || strings.Contains(rec.Body.String(), "not_started") {
+		t.Fatalf("answer %d: %.500s", rec.Code, rec.Body)
+	}
+	if most < 4 || most > 5 {
+		t.Errorf("%d logins at once, want 4 or 5 (half the 10 attempts allowed per server)", most)
 	}
 }

@@ -28,6 +28,7 @@ var texts = map[string]string{
 	"source.host":              "IMAP server address",
 	"source.port":              "Port (empty: 993 for TLS, 143 for STARTTLS)",
 	"source.security":          "Security",
+	"source.gmail_once":        "From Gmail: copy each message only once, into the Inbox or else the folder of its first label, with its other labels as keywords (without this, a message is copied into the folder of every label it has).",
 	"source.tls":               "TLS (port 993)",
 	"source.starttls":          "STARTTLS (port 143)",
 	"source.plain":             "None (passwords travel unencrypted)",

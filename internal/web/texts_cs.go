@@ -25,6 +25,7 @@ var textsCS = map[string]string{
 	"source.host":              "Adresa IMAP serveru",
 	"source.port":              "Port (nevyplněno: 993 pro TLS, 143 pro STARTTLS)",
 	"source.security":          "Zabezpečení",
+	"source.gmail_once":        "Z Gmailu: každou zprávu zkopírovat jen jednou, do Doručené pošty, jinak do složky jejího prvního štítku, a ostatní štítky jí dát jako klíčová slova (jinak se zpráva zkopíruje do složky každého štítku, který má).",
 	"source.tls":               "TLS (port 993)",
 	"source.starttls":          "STARTTLS (port 143)",
 	"source.plain":             "Žádné (hesla se přenášejí nešifrovaně)",
