@@ -354,7 +354,7 @@ func TestGmailSignedInWithGoogle(t *testing.T) {
 		t.Fatalf("run: %v (%+v)", err, rep.Failure)
 	}
 	for folder, n := range map[string]int{"INBOX": 2, "Work": 1, "Work/Clients": 1, "Práce": 1, "Archive": 2,
-		"Sent": 1, "Drafts": 1, "Spam": 1, "Trash": 1} {
+		"Sent Mail": 1, "Drafts": 1, "Spam": 1, "Trash": 1} {
 		if got := len(dst.Messages(folder)); got != n {
 			t.Errorf("%s holds %d messages, want %d", folder, got, n)
 		}
