@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -76,13 +77,19 @@ func TestSignInWithProviderInBrowser(t *testing.T) {
 	srv.RevokeAll()
 	p.post(`form[action$="/restart"] button`, "#tasks")
 	// The page as it is rendered once the run ended (the button is not
-	// added by live updates).
-	state := ""
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && state != "failed"; time.Sleep(300 * time.Millisecond) {
-		p.do(chromedp.Navigate(s.url+migration), chromedp.WaitVisible(chromedp.ID("tasks")))
-		state = p.eval(`document.querySelector("#tasks tbody tr[id^=task-]").dataset.state`)
+	// added by live updates), loaded once the database says so: loading
+	// it again and again could take more than a minute (each load opens
+	// an event stream).
+	st := s.openStore()
+	defer st.Close()
+	id, _ := strconv.ParseInt(strings.TrimPrefix(migration, "/migrations/"), 10, 64)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if ts, err := st.Tasks(context.Background(), id); err == nil && len(ts) == 1 && ts[0].State == "failed" {
+			break
+		}
 	}
-	if state != "failed" {
+	p.do(chromedp.Navigate(s.url+migration), chromedp.WaitVisible(chromedp.ID("tasks")))
+	if state := p.eval(`document.querySelector("#tasks tbody tr[id^=task-]").dataset.state`); state != "failed" {
 		t.Fatalf("after the revocation: %s\n%s", state, s.logs.String())
 	}
 	if f := p.text("#tasks .failure"); !strings.Contains(f, "Sign in with the provider again") {
