@@ -782,12 +782,18 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 	if newUIDs, err = m.skipTooBig(ctx, w, newUIDs); err != nil {
 		return nil, nil, err
 	}
+	return m.readyToCopy(ctx, w, newUIDs)
+}
+
+// readyToCopy ends a folder's preparation: with nothing new to copy the
+// folder is done and saved, else its work is returned.
+func (m *migration) readyToCopy(ctx context.Context, w *folderWork, newUIDs []imap.UID) (*folderWork, []imap.UID, error) {
 	if m.singleWriter {
 		// An mbox server writes its view of a folder back when a session
 		// leaves it; holding it open for writing while another connection
 		// appends loses those messages (GNU Mailutils).
-		if _, err := m.dst.Examine(ctx, p.Dest); err != nil {
-			return nil, nil, dstErr(err)
+		if _, err := m.dst.Examine(ctx, w.plan.Dest); err != nil {
+			return nil, nil, &SideError{SideDest, m.acct.DestUser, err}
 		}
 	}
 	if len(newUIDs) == 0 {

@@ -620,15 +620,7 @@ func (m *migration) prepareGmail(ctx context.Context, t *gmailTarget, fr *Folder
 			return nil, nil, err
 		}
 	}
-	if m.singleWriter {
-		if _, err := m.dst.Examine(ctx, p.Dest); err != nil {
-			return nil, nil, dstErr(err)
-		}
-	}
-	if len(newUIDs) == 0 {
-		return nil, nil, m.saveFolder(ctx, w)
-	}
-	return w, newUIDs, nil
+	return m.readyToCopy(ctx, w, newUIDs)
 }
 
 // record writes a work's entries to the ledger: by source UID, or for a
