@@ -469,12 +469,21 @@ func (m *migration) run(ctx context.Context) error {
 	// on several destination mailboxes at once and no folder boundary
 	// leaves the destination idle.
 	m.rep.Folders = make([]FolderReport, len(plans))
-	var works []*folderWork
-	var uids [][]imap.UID
-	for i, p := range plans {
+	return m.prepareAndCopy(ctx, len(plans), func(i int) (*folderWork, []imap.UID, error) {
+		p := plans[i]
 		m.rep.Folders[i] = FolderReport{Source: p.Source, Dest: p.Dest,
 			Role: p.Role, Note: p.Note, SourceMessages: int(*stats[i].NumMessages)}
-		w, u, err := m.prepare(ctx, p, stats[i], &m.rep.Folders[i])
+		return m.prepare(ctx, p, stats[i], &m.rep.Folders[i])
+	})
+}
+
+// prepareAndCopy prepares n folders in turn, counts those left with
+// nothing to copy as done, then copies the others' messages.
+func (m *migration) prepareAndCopy(ctx context.Context, n int, prepare func(i int) (*folderWork, []imap.UID, error)) error {
+	var works []*folderWork
+	var uids [][]imap.UID
+	for i := range n {
+		w, u, err := prepare(i)
 		if err != nil {
 			return err
 		}

@@ -495,20 +495,9 @@ func (m *migration) runGmail(ctx context.Context, all string) error {
 		}
 		m.rep.Folders[i] = t.report()
 	}
-	var works []*folderWork
-	var uids [][]imap.UID
-	for i, t := range targets {
-		w, u, err := m.prepareGmail(ctx, t, &m.rep.Folders[i])
-		if err != nil {
-			return err
-		}
-		if w == nil {
-			m.opt.Progress.add(&m.opt.Progress.foldersDone, 1)
-			continue
-		}
-		works, uids = append(works, w), append(uids, u)
-	}
-	return m.copyWorks(ctx, works, uids)
+	return m.prepareAndCopy(ctx, len(targets), func(i int) (*folderWork, []imap.UID, error) {
+		return m.prepareGmail(ctx, targets[i], &m.rep.Folders[i])
+	})
 }
 
 // prepareGmail makes a target's destination folder, brings the flags of

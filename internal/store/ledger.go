@@ -49,65 +49,55 @@ func (l *DB) SaveFolder(ctx context.Context, account string, st engine.FolderSta
 
 // Entries implements engine.Ledger.
 func (l *DB) Entries(ctx context.Context, account, srcFolder string, uidValidity uint32) (map[imap.UID]engine.Entry, error) {
-	rows, err := l.query(ctx, `SELECT m.src_uid, m.dst_uid, m.identity, m.flags
-		FROM ledger_message m JOIN ledger_folder f ON f.id = m.folder_id
-		WHERE f.account = ? AND f.src_folder = ? AND m.src_uidvalidity = ?`,
-		account, srcFolder, uidValidity)
-	if err != nil {
-		return nil, fmt.Errorf("read ledger of %q: %w", srcFolder, err)
-	}
-	defer rows.Close()
 	out := map[imap.UID]engine.Entry{}
-	for rows.Next() {
-		var e engine.Entry
-		var id []byte
-		var flags string
-		if err := rows.Scan(&e.SrcUID, &e.DstUID, &id, &flags); err != nil {
-			return nil, fmt.Errorf("read ledger of %q: %w", srcFolder, err)
-		}
-		copy(e.Identity[:], id)
-		for _, f := range strings.Fields(flags) {
-			e.Flags = append(e.Flags, imap.Flag(f))
-		}
+	err := l.entries(ctx, account, srcFolder, uidValidity, func(key int64, e engine.Entry) {
+		e.SrcUID = imap.UID(key)
 		out[e.SrcUID] = e
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read ledger of %q: %w", srcFolder, err)
-	}
-	return out, nil
+	})
+	return out, err
 }
 
 // IDEntries implements engine.Ledger: the entries are those of a folder
 // key under UIDVALIDITY 0, which IMAP never gives (RFC 3501: a non-zero
 // number), with the id's bits as the source UID.
 func (l *DB) IDEntries(ctx context.Context, account, key string) (map[uint64]engine.Entry, error) {
+	out := map[uint64]engine.Entry{}
+	err := l.entries(ctx, account, key, 0, func(id int64, e engine.Entry) {
+		e.ID = uint64(id)
+		out[e.ID] = e
+	})
+	return out, err
+}
+
+// entries reads the entries of (srcFolder, uidValidity), each with its
+// src_uid.
+func (l *DB) entries(ctx context.Context, account, srcFolder string, uidValidity uint32, add func(key int64, e engine.Entry)) error {
 	rows, err := l.query(ctx, `SELECT m.src_uid, m.dst_uid, m.identity, m.flags
 		FROM ledger_message m JOIN ledger_folder f ON f.id = m.folder_id
-		WHERE f.account = ? AND f.src_folder = ? AND m.src_uidvalidity = 0`, account, key)
+		WHERE f.account = ? AND f.src_folder = ? AND m.src_uidvalidity = ?`,
+		account, srcFolder, uidValidity)
 	if err != nil {
-		return nil, fmt.Errorf("read ledger of %q: %w", key, err)
+		return fmt.Errorf("read ledger of %q: %w", srcFolder, err)
 	}
 	defer rows.Close()
-	out := map[uint64]engine.Entry{}
 	for rows.Next() {
 		var e engine.Entry
-		var id int64
-		var ident []byte
+		var key int64
+		var id []byte
 		var flags string
-		if err := rows.Scan(&id, &e.DstUID, &ident, &flags); err != nil {
-			return nil, fmt.Errorf("read ledger of %q: %w", key, err)
+		if err := rows.Scan(&key, &e.DstUID, &id, &flags); err != nil {
+			return fmt.Errorf("read ledger of %q: %w", srcFolder, err)
 		}
-		e.ID = uint64(id)
-		copy(e.Identity[:], ident)
+		copy(e.Identity[:], id)
 		for _, f := range strings.Fields(flags) {
 			e.Flags = append(e.Flags, imap.Flag(f))
 		}
-		out[e.ID] = e
+		add(key, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read ledger of %q: %w", key, err)
+		return fmt.Errorf("read ledger of %q: %w", srcFolder, err)
 	}
-	return out, nil
+	return nil
 }
 
 // RecordIDs implements engine.Ledger.
