@@ -108,7 +108,7 @@ func TestMigrateSourceOAuth(t *testing.T) {
 		t.Errorf("without a client ID: exit %d\n%s", code, stderr)
 	}
 
-	secrets := append(srv.AccessTokens(), clientSecret, access)
+	secrets := append(srv.Tokens(), clientSecret, access)
 	for _, o := range outputs {
 		for _, s := range secrets {
 			if strings.Contains(o, s) {

@@ -104,7 +104,7 @@ func TestTokenExpiresMidCopy(t *testing.T) {
 	if got := destFolders(t, dst, user); got["INBOX"] != 300 || got["Projekty"] != 40 {
 		t.Errorf("after the second run the destination holds %v", got)
 	}
-	for _, secret := range append(srv.AccessTokens(), stored...) {
+	for _, secret := range append(srv.Tokens(), stored...) {
 		if strings.Contains(log.String(), secret) || strings.Contains(fmt.Sprint(rep), secret) {
 			t.Fatalf("a token is in the log or the report")
 		}

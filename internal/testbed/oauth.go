@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -48,7 +50,10 @@ type OAuthServer struct {
 	devices map[string]int // device code → polls still pending
 	access  map[string]oauthGrant
 	refresh map[string]string // refresh token → user
-	issued  int
+	// issued are every access and refresh token handed out, revoked
+	// or not, for searching logs and pages for them.
+	issued       []string
+	accessIssued int
 }
 
 type oauthCode struct {
@@ -113,30 +118,22 @@ func (s *OAuthServer) RevokeAll() {
 func (s *OAuthServer) RefreshTokens() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []string
-	for tok := range s.refresh {
-		out = append(out, tok)
-	}
-	return out
+	return slices.Collect(maps.Keys(s.refresh))
 }
 
 // Issued returns how many access tokens the server has issued.
 func (s *OAuthServer) Issued() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.issued
+	return s.accessIssued
 }
 
-// AccessTokens returns every access token issued, valid or not, for
-// searching logs and pages for them.
-func (s *OAuthServer) AccessTokens() []string {
+// Tokens returns every access and refresh token the server issued,
+// revoked or expired ones too, for searching logs and pages for them.
+func (s *OAuthServer) Tokens() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []string
-	for tok := range s.access {
-		out = append(out, tok)
-	}
-	return out
+	return slices.Clone(s.issued)
 }
 
 func oauthRandom(prefix string) string {
@@ -259,10 +256,12 @@ func (s *OAuthServer) token(w http.ResponseWriter, r *http.Request) {
 func (s *OAuthServer) issue(user string, withRefresh bool) (access, refresh string) {
 	access = oauthRandom("at-")
 	s.access[access] = oauthGrant{user: user, expires: time.Now().Add(s.cfg.Lifetime)}
-	s.issued++
+	s.accessIssued++
+	s.issued = append(s.issued, access)
 	if withRefresh {
 		refresh = oauthRandom("rt-")
 		s.refresh[refresh] = user
+		s.issued = append(s.issued, refresh)
 	}
 	return access, refresh
 }

@@ -96,7 +96,7 @@ func (b *oauthBench) provider(rec *httptest.ResponseRecorder) string {
 // noSecrets fails when a token or the client secret is in text.
 func (b *oauthBench) noSecrets(texts ...string) {
 	b.t.Helper()
-	for _, sec := range append(append(b.srv.AccessTokens(), b.srv.RefreshTokens()...), webClientSecret) {
+	for _, sec := range append(b.srv.Tokens(), webClientSecret) {
 		for _, text := range append(texts, b.logs.String()) {
 			if strings.Contains(text, sec) {
 				b.t.Fatal("a token or the client secret is in a page or the log")
