@@ -63,9 +63,13 @@ func buildHosting(cfg config.Hosting) (jobs.Hosting, error) {
 	if cfg.IMAP == "" {
 		return h, errors.New("hosting.imap is not set: configure the hosting's IMAP server (see mailmigrate.conf.example)")
 	}
-	ep, err := imapconn.ParseEndpoint(cfg.IMAP, false)
+	ep, err := imapconn.ParseEndpoint(cfg.IMAP, cfg.AllowPlaintext)
 	if err != nil {
 		return h, fmt.Errorf("hosting.imap: %w", err)
+	}
+	if ep.Security == imapconn.Plain && !loopback(ep.Host) {
+		return h, fmt.Errorf("hosting.allow_plaintext: %s is not this machine (127.0.0.1, ::1 or localhost); "+
+			"the hosting's passwords would cross the network unencrypted. Use imaps:// or a loopback address", ep.Host)
 	}
 	ep.InsecureSkipVerify = cfg.InsecureSkipVerify
 	if cfg.CAFile != "" {
@@ -94,6 +98,15 @@ func buildHosting(cfg config.Hosting) (jobs.Hosting, error) {
 		h.MasterUser, h.MasterPassword = cfg.MasterUser, pw
 	}
 	return h, nil
+}
+
+// loopback reports whether host names this machine.
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // serveBodyMemory is what the copies of one serve process share for

@@ -21,7 +21,9 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"mailmigrate/internal/config"
 	"mailmigrate/internal/hosting"
+	"mailmigrate/internal/imapconn"
 	"mailmigrate/internal/store"
 	"mailmigrate/internal/testbed"
 )
@@ -160,6 +162,19 @@ hosting.imap_names = imap.hosting.test
 	out := s.admin("init", "--name", "Hosting")
 	s.opToken = tokenIn(t, out)
 	return s
+}
+
+// configure adds lines to the service's configuration; later lines win.
+func (s *service) configure(lines string) {
+	s.t.Helper()
+	f, err := os.OpenFile(s.conf, os.O_APPEND|os.O_WRONLY, 0)
+	if err == nil {
+		_, err = f.WriteString(lines)
+		f.Close()
+	}
+	if err != nil {
+		s.t.Fatal(err)
+	}
 }
 
 var tokenRE = regexp.MustCompile(`mm_[A-Za-z0-9_-]{20,}`)
@@ -769,6 +784,8 @@ func TestServeMasterQuotaCancel(t *testing.T) {
 	if err := s.driver.Create(ctx, big.mailbox, big.hostPW, 0); err != nil {
 		t.Fatal(err)
 	}
+	// The hosting's server is on this machine: reached without TLS.
+	s.configure(fmt.Sprintf("hosting.imap = imap://127.0.0.1:%d\nhosting.allow_plaintext = true\n", s.dst.IMAPPort))
 	s.start()
 	source := map[string]any{"host": "127.0.0.1", "port": s.src.IMAPPort, "security": "plain"}
 
@@ -850,5 +867,57 @@ func TestServeMasterQuotaCancel(t *testing.T) {
 	n2 := s.held(dst)
 	if m.State != "cancelled" || m.Tasks[0].State != "cancelled" || n1 != n2 || n2 >= big.messages {
 		t.Errorf("after cancel: %s, %d then %d of %d messages", m.State, n1, n2, big.messages)
+	}
+	// Dovecot marks a login over TLS with "TLS"; the service's were plain
+	// (the test's own logins are too).
+	logins := 0
+	for _, line := range strings.Split(s.dst.LogTail(2000), "\n") {
+		if strings.Contains(line, "imap-login: Info: Login: user=<") {
+			logins++
+			if strings.Contains(line, "TLS") {
+				t.Errorf("the service logged in to the hosting over TLS: %s", line)
+			}
+		}
+	}
+	if logins == 0 {
+		t.Errorf("no login in the hosting's log:\n%s", s.dst.LogTail(30))
+	}
+}
+
+// The hosting's IMAP server may be reached without TLS only on this
+// machine, and only when the configuration says so.
+func TestHostingPlaintext(t *testing.T) {
+	passwd := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(passwd, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		imap  string
+		allow bool
+		want  imapconn.Security
+		err   string
+	}{
+		{"imaps://mail.hosting.example", false, imapconn.TLS, ""},
+		{"imap://mail.hosting.example", false, imapconn.StartTLS, ""},
+		{"imap://127.0.0.1:143", false, imapconn.StartTLS, ""},
+		{"imap://127.0.0.1:143", true, imapconn.Plain, ""},
+		{"imap://[::1]", true, imapconn.Plain, ""},
+		{"imap://localhost", true, imapconn.Plain, ""},
+		{"imaps://mail.hosting.example", true, imapconn.TLS, ""},
+		{"imap://mail.hosting.example", true, 0, "mail.hosting.example is not this machine"},
+		{"imap://10.0.0.5", true, 0, "10.0.0.5 is not this machine"},
+	} {
+		h, err := buildHosting(config.Hosting{IMAP: c.imap, AllowPlaintext: c.allow, PasswdFile: passwd,
+			UID: "1000", GID: "1000", Home: "/var/vmail/%d/%n"})
+		switch {
+		case c.err != "":
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s allow=%v: error %v, want one saying %q", c.imap, c.allow, err, c.err)
+			}
+		case err != nil:
+			t.Errorf("%s allow=%v: %v", c.imap, c.allow, err)
+		case h.IMAP.Security != c.want:
+			t.Errorf("%s allow=%v: security %v, want %v", c.imap, c.allow, h.IMAP.Security, c.want)
+		}
 	}
 }

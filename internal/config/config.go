@@ -96,14 +96,18 @@ type Hosting struct {
 	IMAP               string // imaps://host[:port] of the hosting's IMAP server
 	CAFile             string
 	InsecureSkipVerify bool
-	Driver             string // passwd-file or command
-	PasswdFile         string
-	PasswdScheme       string
-	DefaultQuota       int64
-	UID, GID, Home     string
-	CommandList        string
-	CommandCreate      string
-	CommandQuota       string
+	// AllowPlaintext lets an imap:// IMAP address on this machine
+	// (loopback) be used without TLS: no password crosses a network, and
+	// the copy skips the server's TLS proxy.
+	AllowPlaintext bool
+	Driver         string // passwd-file or command
+	PasswdFile     string
+	PasswdScheme   string
+	DefaultQuota   int64
+	UID, GID, Home string
+	CommandList    string
+	CommandCreate  string
+	CommandQuota   string
 	// Optional commands for managing mailboxes after a migration.
 	CommandPassword, CommandSetQuota, CommandAliases string
 	// AliasFile is the Postfix-style virtual alias table the passwd-file
@@ -294,6 +298,8 @@ func (c *Config) set(key, val string) error {
 		return str(&c.Hosting.CAFile)
 	case "hosting.insecure_skip_verify":
 		return boolean(&c.Hosting.InsecureSkipVerify)
+	case "hosting.allow_plaintext":
+		return boolean(&c.Hosting.AllowPlaintext)
 	case "hosting.driver":
 		if val != "passwd-file" && val != "command" {
 			return fmt.Errorf("%q is not a driver: use passwd-file or command", val)
