@@ -143,7 +143,7 @@ func run(cfg config) error {
 	}
 
 	if cfg.serve {
-		return b.serveUntilInterrupted(src)
+		return b.serveUntilInterrupted(ctx, src)
 	}
 	res := &results{messages: len(corpus.Messages), bytes: size}
 	if err := b.calibrate(ctx, corpus, src, res); err != nil {
@@ -416,9 +416,14 @@ func (b *bed) time(cmd *exec.Cmd) (phaseRun, error) {
 	return r, err
 }
 
-func (b *bed) manyAccounts(ctx context.Context, res *results) error {
-	per := testbed.GenerateCorpus(testbed.CorpusOptions{Seed: 77, Messages: b.cfg.perAccount,
+// manyCorpus is the mail of each account of the many-accounts phase.
+func manyCorpus(messages int) *testbed.Corpus {
+	return testbed.GenerateCorpus(testbed.CorpusOptions{Seed: 77, Messages: messages,
 		AttachmentPercent: 10, AttachmentMax: 2816 << 10})
+}
+
+func (b *bed) manyAccounts(ctx context.Context, res *results) error {
+	per := manyCorpus(b.cfg.perAccount)
 	var srcs []string
 	for i := range b.cfg.accounts {
 		u := fmt.Sprintf("user%02d@src.test", i)
@@ -487,8 +492,10 @@ func (b *bed) manyAccounts(ctx context.Context, res *results) error {
 }
 
 // serveUntilInterrupted keeps the servers up for manual runs: one fresh
-// destination account per run, named in the printed command.
-func (b *bed) serveUntilInterrupted(src string) error {
+// destination account per run, named in the printed command, and the
+// many-accounts phase's sources with forty account lists of fresh
+// destinations.
+func (b *bed) serveUntilInterrupted(ctx context.Context, src string) error {
 	pw := filepath.Join(b.dir, "pw")
 	if err := os.WriteFile(pw, []byte(password+"\n"), 0o600); err != nil {
 		return err
@@ -500,6 +507,34 @@ func (b *bed) serveUntilInterrupted(src string) error {
 	}
 	fmt.Printf("%s migrate --source imaps://%s --dest imaps://%s --ca-file %s --source-user %s --source-password-file %s --dest-password-file %s --state %s/stateN.db --dest-user runN@dst.test\n",
 		b.bin, b.src.IMAPSAddr(), b.dst.IMAPSAddr(), b.caBundle, src, pw, pw, b.dir)
+	per := manyCorpus(b.cfg.perAccount)
+	var srcs []string
+	for i := range b.cfg.accounts {
+		u := fmt.Sprintf("user%02d@src.test", i)
+		if err := b.src.AddUser(u, password, 0); err != nil {
+			return err
+		}
+		if _, err := load(ctx, b.src, u, per, 2); err != nil {
+			return fmt.Errorf("load %s: %w", u, err)
+		}
+		srcs = append(srcs, u)
+	}
+	for n := 1; n <= 40; n++ {
+		lines := []string{"source_user,source_password,dest_user,dest_password"}
+		for _, s := range srcs {
+			d, _ := b.newDest()
+			if err := b.dst.AddUser(d, password, 0); err != nil {
+				return err
+			}
+			lines = append(lines, fmt.Sprintf("%s,%s,%s,%s", s, password, d, password))
+		}
+		list := filepath.Join(b.dir, fmt.Sprintf("accounts%d.csv", n))
+		if err := os.WriteFile(list, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("%s migrate --source imaps://%s --dest imaps://%s --ca-file %s --state %s/manyN.db --accounts %s/accountsN.csv --parallel %d   (N = 1..40)\n",
+		b.bin, b.src.IMAPSAddr(), b.dst.IMAPSAddr(), b.caBundle, b.dir, b.dir, len(srcs))
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	<-sig

@@ -29,7 +29,7 @@ func runMigrate(ctx context.Context, args []string) int {
 	ef.register(fs)
 	state := fs.String("state", "", "ledger file that makes re-runs copy only what is new (default "+defaultStatePath()+")")
 	reportPath := fs.String("report", "", "also write the report as JSON to this file")
-	workers := fs.Int("workers", 4, "parallel destination connections per account")
+	workers := fs.Int("workers", 0, "parallel destination connections per account (default 4 for one or two accounts at once, fewer when more run at once: about 8 in all)")
 	maxFolders := fs.Int("max-folders", engine.DefaultMaxFolders, "refuse a source mailbox with more folders than this")
 	parallel := fs.Int("parallel", 2, "accounts migrated at the same time with --accounts")
 	gmailOnce := fs.Bool("gmail-once", false, "from Gmail, copy each message once: into INBOX, Sent, Drafts or its first label's folder, in that order, with its other labels as keywords (default: once into the folder of every label)")
@@ -46,7 +46,7 @@ func runMigrate(ctx context.Context, args []string) int {
 	if !ok {
 		return code
 	}
-	if *workers < 1 || *workers > 16 {
+	if *workers < 0 || *workers > 16 {
 		return fail(usagef("--workers must be between 1 and 16"))
 	}
 	if *parallel < 1 {
@@ -71,15 +71,18 @@ func runMigrate(ctx context.Context, args []string) int {
 	defer stopProfiles()
 
 	// The accounts copied at the same time share one memory for bodies
-	// (16 MiB for one, 24 MiB for more, however many): memory does not
+	// (16 MiB for one, 20 MiB for more, however many): memory does not
 	// grow with --parallel. A soft limit makes the garbage collector
 	// return what else is used promptly instead of letting the heap double
 	// first; each account's connections hold about half a megabyte of
 	// buffers.
 	par := min(*parallel, len(accounts))
+	if *workers == 0 {
+		*workers = engine.AppendWorkersFor(par)
+	}
 	budget := int64(16 << 20)
 	if par > 1 {
-		budget = 24 << 20
+		budget = 20 << 20
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(16<<20 + budget + int64(par)<<19)

@@ -57,3 +57,15 @@ func BenchmarkFlagFilter(b *testing.B) {
 		f.apply(flags)
 	}
 }
+
+// A bulk run keeps about eight appending connections however many
+// accounts run at once, never fewer than one per account.
+func TestAppendWorkersFor(t *testing.T) {
+	for _, c := range []struct{ accounts, want int }{
+		{0, 4}, {1, 4}, {2, 4}, {3, 3}, {4, 2}, {7, 2}, {8, 1}, {20, 1}, {500, 1},
+	} {
+		if got := AppendWorkersFor(c.accounts); got != c.want {
+			t.Errorf("AppendWorkersFor(%d) = %d, want %d", c.accounts, got, c.want)
+		}
+	}
+}
