@@ -1018,4 +1018,16 @@ func (r *results) print(w io.Writer, cfg config) {
 	}
 	fmt.Fprintf(w, "\nMany accounts: %d accounts, %d messages, %.1f MB; the plain client with MULTIAPPEND, account after account: %.2f s.\n",
 		r.manyAccounts, r.manyMessages, mb(r.manyBytes), r.manyCeiling.Seconds())
+	// The plain clients append from memory: a copy also has the source
+	// serve every body. When both servers share this machine's cores, no
+	// copy over TLS can take less than the two servers' work spread over
+	// all cores, whatever the tool does.
+	multi, okMulti := r.median(phaseMulti)
+	initial, okInitial := r.median("initial")
+	if okMulti && okInitial && r.fetchBusy > 0 {
+		bound := (multi.busy + r.fetchBusy) / time.Duration(runtime.NumCPU())
+		fmt.Fprintf(w, "\nMachine bound of a copy over TLS: (MULTIAPPEND's machine CPU %.2f s + FETCH's %.2f s) / %d cores = %.2f s; the initial copy took %.2f s (%.2f×) at %.2f s of machine CPU.\n",
+			multi.busy.Seconds(), r.fetchBusy.Seconds(), runtime.NumCPU(), bound.Seconds(), initial.wall.Seconds(),
+			initial.wall.Seconds()/bound.Seconds(), initial.busy.Seconds())
+	}
 }
