@@ -95,17 +95,21 @@ func runMigrate(ctx context.Context, args []string) int {
 		MaxFolders: *maxFolders, GmailOnce: *gmailOnce, Progress: &progress, Logf: disp.logf, Memory: engine.NewMemory(budget)}
 
 	reports := make([]*engine.Report, len(accounts))
-	sem := make(chan struct{}, *parallel)
+	g := newGate(*parallel)
 	var wg sync.WaitGroup
 	for i, a := range accounts {
 		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
+			// Interrupted while waiting, the account still runs: it
+			// stops at once and its report says so.
+			if g.acquire(ctx) == nil {
+				defer g.release()
+			}
 			aopt := opt
 			aopt.Logf = func(format string, args ...any) {
 				disp.logf("%s: "+format, append([]any{a.SourceUser}, args...)...)
 			}
 			aopt.Throttled = func(until time.Time) {
+				g.slowDown(until)
 				// A pause of seconds passes unnoticed; a longer one is said.
 				if time.Until(until) >= 5*time.Second {
 					disp.logf("%s: %s", a.SourceUser, catalog.T(out, "throttled", out.Clock(until)))
