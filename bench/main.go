@@ -179,6 +179,15 @@ func run(cfg config) error {
 		}
 		r.copied = len(corpus.Messages)
 		res.add(phaseMulti, r)
+		if user, _ = b.newDest(); b.dst.AddUser(user, password, 0) != nil {
+			return fmt.Errorf("add user %s", user)
+		}
+		r, err = measure(func() error { return copyMulti(ctx, b.src, src, b.dst, user, res.multiConns, multiBatch) })
+		if err != nil {
+			return fmt.Errorf("plain copier: %w", err)
+		}
+		r.copied = len(corpus.Messages)
+		res.add(phaseCopier, r)
 		if dsync != "" {
 			if dsyncUser, _ = b.newDest(); b.dst.AddUser(dsyncUser, password, 0) != nil {
 				return fmt.Errorf("add user %s", dsyncUser)
@@ -284,6 +293,7 @@ func run(cfg config) error {
 const (
 	phaseAppend    = "plain client, 1 message per APPEND"
 	phaseMulti     = "plain client, MULTIAPPEND"
+	phaseCopier    = "plain copier, FETCH + MULTIAPPEND"
 	phaseDsyncTLS  = "dsync initial, TLS to the source"
 	phaseTLSSource = "initial, TLS to the source only"
 	phasePlain     = "initial, no TLS"
@@ -835,6 +845,125 @@ func loadMulti(ctx context.Context, d *testbed.Dovecot, user string, c *testbed.
 	return <-errs
 }
 
+// copyMulti is the plainest copy over TLS: one connection reads every
+// folder (UID FETCH 1:* of flags, date and body) while conns connections
+// append what was read in MULTIAPPEND batches of up to batch messages or
+// 4 MiB, into folders of the same names. No ledger, no identities, no
+// re-matching: what a copy costs before anything that makes it safe to
+// run again.
+func copyMulti(ctx context.Context, src *testbed.Dovecot, srcUser string, dst *testbed.Dovecot, dstUser string, conns, batch int) error {
+	in, err := login(src, srcUser)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	list, err := in.List("", "*", nil).Collect()
+	if err != nil {
+		return err
+	}
+	out, err := login(dst, dstUser)
+	if err != nil {
+		return err
+	}
+	for _, mb := range list {
+		if !strings.EqualFold(mb.Mailbox, "INBOX") {
+			if err := out.Create(mb.Mailbox, nil).Wait(); err != nil {
+				out.Close()
+				return fmt.Errorf("create %q: %w", mb.Mailbox, err)
+			}
+		}
+	}
+	out.Close()
+	pool, err := imapconn.LoadCAFile(dst.CAFile)
+	if err != nil {
+		return err
+	}
+	ep := imapconn.Endpoint{Host: dst.Host, Port: dst.IMAPSPort, Security: imapconn.TLS, RootCAs: pool}
+	type folderBatch struct {
+		folder string
+		msgs   []imapconn.AppendMessage
+	}
+	work := make(chan folderBatch, 1)
+	errs := make(chan error, conns+1)
+	var wg sync.WaitGroup
+	for range conns {
+		conn, err := imapconn.Dial(ctx, ep, imapconn.Options{})
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		if err := conn.Login(ctx, dstUser, password); err != nil {
+			return err
+		}
+		wg.Go(func() {
+			for b := range work {
+				if _, err := conn.Append(ctx, b.folder, b.msgs); err != nil {
+					errs <- err
+					for range work {
+					}
+					return
+				}
+			}
+		})
+	}
+	read := func() error {
+		defer close(work)
+		for _, mb := range list {
+			if slices.Contains(mb.Attrs, imap.MailboxAttrNoSelect) {
+				continue
+			}
+			sel, err := in.Select(mb.Mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+			if err != nil {
+				return err
+			}
+			if sel.NumMessages == 0 {
+				continue
+			}
+			cmd := in.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.FetchOptions{Flags: true, InternalDate: true,
+				BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+			cur := folderBatch{folder: mb.Mailbox}
+			size := 0
+			for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+				var am imapconn.AppendMessage
+				for item := msg.Next(); item != nil; item = msg.Next() {
+					switch it := item.(type) {
+					case imapclient.FetchItemDataFlags:
+						// \Recent is the server's to set.
+						am.Flags = slices.DeleteFunc(it.Flags, func(f imap.Flag) bool { return strings.EqualFold(string(f), `\Recent`) })
+					case imapclient.FetchItemDataInternalDate:
+						am.Date = it.Time
+					case imapclient.FetchItemDataBodySection:
+						body, err := io.ReadAll(it.Literal)
+						if err != nil {
+							return err
+						}
+						am.Size, am.Body = int64(len(body)), bytes.NewReader(body)
+						size += len(body)
+					}
+				}
+				cur.msgs = append(cur.msgs, am)
+				if len(cur.msgs) == batch || size >= 4<<20 {
+					work <- cur
+					cur, size = folderBatch{folder: mb.Mailbox}, 0
+				}
+			}
+			if err := cmd.Close(); err != nil {
+				return err
+			}
+			if len(cur.msgs) > 0 {
+				work <- cur
+			}
+		}
+		return nil
+	}
+	if err := read(); err != nil {
+		errs <- err
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
 // fetchAll reads every body of every folder with one connection.
 func fetchAll(ctx context.Context, d *testbed.Dovecot, user string) (time.Duration, error) {
 	cl, err := login(d, user)
@@ -974,20 +1103,26 @@ func (r *results) print(w io.Writer, cfg config) {
 			best = m.wall
 		}
 	}
-	dsync := time.Duration(0)
+	dsync, copier := time.Duration(0), time.Duration(0)
 	if m, ok := r.median("dsync initial"); ok {
 		dsync = m.wall
 	}
-	fmt.Fprintln(w, "| phase | wall s | messages | msgs/s | MB/s | CPU s | machine CPU s | peak RSS MB | × best plain client | × dsync | verify |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	if m, ok := r.median(phaseCopier); ok {
+		copier = m.wall
+	}
+	fmt.Fprintln(w, "| phase | wall s | messages | msgs/s | MB/s | CPU s | machine CPU s | peak RSS MB | × best plain client | × plain copier | × dsync | verify |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, p := range r.order {
 		m, _ := r.median(p)
 		msgs, bytes := m.copied, int64(0)
-		ratio, vsDsync := "–", "–"
+		ratio, vsCopier, vsDsync := "–", "–", "–"
 		switch p {
-		case "initial", "dsync initial", phaseAppend, phaseMulti, phaseDsyncTLS, phaseTLSSource, phasePlain:
+		case "initial", "dsync initial", phaseAppend, phaseMulti, phaseCopier, phaseDsyncTLS, phaseTLSSource, phasePlain:
 			bytes = r.bytes
 			ratio = fmt.Sprintf("%.2f", m.wall.Seconds()/best.Seconds())
+			if copier > 0 {
+				vsCopier = fmt.Sprintf("%.2f", m.wall.Seconds()/copier.Seconds())
+			}
 			if dsync > 0 {
 				vsDsync = fmt.Sprintf("%.2f", m.wall.Seconds()/dsync.Seconds())
 			}
@@ -1013,8 +1148,8 @@ func (r *results) print(w io.Writer, cfg config) {
 		if m.maxRSS > 0 {
 			rss = fmt.Sprintf("%.1f", mb(m.maxRSS))
 		}
-		fmt.Fprintf(w, "| %s | %.2f | %d | %s | %s | %.2f | %.2f | %s | %s | %s | %s |\n", p, m.wall.Seconds(), msgs, rate, mbs,
-			m.cpu.Seconds(), m.busy.Seconds(), rss, ratio, vsDsync, v)
+		fmt.Fprintf(w, "| %s | %.2f | %d | %s | %s | %.2f | %.2f | %s | %s | %s | %s | %s |\n", p, m.wall.Seconds(), msgs, rate, mbs,
+			m.cpu.Seconds(), m.busy.Seconds(), rss, ratio, vsCopier, vsDsync, v)
 	}
 	fmt.Fprintf(w, "\nMany accounts: %d accounts, %d messages, %.1f MB; the plain client with MULTIAPPEND, account after account: %.2f s.\n",
 		r.manyAccounts, r.manyMessages, mb(r.manyBytes), r.manyCeiling.Seconds())
