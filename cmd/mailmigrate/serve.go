@@ -329,7 +329,7 @@ func buildService(ctx context.Context, st *store.DB, box *secret.Box, h jobs.Hos
 		MaxQuota: cfg.Hosting.MaxQuota, ResyncStopDays: cfg.Jobs.ResyncStopDays,
 		PublicURL: cfg.Web.PublicURL, TrustedProxies: cfg.Web.TrustedProxies, FailedLogins: failed,
 		CheckLines: cfg.Web.CheckLines, ChecksPerHour: cfg.Web.ChecksPerHour, SourceHostLimit: cfg.Sources.HostLimit, HandoffKey: handoff, Slots: st.Slots(),
-		Backoffs: st.Backoffs(), OAuth: providers})
+		Backoffs: st.Backoffs(), OAuth: providers, SignInReturnOrigins: cfg.Web.SignInReturnOrigins})
 	mux.Handle("/api/", api.Handler())
 	mux.Handle("/", web.NewPanel(api).Handler())
 	return mux, runner, nil

@@ -78,6 +78,10 @@ type Web struct {
 	// signs its sign-in links with (a shared secret or a PEM public key);
 	// empty: no such links.
 	HandoffKeyFile string
+	// SignInReturnOrigins are the origins (https://panel.hosting.example)
+	// that a sign-in with a provider started through the API may send the
+	// customer's browser back to; a return URL elsewhere is refused.
+	SignInReturnOrigins []string
 }
 
 // Notify is the mail that tells customers about their migrations.
@@ -416,6 +420,17 @@ func (c *Config) set(key, val string) error {
 		return nil
 	case "web.handoff_key_file":
 		return str(&c.Web.HandoffKeyFile)
+	case "web.sign_in_return_origins":
+		c.Web.SignInReturnOrigins = nil
+		for _, v := range list(val) {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+				(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+				return fmt.Errorf("%q is not an origin like https://panel.hosting.example", v)
+			}
+			c.Web.SignInReturnOrigins = append(c.Web.SignInReturnOrigins, strings.ToLower(u.Scheme+"://"+u.Host))
+		}
+		return nil
 	case "web.check_lines":
 		return integer(&c.Web.CheckLines)
 	case "web.checks_per_hour":

@@ -883,7 +883,8 @@ func throttledSlot(server string) string { return "throttled " + server }
 func sourceSlot(server string) string { return "source " + server }
 
 // expireArgs is the periodic job that deletes passwords of long-finished
-// tasks and checks the jobs of unfinished ones.
+// tasks and the API's expired sign-ins, and checks the jobs of unfinished
+// ones.
 type expireArgs struct{}
 
 func (expireArgs) Kind() string { return "expire_secrets" }
@@ -898,6 +899,9 @@ func (w *expireWorker) Work(ctx context.Context, _ *river.Job[expireArgs]) error
 		return err
 	}
 	if err := w.r.db.Backoffs().Sweep(ctx, time.Now().Add(-24*time.Hour)); err != nil {
+		return err
+	}
+	if _, err := w.r.cfg.Store.ExpireSignIns(ctx, time.Now()); err != nil {
 		return err
 	}
 	n, err := w.r.cfg.Store.ExpireSecrets(ctx, time.Now().Add(-w.r.cfg.SecretRetention))

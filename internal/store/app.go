@@ -837,7 +837,7 @@ func (l *DB) KeyFingerprint(ctx context.Context, fingerprint string) (string, bo
 	var held int
 	err := l.queryRow(ctx, `SELECT (SELECT value FROM setting WHERE name = 'key_fingerprint'),
 		(SELECT count(*) FROM task WHERE source_secret IS NOT NULL OR dest_secret IS NOT NULL) +
-		(SELECT count(*) FROM kept_logins)`).Scan(&recorded, &held)
+		(SELECT count(*) FROM kept_logins) + (SELECT count(*) FROM api_sign_in WHERE sealed IS NOT NULL)`).Scan(&recorded, &held)
 	if err != nil {
 		return "", false, fmt.Errorf("read the key fingerprint: %w", err)
 	}
@@ -856,7 +856,7 @@ func (l *DB) ForgetSecrets(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("forget the stored passwords: %w", err)
 	}
 	n, _ := res.RowsAffected()
-	for _, q := range []string{`DELETE FROM kept_logins`, `DELETE FROM setting WHERE name = 'key_fingerprint'`} {
+	for _, q := range []string{`DELETE FROM kept_logins`, `DELETE FROM api_sign_in`, `DELETE FROM setting WHERE name = 'key_fingerprint'`} {
 		if _, err := t.exec(ctx, q); err != nil {
 			return 0, fmt.Errorf("forget the stored passwords: %w", err)
 		}

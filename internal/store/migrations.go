@@ -76,6 +76,21 @@ var steps = []step{
 	// engine's GmailOnce) instead of once per label.
 	{sqlite: script(`ALTER TABLE migration ADD COLUMN gmail_once INTEGER NOT NULL DEFAULT 0`),
 		postgres: script(`ALTER TABLE migration ADD COLUMN gmail_once INTEGER NOT NULL DEFAULT 0`)},
+	// 10: sign-ins with a provider that a hosting starts through the API
+	// (SignIn): found by the hash of their ID or of their OAuth state,
+	// holding the PKCE verifier and then the tokens, sealed.
+	{sqlite: script(`CREATE TABLE api_sign_in (id_hash BLOB PRIMARY KEY,
+			tenant_id INTEGER NOT NULL REFERENCES tenant(id) ON DELETE CASCADE,
+			provider TEXT NOT NULL, login TEXT NOT NULL, state_hash BLOB NOT NULL UNIQUE,
+			return_url TEXT NOT NULL DEFAULT '', state TEXT NOT NULL, sealed BLOB,
+			expires INTEGER NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;
+		CREATE INDEX api_sign_in_expires ON api_sign_in (expires)`),
+		postgres: script(`CREATE TABLE api_sign_in (id_hash BYTEA PRIMARY KEY,
+			tenant_id BIGINT NOT NULL REFERENCES tenant(id) ON DELETE CASCADE,
+			provider TEXT NOT NULL, login TEXT NOT NULL, state_hash BYTEA NOT NULL UNIQUE,
+			return_url TEXT NOT NULL DEFAULT '', state TEXT NOT NULL, sealed BYTEA,
+			expires BIGINT NOT NULL, created BIGINT NOT NULL);
+		CREATE INDEX api_sign_in_expires ON api_sign_in (expires)`)},
 }
 
 // script is a step of fixed statements.

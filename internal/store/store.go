@@ -437,11 +437,32 @@ type Store interface {
 	// any password is stored.
 	KeyFingerprint(ctx context.Context, fingerprint string) (recorded string, held bool, err error)
 	// ForgetSecrets deletes every stored password and the recorded key
-	// fingerprint, for an operator whose key is lost: customers then enter
-	// their passwords again. It returns how many tasks lost theirs.
+	// fingerprint, and the sign-ins started through the API, for an
+	// operator whose key is lost: customers then enter their passwords (and
+	// sign in) again. It returns how many tasks lost theirs.
 	ForgetSecrets(ctx context.Context) (int, error)
 	// DropKeptLogins deletes kept logins once they are used.
 	DropKeptLogins(ctx context.Context, handleHash []byte) error
+
+	// CreateSignIn stores a sign-in with a provider started through the
+	// API.
+	CreateSignIn(ctx context.Context, s SignIn) error
+	// SignIn returns a sign-in by the hash of its ID, in any state, or
+	// ErrNotFound.
+	SignIn(ctx context.Context, idHash []byte) (SignIn, error)
+	// SignInByState returns a sign-in by the hash of its OAuth state, in
+	// any state, or ErrNotFound.
+	SignInByState(ctx context.Context, stateHash []byte) (SignIn, error)
+	// ChangeSignIn moves a sign-in that is in state from and has not
+	// expired to state to, with sealed and expires; false if it was not.
+	ChangeSignIn(ctx context.Context, idHash []byte, from, to string, sealed []byte, expires time.Time) (bool, error)
+	// UseSignIns marks signed-in sign-ins used and deletes their sealed
+	// tokens, in the transaction of the submission that took them;
+	// ErrSignInGone if any of them was no longer signed in.
+	UseSignIns(ctx context.Context, tx *sql.Tx, idHashes [][]byte) error
+	// ExpireSignIns deletes the sign-ins whose expiry is before now and
+	// returns how many.
+	ExpireSignIns(ctx context.Context, now time.Time) (int, error)
 
 	Close() error
 }

@@ -95,6 +95,9 @@ type Config struct {
 	// OAuth are the providers an old mailbox may be signed in to with
 	// instead of a password, by ID (package oauth); nil: none.
 	OAuth map[string]*oauth.Provider
+	// SignInReturnOrigins are the origins a sign-in started through the
+	// API may send the browser back to (lower case, scheme://host[:port]).
+	SignInReturnOrigins []string
 }
 
 // API serves /api/v1.
@@ -152,6 +155,8 @@ func (a *API) Handler() http.Handler {
 	h("POST /api/v1/domains/{domain}/mailboxes/{address}/aliases", a.createAlias)
 	h("DELETE /api/v1/domains/{domain}/mailboxes/{address}/aliases/{alias}", a.deleteAlias)
 	h("GET /api/v1/discover", a.discover)
+	h("POST /api/v1/sign-ins", a.createSignIn)
+	h("GET /api/v1/sign-ins/{id}", a.getSignIn)
 	h("POST /api/v1/domains/{domain}/check", a.check)
 	h("POST /api/v1/domains/{domain}/migrations", a.createMigration)
 	h("GET /api/v1/domains/{domain}/migrations", a.listMigrations)

@@ -53,6 +53,14 @@ type migrationIn struct {
 	// signIns are the existing mailboxes (lower case) whose old login the
 	// customer signed in to with its provider in the panel.
 	signIns map[string]*providerSignIn
+	// lineSignIns are the new mailboxes' old logins (lower case) signed in
+	// to with their provider, through the API (new_mailbox_sign_ins).
+	lineSignIns map[string]*providerSignIn
+	// apiSignIns are the API's sign-ins behind signIns and lineSignIns, by
+	// the hash of their ID: a submission that starts their rows uses them up.
+	apiSignIns map[*providerSignIn][]byte
+	// signInProblems are why the API's sign-ins of rows were refused.
+	signInProblems []fieldError
 }
 
 // planned is one validated row: a task to be.
@@ -73,6 +81,7 @@ func (a *API) validate(ctx context.Context, d store.Domain, in *migrationIn) (im
 		bad.Fields = append(bad.Fields, fieldError{f, catalog.M(key, args...)})
 	}
 	fieldErr := func(f string, err error) { bad.Fields = append(bad.Fields, fieldError{f, messageOf(err)}) }
+	bad.Fields = append(bad.Fields, in.signInProblems...)
 	ep, err := a.sourceEndpoint(in)
 	if err != nil {
 		fieldErr("source", err)
@@ -167,7 +176,8 @@ func (a *API) validate(ctx context.Context, d store.Domain, in *migrationIn) (im
 				}
 				used[strings.ToLower(mb)] = fmt.Sprintf("line %d", e.Line)
 				rows = append(rows, planned{field: fmt.Sprintf("line %d", e.Line), kind: store.TaskCreate,
-					mailbox: mb, hostPass: e.DestPassword, sourceUser: e.SourceUser, sourcePass: e.SourcePassword})
+					mailbox: mb, hostPass: e.DestPassword, sourceUser: e.SourceUser, sourcePass: e.SourcePassword,
+					signIn: in.lineSignIns[strings.ToLower(e.SourceUser)]})
 			}
 		}
 	}
@@ -350,7 +360,7 @@ func (a *API) check(w http.ResponseWriter, r *http.Request, t store.Tenant) erro
 		return err
 	}
 	var in migrationIn
-	if err := decode(r, &in); err != nil {
+	if err := a.decodeMigration(r, t, d, &in); err != nil {
 		return err
 	}
 	results, _, ok, err := a.runCheck(r.Context(), d, &in)
@@ -386,7 +396,7 @@ func (a *API) createMigration(w http.ResponseWriter, r *http.Request, t store.Te
 		return err
 	}
 	var in migrationIn
-	if err := decode(r, &in); err != nil {
+	if err := a.decodeMigration(r, t, d, &in); err != nil {
 		return err
 	}
 	v, notStarted, err := a.submit(r.Context(), printerOf(r), d, &in)
@@ -436,6 +446,9 @@ func (a *API) submit(ctx context.Context, p *i18n.Printer, d store.Domain, in *m
 					tasks[i].SourceSecret = a.cfg.Box.Seal(rows[i].sourcePass, jobs.SecretContext(tasks[i].ID, "source"))
 				}
 				tasks[i].DestSecret = a.cfg.Box.Seal(rows[i].hostPass, jobs.SecretContext(tasks[i].ID, "destination"))
+			}
+			if err := a.useSignIns(ctx, tx, in, rows); err != nil {
+				return err
 			}
 			return a.cfg.Jobs.QueueTx(ctx, tx, tasks)
 		})

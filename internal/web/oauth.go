@@ -36,13 +36,22 @@ type providerSignIn struct {
 	Refresh  string    `json:"r"`
 	Access   string    `json:"a"`
 	Expiry   time.Time `json:"e"`
+	// redeem, set for a sign-in given through the API, takes a fresh
+	// access token once, at the check, where the one kept has expired or
+	// there is none (see apiSignIns).
+	redeem func(ctx context.Context) error
 }
 
 // checkToken is the token of a check's login: the access token of the
 // sign-in while it lasts. It is never refreshed here, so that the refresh
 // token the task gets is the one the provider gave (a refresh could
 // rotate it); a sign-in older than its access token is done again.
-func (s *providerSignIn) checkToken(context.Context, string) (string, error) {
+func (s *providerSignIn) checkToken(ctx context.Context, _ string) (string, error) {
+	if s.redeem != nil {
+		if err := s.redeem(ctx); err != nil {
+			return "", err
+		}
+	}
 	if s.Access == "" || !s.Expiry.IsZero() && time.Now().After(s.Expiry) {
 		return "", fmt.Errorf("the sign-in's access token expired: %w", oauth.ErrRevoked)
 	}

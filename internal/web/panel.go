@@ -142,7 +142,7 @@ func (p *Panel) Handler() http.Handler {
 	page("GET /migrations/{id}/events", p.migrationEvents)
 	page("POST /tasks/{id}/{action}", p.taskAction)
 	page("POST /tasks/{id}/signin", p.signInAgain)
-	page("GET /oauth/callback", p.oauthCallback)
+	mux.Handle("GET /oauth/callback", p.apiCallback(p.session(p.oauthCallback)))
 	page("POST /migrations/{id}/{action}", p.migrationAction)
 	page("GET /migrations/{id}/correct", p.correctPage)
 	page("POST /migrations/{id}/correct", p.correctPost)
