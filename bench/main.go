@@ -803,13 +803,36 @@ func loadMulti(ctx context.Context, d *testbed.Dovecot, user string, c *testbed.
 		}
 		folders = next
 	}
+	return appendBatches(ctx, d, user, conns, func(work chan<- folderBatch) error {
+		for _, b := range batches {
+			msgs := make([]imapconn.AppendMessage, len(b))
+			for i, m := range b {
+				msgs[i] = imapconn.AppendMessage{Flags: m.Flags, Date: m.InternalDate,
+					Size: int64(len(m.Body)), Body: bytes.NewReader(m.Body)}
+			}
+			work <- folderBatch{names[b[0].Folder], msgs}
+		}
+		return nil
+	})
+}
+
+// folderBatch is one MULTIAPPEND: messages of one folder.
+type folderBatch struct {
+	folder string
+	msgs   []imapconn.AppendMessage
+}
+
+// appendBatches appends what produce sends with MULTIAPPEND on conns TLS
+// connections to user's account at d, while produce runs; the first
+// error of either side is returned.
+func appendBatches(ctx context.Context, d *testbed.Dovecot, user string, conns int, produce func(chan<- folderBatch) error) error {
 	pool, err := imapconn.LoadCAFile(d.CAFile)
 	if err != nil {
 		return err
 	}
 	ep := imapconn.Endpoint{Host: d.Host, Port: d.IMAPSPort, Security: imapconn.TLS, RootCAs: pool}
-	work := make(chan []testbed.Message)
-	errs := make(chan error, conns)
+	work := make(chan folderBatch, 1)
+	errs := make(chan error, conns+1)
 	var wg sync.WaitGroup
 	for range conns {
 		conn, err := imapconn.Dial(ctx, ep, imapconn.Options{})
@@ -822,12 +845,7 @@ func loadMulti(ctx context.Context, d *testbed.Dovecot, user string, c *testbed.
 		}
 		wg.Go(func() {
 			for b := range work {
-				msgs := make([]imapconn.AppendMessage, len(b))
-				for i, m := range b {
-					msgs[i] = imapconn.AppendMessage{Flags: m.Flags, Date: m.InternalDate,
-						Size: int64(len(m.Body)), Body: bytes.NewReader(m.Body)}
-				}
-				if _, err := conn.Append(ctx, names[b[0].Folder], msgs); err != nil {
+				if _, err := conn.Append(ctx, b.folder, b.msgs); err != nil {
 					errs <- err
 					for range work {
 					}
@@ -836,10 +854,11 @@ func loadMulti(ctx context.Context, d *testbed.Dovecot, user string, c *testbed.
 			}
 		})
 	}
-	for _, b := range batches {
-		work <- b
-	}
+	err = produce(work)
 	close(work)
+	if err != nil {
+		errs <- err
+	}
 	wg.Wait()
 	close(errs)
 	return <-errs
@@ -874,40 +893,7 @@ func copyMulti(ctx context.Context, src *testbed.Dovecot, srcUser string, dst *t
 		}
 	}
 	out.Close()
-	pool, err := imapconn.LoadCAFile(dst.CAFile)
-	if err != nil {
-		return err
-	}
-	ep := imapconn.Endpoint{Host: dst.Host, Port: dst.IMAPSPort, Security: imapconn.TLS, RootCAs: pool}
-	type folderBatch struct {
-		folder string
-		msgs   []imapconn.AppendMessage
-	}
-	work := make(chan folderBatch, 1)
-	errs := make(chan error, conns+1)
-	var wg sync.WaitGroup
-	for range conns {
-		conn, err := imapconn.Dial(ctx, ep, imapconn.Options{})
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		if err := conn.Login(ctx, dstUser, password); err != nil {
-			return err
-		}
-		wg.Go(func() {
-			for b := range work {
-				if _, err := conn.Append(ctx, b.folder, b.msgs); err != nil {
-					errs <- err
-					for range work {
-					}
-					return
-				}
-			}
-		})
-	}
-	read := func() error {
-		defer close(work)
+	return appendBatches(ctx, dst, dstUser, conns, func(work chan<- folderBatch) error {
 		for _, mb := range list {
 			if slices.Contains(mb.Attrs, imap.MailboxAttrNoSelect) {
 				continue
@@ -955,13 +941,7 @@ func copyMulti(ctx context.Context, src *testbed.Dovecot, srcUser string, dst *t
 			}
 		}
 		return nil
-	}
-	if err := read(); err != nil {
-		errs <- err
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+	})
 }
 
 // fetchAll reads every body of every folder with one connection.
