@@ -53,6 +53,10 @@ type migrationIn struct {
 	// signIns are the existing mailboxes (lower case) whose old login the
 	// customer signed in to with its provider in the panel.
 	signIns map[string]*providerSignIn
+	// lineSignIns are the old logins (lower case) of pasted lines signed
+	// in to with their provider in the panel: the old mailbox is read
+	// with the sign-in, the line's passwords still give the new mailbox's.
+	lineSignIns map[string]*providerSignIn
 }
 
 // planned is one validated row: a task to be.
@@ -167,7 +171,8 @@ func (a *API) validate(ctx context.Context, d store.Domain, in *migrationIn) (im
 				}
 				used[strings.ToLower(mb)] = fmt.Sprintf("line %d", e.Line)
 				rows = append(rows, planned{field: fmt.Sprintf("line %d", e.Line), kind: store.TaskCreate,
-					mailbox: mb, hostPass: e.DestPassword, sourceUser: e.SourceUser, sourcePass: e.SourcePassword})
+					mailbox: mb, hostPass: e.DestPassword, sourceUser: e.SourceUser, sourcePass: e.SourcePassword,
+					signIn: in.lineSignIns[strings.ToLower(e.SourceUser)]})
 			}
 		}
 	}
