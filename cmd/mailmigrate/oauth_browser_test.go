@@ -123,3 +123,58 @@ func destMessages(t *testing.T, s *service, user, pass string) uint32 {
 	}
 	return *st.NumMessages
 }
+
+// A pasted line of New Mailbox Migration whose old mailbox is at
+// Microsoft: its check fails on the password, the button in its check
+// result (outside the form, which it submits) signs in with Microsoft and
+// brings the form back with the line signed in and checked, and Start
+// creates the mailbox with the line's password and fills it through the
+// sign-in. No token or client secret is in the page or the log.
+func TestLineSignInWithProviderInBrowser(t *testing.T) {
+	const clientSecret = "panel-client-secret-never-shown"
+	const oldUser, newPW = "eva@outlook.com", "Eva-Nove-Heslo-62"
+	srv := testbed.StartOAuthServer(t, testbed.OAuthConfig{ClientID: "mm-panel", ClientSecret: clientSecret, User: oldUser})
+	src := testbed.StartHostile(t, testbed.HostileConfig{User: oldUser, Caps: []string{"AUTH=XOAUTH2"}, CheckToken: srv.Valid,
+		Folders: []testbed.HostileFolder{{Name: "INBOX", UIDValidity: 5, Messages: oauthMessages(15)}}})
+	bctx := browser(t)
+	s := newServiceWith(t, "10m", false, fmt.Sprintf("oauth.microsoft.client_id = mm-panel\noauth.microsoft.client_secret = %s\n"+
+		"oauth.microsoft.auth_url = %s\noauth.microsoft.token_url = %s\n", clientSecret, srv.AuthURL, srv.TokenURL))
+	s.customer("Firma s.r.o.", "firma.test", 10)
+	s.panelUser("Firma s.r.o.", "jana@firma.test")
+	p := page{t: t, ctx: bctx, logs: s.logs.String}
+	s.secrets = append(s.secrets, newPW, clientSecret)
+	s.start()
+	p.signIn(s.url, "jana@firma.test", panelPassword)
+	p.openDomain(s)
+
+	p.setForm(map[string]string{"#source_host": "127.0.0.1", "#source_port": fmt.Sprint(src.Port), "#source_security": "plain",
+		"#new_mailboxes": oldUser + " " + newPW})
+	p.post(`.buttons button[value=check]`, "#checks")
+	button := `#checks li[data-row="line 1"] button[value="signin-line:` + oldUser + `"]`
+	if got := p.eval(fmt.Sprintf(`(document.querySelector(%q) || {}).className || ""`, button)); got != "signin primary" {
+		t.Fatalf("the refused line offers no sign-in (%q):\n%s", got, p.text("#checks"))
+	}
+	p.shot("oauth-line-refused")
+	p.post(button, "#signin-notice")
+	if p.eval(`document.querySelector('#checks li[data-row="line 1"].okrow .signedin') ? "yes" : "no"`) != "yes" ||
+		p.eval(`document.querySelector('#signed-lines li[data-login="`+oldUser+`"]') ? "yes" : "no"`) != "yes" {
+		t.Fatalf("the line did not come back signed in and checked:\n%s\n%s", p.text("#checks"), p.text("#tool"))
+	}
+	if lines := p.eval(`document.getElementById("new_mailboxes").value`); strings.TrimSpace(lines) != oldUser {
+		t.Errorf("the text box holds %q, want the line's login", lines)
+	}
+	p.shot("oauth-line-signed-in")
+	p.post(`.buttons button[value=start]`, "#tasks")
+	if states := p.waitFinished(); states != "done" {
+		t.Fatalf("states: %s\n%s", states, s.logs.String())
+	}
+	if n := destMessages(t, s, "eva@firma.test", newPW); n != 15 {
+		t.Fatalf("the new mailbox holds %d messages, want 15", n)
+	}
+	html := p.eval(`document.documentElement.outerHTML`)
+	for _, sec := range append(srv.Tokens(), clientSecret) {
+		if strings.Contains(html, sec) || strings.Contains(s.logs.String(), sec) {
+			t.Fatalf("a token or the client secret is in the page or the log")
+		}
+	}
+}

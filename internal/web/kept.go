@@ -54,6 +54,9 @@ type keptForm struct {
 	SourceUsers                 map[string]string
 	Lines                       string
 	GmailOnce                   bool
+	// Line is the pasted line (its old login) the customer left the form
+	// to sign in, if not an existing mailbox.
+	Line string `json:",omitempty"`
 }
 
 // toolForm is the form again.
@@ -72,6 +75,9 @@ func (k *keptForm) toolForm() toolForm {
 type keptLine struct {
 	SourcePassword string `json:"sp"`
 	NewPassword    string `json:"np"`
+	// SignIn is the old login's sign-in with its provider: the old mailbox
+	// is read with it, while the passwords still give the new mailbox's.
+	SignIn *providerSignIn `json:"si,omitempty"`
 }
 
 // sourceKey names the old server a submission reads from.
@@ -80,17 +86,23 @@ func sourceKey(in *migrationIn) string {
 		in.Source.Security + "|" + in.Source.TrustFingerprint
 }
 
-// keptFrom collects the passwords of the rows whose check passed.
-func keptFrom(in *migrationIn, rows []planned, results []checkResult) *keptLogins {
+// keptFrom collects the passwords of the rows whose check passed, and of
+// the pasted lines whose old login failed but can sign in with its
+// provider (canSignIn): signed in, the line's password is still the new
+// mailbox's, and the page no longer holds it.
+func keptFrom(in *migrationIn, rows []planned, results []checkResult, canSignIn func(login string) bool) *keptLogins {
 	k := &keptLogins{Source: sourceKey(in), Sync: map[string]keptSync{}, Lines: map[string]keptLine{}}
 	for i, row := range rows {
-		if !results[i].OK {
-			continue
-		}
-		if row.kind == store.TaskSync {
-			k.Sync[strings.ToLower(row.mailbox)] = keptSync{row.sourceUser, row.sourcePass, row.hostPass, row.signIn}
-		} else {
-			k.Lines[strings.ToLower(row.sourceUser)] = keptLine{row.sourcePass, row.hostPass}
+		switch {
+		case row.kind == store.TaskSync:
+			if results[i].OK {
+				k.Sync[strings.ToLower(row.mailbox)] = keptSync{row.sourceUser, row.sourcePass, row.hostPass, row.signIn}
+			}
+		case results[i].OK:
+			k.Lines[strings.ToLower(row.sourceUser)] = keptLine{row.sourcePass, row.hostPass, row.signIn}
+		case canSignIn(row.sourceUser):
+			// A sign-in that failed is not kept: the button signs in anew.
+			k.Lines[strings.ToLower(row.sourceUser)] = keptLine{SourcePassword: row.sourcePass, NewPassword: row.hostPass}
 		}
 	}
 	if len(k.Sync) == 0 && len(k.Lines) == 0 {
@@ -101,7 +113,9 @@ func keptFrom(in *migrationIn, rows []planned, results []checkResult) *keptLogin
 
 // fill completes a submission from kept logins: an empty password of a
 // checked existing mailbox (with the same old login), and a pasted line
-// that holds only a checked old login. What the customer typed wins.
+// that holds only a checked old login. What the customer typed wins, but
+// for a pasted line's sign-in: the line's passwords are the new mailbox's
+// either way, and the sign-in reads the old one.
 func (k *keptLogins) fill(in *migrationIn) {
 	if k == nil || sourceKey(in) != k.Source {
 		return
@@ -125,6 +139,14 @@ func (k *keptLogins) fill(in *migrationIn) {
 			s.HostingPassword = kept.HostingPassword
 		}
 	}
+	for login, kept := range k.Lines {
+		if kept.SignIn != nil {
+			if in.lineSignIns == nil {
+				in.lineSignIns = map[string]*providerSignIn{}
+			}
+			in.lineSignIns[login] = kept.SignIn
+		}
+	}
 	lines := strings.Split(in.NewMailboxes, "\n")
 	if len(lines) > 0 && isCSVHeader(lines[0]) {
 		return
@@ -141,6 +163,27 @@ func (k *keptLogins) fill(in *migrationIn) {
 		}
 	}
 	in.NewMailboxes = strings.Join(lines, "\n")
+}
+
+// signedIn keeps a sign-in of the pending one's old login: an existing
+// mailbox's, instead of its password (the hosting password typed stays),
+// or a pasted line's, whose passwords stay.
+func (k *keptLogins) signedIn(pending signInPending, s *providerSignIn) {
+	if line := strings.ToLower(pending.Line); line != "" {
+		if k.Lines == nil {
+			k.Lines = map[string]keptLine{}
+		}
+		kl := k.Lines[line]
+		kl.SignIn = s
+		k.Lines[line] = kl
+		return
+	}
+	if k.Sync == nil {
+		k.Sync = map[string]keptSync{}
+	}
+	ks := k.Sync[strings.ToLower(pending.Mailbox)]
+	ks.SourceUser, ks.SourcePassword, ks.SignIn = pending.SourceUser, "", s
+	k.Sync[strings.ToLower(pending.Mailbox)] = ks
 }
 
 func isCSVHeader(line string) bool {
@@ -228,6 +271,34 @@ func (r keptRef) SignedIn(mailbox string) string {
 		return s.Provider
 	}
 	return ""
+}
+
+// LineSignedIn is the provider a pasted line's old login is signed in to
+// with, "" when none.
+func (r keptRef) LineSignedIn(login string) string {
+	if r.logins == nil {
+		return ""
+	}
+	if s := r.logins.Lines[strings.ToLower(strings.TrimSpace(login))].SignIn; s != nil {
+		return s.Provider
+	}
+	return ""
+}
+
+// signedLine is a pasted line signed in to with its provider.
+type signedLine struct{ Login, Provider string }
+
+// SignedLines are the lines of the text box (the form's, without
+// passwords) whose old login is signed in to with its provider.
+func (r keptRef) SignedLines(lines string) []signedLine {
+	var out []signedLine
+	for _, line := range strings.Split(lines, "\n") {
+		login := strings.TrimSpace(line)
+		if prov := r.LineSignedIn(login); login != "" && prov != "" {
+			out = append(out, signedLine{login, prov})
+		}
+	}
+	return out
 }
 
 // LinesKept tells the page whether any pasted line's passwords are kept.

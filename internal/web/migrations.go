@@ -53,8 +53,10 @@ type migrationIn struct {
 	// signIns are the existing mailboxes (lower case) whose old login the
 	// customer signed in to with its provider in the panel.
 	signIns map[string]*providerSignIn
-	// lineSignIns are the new mailboxes' old logins (lower case) signed in
-	// to with their provider, through the API (new_mailbox_sign_ins).
+	// lineSignIns are the old logins (lower case) of new-mailbox lines
+	// signed in to with their provider, in the panel or through the API
+	// (new_mailbox_sign_ins): the old mailbox is read with the sign-in,
+	// the line's passwords still give the new mailbox's.
 	lineSignIns map[string]*providerSignIn
 	// apiSignIns are the API's sign-ins behind signIns and lineSignIns, by
 	// the hash of their ID: a submission that starts their rows uses them up.

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"mailmigrate/internal/bulk"
 	"mailmigrate/internal/diagnose"
 	"mailmigrate/internal/engine"
 	"mailmigrate/internal/imapconn"
@@ -71,6 +73,8 @@ type signInPending struct {
 	Mailbox    string      `json:"mailbox,omitempty"`
 	SourceUser string      `json:"source_user,omitempty"`
 	Logins     *keptLogins `json:"logins,omitempty"`
+	// Or a pasted line of the domain form, by its old login.
+	Line string `json:"line,omitempty"`
 	// Or a task whose sign-in is renewed.
 	TaskID int64 `json:"task_id,omitempty"`
 }
@@ -124,12 +128,16 @@ func (p *Panel) startSignIn(w http.ResponseWriter, r *http.Request, v viewer, pr
 	return nil
 }
 
-// signInFromForm starts the sign-in of one existing mailbox's old login
-// from the domain form; what the form holds comes back after it.
-func (p *Panel) signInFromForm(w http.ResponseWriter, r *http.Request, v viewer, d store.Domain, f toolForm, in *migrationIn, kept keptRef, mailbox string) (string, error) {
-	user := strings.TrimSpace(f.SourceUsers[mailbox])
-	if user == "" {
-		return catalog.T(v.Printer, "oauth.need_user", mailbox), nil
+// signInFromForm starts the sign-in of one old login from the domain
+// form: an existing mailbox's, or a pasted line's (line, its old login);
+// what the form holds comes back after it.
+func (p *Panel) signInFromForm(w http.ResponseWriter, r *http.Request, v viewer, d store.Domain, f toolForm, in *migrationIn, kept keptRef, mailbox, line string) (string, error) {
+	line = strings.TrimSpace(line)
+	user := line
+	if mailbox != "" {
+		if user = strings.TrimSpace(f.SourceUsers[mailbox]); user == "" {
+			return catalog.T(v.Printer, "oauth.need_user", mailbox), nil
+		}
 	}
 	prov := p.api.signInProvider(f.Host, user)
 	if prov == nil {
@@ -137,7 +145,9 @@ func (p *Panel) signInFromForm(w http.ResponseWriter, r *http.Request, v viewer,
 	}
 	logins := &keptLogins{Source: sourceKey(in), Sync: map[string]keptSync{}, Lines: map[string]keptLine{}}
 	if k := kept.logins; k != nil && k.Source == logins.Source {
-		logins.Sync, logins.Lines = k.Sync, k.Lines
+		// Copied: a map read back empty is nil.
+		maps.Copy(logins.Sync, k.Sync)
+		maps.Copy(logins.Lines, k.Lines)
 	}
 	for _, s := range in.Sync {
 		if s.SourcePassword != "" || s.HostingPassword != "" {
@@ -145,9 +155,22 @@ func (p *Panel) signInFromForm(w http.ResponseWriter, r *http.Request, v viewer,
 				SourcePassword: s.SourcePassword, HostingPassword: s.HostingPassword}
 		}
 	}
-	f.Selected[mailbox] = true
+	// Every line's passwords, typed or kept: they are the new mailboxes'.
+	entries, _, err := bulk.ParseNewMailboxes(strings.NewReader(in.NewMailboxes), d.Name)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		kl := logins.Lines[strings.ToLower(e.SourceUser)]
+		kl.SourcePassword, kl.NewPassword = e.SourcePassword, e.DestPassword
+		logins.Lines[strings.ToLower(e.SourceUser)] = kl
+	}
+	if mailbox != "" {
+		f.Selected[mailbox] = true
+	}
+	// The lines as submitted: those of an uploaded file too.
 	logins.Form = &keptForm{Host: f.Host, Port: f.Port, Security: f.Security, Trust: f.Trust,
-		SourceUsers: f.SourceUsers, Lines: f.Lines, GmailOnce: f.GmailOnce}
+		SourceUsers: f.SourceUsers, Lines: withoutPasswords(in.NewMailboxes), GmailOnce: f.GmailOnce, Line: line}
 	for mb, on := range f.Selected {
 		if on {
 			logins.Form.Selected = append(logins.Form.Selected, mb)
@@ -156,7 +179,7 @@ func (p *Panel) signInFromForm(w http.ResponseWriter, r *http.Request, v viewer,
 	if err := p.drop(r.Context(), kept); err != nil {
 		return "", err
 	}
-	return "", p.startSignIn(w, r, v, prov, signInPending{Domain: d.Name, Mailbox: mailbox, SourceUser: user, Logins: logins}, user)
+	return "", p.startSignIn(w, r, v, prov, signInPending{Domain: d.Name, Mailbox: mailbox, Line: line, SourceUser: user, Logins: logins}, user)
 }
 
 // signInAgain starts a new sign-in for a task whose sign-in was withdrawn
@@ -224,11 +247,7 @@ func (p *Panel) oauthCallback(w http.ResponseWriter, r *http.Request, v viewer) 
 	}
 	logins := pending.Logins
 	if outcome == "ok" {
-		// The hosting password typed in the row stays.
-		ks := logins.Sync[strings.ToLower(pending.Mailbox)]
-		ks.SourceUser, ks.SourcePassword = pending.SourceUser, ""
-		ks.SignIn = &providerSignIn{Provider: prov.ID, Refresh: tok.RefreshToken, Access: tok.AccessToken, Expiry: tok.Expiry}
-		logins.Sync[strings.ToLower(pending.Mailbox)] = ks
+		logins.signedIn(pending, &providerSignIn{Provider: prov.ID, Refresh: tok.RefreshToken, Access: tok.AccessToken, Expiry: tok.Expiry})
 	}
 	ref, err := p.keep(ctx, v, logins)
 	if err != nil {

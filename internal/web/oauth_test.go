@@ -33,12 +33,18 @@ type oauthBench struct {
 	d       store.Domain
 	cookies []*http.Cookie
 	logs    *strings.Builder
+	// hint is the login the panel must send to the provider as a hint.
+	hint string
 }
 
 const webClientSecret = "web-client-secret"
 
-func newOAuthBench(t *testing.T) *oauthBench {
-	b := &oauthBench{t: t, logs: &strings.Builder{}}
+func newOAuthBench(t *testing.T) *oauthBench { return newOAuthBenchWith(t, nil) }
+
+// newOAuthBenchWith is newOAuthBench whose API's configuration setup
+// changes before the API is made.
+func newOAuthBenchWith(t *testing.T, setup func(b *oauthBench, cfg *Config)) *oauthBench {
+	b := &oauthBench{t: t, logs: &strings.Builder{}, hint: "jana@outlook.com"}
 	b.srv = testbed.StartOAuthServer(t, testbed.OAuthConfig{ClientID: "mm", ClientSecret: webClientSecret, User: "jana@outlook.com"})
 	prov, err := oauth.New(oauth.Microsoft, oauth.Settings{ClientID: "mm", ClientSecret: webClientSecret, AuthURL: b.srv.AuthURL, TokenURL: b.srv.TokenURL})
 	if err != nil {
@@ -55,9 +61,13 @@ func newOAuthBench(t *testing.T) *oauthBench {
 		b.cookies = append(b.cookies, &http.Cookie{Name: sessionCookie, Value: tok})
 	}
 	b.box, _ = secret.New(bytes.Repeat([]byte{3}, 32))
-	api := NewAPI(Config{Store: b.st, Jobs: noJobs{}, Box: b.box, OAuth: map[string]*oauth.Provider{oauth.Microsoft: prov},
+	cfg := Config{Store: b.st, Jobs: noJobs{}, Box: b.box, OAuth: map[string]*oauth.Provider{oauth.Microsoft: prov},
 		Hosting: jobs.Hosting{Driver: fakeDriver{[]hosting.Mailbox{{Address: "jana@firma.test"}}}},
-		Logf:    func(f string, a ...any) { fmt.Fprintf(b.logs, f+"\n", a...) }})
+		Logf:    func(f string, a ...any) { fmt.Fprintf(b.logs, f+"\n", a...) }}
+	if setup != nil {
+		setup(b, &cfg)
+	}
+	api := NewAPI(cfg)
 	api.tryLogin = acceptAll
 	b.api, b.h = api, NewPanel(api).Handler()
 	return b
@@ -81,7 +91,7 @@ func (b *oauthBench) provider(rec *httptest.ResponseRecorder) string {
 	loc, _ := url.Parse(rec.Header().Get("Location"))
 	q := loc.Query()
 	if rec.Code != http.StatusSeeOther || !strings.HasPrefix(loc.String(), b.srv.AuthURL) || q.Get("code_challenge_method") != "S256" ||
-		q.Get("redirect_uri") != "http://example.com/oauth/callback" || q.Get("login_hint") != "jana@outlook.com" {
+		q.Get("redirect_uri") != "http://example.com/oauth/callback" || q.Get("login_hint") != b.hint {
 		b.t.Fatalf("to the provider: %d %s", rec.Code, loc)
 	}
 	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Get(loc.String())

@@ -398,6 +398,19 @@ type toolForm struct {
 	GmailOnce            bool   // a Gmail account's messages once each
 }
 
+// setSource puts the form's old server and options into a submission.
+func (f toolForm) setSource(in *migrationIn) {
+	in.Source.Host, in.Source.Security, in.Source.TrustFingerprint = f.Host, f.Security, f.Trust
+	if f.Port != "" {
+		port, err := strconv.Atoi(strings.TrimSpace(f.Port))
+		if err != nil {
+			port = -1 // reported by validation as an invalid port
+		}
+		in.Source.Port = port
+	}
+	in.GmailOnce = f.GmailOnce
+}
+
 func (p *Panel) domainData(ctx context.Context, v viewer, d store.Domain, f toolForm) (map[string]any, error) {
 	mbs, err := p.api.cfg.Hosting.Driver.List(ctx, d.Name)
 	if err != nil {
@@ -431,7 +444,8 @@ func (p *Panel) domainData(ctx context.Context, v viewer, d store.Domain, f tool
 	return map[string]any{"Title": d.Name, "User": v.User, "Domain": d, "Mailboxes": mbs, "Form": f,
 		"Hints": providerHints(v.Printer, f.Host, logins...), "HintTable": hintTable(v.Printer),
 		"Migrations": views, "Master": p.api.cfg.Hosting.MasterUser != "", "AllowPlaintext": p.api.cfg.AllowPlaintext,
-		"Kept": keptRef{}, "KeptMinutes": int(keepChecked / time.Minute), "SignIn": signIn}, nil
+		"Kept": keptRef{}, "KeptMinutes": int(keepChecked / time.Minute), "SignIn": signIn,
+		"LineSignIn": map[string]string{}}, nil
 }
 
 func (p *Panel) domainPage(w http.ResponseWriter, r *http.Request, v viewer) error {
@@ -465,6 +479,12 @@ func (p *Panel) domainPage(w http.ResponseWriter, r *http.Request, v viewer) err
 	switch r.URL.Query().Get("signin") {
 	case "ok":
 		data["Notice"] = tr(r, "oauth.ok")
+		if kept.logins != nil && kept.logins.Form != nil && kept.logins.Form.Line != "" {
+			data["Notice"] = tr(r, "oauth.ok.line")
+			if err := p.checkSignedLines(r.Context(), v, d, f, kept.logins, data); err != nil {
+				return err
+			}
+		}
 	case "denied":
 		data["Errors"] = []string{tr(r, "oauth.denied")}
 	case "failed":
@@ -474,6 +494,39 @@ func (p *Panel) domainPage(w http.ResponseWriter, r *http.Request, v viewer) err
 		return err
 	}
 	p.render(w, r, "domain", data)
+	return nil
+}
+
+// checkSignedLines checks, back from a pasted line's sign-in with its
+// provider, the form's signed-in lines with their tokens, so that the
+// customer sees at once whether the old mailboxes open with them. The
+// other rows wait for the form's Check: their passwords were not checked
+// again.
+func (p *Panel) checkSignedLines(ctx context.Context, v viewer, d store.Domain, f toolForm, k *keptLogins, data map[string]any) error {
+	var in migrationIn
+	f.setSource(&in)
+	// Each on its line of the text box, so that a result names the line
+	// the page shows.
+	lines := strings.Split(f.Lines, "\n")
+	for i, line := range lines {
+		if k.Lines[strings.ToLower(strings.TrimSpace(line))].SignIn == nil {
+			lines[i] = ""
+		}
+	}
+	in.NewMailboxes = strings.Join(lines, "\n")
+	if strings.TrimSpace(in.NewMailboxes) == "" {
+		return nil
+	}
+	k.fill(&in)
+	checks, _, _, err := p.api.runCheck(ctx, d, &in)
+	var ae *apiError
+	if errors.As(err, &ae) {
+		data["Errors"], checks, err = formErrors(v.Printer, ae), ae.Checks, nil
+	}
+	if err != nil {
+		return err
+	}
+	data["Checks"], data["LineSignIn"] = localizeChecks(checks, v.Printer), p.lineSignIns(f.Host, checks)
 	return nil
 }
 
@@ -490,19 +543,9 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	}
 	var in migrationIn
 	f := toolForm{Host: r.PostFormValue("source_host"), Port: r.PostFormValue("source_port"),
-		Security: r.PostFormValue("source_security"), Selected: map[string]bool{}, SourceUsers: map[string]string{}}
-	in.Source.Host, in.Source.Security = f.Host, f.Security
-	f.GmailOnce = r.PostFormValue("gmail_once") != ""
-	in.GmailOnce = f.GmailOnce
-	f.Trust = r.PostFormValue("trust_fingerprint")
-	in.Source.TrustFingerprint = f.Trust
-	if f.Port != "" {
-		port, err := strconv.Atoi(strings.TrimSpace(f.Port))
-		if err != nil {
-			port = -1 // reported by validation as an invalid port
-		}
-		in.Source.Port = port
-	}
+		Security: r.PostFormValue("source_security"), Selected: map[string]bool{}, SourceUsers: map[string]string{},
+		GmailOnce: r.PostFormValue("gmail_once") != "", Trust: r.PostFormValue("trust_fingerprint")}
+	f.setSource(&in)
 	for _, mb := range r.PostForm["sync"] {
 		f.Selected[mb] = true
 		f.SourceUsers[mb] = r.PostFormValue("su:" + mb)
@@ -551,8 +594,12 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	if len(errs) > 0 {
 		action = "none"
 	}
-	if mb, ok := strings.CutPrefix(action, "signin:"); ok {
-		problem, err := p.signInFromForm(w, r, v, d, f, &in, kept, mb)
+	if mb, ok := strings.CutPrefix(action, "signin:"); ok || strings.HasPrefix(action, "signin-line:") {
+		line := ""
+		if !ok {
+			mb, line = "", strings.TrimPrefix(action, "signin-line:")
+		}
+		problem, err := p.signInFromForm(w, r, v, d, f, &in, kept, mb, line)
 		if err != nil || problem == "" {
 			return err
 		}
@@ -583,7 +630,8 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 			// are in this one's, filled in above.
 			if err = p.drop(ctx, kept); err == nil {
 				kept = keptRef{}
-				if k := keptFrom(&in, rows, checks); k != nil {
+				canSignIn := func(login string) bool { return p.api.signInProvider(in.Source.Host, login) != nil }
+				if k := keptFrom(&in, rows, checks, canSignIn); k != nil {
 					kept, err = p.keep(ctx, v, k)
 				}
 			}
@@ -615,16 +663,7 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	}
 	var ae *apiError
 	if errors.As(err, &ae) && (ae.Status == http.StatusBadRequest || ae.Code == "mailbox_busy") {
-		shown := ae.shown(v.Printer)
-		for _, fe := range shown.Fields {
-			errs = append(errs, fe.Reason.In(v.Printer)) // the reasons name the mailbox they concern
-		}
-		for _, le := range shown.Lines {
-			errs = append(errs, catalog.T(v.Printer, "errors.line", le.Line, le.Reason.In(v.Printer)))
-		}
-		if len(ae.Fields) == 0 && len(ae.Lines) == 0 {
-			errs = append(errs, shown.Message)
-		}
+		errs = append(errs, formErrors(v.Printer, ae)...)
 		checks = ae.Checks
 		err = nil
 	}
@@ -643,6 +682,7 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 		shortOfSpace = shortOfSpace || (c.Plan != nil && c.Plan.ShortfallBytes > 0)
 	}
 	data["Errors"], data["Checks"], data["ChecksOK"], data["Found"] = errs, localizeChecks(checks, v.Printer), checksOK, found
+	data["LineSignIn"] = p.lineSignIns(f.Host, checks)
 	data["ShortOfSpace"] = shortOfSpace
 	data["Certs"] = certificates(checks)
 	data["Started"] = started
@@ -655,6 +695,34 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	}
 	p.render(w, r, "domain", data)
 	return nil
+}
+
+// formErrors are a refused submission's reasons, as the form lists them.
+func formErrors(pr *i18n.Printer, ae *apiError) []string {
+	var errs []string
+	shown := ae.shown(pr)
+	for _, fe := range shown.Fields {
+		errs = append(errs, fe.Reason.In(pr)) // the reasons name the mailbox they concern
+	}
+	for _, le := range shown.Lines {
+		errs = append(errs, catalog.T(pr, "errors.line", le.Line, le.Reason.In(pr)))
+	}
+	if len(ae.Fields) == 0 && len(ae.Lines) == 0 {
+		errs = append(errs, shown.Message)
+	}
+	return errs
+}
+
+// lineSignIns are the providers the pasted lines' old logins can sign in
+// with here, by the row of their check.
+func (p *Panel) lineSignIns(host string, checks []checkResult) map[string]string {
+	out := map[string]string{}
+	for _, c := range checks {
+		if prov := p.api.signInProvider(host, c.SourceUser); prov != nil && strings.HasPrefix(c.Row, "line ") {
+			out[c.Row] = prov.ID
+		}
+	}
+	return out
 }
 
 // certificates lists the distinct untrusted certificates the checks met:
