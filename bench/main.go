@@ -154,86 +154,91 @@ func run(cfg config) error {
 		logf("doveadm not found: no dsync reference")
 	}
 
-	// initial, in interleaved rounds: the two ceilings, dsync and
+	// initial, in interleaved rounds: the yardsticks, dsync and
 	// mailmigrate one after another, each into a fresh account, so that a
-	// change in the machine's speed touches them alike.
+	// change in the machine's speed touches them alike. Each round starts
+	// one contender later than the one before: what a run leaves behind
+	// (servers' processes still exiting, written mail) falls on each
+	// contender in turn, not always on the same one.
 	var last phaseRun
 	var lastUser, lastState, dsyncUser string
-	for i := range cfg.runs {
-		user, _ := b.newDest()
-		if err := b.dst.AddUser(user, password, 0); err != nil {
-			return err
-		}
-		r, err := measure(func() error { _, err := load(ctx, b.dst, user, corpus, res.appendConns); return err })
-		if err != nil {
-			return fmt.Errorf("APPEND ceiling: %w", err)
-		}
-		r.copied = len(corpus.Messages)
-		res.add(phaseAppend, r)
-		if user, _ = b.newDest(); b.dst.AddUser(user, password, 0) != nil {
-			return fmt.Errorf("add user %s", user)
-		}
-		r, err = measure(func() error { return loadMulti(ctx, b.dst, user, corpus, res.multiConns, multiBatch) })
-		if err != nil {
-			return fmt.Errorf("MULTIAPPEND ceiling: %w", err)
-		}
-		r.copied = len(corpus.Messages)
-		res.add(phaseMulti, r)
-		if user, _ = b.newDest(); b.dst.AddUser(user, password, 0) != nil {
-			return fmt.Errorf("add user %s", user)
-		}
-		r, err = measure(func() error { return copyMulti(ctx, b.src, src, b.dst, user, res.multiConns, multiBatch) })
-		if err != nil {
-			return fmt.Errorf("plain copier: %w", err)
-		}
-		r.copied = len(corpus.Messages)
-		res.add(phaseCopier, r)
-		if dsync != "" {
-			if dsyncUser, _ = b.newDest(); b.dst.AddUser(dsyncUser, password, 0) != nil {
-				return fmt.Errorf("add user %s", dsyncUser)
-			}
-			r, err := b.dsync(dsync, src, dsyncUser, false)
+	fresh := func() (string, string, error) {
+		user, state := b.newDest()
+		return user, state, b.dst.AddUser(user, password, 0)
+	}
+	yardstick := func(phase string, copy func(user string) error) func(int) error {
+		return func(int) error {
+			user, _, err := fresh()
 			if err != nil {
 				return err
 			}
-			r.copied = len(corpus.Messages)
-			res.add("dsync initial", r)
-			user, _ := b.newDest()
-			if err := b.dst.AddUser(user, password, 0); err != nil {
-				return err
-			}
-			if r, err = b.dsync(dsync, src, user, true); err != nil {
-				return err
+			r, err := measure(func() error { return copy(user) })
+			if err != nil {
+				return fmt.Errorf("%s: %w", phase, err)
 			}
 			r.copied = len(corpus.Messages)
-			res.add(phaseDsyncTLS, r)
+			res.add(phase, r)
+			return nil
 		}
-		user, state := b.newDest()
-		if err := b.dst.AddUser(user, password, 0); err != nil {
+	}
+	contenders := []func(round int) error{
+		yardstick(phaseAppend, func(user string) error { _, err := load(ctx, b.dst, user, corpus, res.appendConns); return err }),
+		yardstick(phaseMulti, func(user string) error { return loadMulti(ctx, b.dst, user, corpus, res.multiConns, multiBatch) }),
+		yardstick(phaseCopier, func(user string) error { return copyMulti(ctx, b.src, src, b.dst, user, res.multiConns, multiBatch) }),
+	}
+	if dsync != "" {
+		for _, v := range []struct {
+			phase string
+			tls   bool
+		}{{"dsync initial", false}, {phaseDsyncTLS, true}} {
+			contenders = append(contenders, func(int) error {
+				user, _, err := fresh()
+				if err != nil {
+					return err
+				}
+				r, err := b.dsync(dsync, src, user, v.tls)
+				if err != nil {
+					return err
+				}
+				if !v.tls {
+					dsyncUser = user
+				}
+				r.copied = len(corpus.Messages)
+				res.add(v.phase, r)
+				return nil
+			})
+		}
+	}
+	contenders = append(contenders, func(round int) error {
+		user, state, err := fresh()
+		if err != nil {
 			return err
 		}
 		extra := []string{}
-		if i == 0 && cfg.profile != "" {
+		if round == 0 && cfg.profile != "" {
 			os.MkdirAll(cfg.profile, 0o755)
 			extra = []string{"--cpuprofile", filepath.Join(cfg.profile, "cpu.pprof"),
 				"--memprofile", filepath.Join(cfg.profile, "heap.pprof")}
 		}
-		r, err = b.migrate(src, user, state, len(corpus.Messages), tlsBoth, extra...)
+		r, err := b.migrate(src, user, state, len(corpus.Messages), tlsBoth, extra...)
 		if err != nil {
 			return fmt.Errorf("initial: %w", err)
 		}
 		res.add("initial", r)
 		last, lastUser, lastState = r, user, state
-		// The same with plain IMAP to the destination (the hosting's own
-		// server, on loopback), and on both sides: what encryption costs
-		// on a machine that runs both servers (the dsync above reads the
-		// source over plain IMAP and writes no protocol at all).
-		for _, v := range []struct {
-			tr    transport
-			phase string
-		}{{tlsSource, phaseTLSSource}, {noTLS, phasePlain}} {
-			user, state := b.newDest()
-			if err := b.dst.AddUser(user, password, 0); err != nil {
+		return nil
+	})
+	// The same with plain IMAP to the destination (the hosting's own
+	// server, on loopback), and on both sides: what encryption costs on a
+	// machine that runs both servers (the dsync above reads the source
+	// over plain IMAP and writes no protocol at all).
+	for _, v := range []struct {
+		tr    transport
+		phase string
+	}{{tlsSource, phaseTLSSource}, {noTLS, phasePlain}} {
+		contenders = append(contenders, func(int) error {
+			user, state, err := fresh()
+			if err != nil {
 				return err
 			}
 			r, err := b.migrate(src, user, state, len(corpus.Messages), v.tr)
@@ -241,6 +246,14 @@ func run(cfg config) error {
 				return fmt.Errorf("%s: %w", v.phase, err)
 			}
 			res.add(v.phase, r)
+			return nil
+		})
+	}
+	for round := range cfg.runs {
+		for k := range contenders {
+			if err := contenders[(round+k)%len(contenders)](round); err != nil {
+				return err
+			}
 		}
 	}
 	res.verified("initial", b.verify(ctx, src, lastUser, last.report))

@@ -32,7 +32,7 @@ var texts = map[string]string{
 	"reason.retry":              "Try again in a few minutes.",
 	"reason.no_domain":          "The login %q has no domain. Most servers want the full address, such as %s@yourdomain.tld.",
 	"reason.old_service_name":   "This is the server of this hosting. If you move mail between two of its services, log in with the old service's name, or with its identifier if the name was removed, such as mailbox@w123456.",
-	"reason.oauth":              "%s no longer accepts passwords for IMAP: it needs a sign-in with %s (OAuth2) instead. Use the “Sign in with …” button beside the mailbox in the migration form (if there is none, ask the hosting's support to set up the sign-in); on the command line, --source-oauth.",
+	"reason.oauth":              "%s no longer accepts passwords for IMAP: it needs a sign-in with %s (OAuth2) instead. Use the “Sign in with …” button beside the mailbox in the migration form, or in a pasted line's check result (if there is none, ask the hosting's support to set up the sign-in); on the command line, --source-oauth.",
 	"hint.needs":                "%s needs %s before the migration can log in there.",
 	"reason.app_password":       "%s needs %s before other programs may log in.",
 	"reason.password":           "The password may be old or mistyped. Check it by signing in to the old provider's webmail with the same login.",
@@ -47,7 +47,7 @@ var texts = map[string]string{
 	// Notes of found servers.
 	"note.plain":       "The domain's settings say this port has no encryption. The migration will ask for STARTTLS and will not send the password unencrypted unless you allow it.",
 	"note.mx":          "The mail of %s is delivered to %s (MX %s).",
-	"note.oauth":       "%s does not accept passwords for IMAP: it needs %s. Use the “Sign in with …” button beside the mailbox instead of its password (if there is none, ask the hosting's support to set up the sign-in).",
+	"note.oauth":       "%s does not accept passwords for IMAP: it needs %s. Use the “Sign in with …” button beside the mailbox or in the pasted line's check result instead of its password (if there is none, ask the hosting's support to set up the sign-in).",
 	"note.needs":       "%s needs %s before the migration can log in.",
 	"note.hosting":     "%s already points to this hosting (%s): the domain's DNS was moved, so this name no longer leads to the old server. Enter the old provider's own server name or its IP address instead.",
 	"note.unreachable": "No connection to %s on port %s (refused, filtered or no answer).",

@@ -27,7 +27,7 @@ var textsCS = map[string]string{
 	"reason.retry":              "Zkuste to znovu za několik minut.",
 	"reason.no_domain":          "Přihlašovací jméno %q neobsahuje doménu. Většina serverů vyžaduje celou adresu, například %s@vasedomena.cz.",
 	"reason.old_service_name":   "Toto je server tohoto hostingu. Pokud přesouváte poštu mezi dvěma jeho službami, přihlaste se názvem původní služby, nebo jejím identifikátorem, pokud byl název odstraněn, například schranka@w123456.",
-	"reason.oauth":              "%s už pro IMAP nepřijímá hesla: vyžaduje místo nich přihlášení přes %s (OAuth2). Použijte tlačítko „Přihlásit se přes …“ u schránky ve formuláři migrace (pokud tam není, požádejte podporu hostingu, ať přihlášení nastaví); na příkazové řádce --source-oauth.",
+	"reason.oauth":              "%s už pro IMAP nepřijímá hesla: vyžaduje místo nich přihlášení přes %s (OAuth2). Použijte tlačítko „Přihlásit se přes …“ u schránky ve formuláři migrace nebo ve výsledku kontroly vloženého řádku (pokud tam není, požádejte podporu hostingu, ať přihlášení nastaví); na příkazové řádce --source-oauth.",
 	"hint.needs":                "Služba %s vyžaduje %s, než se k ní migrace bude moci přihlásit.",
 	"reason.app_password":       "Služba %s vyžaduje %s, než se k ní mohou přihlásit jiné programy.",
 	"reason.password":           "Heslo může být staré nebo chybně zadané. Ověřte ho přihlášením do webmailu původního poskytovatele se stejným přihlašovacím jménem.",
@@ -41,7 +41,7 @@ var textsCS = map[string]string{
 
 	"note.plain":       "Podle nastavení domény není tento port šifrovaný. Migrace si vyžádá STARTTLS a bez vašeho svolení heslo nešifrovaně neodešle.",
 	"note.mx":          "Pošta domény %s se doručuje k poskytovateli %s (MX %s).",
-	"note.oauth":       "%s pro IMAP nepřijímá hesla: vyžaduje %s. Místo zadání hesla se přihlaste tlačítkem „Přihlásit se přes …“ u schránky (pokud tam není, požádejte podporu hostingu, ať přihlášení nastaví).",
+	"note.oauth":       "%s pro IMAP nepřijímá hesla: vyžaduje %s. Místo zadání hesla se přihlaste tlačítkem „Přihlásit se přes …“ u schránky nebo ve výsledku kontroly vloženého řádku (pokud tam není, požádejte podporu hostingu, ať přihlášení nastaví).",
 	"note.needs":       "Služba %s vyžaduje %s, než se k ní migrace bude moci přihlásit.",
 	"note.hosting":     "%s už směřuje na tento hosting (%s): záznamy DNS domény byly přesunuty, takže tento název už nevede na původní server. Zadejte místo něj vlastní název serveru původního poskytovatele nebo jeho IP adresu.",
 	"note.unreachable": "K serveru %s se nepodařilo připojit na portu %s (spojení odmítnuto, filtrováno nebo bez odpovědi).",
