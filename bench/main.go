@@ -13,6 +13,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -558,6 +559,24 @@ func (b *bed) serveUntilInterrupted(ctx context.Context, src string) error {
 	}
 	fmt.Printf("%s migrate --source imaps://%s --dest imaps://%s --ca-file %s --state %s/manyN.db --accounts %s/accountsN.csv --parallel %d   (N = 1..40)\n",
 		b.bin, b.src.IMAPSAddr(), b.dst.IMAPSAddr(), b.caBundle, b.dir, b.dir, len(srcs))
+	// The plain copier on demand, for A/B runs against a command above:
+	// a line "copier N" on standard input copies into runN@dst.test.
+	fmt.Printf("standard input: \"copier N\" runs the plain copier into runN@dst.test\n")
+	go func() {
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			var n int
+			if _, err := fmt.Sscanf(sc.Text(), "copier %d", &n); err != nil {
+				continue
+			}
+			busy0 := machineBusy()
+			r, err := measure(func() error {
+				return copyMulti(ctx, b.src, src, b.dst, fmt.Sprintf("run%d@dst.test", n), 4, multiBatch)
+			})
+			fmt.Printf("copier %d: %.2f s, CPU %.2f s, machine %.2f s, error %v\n", n, r.wall.Seconds(), r.cpu.Seconds(),
+				(machineBusy() - busy0).Seconds(), err)
+		}
+	}()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	<-sig
