@@ -440,24 +440,29 @@ func (b *bed) time(cmd *exec.Cmd) (phaseRun, error) {
 	return r, err
 }
 
-// manyCorpus is the mail of each account of the many-accounts phase.
-func manyCorpus(messages int) *testbed.Corpus {
-	return testbed.GenerateCorpus(testbed.CorpusOptions{Seed: 77, Messages: messages,
+// manySources makes the source accounts of the many-accounts phase, each
+// with the same mail.
+func (b *bed) manySources(ctx context.Context) (*testbed.Corpus, []string, error) {
+	per := testbed.GenerateCorpus(testbed.CorpusOptions{Seed: 77, Messages: b.cfg.perAccount,
 		AttachmentPercent: 10, AttachmentMax: 2816 << 10})
-}
-
-func (b *bed) manyAccounts(ctx context.Context, res *results) error {
-	per := manyCorpus(b.cfg.perAccount)
 	var srcs []string
 	for i := range b.cfg.accounts {
 		u := fmt.Sprintf("user%02d@src.test", i)
 		if err := b.src.AddUser(u, password, 0); err != nil {
-			return err
+			return nil, nil, err
 		}
 		if _, err := load(ctx, b.src, u, per, 2); err != nil {
-			return fmt.Errorf("load %s: %w", u, err)
+			return nil, nil, fmt.Errorf("load %s: %w", u, err)
 		}
 		srcs = append(srcs, u)
+	}
+	return per, srcs, nil
+}
+
+func (b *bed) manyAccounts(ctx context.Context, res *results) error {
+	per, srcs, err := b.manySources(ctx)
+	if err != nil {
+		return err
 	}
 	total := len(per.Messages) * len(srcs)
 	res.manyAccounts, res.manyMessages, res.manyBytes = len(srcs), total, corpusBytes(per)*int64(len(srcs))
@@ -531,17 +536,9 @@ func (b *bed) serveUntilInterrupted(ctx context.Context, src string) error {
 	}
 	fmt.Printf("%s migrate --source imaps://%s --dest imaps://%s --ca-file %s --source-user %s --source-password-file %s --dest-password-file %s --state %s/stateN.db --dest-user runN@dst.test\n",
 		b.bin, b.src.IMAPSAddr(), b.dst.IMAPSAddr(), b.caBundle, src, pw, pw, b.dir)
-	per := manyCorpus(b.cfg.perAccount)
-	var srcs []string
-	for i := range b.cfg.accounts {
-		u := fmt.Sprintf("user%02d@src.test", i)
-		if err := b.src.AddUser(u, password, 0); err != nil {
-			return err
-		}
-		if _, err := load(ctx, b.src, u, per, 2); err != nil {
-			return fmt.Errorf("load %s: %w", u, err)
-		}
-		srcs = append(srcs, u)
+	_, srcs, err := b.manySources(ctx)
+	if err != nil {
+		return err
 	}
 	for n := 1; n <= 40; n++ {
 		lines := []string{"source_user,source_password,dest_user,dest_password"}
