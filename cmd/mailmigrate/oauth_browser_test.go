@@ -22,23 +22,13 @@ import (
 // in a "sign in again" state whose button signs in again and resumes it:
 // every message once. No token or client secret is in a page or the log.
 func TestSignInWithProviderInBrowser(t *testing.T) {
-	const clientSecret = "panel-client-secret-never-shown"
 	const oldUser, hostPW = "eva@outlook.com", "Eva-tady-heslo-61"
-	srv := testbed.StartOAuthServer(t, testbed.OAuthConfig{ClientID: "mm-panel", ClientSecret: clientSecret,
-		User: oldUser, RotateRefresh: true})
-	src := testbed.StartHostile(t, testbed.HostileConfig{User: oldUser, Caps: []string{"AUTH=XOAUTH2"}, CheckToken: srv.Valid,
-		Folders: []testbed.HostileFolder{{Name: "INBOX", UIDValidity: 5, Messages: oauthMessages(15)}}})
-	bctx := browser(t)
-	s := newServiceWith(t, "10m", false, fmt.Sprintf("oauth.microsoft.client_id = mm-panel\noauth.microsoft.client_secret = %s\n"+
-		"oauth.microsoft.auth_url = %s\noauth.microsoft.token_url = %s\n", clientSecret, srv.AuthURL, srv.TokenURL))
-	s.customer("Firma s.r.o.", "firma.test", 10)
-	s.panelUser("Firma s.r.o.", "jana@firma.test")
-	p := page{t: t, ctx: bctx, logs: s.logs.String}
+	srv, src, s, p := microsoftPanel(t, oldUser, true)
 	const mailbox = "eva@firma.test"
 	if err := s.driver.Create(context.Background(), mailbox, hostPW, 0); err != nil {
 		t.Fatal(err)
 	}
-	s.secrets = append(s.secrets, hostPW, clientSecret)
+	s.secrets = append(s.secrets, hostPW)
 	s.start()
 	p.signIn(s.url, "jana@firma.test", panelPassword)
 	p.openDomain(s)
@@ -105,7 +95,7 @@ func TestSignInWithProviderInBrowser(t *testing.T) {
 	}
 
 	html := p.eval(`document.documentElement.outerHTML`)
-	for _, sec := range append(srv.Tokens(), clientSecret) {
+	for _, sec := range append(srv.Tokens(), panelClientSecret) {
 		if strings.Contains(html, sec) || strings.Contains(s.logs.String(), sec) {
 			t.Fatalf("a token or the client secret is in the page or the log")
 		}
@@ -131,18 +121,9 @@ func destMessages(t *testing.T, s *service, user, pass string) uint32 {
 // creates the mailbox with the line's password and fills it through the
 // sign-in. No token or client secret is in the page or the log.
 func TestLineSignInWithProviderInBrowser(t *testing.T) {
-	const clientSecret = "panel-client-secret-never-shown"
 	const oldUser, newPW = "eva@outlook.com", "Eva-Nove-Heslo-62"
-	srv := testbed.StartOAuthServer(t, testbed.OAuthConfig{ClientID: "mm-panel", ClientSecret: clientSecret, User: oldUser})
-	src := testbed.StartHostile(t, testbed.HostileConfig{User: oldUser, Caps: []string{"AUTH=XOAUTH2"}, CheckToken: srv.Valid,
-		Folders: []testbed.HostileFolder{{Name: "INBOX", UIDValidity: 5, Messages: oauthMessages(15)}}})
-	bctx := browser(t)
-	s := newServiceWith(t, "10m", false, fmt.Sprintf("oauth.microsoft.client_id = mm-panel\noauth.microsoft.client_secret = %s\n"+
-		"oauth.microsoft.auth_url = %s\noauth.microsoft.token_url = %s\n", clientSecret, srv.AuthURL, srv.TokenURL))
-	s.customer("Firma s.r.o.", "firma.test", 10)
-	s.panelUser("Firma s.r.o.", "jana@firma.test")
-	p := page{t: t, ctx: bctx, logs: s.logs.String}
-	s.secrets = append(s.secrets, newPW, clientSecret)
+	srv, src, s, p := microsoftPanel(t, oldUser, false)
+	s.secrets = append(s.secrets, newPW)
 	s.start()
 	p.signIn(s.url, "jana@firma.test", panelPassword)
 	p.openDomain(s)
@@ -172,9 +153,32 @@ func TestLineSignInWithProviderInBrowser(t *testing.T) {
 		t.Fatalf("the new mailbox holds %d messages, want 15", n)
 	}
 	html := p.eval(`document.documentElement.outerHTML`)
-	for _, sec := range append(srv.Tokens(), clientSecret) {
+	for _, sec := range append(srv.Tokens(), panelClientSecret) {
 		if strings.Contains(html, sec) || strings.Contains(s.logs.String(), sec) {
 			t.Fatalf("a token or the client secret is in the page or the log")
 		}
 	}
+}
+
+// panelClientSecret is the hosting's OAuth client secret in the browser
+// tests: never in a page or the log.
+const panelClientSecret = "panel-client-secret-never-shown"
+
+// microsoftPanel starts what the browser tests of signing in with
+// Microsoft share: a local authorization server that approves oldUser
+// (rotating refresh tokens if asked), an old server with 15 messages that
+// takes only its tokens, a service registered with that server as
+// Microsoft, a customer with a panel user, and a browser page.
+func microsoftPanel(t *testing.T, oldUser string, rotate bool) (*testbed.OAuthServer, *testbed.Hostile, *service, page) {
+	srv := testbed.StartOAuthServer(t, testbed.OAuthConfig{ClientID: "mm-panel", ClientSecret: panelClientSecret,
+		User: oldUser, RotateRefresh: rotate})
+	src := testbed.StartHostile(t, testbed.HostileConfig{User: oldUser, Caps: []string{"AUTH=XOAUTH2"}, CheckToken: srv.Valid,
+		Folders: []testbed.HostileFolder{{Name: "INBOX", UIDValidity: 5, Messages: oauthMessages(15)}}})
+	bctx := browser(t)
+	s := newServiceWith(t, "10m", false, fmt.Sprintf("oauth.microsoft.client_id = mm-panel\noauth.microsoft.client_secret = %s\n"+
+		"oauth.microsoft.auth_url = %s\noauth.microsoft.token_url = %s\n", panelClientSecret, srv.AuthURL, srv.TokenURL))
+	s.customer("Firma s.r.o.", "firma.test", 10)
+	s.panelUser("Firma s.r.o.", "jana@firma.test")
+	s.secrets = append(s.secrets, panelClientSecret)
+	return srv, src, s, page{t: t, ctx: bctx, logs: s.logs.String}
 }
