@@ -901,6 +901,9 @@ func (w *expireWorker) Work(ctx context.Context, _ *river.Job[expireArgs]) error
 	if err := w.r.db.Backoffs().Sweep(ctx, time.Now().Add(-24*time.Hour)); err != nil {
 		return err
 	}
+	if err := w.r.db.SweepChecks(ctx, time.Now().Add(-2*time.Hour)); err != nil {
+		return err
+	}
 	if _, err := w.r.cfg.Store.ExpireSignIns(ctx, time.Now()); err != nil {
 		return err
 	}

@@ -149,6 +149,8 @@ const (
 	lockSubmit lockKey = 0x6d6d_0002
 	// lockSlots is held while slots are counted and taken (see Slots).
 	lockSlots lockKey = 0x6d6d_0003
+	// lockChecks is held while a check's logins are counted (UseChecks).
+	lockChecks lockKey = 0x6d6d_0004
 )
 
 // lock takes a lock until the end of the transaction on PostgreSQL, where

@@ -91,6 +91,16 @@ var steps = []step{
 			return_url TEXT NOT NULL DEFAULT '', state TEXT NOT NULL, sealed BYTEA,
 			expires BIGINT NOT NULL, created BIGINT NOT NULL);
 		CREATE INDEX api_sign_in_expires ON api_sign_in (expires)`)},
+	// 11: the logins each customer's checks tried (see UseChecks), counted
+	// by every web server together.
+	{sqlite: script(`CREATE TABLE check_use (id INTEGER PRIMARY KEY AUTOINCREMENT,
+			tenant_id INTEGER NOT NULL REFERENCES tenant(id) ON DELETE CASCADE,
+			at INTEGER NOT NULL, logins INTEGER NOT NULL);
+		CREATE INDEX check_use_tenant ON check_use (tenant_id, at)`),
+		postgres: script(`CREATE TABLE check_use (id BIGSERIAL PRIMARY KEY,
+			tenant_id BIGINT NOT NULL REFERENCES tenant(id) ON DELETE CASCADE,
+			at BIGINT NOT NULL, logins INTEGER NOT NULL);
+		CREATE INDEX check_use_tenant ON check_use (tenant_id, at)`)},
 }
 
 // script is a step of fixed statements.

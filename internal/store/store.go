@@ -269,6 +269,10 @@ type NotificationQueue func(ctx context.Context, tx *sql.Tx, n Notification) err
 type Store interface {
 	engine.Ledger
 
+	// UseChecks counts a check of n logins against a customer's allowance
+	// (see DB.UseChecks).
+	UseChecks(ctx context.Context, tenant int64, n, limit int, window time.Duration, now time.Time) (bool, error)
+
 	CreateTenant(ctx context.Context, name, kind string) (Tenant, error)
 	Tenant(ctx context.Context, id int64) (Tenant, error)
 	Tenants(ctx context.Context) ([]Tenant, error)

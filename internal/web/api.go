@@ -107,9 +107,6 @@ type API struct {
 	// streams counts the open event streams per tenant.
 	streamsMu sync.Mutex
 	streams   map[int64]int
-	// checks are the logins each tenant checked in the last hour.
-	checksMu sync.Mutex
-	checks   map[int64][]checkCount
 	// tryLogin logs in once to a server; tests replace it to stand for
 	// servers that accept every login.
 	tryLogin func(ctx context.Context, ep imapconn.Endpoint, side engine.Side, user, pass string) (*engine.Failure, error)
@@ -135,7 +132,7 @@ func NewAPI(cfg Config) *API {
 	if cfg.Slots == nil {
 		cfg.Slots = slots.NewMemory()
 	}
-	a := &API{cfg: cfg, failed: failed, streams: map[int64]int{}, checks: map[int64][]checkCount{}}
+	a := &API{cfg: cfg, failed: failed, streams: map[int64]int{}}
 	a.tryLogin, a.inspect = a.login, engine.Check
 	return a
 }

@@ -380,7 +380,7 @@ func (a *API) runCheck(ctx context.Context, d store.Domain, in *migrationIn) ([]
 	if err != nil {
 		return nil, nil, false, err
 	}
-	if err := a.allowChecks(d.TenantID, len(rows)); err != nil {
+	if err := a.allowChecks(ctx, d.TenantID, len(rows)); err != nil {
 		return nil, nil, false, err
 	}
 	results := a.checkRows(ctx, d.TenantID, ep, rows, true)

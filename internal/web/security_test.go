@@ -140,7 +140,7 @@ func TestSubmissionRefusesBadInput(t *testing.T) {
 
 // Logins checked through the hosting are capped per check and per
 // customer and hour, and one customer's use leaves another's allowance
-// whole.
+// whole. Two web servers on one database count together.
 func TestLoginChecksCapped(t *testing.T) {
 	st, _, tok := customerAPI(t)
 	ctx := context.Background()
@@ -151,6 +151,9 @@ func TestLoginChecksCapped(t *testing.T) {
 	api := NewAPI(Config{Store: st, Jobs: noJobs{}, AllowPrivate: true, CheckLines: 3, ChecksPerHour: 5,
 		Hosting: jobs.Hosting{MasterUser: "master", Driver: fakeDriver{}}})
 	api.tryLogin = acceptAll
+	second := NewAPI(Config{Store: st, Jobs: noJobs{}, AllowPrivate: true, CheckLines: 3, ChecksPerHour: 5,
+		Hosting: jobs.Hosting{MasterUser: "master", Driver: fakeDriver{}}})
+	second.tryLogin = acceptAll
 	h := api.Handler()
 	check := func(token, domain string, n int) (int, string) {
 		var lines []string
@@ -173,6 +176,14 @@ func TestLoginChecksCapped(t *testing.T) {
 	if code, body := check(tok, "firma.test", 3); code != http.StatusTooManyRequests || !strings.Contains(body, "too_many_checks") {
 		t.Errorf("over the hourly allowance: %d %s", code, body)
 	}
+	h = second.Handler()
+	if code, body := check(tok, "firma.test", 3); code != http.StatusTooManyRequests || !strings.Contains(body, "too_many_checks") {
+		t.Errorf("over the hourly allowance, at another web server: %d %s", code, body)
+	}
+	if code, body := check(tok, "firma.test", 2); code != 200 {
+		t.Errorf("what is left of the allowance, at another web server: %d %s", code, body)
+	}
+	h = api.Handler()
 	if code, body := check(otherTok, "jina.test", 3); code != 200 {
 		t.Errorf("another customer's check: %d %s", code, body)
 	}

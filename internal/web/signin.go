@@ -184,8 +184,9 @@ var dummyHash = sync.OnceValue(func() string {
 
 // allowChecks counts a check of n logins against the customer's hourly
 // allowance, refusing a check too large or one over the allowance: the
-// hosting's address must not serve to try passwords in bulk.
-func (a *API) allowChecks(tenant int64, n int) error {
+// hosting's address must not serve to try passwords in bulk. The count is
+// the store's, shared by every web server.
+func (a *API) allowChecks(ctx context.Context, tenant int64, n int) error {
 	lines, perHour := a.cfg.CheckLines, a.cfg.ChecksPerHour
 	if lines <= 0 {
 		lines = 500
@@ -196,27 +197,12 @@ func (a *API) allowChecks(tenant int64, n int) error {
 	if n > lines {
 		return badRequest("invalid.too_many_lines", n, lines)
 	}
-	a.checksMu.Lock()
-	defer a.checksMu.Unlock()
-	now := time.Now()
-	recent := a.checks[tenant][:0]
-	used := 0
-	for _, c := range a.checks[tenant] {
-		if now.Sub(c.at) < time.Hour {
-			recent = append(recent, c)
-			used += c.n
-		}
+	ok, err := a.cfg.Store.UseChecks(ctx, tenant, n, perHour, time.Hour, time.Now())
+	if err != nil {
+		return err
 	}
-	if used+n > perHour {
-		a.checks[tenant] = recent
+	if !ok {
 		return failWith(http.StatusTooManyRequests, "too_many_checks", "api.checks", perHour)
 	}
-	a.checks[tenant] = append(recent, checkCount{now, n})
 	return nil
-}
-
-// checkCount is one check's logins, for the hourly allowance.
-type checkCount struct {
-	at time.Time
-	n  int
 }

@@ -83,7 +83,7 @@ func rowError(bad *apiError, row planned, sub string, reason i18n.Message) {
 // returned with its diagnosis, so that a mailbox is created only for a
 // login that works and the other rows can start.
 func (a *API) startable(ctx context.Context, tenant int64, ep imapconn.Endpoint, rows []planned) ([]planned, []checkResult, error) {
-	if err := a.allowChecks(tenant, len(rows)); err != nil {
+	if err := a.allowChecks(ctx, tenant, len(rows)); err != nil {
 		return nil, nil, err
 	}
 	results := a.checkRows(ctx, tenant, ep, rows, true)
