@@ -21,7 +21,7 @@ func makeLegacy(t *testing.T, db *sql.DB, changes ...string) {
 	for _, q := range append([]string{`DROP TABLE schema_migration`, `ALTER TABLE app_user RENAME TO user`,
 		`DROP TABLE setting`, `DROP TABLE slot`, `DROP TABLE backoff`, `ALTER TABLE tenant DROP COLUMN disabled`, `ALTER TABLE user DROP COLUMN disabled`,
 		`ALTER TABLE api_token DROP COLUMN last_used`, `DROP TABLE task_action`, `ALTER TABLE task DROP COLUMN source_sign_in`,
-		`ALTER TABLE migration DROP COLUMN gmail_once`, `DROP TABLE api_sign_in`,
+		`ALTER TABLE migration DROP COLUMN gmail_once`, `DROP TABLE api_sign_in`, `DROP TABLE check_use`,
 		`PRAGMA user_version = 7`}, changes...) {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(q, err)
