@@ -115,6 +115,15 @@ func (l *DB) record(ctx context.Context, account, srcFolder string, uidValidity 
 	if len(entries) == 0 {
 		return nil
 	}
+	// Prepared before the transaction: SQLite's one connection is the
+	// transaction's until it ends.
+	var full *sql.Stmt
+	if len(entries) >= recordRows {
+		var err error
+		if full, err = l.recordStmt(ctx); err != nil {
+			return fmt.Errorf("record copied messages: %w", err)
+		}
+	}
 	t, err := l.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("record copied messages: %w", err)
@@ -130,24 +139,21 @@ func (l *DB) record(ctx context.Context, account, srcFolder string, uidValidity 
 	// Many rows per statement: one a message cost PostgreSQL a round trip
 	// and a statement each, a fifth of the service's statements.
 	for batch := range slices.Chunk(latest(entries, key), recordRows) {
-		var q strings.Builder
-		q.WriteString(`INSERT INTO ledger_message
-			(folder_id, src_uidvalidity, src_uid, dst_uid, identity, flags) VALUES `)
 		args := make([]any, 0, 6*len(batch))
-		for i, e := range batch {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(?, ?, ?, ?, ?, ?)")
+		for _, e := range batch {
 			flags := make([]string, len(e.Flags))
 			for i, f := range e.Flags {
 				flags[i] = string(f)
 			}
 			args = append(args, folderID, uidValidity, key(e), e.DstUID, e.Identity[:], strings.Join(flags, " "))
 		}
-		q.WriteString(` ON CONFLICT (folder_id, src_uidvalidity, src_uid) DO UPDATE SET dst_uid = excluded.dst_uid,
-			identity = excluded.identity, flags = excluded.flags`)
-		if _, err := t.exec(ctx, q.String(), args...); err != nil {
+		if len(batch) == recordRows {
+			if _, err := t.tx.StmtContext(ctx, full).ExecContext(ctx, args...); err != nil {
+				return fmt.Errorf("record copied messages: %w", err)
+			}
+			continue
+		}
+		if _, err := t.exec(ctx, recordQuery(len(batch)), args...); err != nil {
 			return fmt.Errorf("record copied messages: %w", err)
 		}
 	}
@@ -160,6 +166,30 @@ func (l *DB) record(ctx context.Context, account, srcFolder string, uidValidity 
 // recordRows is how many entries one INSERT writes: 600 parameters, far
 // below SQLite's and PostgreSQL's limits.
 const recordRows = 100
+
+// recordQuery is the ledger's INSERT of n entries.
+func recordQuery(n int) string {
+	var q strings.Builder
+	q.WriteString(`INSERT INTO ledger_message
+		(folder_id, src_uidvalidity, src_uid, dst_uid, identity, flags) VALUES `)
+	for i := range n {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?, ?)")
+	}
+	q.WriteString(` ON CONFLICT (folder_id, src_uidvalidity, src_uid) DO UPDATE SET dst_uid = excluded.dst_uid,
+		identity = excluded.identity, flags = excluded.flags`)
+	return q.String()
+}
+
+// recordStmt is the INSERT of recordRows entries, prepared at its first use.
+func (l *DB) recordStmt(ctx context.Context) (*sql.Stmt, error) {
+	l.recordFull.once.Do(func() {
+		l.recordFull.stmt, l.recordFull.err = l.db.PrepareContext(context.WithoutCancel(ctx), l.dialect.rebind(recordQuery(recordRows)))
+	})
+	return l.recordFull.stmt, l.recordFull.err
+}
 
 // latest keeps the last of entries with the same key (source UID or id):
 // one INSERT may not change a row twice (PostgreSQL refuses it), as one
