@@ -21,12 +21,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -50,6 +52,7 @@ type config struct {
 	profile     string
 	serve       bool
 	tmpfs       bool
+	latency     time.Duration
 	accounts    int
 	perAccount  int
 	service     bool
@@ -68,6 +71,7 @@ func main() {
 	flag.IntVar(&cfg.accounts, "accounts", 20, "accounts in the many-accounts phase")
 	flag.IntVar(&cfg.perAccount, "per-account", 250, "messages per account in the many-accounts phase")
 	flag.BoolVar(&cfg.tmpfs, "tmpfs", false, "keep the servers' mail in /dev/shm: removes disk noise, shows the servers' CPU limit")
+	flag.DurationVar(&cfg.latency, "source-latency", 0, "hold every piece of data to and from the source this long each way, as a remote old provider would (a round trip is twice this)")
 	flag.BoolVar(&cfg.serve, "serve", false, "load the corpus, print a migrate command line and keep the servers running until interrupted (for profiling)")
 	flag.BoolVar(&cfg.service, "service", false, "the service instead: mailboxes submitted through serve's API (SQLite; PostgreSQL with 1-3 workers) against the CLI at the same parallelism (see service.go)")
 	flag.StringVar(&cfg.setups, "setups", "", "with -service: only these setups, comma-separated (cli4,sqlite,pg1,cli8,pg2,cli12,pg3 with -jobs 4)")
@@ -90,6 +94,9 @@ type bed struct {
 	dir      string
 	caBundle string
 	users    int
+	// srcPorts are the source's own ports while it sits behind delay
+	// proxies (-source-latency).
+	srcPorts [2]int
 }
 
 func run(cfg config) error {
@@ -141,6 +148,12 @@ func run(cfg config) error {
 	}
 	if _, err := load(ctx, b.src, src, corpus, 4); err != nil {
 		return err
+	}
+	if cfg.latency > 0 {
+		if err := b.distant(cfg.latency); err != nil {
+			return err
+		}
+		logf("the source is %v away each way (a round trip %v)", cfg.latency, 2*cfg.latency)
 	}
 
 	if cfg.serve {
@@ -451,7 +464,7 @@ func (b *bed) manySources(ctx context.Context) (*testbed.Corpus, []string, error
 		if err := b.src.AddUser(u, password, 0); err != nil {
 			return nil, nil, err
 		}
-		if _, err := load(ctx, b.src, u, per, 2); err != nil {
+		if err := b.near(func() error { _, err := load(ctx, b.src, u, per, 2); return err }); err != nil {
 			return nil, nil, fmt.Errorf("load %s: %w", u, err)
 		}
 		srcs = append(srcs, u)
@@ -578,6 +591,32 @@ func (b *bed) serveUntilInterrupted(ctx context.Context, src string) error {
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	<-sig
 	return nil
+}
+
+// distant puts the source behind delay proxies: from now on every client
+// of the bench reaches it through them. near gives the direct ports back
+// for a while (loading mail into it).
+func (b *bed) distant(delay time.Duration) error {
+	b.srcPorts = [2]int{b.src.IMAPPort, b.src.IMAPSPort}
+	for i, port := range []*int{&b.src.IMAPPort, &b.src.IMAPSPort} {
+		p, err := startDelayProxy(net.JoinHostPort(b.src.Host, strconv.Itoa(b.srcPorts[i])), delay)
+		if err != nil {
+			return err
+		}
+		*port = p.port()
+	}
+	return nil
+}
+
+// near runs f with the source reached directly.
+func (b *bed) near(f func() error) error {
+	if b.srcPorts == [2]int{} {
+		return f()
+	}
+	far := [2]int{b.src.IMAPPort, b.src.IMAPSPort}
+	b.src.IMAPPort, b.src.IMAPSPort = b.srcPorts[0], b.srcPorts[1]
+	defer func() { b.src.IMAPPort, b.src.IMAPSPort = far[0], far[1] }()
+	return f()
 }
 
 func (b *bed) newDest() (user, state string) {
@@ -1099,6 +1138,9 @@ func (r *results) print(w io.Writer, cfg config) {
 	where := "disk (" + os.TempDir() + ")"
 	if cfg.tmpfs {
 		where = "tmpfs (/dev/shm)"
+	}
+	if cfg.latency > 0 {
+		where += fmt.Sprintf(", the source %v away each way", cfg.latency)
 	}
 	fmt.Fprintf(w, "\n%s, %s, %d CPUs, servers' mail on %s, %d interleaved rounds per phase (median)\n\n",
 		time.Now().Format("2006-01-02"), runtime.Version(), runtime.NumCPU(), where, cfg.runs)
