@@ -248,6 +248,46 @@ func (m *migration) safely(fn func() error) (err error) {
 	return fn()
 }
 
+// statusOpts are the counters read of each source folder.
+var statusOpts = imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: true, Size: true}
+
+// statuses reads the counters of the planned folders' sources: all STATUS
+// commands at once (a distant server answers them in one round trip), and
+// from the first that fails on, one at a time as status does, with its
+// waits for a throttling server, its reconnects and its fallback to
+// EXAMINE.
+func (m *migration) statuses(ctx context.Context, plans []FolderPlan) ([]*imap.StatusData, error) {
+	stats := make([]*imap.StatusData, 0, len(plans))
+	if !m.noStatus {
+		names := make([]string, len(plans))
+		for i, p := range plans {
+			names[i] = p.Source
+		}
+		got, _, err := m.src.StatusMany(ctx, names, statusOpts)
+		stats = append(stats, got...)
+		if err != nil {
+			if _, throttled := imapconn.ThrottleWait(err); throttled {
+				if err := m.backOff(ctx, err); err != nil {
+					return nil, err
+				}
+			}
+			if m.src.Dead() {
+				if err := m.reconnectSource(ctx); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	for _, p := range plans[len(stats):] {
+		st, err := m.status(ctx, p.Source, statusOpts)
+		if err != nil {
+			return nil, err
+		}
+		stats = append(stats, st)
+	}
+	return stats, nil
+}
+
 // status reads a source folder's counters, with EXAMINE instead of STATUS
 // once the server's STATUS replies proved unreadable.
 func (m *migration) status(ctx context.Context, name string, opts imap.StatusOptions) (*imap.StatusData, error) {
@@ -457,18 +497,11 @@ func (m *migration) run(ctx context.Context) error {
 	plans := PlanFolders(m.srcLayout, m.dstLayout, m.remembered)
 	m.opt.Progress.add(&m.opt.Progress.foldersTotal, int64(len(plans)))
 	// Totals first, so that progress has a denominator from the start.
-	stats := make([]*imap.StatusData, len(plans))
-	for i, p := range plans {
-		var st *imap.StatusData
-		err := m.fromSource(ctx, func(bool) (err error) {
-			st, err = m.status(ctx, p.Source, imap.StatusOptions{NumMessages: true,
-				UIDNext: true, UIDValidity: true, HighestModSeq: true, Size: true})
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		stats[i] = st
+	stats, err := m.statuses(ctx, plans)
+	if err != nil {
+		return err
+	}
+	for _, st := range stats {
 		m.opt.Progress.add(&m.opt.Progress.msgsTotal, int64(*st.NumMessages))
 		if st.Size != nil {
 			m.opt.Progress.add(&m.opt.Progress.bytesTotal, *st.Size)

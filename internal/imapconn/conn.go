@@ -426,6 +426,50 @@ func (c *Conn) List(ctx context.Context, max int) ([]Mailbox, error) {
 // (MESSAGES, UIDNEXT, UIDVALIDITY) are read with EXAMINE instead, so that a
 // requested counter is never nil.
 func (c *Conn) Status(ctx context.Context, name string, opts imap.StatusOptions) (*imap.StatusData, error) {
+	opts = c.statusOptions(ctx, opts)
+	done := c.arm(ctx)
+	st, err := c.cl.Status(name, &opts).Wait()
+	done()
+	if err != nil {
+		return nil, c.fail(ctx, fmt.Sprintf("status of %q", name), err)
+	}
+	return c.completeStatus(ctx, name, st, opts)
+}
+
+// StatusMany is Status of several mailboxes, their STATUS commands sent
+// at once: a distant server costs one round trip for all instead of one
+// each (replies name their mailbox). The answers are in the order of
+// names; after the first that fails, the others are not waited for and
+// the error stands for them too: the caller goes on one at a time.
+func (c *Conn) StatusMany(ctx context.Context, names []string, opts imap.StatusOptions) ([]*imap.StatusData, int, error) {
+	opts = c.statusOptions(ctx, opts)
+	done := c.arm(ctx)
+	cmds := make([]*imapclient.StatusCommand, len(names))
+	for i, name := range names {
+		cmds[i] = c.cl.Status(name, &opts)
+	}
+	out := make([]*imap.StatusData, 0, len(names))
+	for i, cmd := range cmds {
+		st, err := cmd.Wait()
+		if err != nil {
+			done()
+			return out, i, c.fail(ctx, fmt.Sprintf("status of %q", names[i]), err)
+		}
+		c.touch()
+		out = append(out, st)
+	}
+	done()
+	for i, st := range out {
+		var err error
+		if out[i], err = c.completeStatus(ctx, names[i], st, opts); err != nil {
+			return out[:i], i, err
+		}
+	}
+	return out, len(names), nil
+}
+
+// statusOptions drops the options the server lacks.
+func (c *Conn) statusOptions(ctx context.Context, opts imap.StatusOptions) imap.StatusOptions {
 	caps := c.Caps(ctx)
 	if !caps.Has(imap.CapCondStore) {
 		opts.HighestModSeq = false
@@ -433,12 +477,11 @@ func (c *Conn) Status(ctx context.Context, name string, opts imap.StatusOptions)
 	if !caps.Has(imap.CapStatusSize) && !caps.Has(imap.CapIMAP4rev2) {
 		opts.Size = false
 	}
-	done := c.arm(ctx)
-	st, err := c.cl.Status(name, &opts).Wait()
-	done()
-	if err != nil {
-		return nil, c.fail(ctx, fmt.Sprintf("status of %q", name), err)
-	}
+	return opts
+}
+
+// completeStatus reads the counters a STATUS reply left out with EXAMINE.
+func (c *Conn) completeStatus(ctx context.Context, name string, st *imap.StatusData, opts imap.StatusOptions) (*imap.StatusData, error) {
 	if (opts.NumMessages && st.NumMessages == nil) || (opts.UIDNext && st.UIDNext == 0) ||
 		(opts.UIDValidity && st.UIDValidity == 0) {
 		ex, err := c.ExamineStatus(ctx, name)
