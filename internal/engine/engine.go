@@ -271,10 +271,13 @@ func (m *migration) statuses(ctx context.Context, plans []FolderPlan) ([]*imap.S
 					return nil, err
 				}
 			}
-			if m.src.Dead() {
-				if err := m.reconnectSource(ctx); err != nil {
-					return nil, err
-				}
+			// After a failure among commands sent together, what the
+			// connection still holds is not known (a reply go-imap
+			// cannot read, GNU Mailutils' unquoted names, ends it for all
+			// of them): a new one, and one folder at a time from there.
+			m.logf("reading the folders' counters together failed (%v); one at a time instead", err)
+			if err := m.reconnectSource(ctx); err != nil {
+				return nil, err
 			}
 		}
 	}
