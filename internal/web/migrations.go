@@ -36,12 +36,7 @@ type migrationIn struct {
 		TrustFingerprint string `json:"trust_fingerprint"`
 	} `json:"source"`
 	// Sync copies into mailboxes that exist on the hosting.
-	Sync []struct {
-		Mailbox         string `json:"mailbox"`
-		HostingPassword string `json:"hosting_password"`
-		SourceUser      string `json:"source_user"`
-		SourcePassword  string `json:"source_password"`
-	} `json:"sync"`
+	Sync []syncRow `json:"sync"`
 	// NewMailboxes is "old-login old-password [new-password]" per line
 	// (or the CSV format): each mailbox is created with the old login's
 	// name in the domain, then filled from the old login.
@@ -63,6 +58,14 @@ type migrationIn struct {
 	apiSignIns map[*providerSignIn][]byte
 	// signInProblems are why the API's sign-ins of rows were refused.
 	signInProblems []fieldError
+}
+
+// syncRow is an existing mailbox of a submission and its old login.
+type syncRow struct {
+	Mailbox         string `json:"mailbox"`
+	HostingPassword string `json:"hosting_password"`
+	SourceUser      string `json:"source_user"`
+	SourcePassword  string `json:"source_password"`
 }
 
 // planned is one validated row: a task to be.

@@ -549,12 +549,7 @@ func (p *Panel) domainPost(w http.ResponseWriter, r *http.Request, v viewer) err
 	for _, mb := range r.PostForm["sync"] {
 		f.Selected[mb] = true
 		f.SourceUsers[mb] = r.PostFormValue("su:" + mb)
-		in.Sync = append(in.Sync, struct {
-			Mailbox         string `json:"mailbox"`
-			HostingPassword string `json:"hosting_password"`
-			SourceUser      string `json:"source_user"`
-			SourcePassword  string `json:"source_password"`
-		}{mb, r.PostFormValue("hp:" + mb), r.PostFormValue("su:" + mb), r.PostFormValue("sp:" + mb)})
+		in.Sync = append(in.Sync, syncRow{mb, r.PostFormValue("hp:" + mb), r.PostFormValue("su:" + mb), r.PostFormValue("sp:" + mb)})
 	}
 	for k, vals := range r.PostForm {
 		if mb, ok := strings.CutPrefix(k, "su:"); ok && !f.Selected[mb] && len(vals) > 0 {

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -11,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -281,10 +279,7 @@ type sourceOAuth struct {
 type migrationAPIIn struct {
 	migrationIn
 	Sync []struct {
-		Mailbox         string `json:"mailbox"`
-		HostingPassword string `json:"hosting_password"`
-		SourceUser      string `json:"source_user"`
-		SourcePassword  string `json:"source_password"`
+		syncRow
 		// SourceSignIn is the ID of a sign-in of POST /api/v1/sign-ins.
 		SourceSignIn string       `json:"source_sign_in"`
 		SourceOAuth  *sourceOAuth `json:"source_oauth"`
@@ -298,18 +293,15 @@ type migrationAPIIn struct {
 // login, or refresh tokens the hosting got itself. Refused ones are
 // reported with the form's other problems (see validate).
 func (a *API) decodeMigration(r *http.Request, t store.Tenant, d store.Domain, in *migrationIn) error {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return badRequest("invalid.json", err.Error())
-	}
 	var x migrationAPIIn
-	r.Body = io.NopCloser(bytes.NewReader(body))
 	if err := decode(r, &x); err != nil {
 		return err
 	}
 	// The form's own fields, as the panel's submissions have them.
-	if err := json.Unmarshal(body, in); err != nil {
-		return badRequest("invalid.json", err.Error())
+	*in = x.migrationIn
+	in.Sync = make([]syncRow, len(x.Sync))
+	for i, row := range x.Sync {
+		in.Sync[i] = row.syncRow
 	}
 	in.signIns, in.lineSignIns, in.apiSignIns = map[string]*providerSignIn{}, map[string]*providerSignIn{}, map[*providerSignIn][]byte{}
 	ctx := r.Context()
@@ -346,6 +338,7 @@ func (a *API) decodeMigration(r *http.Request, t store.Tenant, d store.Domain, i
 			problem(f, catalog.M("apisignin.one_of"))
 		case row.SourceSignIn != "":
 			var signedAs string
+			var err error
 			if ps, signedAs, err = take(f+".source_sign_in", row.SourceSignIn, row.SourceUser); err != nil {
 				return err
 			}
