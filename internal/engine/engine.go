@@ -263,7 +263,7 @@ func (m *migration) statuses(ctx context.Context, plans []FolderPlan) ([]*imap.S
 		for i, p := range plans {
 			names[i] = p.Source
 		}
-		got, _, err := m.src.StatusMany(ctx, names, statusOpts)
+		got, err := m.src.StatusMany(ctx, names, statusOpts)
 		stats = append(stats, got...)
 		if err != nil {
 			if _, throttled := imapconn.ThrottleWait(err); throttled {

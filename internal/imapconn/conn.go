@@ -439,9 +439,10 @@ func (c *Conn) Status(ctx context.Context, name string, opts imap.StatusOptions)
 // StatusMany is Status of several mailboxes, their STATUS commands sent
 // at once: a distant server costs one round trip for all instead of one
 // each (replies name their mailbox). The answers are in the order of
-// names; after the first that fails, the others are not waited for and
-// the error stands for them too: the caller goes on one at a time.
-func (c *Conn) StatusMany(ctx context.Context, names []string, opts imap.StatusOptions) ([]*imap.StatusData, int, error) {
+// names, as many as succeeded; after the first that fails, the others are
+// not waited for and the error stands for them too: the caller goes on
+// one at a time.
+func (c *Conn) StatusMany(ctx context.Context, names []string, opts imap.StatusOptions) ([]*imap.StatusData, error) {
 	opts = c.statusOptions(ctx, opts)
 	done := c.arm(ctx)
 	cmds := make([]*imapclient.StatusCommand, len(names))
@@ -453,7 +454,7 @@ func (c *Conn) StatusMany(ctx context.Context, names []string, opts imap.StatusO
 		st, err := cmd.Wait()
 		if err != nil {
 			done()
-			return out, i, c.fail(ctx, fmt.Sprintf("status of %q", names[i]), err)
+			return out, c.fail(ctx, fmt.Sprintf("status of %q", names[i]), err)
 		}
 		c.touch()
 		out = append(out, st)
@@ -462,10 +463,10 @@ func (c *Conn) StatusMany(ctx context.Context, names []string, opts imap.StatusO
 	for i, st := range out {
 		var err error
 		if out[i], err = c.completeStatus(ctx, names[i], st, opts); err != nil {
-			return out[:i], i, err
+			return out[:i], err
 		}
 	}
-	return out, len(names), nil
+	return out, nil
 }
 
 // statusOptions drops the options the server lacks.

@@ -29,9 +29,9 @@ func TestStatusMany(t *testing.T) {
 		}
 	}
 	opts := imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true}
-	got, n, err := c.StatusMany(ctx, names, opts)
-	if err != nil || n != len(names) || len(got) != len(names) {
-		t.Fatalf("StatusMany: %d answers, %d done, %v", len(got), n, err)
+	got, err := c.StatusMany(ctx, names, opts)
+	if err != nil || len(got) != len(names) {
+		t.Fatalf("StatusMany: %d answers, %v", len(got), err)
 	}
 	for i, name := range names {
 		want, err := c.Status(ctx, name, opts)
@@ -46,9 +46,9 @@ func TestStatusMany(t *testing.T) {
 		}
 	}
 
-	got, n, err = c.StatusMany(ctx, []string{"Archiv", "Nic", "Účty/2024"}, opts)
-	if err == nil || n != 1 || len(got) != 1 || *got[0].NumMessages != 1 {
-		t.Errorf("with a missing mailbox: %d answers, stopped at %d, %v", len(got), n, err)
+	got, err = c.StatusMany(ctx, []string{"Archiv", "Nic", "Účty/2024"}, opts)
+	if err == nil || len(got) != 1 || *got[0].NumMessages != 1 {
+		t.Errorf("with a missing mailbox: %d answers, %v", len(got), err)
 	}
 	if st, err := c.Status(ctx, "Účty/2024", opts); err != nil || *st.NumMessages != 2 {
 		t.Errorf("Status after the failed one: %+v %v", st, err)
