@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,14 +27,14 @@ type destRun struct {
 
 const destTotal = 18
 
-func newDestRun(t *testing.T, caps []string, faults ...testbed.AppendFault) *destRun {
+func newDestRun(t *testing.T, caps []string, answers map[string]string, faults ...testbed.AppendFault) *destRun {
 	t.Helper()
 	src := testbed.StartHostile(t, testbed.HostileConfig{User: srcUser, Password: srcPass, Folders: []testbed.HostileFolder{
 		{Name: "INBOX", UIDValidity: 11, Subscribed: true, Messages: hostileMessages("INBOX", 12)},
 		{Name: "Archiv 2019", UIDValidity: 12, Subscribed: true, Messages: hostileMessages("Archiv 2019", 6)},
 	}})
 	dst := testbed.StartHostile(t, testbed.HostileConfig{User: dstUser, Password: dstPass,
-		Folders: []testbed.HostileFolder{{Name: "INBOX", UIDValidity: 21}}, Caps: caps, AppendFaults: faults})
+		Folders: []testbed.HostileFolder{{Name: "INBOX", UIDValidity: 21}}, Caps: caps, Answers: answers, AppendFaults: faults})
 	led, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +102,7 @@ func TestDestinationAppend(t *testing.T) {
 		name    string
 		caps    []string
 		faults  []testbed.AppendFault
+		answers map[string]string
 		opt     engine.Options
 		appends func(int) bool // how many APPEND commands are right
 		check   func(*testing.T, *destRun, *engine.Report, error)
@@ -158,6 +160,21 @@ func TestDestinationAppend(t *testing.T) {
 			}
 		},
 	}, {
+		// The quota is advice before the copy: a destination that cannot
+		// tell it (Dovecot while it sets up a new mailbox) is copied into
+		// without the space check, and its words are not taken for a full
+		// mailbox.
+		name: "quota cannot be read", caps: append([]string{"QUOTA"}, allCaps...),
+		answers: map[string]string{"GETQUOTAROOT": "NO Internal quota calculation error (0.004 + 0.000 + 0.003 secs)."},
+		check: func(t *testing.T, d *destRun, r *engine.Report, err error) {
+			if err != nil || r.Status != engine.StatusDone || r.Totals.Copied != destTotal || r.Space != nil {
+				t.Fatalf("err %v, status %s, copied %d, space %+v; want all %d copied without a space check", err, r.Status, r.Totals.Copied, r.Space, destTotal)
+			}
+			if !slices.ContainsFunc(d.dst.Commands(), func(c string) bool { return strings.HasPrefix(c, "GETQUOTAROOT") }) {
+				t.Error("the quota was never asked for")
+			}
+		},
+	}, {
 		name: "connection cut mid-batch", caps: allCaps,
 		faults: []testbed.AppendFault{{Match: inbox5, Cut: true, Times: 1}},
 	}, {
@@ -176,7 +193,7 @@ func TestDestinationAppend(t *testing.T) {
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := newDestRun(t, tc.caps, tc.faults...)
+			d := newDestRun(t, tc.caps, tc.answers, tc.faults...)
 			r, err := d.run(tc.opt)
 			if tc.check != nil {
 				tc.check(t, d, r, err)

@@ -625,6 +625,13 @@ func (m *migration) checkSpace(ctx context.Context, toCopy int64) error {
 		}
 		return nil
 	}
+	switch imapconn.KindOf(err) {
+	case imapconn.ErrServer, imapconn.ErrOverQuota, imapconn.ErrTooBig:
+		// A NO to GETQUOTAROOT says the server could not count, not that
+		// the mailbox is full; the APPENDs will tell if it is.
+		m.logf("the destination could not tell its quota (%v); going on without the space check", err)
+		return nil
+	}
 	if err != nil {
 		return &SideError{SideDest, m.acct.DestUser, err}
 	}

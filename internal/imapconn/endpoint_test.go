@@ -77,6 +77,12 @@ func TestClassify(t *testing.T) {
 	}{
 		{"dovecot over quota", no(imap.ResponseCodeOverQuota, "Quota exceeded (mailbox for user is full)"), ErrOverQuota},
 		{"quota without a code", no("", "Mailbox is full / Blocks limit exceeded"), ErrOverQuota},
+		{"cyrus over quota", no("", "Over quota"), ErrOverQuota},
+		{"courier over quota", no(imap.ResponseCodeAlert, "You exceeded your mail quota."), ErrOverQuota},
+		{"zimbra over quota", no("", "APPEND failed: mailbox quota exceeded"), ErrOverQuota},
+		{"disk full", no("", "write failed: No space left on device"), ErrOverQuota},
+		{"dovecot cannot count the quota", no("", "Internal quota calculation error (0.004 + 0.000 + 0.003 secs)."), ErrServer},
+		{"quota root unknown", no("", "Unknown quota root"), ErrServer},
 		{"dovecot max mail size", no(imap.ResponseCodeLimit, "Mail size is larger than the maximum size allowed by server configuration"), ErrTooBig},
 		{"appendlimit", no(imap.ResponseCodeTooBig, "Message too large"), ErrTooBig},
 		{"exchange size", no("", "Maximum size of appendable message has been exceeded"), ErrTooBig},

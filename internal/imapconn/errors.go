@@ -108,8 +108,10 @@ func KindOf(err error) Kind {
 }
 
 var (
-	tooBigText    = regexp.MustCompile(`(?i)too (large|big)|maximum (message )?size|size (limit )?exceeded|message.*exceeds|appendable`)
-	overQuotaText = regexp.MustCompile(`(?i)quota|mailbox (is )?full|not enough (disk )?space|storage.*(limit|full)`)
+	tooBigText = regexp.MustCompile(`(?i)too (large|big)|maximum (message )?size|size (limit )?exceeded|message.*exceeds|appendable`)
+	// Not the word "quota" alone: Dovecot answers a GETQUOTAROOT it
+	// cannot count with "Internal quota calculation error".
+	overQuotaText = regexp.MustCompile(`(?i)over ?quota|quota (is )?(exceeded|full|reached)|exceeded (the |your )?(\w+ )?quota|mailbox (is )?full|not enough (disk )?space|no space left|storage.*(limit|full)|insufficient (storage|space)`)
 )
 
 // classify turns any error from a command into an *Error.

@@ -64,6 +64,11 @@ type HostileConfig struct {
 	// CreateRefused are folder names whose CREATE is answered with this
 	// NO, as Microsoft 365 refuses reserved names ("Files").
 	CreateRefused map[string]string
+	// Answers gives a command (upper case, "GETQUOTAROOT") this tagged
+	// reply once logged in, instead of running it: "NO Internal quota
+	// calculation error", as Dovecot answers when it cannot count a
+	// mailbox that is being set up.
+	Answers map[string]string
 	// CapabilityGate, when set, holds the answer to every CAPABILITY after
 	// login until it is closed: a slow server, as slow as a test needs.
 	CapabilityGate <-chan struct{}
@@ -472,6 +477,9 @@ func (s *hostileSession) run(name string, args []arg) (ok string, err error) {
 	}
 	if !s.authed {
 		return "", commandError("BAD log in first")
+	}
+	if reply, ok := s.h.cfg.Answers[name]; ok {
+		return "", commandError(reply)
 	}
 	switch name {
 	case "NAMESPACE":
