@@ -1159,63 +1159,129 @@ func (e errOversized) message() i18n.Message {
 // must be exact, but some servers count line endings differently.
 func sizeSlack(announced int64) int64 { return max(announced/10, 1<<20) }
 
-// fetchChunk reads the bodies of the first uids, bounded in bytes (an
-// arena) and count, and hands them over as one chunk; it returns how many
-// UIDs it consumed, how many messages it sent and which of the chunk the
-// server did not send. A chunk is handed over only after its FETCH has
-// completed, because go-imap times a response out if its reader is not
-// consumed, and appending may take longer than that.
-func (m *migration) fetchChunk(ctx context.Context, w *folderWork, uids []imap.UID, single bool, out chan<- []*job) (consumed, sent int, missing []imap.UID, err error) {
-	sizes := w.sizes
+// chunk is some of a folder's messages whose bodies were asked for: the
+// first UIDs of what is left, bounded in bytes (an arena) and count, with
+// the memory for them taken before asking, as once the server sends, the
+// bodies must be read without pause. Its reply is read by its own
+// goroutine (see imapconn.BodyFetch).
+type chunk struct {
+	w       *folderWork
+	cur     *cursor // whose it is (feed)
+	uids    []imap.UID
+	want    map[imap.UID]bool
+	biggest int64
+	ar      *arena   // the memory, or
+	loan    []*arena // the budget of as many, for a message larger than an arena
+	f       *imapconn.BodyFetch
+	opened  bool // an EXAMINE of the folder went ahead of the fetch
+
+	ready chan struct{} // closed when the reply is read
+	got   []*job
+	err   error
+}
+
+// chunkOf is the first uids of a chunk: one with single.
+func (m *migration) chunkOf(w *folderWork, uids []imap.UID, single bool) []imap.UID {
 	n, total := 0, int64(0)
-	limit := m.arenas.size
-	for n < len(uids) && n < chunkMessages && (n == 0 || total+sizes[uids[n]] <= limit) && (n == 0 || !single) {
-		total += sizes[uids[n]]
+	for n < len(uids) && n < chunkMessages && (n == 0 || total+w.sizes[uids[n]] <= m.arenas.size) && (n == 0 || !single) {
+		total += w.sizes[uids[n]]
 		n++
 	}
-	chunk := uids[:n]
-	want := make(map[imap.UID]bool, n)
-	var biggest int64
-	for _, uid := range chunk {
-		want[uid] = true
-		biggest = max(biggest, sizes[uid])
+	return uids[:n]
+}
+
+// sendChunk takes the memory for the chunk of uids, asks for it, after an
+// EXAMINE of its folder with open, and starts reading the reply. With wait
+// false it asks only if the memory is free at once and the EXAMINE can go
+// ahead (see SendBodies), and returns nil otherwise.
+func (m *migration) sendChunk(ctx context.Context, w *folderWork, uids []imap.UID, open, wait bool) (*chunk, error) {
+	ch := &chunk{w: w, uids: uids, want: make(map[imap.UID]bool, len(uids)), opened: open, ready: make(chan struct{})}
+	var total int64
+	for _, uid := range uids {
+		ch.want[uid] = true
+		ch.biggest = max(ch.biggest, w.sizes[uid])
+		total += w.sizes[uid]
 	}
-	// Memory for the chunk before asking for it: once the server sends,
-	// the bodies must be read without pause. One message larger than an
-	// arena borrows the budget of as many.
-	var ar *arena
-	var loan []*arena
-	if k := int((total + limit - 1) / limit); k > 1 {
-		if k <= cap(m.arenas.free) {
-			if loan, err = m.arenas.take(ctx, k); err != nil {
-				return 0, 0, nil, err
-			}
-			for _, a := range loan {
-				a.buf = nil
-			}
-		}
-	} else {
-		got, err := m.arenas.take(ctx, 1)
-		if err != nil {
-			return 0, 0, nil, err
-		}
-		ar = got[0]
-		ar.fill()
-	}
-	defer func() {
-		if ar != nil {
-			ar.release()
+	// One message larger than an arena borrows the budget of as many;
+	// one larger than them all goes to a file.
+	switch k := int((total + m.arenas.size - 1) / m.arenas.size); {
+	case k > cap(m.arenas.free):
+	case k > 1:
+		loan, err := m.arenas.take(ctx, k, wait)
+		if err != nil || loan == nil {
+			return nil, err
 		}
 		for _, a := range loan {
-			m.arenas.free <- a
+			a.buf = nil
 		}
+		ch.loan = loan
+	default:
+		got, err := m.arenas.take(ctx, 1, wait)
+		if err != nil || got == nil {
+			return nil, err
+		}
+		ch.ar = got[0]
+		ch.ar.fill()
+	}
+	folder := ""
+	if open {
+		folder = w.source()
+	}
+	f, ok := m.src.SendBodies(folder, uids)
+	if !ok {
+		ch.release()
+		return nil, nil
+	}
+	ch.f = f
+	go func() {
+		defer close(ch.ready)
+		defer ch.release()
+		ch.got, ch.err = m.readChunk(ctx, ch)
 	}()
-	var got []*job
-	err = imapconn.FetchBodies(ctx, m.src, chunk,
+	return ch, nil
+}
+
+// release gives the chunk's memory back; bodies read into it keep their
+// arena until they are recorded.
+func (ch *chunk) release() {
+	if ch.ar != nil {
+		ch.ar.release()
+		ch.ar = nil
+	}
+	if ch.loan != nil {
+		ch.loan[0].pool.give(ch.loan)
+		ch.loan = nil
+	}
+}
+
+// discard waits for a chunk whose turn will not come and throws it away.
+func (ch *chunk) discard() {
+	<-ch.ready
+	for _, j := range ch.got {
+		j.body.release()
+	}
+	ch.got = nil
+}
+
+// readChunk reads the reply to a chunk's fetch, after checking that the
+// EXAMINE sent before it opened the folder that was planned.
+func (m *migration) readChunk(ctx context.Context, ch *chunk) (got []*job, err error) {
+	w, sizes := ch.w, ch.w.sizes
+	if ch.opened {
+		sel, err := ch.f.Opened(ctx)
+		if err == nil && sel.UIDValidity != w.uidValidity {
+			err = errFolderReset{w.source()}
+		}
+		if err != nil {
+			ch.f.Discard(ctx)
+			return nil, err
+		}
+	}
+	err = imapconn.ReadBodies(ctx, ch.f,
 		func(msg imapconn.Message, r io.Reader, size int64) (*body, error) {
-			uid, announced := msg.UID, biggest
-			if uid == 0 && len(chunk) == 1 {
-				uid = chunk[0]
+			uid, announced := msg.UID, ch.biggest
+			if uid == 0 && len(ch.uids) == 1 {
+				uid = ch.uids[0]
 			}
 			if a, ok := sizes[uid]; ok && uid != 0 {
 				announced = a
@@ -1223,53 +1289,67 @@ func (m *migration) fetchChunk(ctx context.Context, w *folderWork, uids []imap.U
 			if size > announced+sizeSlack(announced) || (m.appendLimit > 0 && size > m.appendLimit) {
 				return nil, errOversized{uid: uid, size: size, announced: announced, limit: m.appendLimit}
 			}
-			if ar != nil {
-				if mem := ar.alloc(size); mem != nil {
+			if ch.ar != nil {
+				if mem := ch.ar.alloc(size); mem != nil {
 					b, err := spoolInto(r, mem)
 					if err != nil {
-						ar.release()
+						ch.ar.release()
 						return nil, err
 					}
-					b.arena = ar
+					b.arena = ch.ar
 					return b, nil
 				}
 			}
-			if loan != nil && size <= int64(len(loan))*limit {
+			if ch.loan != nil && size <= int64(len(ch.loan))*m.arenas.size {
 				b, err := spoolInto(r, make([]byte, size))
 				if err == nil {
-					b.loan, loan = loan, nil
+					b.loan, ch.loan = ch.loan, nil
 				}
 				return b, err
 			}
 			return spoolFile(r, m.opt.TempDir)
 		},
 		func(msg imapconn.Message, b *body) error {
-			if !want[msg.UID] {
+			if !ch.want[msg.UID] {
 				// Not asked for, or sent twice: never copy it.
 				b.release()
 				return nil
 			}
-			delete(want, msg.UID)
+			delete(ch.want, msg.UID)
 			got = append(got, &job{work: w, msg: msg, body: b})
 			return nil
 		})
-	if err == nil {
-		for _, uid := range chunk {
-			if want[uid] {
-				missing = append(missing, uid)
-			}
+	if err != nil {
+		for _, j := range got {
+			j.body.release()
 		}
-		select {
-		case out <- got:
-			return n, len(got), missing, nil
-		case <-ctx.Done():
-			err = context.Cause(ctx)
+		return nil, err
+	}
+	return got, nil
+}
+
+// handOver waits for a chunk's reply and hands its messages over; it
+// returns how many UIDs it consumed, how many messages it sent and which
+// of the chunk the server did not send. A chunk is handed over only after
+// its FETCH has completed, because go-imap times a response out if its
+// reader is not consumed, and appending may take longer than that.
+func (m *migration) handOver(ctx context.Context, ch *chunk, out chan<- []*job) (consumed, sent int, missing []imap.UID, err error) {
+	<-ch.ready
+	if ch.err != nil {
+		return 0, 0, nil, ch.err
+	}
+	for _, uid := range ch.uids {
+		if ch.want[uid] {
+			missing = append(missing, uid)
 		}
 	}
-	for _, j := range got {
-		j.body.release()
+	select {
+	case out <- ch.got:
+		return len(ch.uids), len(ch.got), missing, nil
+	case <-ctx.Done():
+		ch.discard()
+		return 0, 0, nil, context.Cause(ctx)
 	}
-	return 0, 0, nil, err
 }
 
 // srcMeta reads the metadata and identity fields of messages of a work's

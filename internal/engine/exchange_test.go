@@ -31,7 +31,7 @@ func exchangeMessages(folder string, n int) []testbed.HostileMessage {
 		id := fmt.Sprintf("%s-%d", strings.ReplaceAll(folder, " ", "-"), i+1)
 		body := fmt.Sprintf("Message-ID: <%s@contoso.test>\r\nDate: Tue, 5 Mar 2024 10:%02d:%02d +0100\r\n"+
 			"From: Adele <adele@contoso.test>\r\nTo: jana@contoso.test\r\nSubject: %s\r\n\r\n%s\r\n",
-			id, i/60%60, i%60, id, strings.Repeat("text ", 10+i%50))
+			id, i/60%60, i%60, id, strings.Repeat("text ", 10+i*37%400))
 		out[i] = testbed.HostileMessage{UID: uint32(i + 1), Flags: flags[i%len(flags)],
 			InternalDate: time.Date(2024, 3, 5, 10, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Minute), Body: []byte(body)}
 	}
@@ -128,7 +128,11 @@ func TestExchangeThrottledCopy(t *testing.T) {
 			acct := engine.Account{Source: imapconn.Endpoint{Host: "127.0.0.1", Port: x.Port, Security: imapconn.Plain},
 				SourceUser: srcUser, SourcePassword: cfg.Password, SourceToken: token, Dest: endpoint(t, dst), DestUser: user, DestPassword: dstPass}
 			var heard, paused atomic.Int32
-			opt := engine.Options{TempDir: t.TempDir(), MaxThrottleWait: 5 * time.Second,
+			// Memory for a few dozen messages at a time: folders come in
+			// several chunks, each asked for while the one before is read,
+			// and the throttling answers fall on chunks with others on
+			// their way.
+			opt := engine.Options{TempDir: t.TempDir(), MaxThrottleWait: 5 * time.Second, Memory: engine.NewMemory(256 << 10),
 				Throttled: func(until time.Time) { heard.Add(1) },
 				Conn: imapconn.Options{Timeout: 10 * time.Second, ThrottleWait: 20 * time.Millisecond,
 					Pause: 5 * time.Millisecond, Paused: func(time.Duration) { paused.Add(1) }}}

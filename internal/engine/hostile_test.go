@@ -467,3 +467,86 @@ func (r *hostileRun) wantBounded(t *testing.T) {
 		t.Errorf("took %s: the line was waited out, not refused", r.elapsed)
 	}
 }
+
+// Chunks are asked for while the one before is still read. What goes wrong
+// in a chunk on its way, a body larger than announced (which ends the
+// connection), a message gone, a folder recreated (seen at an EXAMINE sent
+// ahead), costs that chunk's folder only what it must: every other message
+// is copied exactly once.
+func TestReadAhead(t *testing.T) {
+	dst := testbed.StartDovecotT(t, testbed.DovecotOptions{})
+	const n = 100 // per folder: up to 12 KiB each, a dozen chunks of 64 KiB
+	account := func() testbed.HostileConfig {
+		return testbed.HostileConfig{User: srcUser, Password: srcPass, Folders: []testbed.HostileFolder{
+			{Name: "INBOX", UIDValidity: 11, Subscribed: true, Messages: hostileMessages("INBOX", n)},
+			{Name: "Archiv 2019", UIDValidity: 12, Subscribed: true, Messages: hostileMessages("Archiv 2019", n)},
+		}}
+	}
+	for _, c := range []struct {
+		name  string
+		cfg   func(*testbed.HostileConfig)
+		check func(*testing.T, *hostileRun)
+	}{{
+		name: "well behaved",
+		check: func(t *testing.T, r *hostileRun) {
+			if r.err != nil || r.rep.Totals.Copied != 2*n || r.copiedToDest() != 2*n {
+				t.Fatalf("run: %v; copied %d, destination got %d, want %d", r.err, r.rep.Totals.Copied, r.copiedToDest(), 2*n)
+			}
+		},
+	}, {
+		name: "body larger than announced",
+		cfg: func(c *testbed.HostileConfig) {
+			m := &c.Folders[0].Messages[59]
+			m.LiteralSize = 200 << 20
+		},
+		check: func(t *testing.T, r *hostileRun) {
+			inbox := folderReport(t, r.rep, "INBOX")
+			if r.err != nil || len(inbox.Failed) != 1 || issueFor(inbox, 60) == nil {
+				t.Fatalf("run: %v; INBOX failed %+v, want UID 60 alone", r.err, inbox.Failed)
+			}
+			if r.rep.Totals.Copied != 2*n-1 || r.copiedToDest() != 2*n-1 {
+				t.Errorf("copied %d, destination got %d; want %d", r.rep.Totals.Copied, r.copiedToDest(), 2*n-1)
+			}
+			if sent := r.src.BytesSent(); sent > 32<<20 {
+				t.Errorf("read %d MiB of the 200 MiB literal", sent>>20)
+			}
+		},
+	}, {
+		name: "message gone",
+		cfg:  func(c *testbed.HostileConfig) { c.Folders[0].Messages[69].Vanish = true },
+		check: func(t *testing.T, r *hostileRun) {
+			inbox := folderReport(t, r.rep, "INBOX")
+			if r.err != nil || len(inbox.Failed) != 1 || issueFor(inbox, 70) == nil {
+				t.Fatalf("run: %v; INBOX failed %+v, want UID 70 alone", r.err, inbox.Failed)
+			}
+			if r.rep.Totals.Copied != 2*n-1 || r.copiedToDest() != 2*n-1 {
+				t.Errorf("copied %d, destination got %d; want %d", r.rep.Totals.Copied, r.copiedToDest(), 2*n-1)
+			}
+		},
+	}, {
+		name: "folder recreated",
+		cfg:  func(c *testbed.HostileConfig) { c.Folders[1].NewUIDValidity = 99 },
+		check: func(t *testing.T, r *hostileRun) {
+			f := folderReport(t, r.rep, "Archiv 2019")
+			if r.err != nil || f.Copied+len(f.Failed) != n || f.Copied == n {
+				t.Fatalf("run: %v; Archiv 2019 %+v, want the messages after the change reported", r.err, f)
+			}
+			if got := r.after["Archiv 2019"]; int(got) != f.Copied {
+				t.Errorf("destination Archiv 2019 has %d messages, %d copied", got, f.Copied)
+			}
+			if inbox := folderReport(t, r.rep, "INBOX"); inbox.Copied != n {
+				t.Errorf("INBOX copied %d of %d", inbox.Copied, n)
+			}
+		},
+	}} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := account()
+			if c.cfg != nil {
+				c.cfg(&cfg)
+			}
+			r := runHostile(t, dst, cfg, engine.Options{Memory: engine.NewMemory(256 << 10)})
+			r.checkCommon(t)
+			c.check(t, r)
+		})
+	}
+}

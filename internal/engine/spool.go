@@ -46,26 +46,46 @@ func newArenas(budget, size int64) *arenas {
 	return a
 }
 
-// take waits for k free arenas. Takers of several arenas go one at a
-// time: two holding some and each waiting for the rest would wait forever.
-func (p *arenas) take(ctx context.Context, k int) ([]*arena, error) {
+// take waits for k free arenas; with wait false it returns nil at once
+// unless they are free. Takers of several arenas go one at a time: two
+// holding some and each waiting for the rest would wait forever.
+func (p *arenas) take(ctx context.Context, k int, wait bool) ([]*arena, error) {
 	if k > 1 {
-		p.many.Lock()
+		if !wait && !p.many.TryLock() {
+			return nil, nil
+		} else if wait {
+			p.many.Lock()
+		}
 		defer p.many.Unlock()
 	}
 	got := make([]*arena, 0, k)
 	for len(got) < k {
+		if !wait {
+			select {
+			case a := <-p.free:
+				got = append(got, a)
+				continue
+			default:
+				p.give(got)
+				return nil, nil
+			}
+		}
 		select {
 		case a := <-p.free:
 			got = append(got, a)
 		case <-ctx.Done():
-			for _, a := range got {
-				p.free <- a
-			}
+			p.give(got)
 			return nil, context.Cause(ctx)
 		}
 	}
 	return got, nil
+}
+
+// give returns arenas taken and not used.
+func (p *arenas) give(got []*arena) {
+	for _, a := range got {
+		p.free <- a
+	}
 }
 
 // arena is one buffer of bodies. Each body in it holds a reference, and so

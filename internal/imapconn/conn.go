@@ -73,10 +73,16 @@ type Conn struct {
 	tags  int           // commands imapconn wrote itself (Append), for their tags
 	out   *bufio.Writer // what Append writes goes through it
 
-	mu       sync.Mutex
-	timer    *time.Timer
-	timedOut atomic.Bool
-	dropped  atomic.Bool // the socket was closed under go-imap
+	mu sync.Mutex
+	// timers are the watchdogs of the commands being waited for: a reply
+	// read ahead (BodyFetch) is waited for while another is.
+	timers map[*time.Timer]bool
+	// examineOpts are the options of this connection's last EXAMINE, for
+	// one sent ahead (SendBodies); nil before the first.
+	examineOpts *imap.SelectOptions
+	bodies      int // body fetches sent and not yet read (BodyFetch)
+	timedOut    atomic.Bool
+	dropped     atomic.Bool // the socket was closed under go-imap
 }
 
 // Dial connects to ep and reads the greeting; with StartTLS it upgrades the
@@ -175,14 +181,17 @@ func (c *Conn) arm(ctx context.Context) func() {
 		c.drop()
 	})
 	c.mu.Lock()
-	c.timer = t
+	if c.timers == nil {
+		c.timers = make(map[*time.Timer]bool)
+	}
+	c.timers[t] = true
 	c.mu.Unlock()
 	stop := context.AfterFunc(ctx, c.drop)
 	return func() {
 		stop()
 		t.Stop()
 		c.mu.Lock()
-		c.timer = nil
+		delete(c.timers, t)
 		c.mu.Unlock()
 		if c.guard != nil && c.guard.slowedDown() {
 			c.pause(ctx)
@@ -207,8 +216,8 @@ func (c *Conn) pause(ctx context.Context) {
 // touch tells the watchdog that the server is making progress.
 func (c *Conn) touch() {
 	c.mu.Lock()
-	if c.timer != nil {
-		c.timer.Reset(c.timeout)
+	for t := range c.timers {
+		t.Reset(c.timeout)
 	}
 	c.mu.Unlock()
 }
@@ -527,6 +536,11 @@ func (c *Conn) Select(ctx context.Context, name string) (*imap.SelectData, error
 
 func (c *Conn) sel(ctx context.Context, name string, ro bool) (*imap.SelectData, error) {
 	opts := &imap.SelectOptions{ReadOnly: ro, CondStore: c.Has(ctx, imap.CapCondStore)}
+	if ro {
+		c.mu.Lock()
+		c.examineOpts = opts
+		c.mu.Unlock()
+	}
 	done := c.arm(ctx)
 	defer done()
 	d, err := c.cl.Select(name, opts).Wait()
@@ -677,25 +691,122 @@ type Message struct {
 	Size         int64
 }
 
-// FetchBodies streams the full bodies (BODY.PEEK[], so \Seen is never set)
-// of uids in the selected mailbox. For each message, sink consumes the
-// body literal and returns what it made of it; it is given the metadata
-// that came before the body (the UID, if the server sent it first) and the
-// literal's size, so it can refuse a body before reading it. Then each
-// receives the metadata with that value. An error from sink or each stops
-// the fetch and closes the connection (draining a large fetch would take as
-// long as reading it).
-func FetchBodies[B any](ctx context.Context, c *Conn, uids []imap.UID,
-	sink func(m Message, r io.Reader, size int64) (B, error), each func(Message, B) error) error {
-	opts := &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true,
-		BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
-	// Bodies are literals of any size; the sink bounds them.
+// BodyFetch is a UID FETCH of message bodies, with the EXAMINE of their
+// folder before it when one was asked for, that is on its way to the
+// server; ReadBodies reads its reply. Sending the next chunk's before this
+// one's reply is read spares a round trip per chunk, which is most of a
+// copy's time from a server 20 ms away. A server may run the two at the
+// same time and interleave their replies (Dovecot does), and go-imap hands
+// each message to the command that asked for its UID and waits until it is
+// read: each reply needs its own reader, and the UID sets of fetches on
+// their way together must not overlap.
+type BodyFetch struct {
+	c      *Conn
+	folder string
+	sel    *imapclient.SelectCommand // nil when no EXAMINE was sent, or once answered
+	cmd    *imapclient.FetchCommand
+	set    imap.UIDSet
+	over   bool // the reply was read or thrown away
+}
+
+var bodyOptions = &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true,
+	BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
+
+// SendBodies sends the UID FETCH of uids' bodies without waiting for an
+// answer, after an EXAMINE of folder unless folder is "". Commands sent
+// before it may still be unanswered.
+// ok is false, and nothing is sent, when the EXAMINE cannot go ahead of
+// them: this connection has not opened a folder yet (its options need
+// the capabilities, which may take a question to the server that cannot
+// be answered while earlier replies wait), or the name would need a
+// literal, which waits for the server's go-ahead.
+func (c *Conn) SendBodies(folder string, uids []imap.UID) (f *BodyFetch, ok bool) {
+	var sel *imapclient.SelectCommand
+	if folder != "" {
+		c.mu.Lock()
+		opts := c.examineOpts
+		c.mu.Unlock()
+		if opts == nil || strings.ContainsFunc(folder, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return nil, false
+		}
+		sel = c.cl.Select(folder, opts)
+	}
+	var set imap.UIDSet
+	set.AddNum(uids...)
+	// Bodies are literals of any size, the sink bounds them; the bound
+	// stays lifted while any body fetch is on its way, as its reply may
+	// already be flowing while the one before it is read.
+	c.mu.Lock()
+	c.bodies++
 	c.guard.setLiteralMax(math.MaxInt64)
-	defer c.guard.setLiteralMax(maxSmallLiteral)
-	err := c.forBatches(uids, func(set imap.UIDSet) error {
-		done := c.arm(ctx)
-		defer done()
-		cmd := c.cl.Fetch(set, opts)
+	c.mu.Unlock()
+	return &BodyFetch{c: c, folder: folder, sel: sel, cmd: c.cl.Fetch(set, bodyOptions), set: set}, true
+}
+
+// end marks the reply consumed.
+func (f *BodyFetch) end() {
+	if f.over {
+		return
+	}
+	f.over = true
+	c := f.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.bodies--; c.bodies == 0 {
+		c.guard.setLiteralMax(maxSmallLiteral)
+	}
+}
+
+// Asks reports whether the fetch asks for uid.
+func (f *BodyFetch) Asks(uid imap.UID) bool { return f.set.Contains(uid) }
+
+// Opened waits for the answer to the EXAMINE sent before the fetch; it
+// returns nil, nil when none was sent or it was answered already.
+func (f *BodyFetch) Opened(ctx context.Context) (*imap.SelectData, error) {
+	if f.sel == nil {
+		return nil, nil
+	}
+	done := f.c.arm(ctx)
+	defer done()
+	d, err := f.sel.Wait()
+	f.sel = nil
+	return d, f.c.fail(ctx, fmt.Sprintf("open folder %q", f.folder), err)
+}
+
+// Discard reads the rest of the reply and throws it away.
+func (f *BodyFetch) Discard(ctx context.Context) {
+	if f.over {
+		return
+	}
+	defer f.end()
+	done := f.c.arm(ctx)
+	defer done()
+	if f.sel != nil {
+		_, _ = f.sel.Wait()
+		f.sel = nil
+	}
+	_ = f.cmd.Close()
+}
+
+// ReadBodies reads the reply of a fetch: the full bodies (BODY.PEEK[], so
+// \Seen is never set). For each message, sink consumes the body literal
+// and returns what it made of it; it is given the metadata that came
+// before the body (the UID, if the server sent it first) and the literal's
+// size, so it can refuse a body before reading it. Then each receives the
+// metadata with that value. An error from sink or each stops the fetch and
+// closes the connection (draining a large fetch would take as long as
+// reading it). An EXAMINE sent before the fetch that failed fails it.
+func ReadBodies[B any](ctx context.Context, f *BodyFetch,
+	sink func(m Message, r io.Reader, size int64) (B, error), each func(Message, B) error) error {
+	if _, err := f.Opened(ctx); err != nil {
+		f.Discard(ctx)
+		return err
+	}
+	defer f.end()
+	c, cmd := f.c, f.cmd
+	done := c.arm(ctx)
+	defer done()
+	err := func() error {
 		for {
 			msg := cmd.Next()
 			if msg == nil {
@@ -753,7 +864,7 @@ func FetchBodies[B any](ctx context.Context, c *Conn, uids []imap.UID,
 			}
 		}
 		return cmd.Close()
-	})
+	}()
 	return c.fail(ctx, "fetch messages", err)
 }
 
