@@ -735,9 +735,23 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 	if err := m.subscribe(ctx, p); err != nil {
 		return nil, nil, err
 	}
+	// The message list is asked for behind the EXAMINE, in the form
+	// STATUS lets expect (only what changed, after a complete pass); the
+	// EXAMINE's answer decides, and a wrong guess is asked again below.
+	var since uint64
+	if havePrev && prev.SrcUIDValidity == st.UIDValidity && prev.SrcHighestModSeq != 0 && st.HighestModSeq != 0 {
+		since = prev.SrcHighestModSeq
+	}
 	var sel *imap.SelectData
+	var srcMsgs []imapconn.MessageMeta
+	listed := false
 	if err := m.fromSource(ctx, func(bool) (err error) {
-		sel, err = m.src.Examine(ctx, p.Source)
+		if *st.NumMessages == 0 {
+			sel, err = m.src.Examine(ctx, p.Source)
+			return err
+		}
+		sel, srcMsgs, err = m.src.ExamineMeta(ctx, p.Source, since)
+		listed = err == nil
 		return err
 	}); err != nil {
 		return nil, nil, srcErr(err)
@@ -762,8 +776,10 @@ func (m *migration) prepare(ctx context.Context, p FolderPlan, st *imap.StatusDa
 	// higher MODSEQ (CONDSTORE). Only those are read then, not the whole
 	// folder: an incremental run's cost follows the new mail.
 	changedOnly := havePrev && prev.SrcUIDValidity == sel.UIDValidity && prev.SrcHighestModSeq != 0 && sel.HighestModSeq != 0
-	var srcMsgs []imapconn.MessageMeta
-	if sel.NumMessages > 0 {
+	if listed && (since != 0) != changedOnly {
+		listed, srcMsgs = false, nil
+	}
+	if sel.NumMessages > 0 && !listed {
 		err := m.fromSource(ctx, func(reopened bool) (err error) {
 			if reopened {
 				if err := m.examine(ctx, w); err != nil {

@@ -630,40 +630,85 @@ func (c *Conn) UIDs(ctx context.Context) ([]imap.UID, error) {
 }
 
 func (c *Conn) fetchMeta(ctx context.Context, uids []imap.UID, headerFields []string, since uint64) ([]MessageMeta, error) {
+	opts := c.metaOptions(ctx, headerFields, since)
+	var out []MessageMeta
+	err := c.forBatches(uids, func(set imap.UIDSet) error {
+		done := c.arm(ctx)
+		defer done()
+		var err error
+		out, err = collectMeta(c, c.cl.Fetch(set, opts), out)
+		return err
+	})
+	if err != nil {
+		return nil, c.fail(ctx, "fetch message list", err)
+	}
+	return out, nil
+}
+
+func (c *Conn) metaOptions(ctx context.Context, headerFields []string, since uint64) *imap.FetchOptions {
 	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true, InternalDate: true,
 		ModSeq: c.Has(ctx, imap.CapCondStore), ChangedSince: since}
 	if headerFields != nil {
 		opts.BodySection = []*imap.FetchItemBodySection{{
 			Specifier: imap.PartSpecifierHeader, HeaderFields: headerFields, Peek: true}}
 	}
-	var out []MessageMeta
-	err := c.forBatches(uids, func(set imap.UIDSet) error {
-		done := c.arm(ctx)
-		defer done()
-		cmd := c.cl.Fetch(set, opts)
-		for {
-			msg := cmd.Next()
-			if msg == nil {
-				break
-			}
-			c.touch()
-			buf, err := msg.Collect()
-			if err != nil {
-				cmd.Close()
-				return err
-			}
-			m := MessageMeta{UID: buf.UID, Flags: buf.Flags, Size: buf.RFC822Size, Date: buf.InternalDate, ModSeq: buf.ModSeq}
-			for _, b := range buf.BodySection {
-				m.Header = b.Bytes
-			}
-			out = append(out, m)
+	return opts
+}
+
+// collectMeta appends the messages of a metadata FETCH's reply to out.
+func collectMeta(c *Conn, cmd *imapclient.FetchCommand, out []MessageMeta) ([]MessageMeta, error) {
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
 		}
-		return cmd.Close()
-	})
-	if err != nil {
-		return nil, c.fail(ctx, "fetch message list", err)
+		c.touch()
+		buf, err := msg.Collect()
+		if err != nil {
+			cmd.Close()
+			return out, err
+		}
+		m := MessageMeta{UID: buf.UID, Flags: buf.Flags, Size: buf.RFC822Size, Date: buf.InternalDate, ModSeq: buf.ModSeq}
+		for _, b := range buf.BodySection {
+			m.Header = b.Bytes
+		}
+		out = append(out, m)
 	}
-	return out, nil
+	return out, cmd.Close()
+}
+
+// ExamineMeta opens a mailbox read-only, as Examine, and lists its
+// messages, as FetchMeta of every message (since 0) or FetchChanged (since
+// above 0), with the UID FETCH sent behind the EXAMINE rather than after
+// its answer: one round trip per folder instead of two, which from an old
+// server 30 ms away is 6 s of an account of 200 folders. The server runs
+// them in order, as the EXAMINE changes what the FETCH reads; one that
+// fails leaves no folder open, and the FETCH finds none. A mailbox found
+// empty gives no messages, whatever the FETCH answered (some servers
+// refuse 1:* in an empty one).
+func (c *Conn) ExamineMeta(ctx context.Context, name string, since uint64) (*imap.SelectData, []MessageMeta, error) {
+	opts := &imap.SelectOptions{ReadOnly: true, CondStore: c.Has(ctx, imap.CapCondStore)}
+	c.mu.Lock()
+	c.examineOpts = opts
+	c.mu.Unlock()
+	fopts := c.metaOptions(ctx, nil, since)
+	done := c.arm(ctx)
+	defer done()
+	sel := c.cl.Select(name, opts)
+	cmd := c.cl.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, fopts)
+	d, err := sel.Wait()
+	if err != nil {
+		_ = cmd.Close()
+		return nil, nil, c.fail(ctx, fmt.Sprintf("open folder %q", name), err)
+	}
+	out, err := collectMeta(c, cmd, nil)
+	if d.NumMessages == 0 && !c.Dead() {
+		return d, nil, nil
+	}
+	if err != nil {
+		return nil, nil, c.fail(ctx, "fetch message list", err)
+	}
+	return d, out, nil
 }
 
 // batch bounds the length of a UID set on one command line.

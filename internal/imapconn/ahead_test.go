@@ -118,3 +118,56 @@ func asked(f *imapconn.BodyFetch) []imap.UID {
 	}
 	return out
 }
+
+// ExamineMeta answers as Examine followed by FetchMeta or FetchChanged; an
+// empty folder lists nothing, a missing one fails without ending the
+// connection.
+func TestExamineMeta(t *testing.T) {
+	d := testbed.StartDovecotT(t, testbed.DovecotOptions{})
+	if err := d.AddUser("meta@old.test", "heslo", 0); err != nil {
+		t.Fatal(err)
+	}
+	c := dialDovecot(t, d, "meta@old.test")
+	ctx := context.Background()
+	for _, name := range []string{"Archiv", "Prázdná"} {
+		if err := c.Create(ctx, name, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Append(ctx, "Archiv", appendMessages(30, 500)); err != nil {
+		t.Fatal(err)
+	}
+	sel, got, err := c.ExamineMeta(ctx, "Archiv", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := c.FetchMeta(ctx, nil, nil)
+	if err != nil || sel.NumMessages != 30 || len(got) != 30 || len(want) != 30 {
+		t.Fatalf("ExamineMeta: %+v, %d messages; FetchMeta %d, %v", sel, len(got), len(want), err)
+	}
+	for i := range got {
+		if got[i].UID != want[i].UID || got[i].Size != want[i].Size || !got[i].Date.Equal(want[i].Date) || len(got[i].Flags) != len(want[i].Flags) {
+			t.Errorf("message %d: %+v, FetchMeta says %+v", i, got[i], want[i])
+		}
+	}
+	// Only what changed since the folder's HIGHESTMODSEQ: nothing, then
+	// the message appended after it.
+	if _, changed, err := c.ExamineMeta(ctx, "Archiv", sel.HighestModSeq); err != nil || len(changed) != 0 {
+		t.Errorf("changed since %d: %d messages, %v", sel.HighestModSeq, len(changed), err)
+	}
+	if _, err := c.Append(ctx, "Archiv", appendMessages(1, 500)); err != nil {
+		t.Fatal(err)
+	}
+	if _, changed, err := c.ExamineMeta(ctx, "Archiv", sel.HighestModSeq); err != nil || len(changed) != 1 || changed[0].UID != 31 {
+		t.Errorf("changed since %d after an APPEND: %+v, %v", sel.HighestModSeq, changed, err)
+	}
+	if sel, none, err := c.ExamineMeta(ctx, "Prázdná", 0); err != nil || sel.NumMessages != 0 || len(none) != 0 {
+		t.Errorf("empty folder: %+v, %d messages, %v", sel, len(none), err)
+	}
+	if _, _, err := c.ExamineMeta(ctx, "Nic", 0); err == nil || c.Dead() {
+		t.Errorf("missing folder: %v, connection dead %v", err, c.Dead())
+	}
+	if _, err := c.Examine(ctx, "Archiv"); err != nil {
+		t.Errorf("after the missing folder: %v", err)
+	}
+}
