@@ -259,10 +259,13 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 		}
 		p.results <- result{work: c.w, out: fed, sent: c.sent, lost: lost}
 	}
+	// alone: after a failure the next chunk goes on its own, so that what
+	// happens to it is its own doing.
+	alone := false
 	for len(ring) > 0 {
 		var c *cursor
 		err := p.ctx.Err()
-		for err == nil && len(inflight) < chunksInFlight {
+		for err == nil && len(inflight) < chunksInFlight && !(alone && len(inflight) > 0) {
 			next, chunkUIDs := p.pick(ring, &turn, inflight)
 			if next == nil {
 				break
@@ -292,17 +295,19 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 		}
 		var consumed, sent int
 		var missing []imap.UID
-		var aheadErr error // the first failure of the chunks asked for after this one
+		// The first failure of the chunks asked for after this one: they
+		// may have ended the connection under it (a throttling BYE, a body
+		// refused), which says nothing of this one.
+		var aheadErr error
 		if err == nil {
 			ch := inflight[0]
 			inflight = inflight[1:]
 			c = ch.cur
 			consumed, sent, missing, err = m.handOver(p.ctx, ch, p.chunks)
 			c.asked -= len(ch.uids)
-			if err != nil {
-				aheadErr = dropAll()
-			}
-		} else {
+		}
+		alone = err != nil
+		if err != nil {
 			aheadErr = dropAll()
 		}
 		// reconnect replaces the source connection; the folder must be
@@ -314,6 +319,13 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 		var big errOversized
 		var reset errFolderReset
 		_, throttled := imapconn.ThrottleWait(err)
+		if _, aheadThrottled := imapconn.ThrottleWait(aheadErr); imapconn.KindOf(err) == imapconn.ErrConnLost &&
+			!errors.Is(err, imapconn.ErrTokenExpired) && (aheadThrottled || errors.Is(aheadErr, imapconn.ErrTokenExpired)) {
+			// A chunk asked for after this one ended the connection
+			// under it (a throttling BYE, an expired token): that is
+			// what happened, not this folder's failure.
+			err, throttled = aheadErr, aheadThrottled
+		}
 		switch {
 		case err == nil:
 		case p.ctx.Err() != nil:
@@ -333,10 +345,15 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 				}
 			}
 			continue
-		case imapconn.KindOf(err) == imapconn.ErrTooBig && !m.src.Dead():
+		case imapconn.KindOf(err) == imapconn.ErrTooBig:
 			// The old server refuses to hand out a message as too
 			// large (Exchange's own size limit): one at a time finds
 			// it, it is reported, and the rest of the folder is copied.
+			if m.src.Dead() {
+				if err := reconnect(); err != nil {
+					return err
+				}
+			}
 			if !c.single {
 				c.single = true
 			} else {
@@ -390,9 +407,9 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 			}
 			continue
 		default:
-			// A body of a chunk asked for after this one refused closed
-			// the connection under it: not this folder's failure.
-			if !errors.As(aheadErr, &big) {
+			// With a chunk behind it failing too, the connection may have
+			// been ended by that one: the next try goes alone and counts.
+			if aheadErr == nil {
 				c.reconnects++
 			}
 			m.logf("%s: source connection failed (%v); reconnecting", c.w.plan.Source, err)
@@ -455,6 +472,15 @@ func (p *pipeline) pick(ring []*cursor, turn *int, inflight []*chunk) (*cursor, 
 			}
 		}
 		return uids
+	}
+	if len(inflight) == 0 {
+		// A folder looking for the message the server refuses goes first,
+		// as it has to go alone.
+		for _, c := range ring {
+			if c.single {
+				return c, try(c)
+			}
+		}
 	}
 	for k := range min(len(ring), aheadLooks) {
 		i := (*turn + k) % len(ring)

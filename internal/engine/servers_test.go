@@ -178,6 +178,9 @@ func runMatrix(t *testing.T, src testbed.Server, srcLogin string, dst testbed.Se
 		t.Helper()
 		r, err := engine.Run(ctx, acct, led, engine.Options{
 			Conn: imapconn.Options{Timeout: 20 * time.Second},
+			// Arenas of 64 KiB: the folders come in several chunks,
+			// asked for while the one before is read, from every server.
+			Memory: engine.NewMemory(256 << 10),
 			Logf: func(format string, args ...any) {
 				logMu.Lock()
 				engineLog = append(engineLog, what+": "+fmt.Sprintf(format, args...))
