@@ -498,6 +498,9 @@ func (m *migration) run(ctx context.Context) error {
 		return m.runGmail(ctx, all)
 	}
 	plans := PlanFolders(m.srcLayout, m.dstLayout, m.remembered)
+	if err := m.settle(ctx, plans); err != nil {
+		return err
+	}
 	m.opt.Progress.add(&m.opt.Progress.foldersTotal, int64(len(plans)))
 	// Totals first, so that progress has a denominator from the start.
 	stats, err := m.statuses(ctx, plans)
@@ -521,6 +524,91 @@ func (m *migration) run(ctx context.Context) error {
 			Role: p.Role, Note: p.Note, SourceMessages: int(*stats[i].NumMessages)}
 		return m.prepare(ctx, p, stats[i], &m.rep.Folders[i])
 	})
+}
+
+// settleQuiet is how long the destination folders of a run that did not
+// finish must keep their message counts before this run reads them, and
+// settleMax bounds the wait.
+const (
+	settleQuiet = 2 * time.Second
+	settleMax   = 30 * time.Second
+)
+
+// settle waits, after a run that stopped mid-copy (killed, crashed), until
+// its last APPEND has landed: a server finishes a command whose data it
+// has received even when the client is gone, and a MULTIAPPEND of a few
+// megabytes can take it a second or more. Read before that, the messages
+// it brings would not be found on the destination and would be copied a
+// second time. A folder the ledger remembers (its copy was started)
+// without a complete pass marks such a run; the counts of those folders
+// are read until they stay the same for settleQuiet.
+func (m *migration) settle(ctx context.Context, plans []FolderPlan) error {
+	var names []string
+	for _, p := range plans {
+		dest, started := m.remembered[p.Source]
+		if !started || !m.dstFolders[dest] || slices.Contains(names, dest) {
+			continue
+		}
+		if _, complete, err := m.led.Folder(ctx, m.key, p.Source); err != nil {
+			return err
+		} else if !complete {
+			names = append(names, dest)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	count := func() ([]uint32, error) {
+		st, err := m.dst.StatusMany(ctx, names, imap.StatusOptions{NumMessages: true})
+		if err != nil {
+			return nil, err
+		}
+		n := make([]uint32, len(st))
+		for i, s := range st {
+			if s.NumMessages != nil {
+				n[i] = *s.NumMessages
+			}
+		}
+		return n, nil
+	}
+	// The wait is a precaution: a destination whose STATUS replies cannot
+	// be read (GNU Mailutils' unquoted names) is read without it.
+	skip := func(err error) error {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		m.logf("the destination's folder counts cannot be read (%v); not waiting for the run that stopped", err)
+		if m.dst.Dead() {
+			m.dst.Close()
+			if m.dst, err = m.dial(ctx, SideDest, ""); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	last, err := count()
+	if err != nil {
+		return skip(err)
+	}
+	for waited := time.Duration(0); waited < settleMax; waited += settleQuiet {
+		t := time.NewTimer(settleQuiet)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return context.Cause(ctx)
+		}
+		now, err := count()
+		if err != nil {
+			return skip(err)
+		}
+		if slices.Equal(now, last) {
+			return nil
+		}
+		m.logf("the destination is still receiving the messages of the run that stopped; waiting until it is done")
+		last = now
+	}
+	return nil
 }
 
 // prepareAndCopy prepares n folders in turn, counts those left with

@@ -867,3 +867,54 @@ func TestSharedMemory(t *testing.T) {
 		t.Fatalf("second account differs from the source:\n%v", err)
 	}
 }
+
+// A run that stopped mid-copy may have its last APPEND written by the
+// server after it is gone. The next run waits until the destination's
+// counts stay the same, so that such a message, landing a second into the
+// run, is found there rather than copied again.
+func TestLateAppendOfStoppedRun(t *testing.T) {
+	b := newBed(t, &testbed.DovecotOptions{}, nil, testbed.CorpusOptions{Seed: 14, Messages: 60})
+	var late *testbed.Message
+	for i, m := range b.corpus.Messages {
+		if m.Folder == "INBOX" && len(m.Body) > 256<<10 {
+			late = &b.corpus.Messages[i]
+			break
+		}
+	}
+	if late == nil {
+		t.Fatal("corpus has no INBOX message over 256 KiB")
+	}
+	// The first run leaves INBOX without a complete pass: its large
+	// messages are skipped.
+	if r, err := b.run(engine.Options{MaxMessageSize: 256 << 10}); err != nil || r.Totals.Skipped == 0 {
+		t.Fatalf("first run: %v, %d skipped", err, r.Totals.Skipped)
+	}
+	// The stopped run's APPEND of one of them lands a second into the next.
+	landed := make(chan error, 1)
+	time.AfterFunc(time.Second, func() {
+		c := b.dstClient()
+		cmd := c.Append("INBOX", int64(len(late.Body)), &imap.AppendOptions{Flags: late.Flags, Time: late.InternalDate})
+		if _, err := cmd.Write(late.Body); err != nil {
+			landed <- err
+			return
+		}
+		if err := cmd.Close(); err != nil {
+			landed <- err
+			return
+		}
+		_, err := cmd.Wait()
+		landed <- err
+	})
+	start := time.Now()
+	r := b.mustRun()
+	if err := <-landed; err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) < time.Second {
+		t.Errorf("the run took %s: it did not wait for the stopped run's messages", time.Since(start))
+	}
+	if inbox := folderReport(t, r, "INBOX"); inbox.AlreadyPresent == 0 {
+		t.Errorf("INBOX: %+v; want the late message found on the destination", inbox)
+	}
+	b.verify(r)
+}
