@@ -579,10 +579,7 @@ func (m *migration) settle(ctx context.Context, plans []FolderPlan) error {
 		}
 		m.logf("the destination's folder counts cannot be read (%v); not waiting for the run that stopped", err)
 		if m.dst.Dead() {
-			m.dst.Close()
-			if m.dst, err = m.dial(ctx, SideDest, ""); err != nil {
-				return err
-			}
+			return m.redialDest(ctx)
 		}
 		return nil
 	}
@@ -698,6 +695,14 @@ func (m *migration) verify(ctx context.Context, works []*folderWork) error {
 	return nil
 }
 
+// redialDest replaces the destination connection with a new one.
+func (m *migration) redialDest(ctx context.Context) error {
+	m.dst.Close()
+	var err error
+	m.dst, err = m.dial(ctx, SideDest, "")
+	return err
+}
+
 // checkSpace compares what is to be copied with the destination's free
 // quota and warns when it will not fit; the copy goes on and pauses when
 // the mailbox is full, with what was copied kept.
@@ -707,11 +712,7 @@ func (m *migration) checkSpace(ctx context.Context, toCopy int64) error {
 		// The quota is only advice before the copy; a server whose
 		// QUOTA reply is unreadable is copied into without it.
 		m.logf("the destination's quota reply is unreadable (%v); going on without the space check", err)
-		m.dst.Close()
-		if m.dst, err = m.dial(ctx, SideDest, ""); err != nil {
-			return err
-		}
-		return nil
+		return m.redialDest(ctx)
 	}
 	switch imapconn.KindOf(err) {
 	case imapconn.ErrServer, imapconn.ErrOverQuota, imapconn.ErrTooBig:
@@ -1269,8 +1270,7 @@ func sizeSlack(announced int64) int64 { return max(announced/10, 1<<20) }
 // bodies must be read without pause. Its reply is read by its own
 // goroutine (see imapconn.BodyFetch).
 type chunk struct {
-	w       *folderWork
-	cur     *cursor // whose it is (feed)
+	cur     *cursor // whose folder it is
 	uids    []imap.UID
 	want    map[imap.UID]bool
 	biggest int64
@@ -1298,8 +1298,9 @@ func (m *migration) chunkOf(w *folderWork, uids []imap.UID, single bool) []imap.
 // EXAMINE of its folder with open, and starts reading the reply. With wait
 // false it asks only if the memory is free at once and the EXAMINE can go
 // ahead (see SendBodies), and returns nil otherwise.
-func (m *migration) sendChunk(ctx context.Context, w *folderWork, uids []imap.UID, open, wait bool) (*chunk, error) {
-	ch := &chunk{w: w, uids: uids, want: make(map[imap.UID]bool, len(uids)), opened: open, ready: make(chan struct{})}
+func (m *migration) sendChunk(ctx context.Context, c *cursor, uids []imap.UID, open, wait bool) (*chunk, error) {
+	w := c.w
+	ch := &chunk{cur: c, uids: uids, want: make(map[imap.UID]bool, len(uids)), opened: open, ready: make(chan struct{})}
 	var total int64
 	for _, uid := range uids {
 		ch.want[uid] = true
@@ -1370,7 +1371,7 @@ func (ch *chunk) discard() {
 // readChunk reads the reply to a chunk's fetch, after checking that the
 // EXAMINE sent before it opened the folder that was planned.
 func (m *migration) readChunk(ctx context.Context, ch *chunk) (got []*job, err error) {
-	w, sizes := ch.w, ch.w.sizes
+	w, sizes := ch.cur.w, ch.cur.w.sizes
 	if ch.opened {
 		sel, err := ch.f.Opened(ctx)
 		if err == nil && sel.UIDValidity != w.uidValidity {
@@ -1433,14 +1434,13 @@ func (m *migration) readChunk(ctx context.Context, ch *chunk) (got []*job, err e
 }
 
 // handOver waits for a chunk's reply and hands its messages over; it
-// returns how many UIDs it consumed, how many messages it sent and which
-// of the chunk the server did not send. A chunk is handed over only after
+// returns which of the chunk the server did not send. A chunk is handed over only after
 // its FETCH has completed, because go-imap times a response out if its
 // reader is not consumed, and appending may take longer than that.
-func (m *migration) handOver(ctx context.Context, ch *chunk, out chan<- []*job) (consumed, sent int, missing []imap.UID, err error) {
+func (m *migration) handOver(ctx context.Context, ch *chunk, out chan<- []*job) (missing []imap.UID, err error) {
 	<-ch.ready
 	if ch.err != nil {
-		return 0, 0, nil, ch.err
+		return nil, ch.err
 	}
 	for _, uid := range ch.uids {
 		if ch.want[uid] {
@@ -1449,10 +1449,10 @@ func (m *migration) handOver(ctx context.Context, ch *chunk, out chan<- []*job) 
 	}
 	select {
 	case out <- ch.got:
-		return len(ch.uids), len(ch.got), missing, nil
+		return missing, nil
 	case <-ctx.Done():
 		ch.discard()
-		return 0, 0, nil, context.Cause(ctx)
+		return nil, context.Cause(ctx)
 	}
 }
 

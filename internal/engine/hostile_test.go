@@ -482,6 +482,18 @@ func TestReadAhead(t *testing.T) {
 			{Name: "Archiv 2019", UIDValidity: 12, Subscribed: true, Messages: hostileMessages("Archiv 2019", n)},
 		}}
 	}
+	// allBut asserts INBOX's UID uid alone failed and everything else
+	// arrived.
+	allBut := func(t *testing.T, r *hostileRun, uid uint32) {
+		t.Helper()
+		inbox := folderReport(t, r.rep, "INBOX")
+		if r.err != nil || len(inbox.Failed) != 1 || issueFor(inbox, uid) == nil {
+			t.Fatalf("run: %v; INBOX failed %+v, want UID %d alone", r.err, inbox.Failed, uid)
+		}
+		if r.rep.Totals.Copied != 2*n-1 || r.copiedToDest() != 2*n-1 {
+			t.Errorf("copied %d, destination got %d; want %d", r.rep.Totals.Copied, r.copiedToDest(), 2*n-1)
+		}
+	}
 	for _, c := range []struct {
 		name  string
 		cfg   func(*testbed.HostileConfig)
@@ -500,29 +512,15 @@ func TestReadAhead(t *testing.T) {
 			m.LiteralSize = 200 << 20
 		},
 		check: func(t *testing.T, r *hostileRun) {
-			inbox := folderReport(t, r.rep, "INBOX")
-			if r.err != nil || len(inbox.Failed) != 1 || issueFor(inbox, 60) == nil {
-				t.Fatalf("run: %v; INBOX failed %+v, want UID 60 alone", r.err, inbox.Failed)
-			}
-			if r.rep.Totals.Copied != 2*n-1 || r.copiedToDest() != 2*n-1 {
-				t.Errorf("copied %d, destination got %d; want %d", r.rep.Totals.Copied, r.copiedToDest(), 2*n-1)
-			}
+			allBut(t, r, 60)
 			if sent := r.src.BytesSent(); sent > 32<<20 {
 				t.Errorf("read %d MiB of the 200 MiB literal", sent>>20)
 			}
 		},
 	}, {
-		name: "message gone",
-		cfg:  func(c *testbed.HostileConfig) { c.Folders[0].Messages[69].Vanish = true },
-		check: func(t *testing.T, r *hostileRun) {
-			inbox := folderReport(t, r.rep, "INBOX")
-			if r.err != nil || len(inbox.Failed) != 1 || issueFor(inbox, 70) == nil {
-				t.Fatalf("run: %v; INBOX failed %+v, want UID 70 alone", r.err, inbox.Failed)
-			}
-			if r.rep.Totals.Copied != 2*n-1 || r.copiedToDest() != 2*n-1 {
-				t.Errorf("copied %d, destination got %d; want %d", r.rep.Totals.Copied, r.copiedToDest(), 2*n-1)
-			}
-		},
+		name:  "message gone",
+		cfg:   func(c *testbed.HostileConfig) { c.Folders[0].Messages[69].Vanish = true },
+		check: func(t *testing.T, r *hostileRun) { allBut(t, r, 70) },
 	}, {
 		name: "folder recreated",
 		cfg:  func(c *testbed.HostileConfig) { c.Folders[1].NewUIDValidity = 99 },

@@ -280,7 +280,7 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 				}
 				selected, open = next.w.source(), false
 			}
-			ch, err2 := m.sendChunk(p.ctx, next.w, chunkUIDs, open, first)
+			ch, err2 := m.sendChunk(p.ctx, next, chunkUIDs, open, first)
 			if err2 != nil {
 				err, c = err2, next
 				break
@@ -288,22 +288,20 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 			if ch == nil {
 				break // the memory is taken: the chunks before go first
 			}
-			ch.cur = next
 			next.asked += len(chunkUIDs)
 			selected = next.w.source()
 			inflight = append(inflight, ch)
 		}
-		var consumed, sent int
+		var ch *chunk // handed over
 		var missing []imap.UID
 		// The first failure of the chunks asked for after this one: they
 		// may have ended the connection under it (a throttling BYE, a body
 		// refused), which says nothing of this one.
 		var aheadErr error
 		if err == nil {
-			ch := inflight[0]
-			inflight = inflight[1:]
+			ch, inflight = inflight[0], inflight[1:]
 			c = ch.cur
-			consumed, sent, missing, err = m.handOver(p.ctx, ch, p.chunks)
+			missing, err = m.handOver(p.ctx, ch, p.chunks)
 			c.asked -= len(ch.uids)
 		}
 		alone = err != nil
@@ -421,8 +419,8 @@ func (p *pipeline) feed(works []*folderWork, uids [][]imap.UID) error {
 		if len(missing) > 0 {
 			p.results <- result{work: c.w, out: missed, lost: &fetchLost{uids: missing, err: errNotSent}}
 		}
-		c.sent += sent
-		c.uids = c.uids[consumed:]
+		c.sent += len(ch.got)
+		c.uids = c.uids[len(ch.uids):]
 		c.renewals = 0
 		if len(c.uids) == 0 {
 			done(c, nil)

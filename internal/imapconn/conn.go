@@ -535,16 +535,23 @@ func (c *Conn) Select(ctx context.Context, name string) (*imap.SelectData, error
 }
 
 func (c *Conn) sel(ctx context.Context, name string, ro bool) (*imap.SelectData, error) {
+	opts := c.selectOptions(ctx, ro)
+	done := c.arm(ctx)
+	defer done()
+	d, err := c.cl.Select(name, opts).Wait()
+	return d, c.fail(ctx, fmt.Sprintf("open folder %q", name), err)
+}
+
+// selectOptions are a SELECT's or EXAMINE's options; an EXAMINE's are kept
+// for the ones sent ahead (SendBodies).
+func (c *Conn) selectOptions(ctx context.Context, ro bool) *imap.SelectOptions {
 	opts := &imap.SelectOptions{ReadOnly: ro, CondStore: c.Has(ctx, imap.CapCondStore)}
 	if ro {
 		c.mu.Lock()
 		c.examineOpts = opts
 		c.mu.Unlock()
 	}
-	done := c.arm(ctx)
-	defer done()
-	d, err := c.cl.Select(name, opts).Wait()
-	return d, c.fail(ctx, fmt.Sprintf("open folder %q", name), err)
+	return opts
 }
 
 // Create makes a mailbox; one that already exists is not an error. With
@@ -687,10 +694,7 @@ func collectMeta(c *Conn, cmd *imapclient.FetchCommand, out []MessageMeta) ([]Me
 // empty gives no messages, whatever the FETCH answered (some servers
 // refuse 1:* in an empty one).
 func (c *Conn) ExamineMeta(ctx context.Context, name string, since uint64) (*imap.SelectData, []MessageMeta, error) {
-	opts := &imap.SelectOptions{ReadOnly: true, CondStore: c.Has(ctx, imap.CapCondStore)}
-	c.mu.Lock()
-	c.examineOpts = opts
-	c.mu.Unlock()
+	opts := c.selectOptions(ctx, true)
 	fopts := c.metaOptions(ctx, nil, since)
 	done := c.arm(ctx)
 	defer done()
