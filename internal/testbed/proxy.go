@@ -250,7 +250,7 @@ func (p *Proxy) matchNth(line []byte) bool {
 // lineReader splits an IMAP stream into its lines, skipping the literals
 // they announce ({n} at a line's end).
 type lineReader struct {
-	line    []byte // the start of the line being read (at most 64 bytes)
+	line    []byte // the start of the line being read (at most lineKeep bytes)
 	tail    []byte // its last bytes, to find a literal's size
 	literal int64  // literal bytes still to skip
 }
@@ -270,7 +270,7 @@ func (l *lineReader) scan(data []byte, f func(end int, line []byte) bool) {
 		if j >= 0 {
 			piece = data[i : i+j+1]
 		}
-		if room := 64 - len(l.line); room > 0 {
+		if room := lineKeep - len(l.line); room > 0 {
 			l.line = append(l.line, piece[:min(room, len(piece))]...)
 		}
 		l.tail = append(l.tail, piece...)
@@ -291,6 +291,11 @@ func (l *lineReader) scan(data []byte, f func(end int, line []byte) bool) {
 		}
 	}
 }
+
+// lineKeep is how much of a line the proxy looks at: a whole command line
+// (a UID FETCH's set of scattered UIDs runs long before BODY.PEEK[]), the
+// tag of a server's.
+const lineKeep = 8 << 10
 
 var literalAtEnd = regexp.MustCompile(`\{(\d+)\+?\}\r?\n$`)
 
