@@ -222,10 +222,17 @@ func (c *Conn) touch() {
 	c.mu.Unlock()
 }
 
-func (c *Conn) fail(ctx context.Context, op string, err error) error {
+func (c *Conn) fail(ctx context.Context, op string, err error) (out error) {
 	if err == nil {
 		return nil
 	}
+	// go-imap fails the commands of a connection the server ended before
+	// it reports the connection closed: Dead must not wait for that.
+	defer func() {
+		if _, bye := c.guard.bye(); bye || KindOf(out) == ErrConnLost {
+			c.dropped.Store(true)
+		}
+	}()
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
