@@ -141,7 +141,20 @@ func TestNotificationMails(t *testing.T) {
 				t.Errorf("a mail carries a secret or a technical detail:\n%s", ml.Data)
 			}
 		}
+		// The relay has the mails a moment before the sender records them
+		// as sent.
 		ns, _ := nb.st.Notifications(context.Background(), 0, 10)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			sent := 0
+			for _, n := range ns {
+				if full, _ := nb.st.Notification(context.Background(), n.ID); !full.Sent.IsZero() {
+					sent++
+				}
+			}
+			if sent == len(ns) {
+				break
+			}
+		}
 		for _, n := range ns {
 			full, _ := nb.st.Notification(context.Background(), n.ID)
 			if full.Sent.IsZero() || full.Attempts != 1 {
